@@ -1,0 +1,326 @@
+"""
+Plain value types shared by every layer: queue definitions, routings, jobs,
+delivery results and failure-log entries.
+
+Times are integers in milliseconds since the epoch; durations that come
+from the job API (run_after, retry_delay, timeout) are whole seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+from typing import Any, Generic, List, Optional, Sequence, Tuple, TypeVar
+
+import attr
+
+#: The largest value a 32-bit unsigned column of the original schema holds.
+UINT32_MAX = 2**32 - 1
+
+#: Bytes a queue name or a category may take (VARCHAR(255) in a binary table).
+NAME_MAX_BYTES = 255
+
+
+class ResultStatus(str, enum.Enum):
+    """
+    The outcome of one delivery, as a worker reports it (A1) or as the
+    dispatcher decides when the worker's answer is unusable.
+    """
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    PERMANENT_FAILURE = "permanent-failure"
+    INTERNAL_FAILURE = "internal-failure"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class QueueDefinition:
+    """
+    A queue: how often it is polled, how many deliveries may run at once and,
+    when throttled, how many dispatches per second with which burst.
+    """
+
+    name: str
+    polling_interval: int
+    max_workers: int
+    max_dispatches_per_second: float = 0.0
+    max_burst_size: int = 0
+
+    @property
+    def throttled(self) -> bool:
+        """Whether dispatch is limited by a token bucket."""
+        return self.max_dispatches_per_second > 0
+
+    def to_json(self) -> dict:
+        """The definition as the queue API shows it (A3)."""
+        out: dict = {"name": self.name}
+        if self.polling_interval:
+            out["polling_interval"] = self.polling_interval
+        out["max_workers"] = self.max_workers
+        if self.throttled:
+            out["max_dispatches_per_second"] = self.max_dispatches_per_second
+            out["max_burst_size"] = self.max_burst_size
+        return out
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Routing:
+    """Jobs of ``job_category`` go to the queue ``queue_name``."""
+
+    job_category: str
+    queue_name: str
+
+    def to_json(self) -> dict:
+        """The routing as the routing API shows it (A4)."""
+        return {"job_category": self.job_category, "queue_name": self.queue_name}
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class NewJob:
+    """
+    A validated job as a client pushed it, before it is stored.
+
+    ``payload`` is the exact request body the worker will receive: a JSON
+    string payload is stored as its raw text, ``null`` or absent as the empty
+    string, anything else as its JSON text.
+    """
+
+    category: str
+    url: str
+    payload: str = ""
+    run_after: int = 0
+    max_retries: int = 0
+    retry_delay: int = 0
+    timeout: int = 0
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class PushEntry:
+    """One job to store in the queue ``queue_name``."""
+
+    queue_name: str
+    job: NewJob
+
+
+class JobStatus(str, enum.Enum):
+    """Where a stored job stands (the ``status`` column)."""
+
+    CLAIMED = "claimed"
+    GRABBED = "grabbed"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Job:
+    """
+    A job as it is stored in a queue.
+
+    ``retry_count`` is the number of retries left (the column of the same
+    name); the inspection API shows ``max_retries`` = fail_count +
+    retry_count, the job's original allowance.
+    """
+
+    id: int
+    category: str
+    url: str
+    payload: str
+    status: str
+    created_at: int
+    next_try: int
+    timeout: int
+    fail_count: int
+    retry_count: int
+    retry_delay: int
+    grabber_id: Optional[int] = None
+
+    @property
+    def max_retries(self) -> int:
+        """The retries the job was pushed with."""
+        return self.fail_count + self.retry_count
+
+    @property
+    def attempt(self) -> int:
+        """1 for the first try, 2 for the first retry, and so on."""
+        return self.fail_count + 1
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Result:
+    """A delivery's outcome, kept in logs and in the failure log (A1)."""
+
+    status: str
+    code: int = 0
+    message: str = ""
+
+    @property
+    def is_success(self) -> bool:
+        """The worker reported success."""
+        return self.status == ResultStatus.SUCCESS.value
+
+    @property
+    def is_permanent_failure(self) -> bool:
+        """The worker said never to retry."""
+        return self.status == ResultStatus.PERMANENT_FAILURE.value
+
+    def to_json(self) -> dict:
+        """The ``result`` object of a failure-log entry."""
+        return {"status": self.status, "code": self.code, "message": self.message}
+
+    @classmethod
+    def from_json(cls, text: str) -> "Result":
+        """Read a result stored as JSON; tolerate missing or odd fields."""
+        try:
+            value = json.loads(text) if text else {}
+        except ValueError:
+            value = {}
+        if not isinstance(value, dict):
+            value = {}
+        status = value.get("status")
+        code = value.get("code")
+        message = value.get("message")
+        return cls(
+            status=status if isinstance(status, str) else "",
+            code=code if isinstance(code, int) and not isinstance(code, bool) else 0,
+            message=message if isinstance(message, str) else "",
+        )
+
+
+class CompletionKind(str, enum.Enum):
+    """What a finished delivery does to its job."""
+
+    #: The job is done: delete it.
+    SUCCESS = "success"
+    #: Try again later: back to claimed, retry_count - 1, fail_count + 1.
+    RETRY = "retry"
+    #: Give up: write the failure log entry, then delete the job.
+    FAIL = "fail"
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Completion:
+    """The store-side effect of one delivery of ``job``."""
+
+    job: Job
+    kind: CompletionKind
+    result: Result
+
+
+def completion_for(job: Job, result: Result) -> Completion:
+    """
+    Apply the retry rule of A1: success deletes; a permanent failure or a
+    failure with no retries left goes to the failure log; any other failure
+    is retried.
+    """
+    if result.is_success:
+        kind = CompletionKind.SUCCESS
+    elif result.is_permanent_failure or job.retry_count <= 0:
+        kind = CompletionKind.FAIL
+    else:
+        kind = CompletionKind.RETRY
+    return Completion(job=job, kind=kind, result=result)
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class FailedJob:
+    """An entry of a queue's failure log (A6)."""
+
+    id: int
+    job_id: int
+    category: str
+    url: str
+    payload: str
+    result: Result
+    fail_count: int
+    failed_at: int
+    created_at: int
+
+
+class JobState(str, enum.Enum):
+    """The three job lists of the inspection API (A5)."""
+
+    GRABBED = "grabbed"
+    WAITING = "waiting"
+    DEFERRED = "deferred"
+
+
+class FailureOrder(str, enum.Enum):
+    """The two orders of the failure-log list (A6)."""
+
+    #: Most recent failure first (by failure id).
+    FAILED = "failed"
+    #: Most recently pushed first (by created_at, then failure id).
+    CREATED = "created"
+
+
+#: A position in a list: (time in ms, id).  The page starting at a key
+#: includes the item with that key.
+PageKey = Tuple[int, int]
+
+T = TypeVar("T")
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Page(Generic[T]):
+    """One page of a list and the key of the first item of the next page."""
+
+    items: List[T]
+    next_key: Optional[PageKey] = None
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class JobCounts:
+    """How many jobs of a queue are in each state."""
+
+    waiting: int = 0
+    deferred: int = 0
+    grabbed: int = 0
+
+
+def encode_cursor(key: Optional[PageKey]) -> str:
+    """
+    Make the opaque ``next_cursor`` string of a page key: base64 of
+    ``"<time>,<id>"``, the form the original server uses, or ``""`` at the end.
+    """
+    if key is None:
+        return ""
+    return base64.b64encode(f"{key[0]},{key[1]}".encode("ascii")).decode("ascii")
+
+
+def decode_cursor(cursor: str) -> PageKey:
+    """
+    Read a cursor made by L{encode_cursor}.
+
+    @raise ValueError: when the cursor is not one of ours.
+    """
+    try:
+        text = base64.b64decode(cursor.encode("ascii"), validate=True).decode("ascii")
+        first, second = text.split(",", 1)
+        key = (int(first), int(second))
+    except (ValueError, UnicodeError, binascii.Error):
+        raise ValueError("cursor is not a value returned as next_cursor")
+    if key[0] < 0 or key[1] < 0:
+        raise ValueError("cursor is not a value returned as next_cursor")
+    return key
+
+
+def payload_as_json_value(payload: str) -> Any:
+    """
+    How the inspection API shows a stored payload: valid JSON text is shown
+    as that JSON value, anything else as a string.  (An empty payload is
+    left out of the response by the caller.)
+    """
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload
+
+
+def sort_key(job: Job) -> PageKey:
+    """The order of the inspection lists: next_try, then id."""
+    return (job.next_try, job.id)
+
+
+def job_ids(jobs: Sequence[Job]) -> List[int]:
+    """The ids of ``jobs``, in order."""
+    return [job.id for job in jobs]

@@ -1,0 +1,89 @@
+"""
+What a queue name, a category and a worker URL may be.
+
+Names that cannot be stored faithfully are refused rather than truncated:
+the original schema keeps categories and queue names in VARCHAR(255) columns
+of binary tables, so each may take at most 255 bytes of UTF-8.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from fireworq.model import NAME_MAX_BYTES
+
+#: Bytes a worker URL may take (the ``url`` column is a BLOB).
+URL_MAX_BYTES = 65535
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_TABLE_UNSAFE = re.compile(r"[^0-9a-z_]")
+
+
+class InvalidName(ValueError):
+    """A name or URL that the server refuses, with the reason."""
+
+
+def _check_text(kind: str, text: str) -> None:
+    if not text:
+        raise InvalidName(f"{kind} must not be empty")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidName(f"{kind} is not valid Unicode text")
+    if size > NAME_MAX_BYTES:
+        raise InvalidName(f"{kind} is {size} bytes long; at most {NAME_MAX_BYTES} bytes of UTF-8 are allowed")
+    if _CONTROL.search(text):
+        raise InvalidName(f"{kind} must not contain control characters")
+
+
+def check_queue_name(name: str) -> None:
+    """
+    @raise InvalidName: unless ``name`` is 1-255 bytes of UTF-8 without
+        control characters or ``/``.
+    """
+    _check_text("queue name", name)
+    if "/" in name:
+        raise InvalidName("queue name must not contain '/'")
+
+
+def check_category(category: str) -> None:
+    """
+    @raise InvalidName: unless ``category`` is 1-255 bytes of UTF-8 without
+        control characters (``/`` is allowed).
+    """
+    _check_text("category", category)
+
+
+def check_worker_url(url: str) -> None:
+    """
+    @raise InvalidName: unless ``url`` is an absolute http or https URL that
+        fits the url column.
+    """
+    if not url:
+        raise InvalidName("url must not be empty")
+    try:
+        size = len(url.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidName("url is not valid Unicode text")
+    if size > URL_MAX_BYTES:
+        raise InvalidName(f"url is {size} bytes long; at most {URL_MAX_BYTES} are allowed")
+    if _CONTROL.search(url) or " " in url:
+        raise InvalidName("url must not contain spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError as e:
+        raise InvalidName(f"url is not a valid URL: {e}")
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InvalidName("url must be an absolute http:// or https:// URL with a host")
+
+
+def storage_key(queue_name: str) -> str:
+    """
+    The part of the original's table names that stands for the queue: the
+    name with every character outside ``[0-9a-z_]`` replaced by ``_``.  Two
+    queues whose keys are equal would share tables, so the server refuses to
+    define the second one.
+    """
+    return _TABLE_UNSAFE.sub("_", queue_name)

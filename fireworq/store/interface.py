@@ -1,0 +1,248 @@
+"""
+The store boundary.  Everything outside L{fireworq.store} knows a store only
+through these interfaces; a driver (in-memory, sqlite, mysql) is chosen once,
+in L{fireworq.service}.
+
+Every method returns a L{Deferred}; a store never blocks the reactor.  Times
+are the store's own clock (the database clock for MySQL), in milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import attr
+from zope.interface import Attribute, Interface
+
+from fireworq.model import (
+    Completion,
+    FailedJob,
+    FailureOrder,
+    Job,
+    JobCounts,
+    JobState,
+    Page,
+    PageKey,
+    PushEntry,
+    QueueDefinition,
+    Routing,
+)
+
+
+class StoreUnavailable(Exception):
+    """
+    The store cannot be reached right now (database down, connection lost
+    twice).  The HTTP API answers 503; the dispatcher pauses and retries.
+    """
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class NodeInfo:
+    """A server process, as ``/queue/{q}/node`` names it."""
+
+    id: str
+    host: str
+
+    def to_json(self) -> dict:
+        """The ``{"id", "host"}`` object of the node API."""
+        return {"id": self.id, "host": self.host}
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class LeaseGrant:
+    """
+    A lease held by the caller.
+
+    ``epoch`` is the fencing token stamped into ``grabber_id`` of every job
+    grabbed under this lease; it changes whenever the holder changes.
+    ``taken_over`` is true when the caller did not hold the lease before this
+    grant (so the previous holder's grabbed jobs must be recovered).
+    """
+
+    epoch: int
+    taken_over: bool
+
+
+class IJobStore(Interface):
+    """
+    The jobs of every queue and their failure logs.
+
+    A queue's jobs stay stored when its definition is deleted and are served
+    again when a queue of the same name is defined.
+    """
+
+    name = Attribute("The driver name: 'in-memory', 'sqlite' or 'mysql'.")
+
+    def start() -> "Deferred[None]":
+        """Connect and create any shared tables."""
+
+    def stop() -> "Deferred[None]":
+        """Close connections; pending calls finish first."""
+
+    def ping() -> "Deferred[None]":
+        """
+        Check that the store answers.  Fails with L{StoreUnavailable} when it
+        does not.
+        """
+
+    def prepare_queue(queue_name: str) -> "Deferred[None]":
+        """
+        Make the queue's storage exist (tables for MySQL).  Idempotent; called
+        before any other method names the queue.
+        """
+
+    def push(entries: Sequence[PushEntry]) -> "Deferred[List[Job]]":
+        """
+        Store new jobs, possibly of several queues, in one transaction.  Each
+        gets status ``claimed``, ``created_at`` = now, ``next_try`` = now +
+        run_after * 1000, ``fail_count`` 0 and ``retry_count`` = max_retries.
+        Fires with the stored jobs, in the order given, once committed: a
+        positive ``id`` unique within the queue, increasing in push order.
+        Either every entry is stored or none is.
+        """
+
+    def grab(queue_name: str, limit: int, grabber_id: int) -> "Deferred[List[Job]]":
+        """
+        Take up to ``limit`` claimed jobs whose ``next_try`` has come, oldest
+        ``next_try`` first (then lowest id), mark them ``grabbed`` with
+        ``grabber_id`` and fire with them (status ``grabbed``).
+        """
+
+    def complete(
+        queue_name: str, completions: Sequence[Completion], grabber_id: int
+    ) -> "Deferred[None]":
+        """
+        Apply the outcomes of finished deliveries in one transaction.  Only
+        jobs still grabbed by ``grabber_id`` are touched (a job recovered by
+        another node meanwhile is left alone):
+
+          - SUCCESS deletes the job;
+          - RETRY makes it ``claimed`` again with ``grabber_id`` NULL,
+            ``next_try`` = now + retry_delay * 1000, ``retry_count`` - 1,
+            ``fail_count`` + 1;
+          - FAIL adds a failure-log entry (job id, category, url, payload,
+            result as JSON, ``fail_count`` = job's + 1, ``failed_at`` = now,
+            the job's ``created_at``) and deletes the job.
+        """
+
+    def release(
+        queue_name: str, job_ids: Sequence[int], grabber_id: int
+    ) -> "Deferred[int]":
+        """
+        Return jobs grabbed by ``grabber_id`` to ``claimed`` without changing
+        their counters (used when a delivery could not start, or on shutdown).
+        Fires with the number of jobs released.
+        """
+
+    def recover(queue_name: str, grabber_id: int) -> "Deferred[int]":
+        """
+        Return every grabbed job of the queue whose ``grabber_id`` is not
+        ``grabber_id`` (a previous holder's, or NULL) to ``claimed``.  Fires
+        with the number of jobs recovered.
+        """
+
+    def find_job(queue_name: str, job_id: int) -> "Deferred[Optional[Job]]":
+        """The job, or None when the queue holds no such job."""
+
+    def delete_job(queue_name: str, job_id: int) -> "Deferred[Optional[Job]]":
+        """Delete the job; fire with it as it was, or None if absent."""
+
+    def list_jobs(
+        queue_name: str,
+        state: JobState,
+        limit: int,
+        start: Optional[PageKey],
+        descending: bool,
+    ) -> "Deferred[Page[Job]]":
+        """
+        One page of the jobs in ``state``: GRABBED = status grabbed; WAITING
+        = claimed with next_try <= now; DEFERRED = claimed with next_try >
+        now.  Ordered by (next_try, id), ascending or descending; the page
+        begins at ``start`` (inclusive) when given.  ``next_key`` is the key
+        of the first job after the page, None on the last page.
+        """
+
+    def find_failed(
+        queue_name: str, failure_id: int
+    ) -> "Deferred[Optional[FailedJob]]":
+        """The failure-log entry, or None."""
+
+    def delete_failed(
+        queue_name: str, failure_id: int
+    ) -> "Deferred[Optional[FailedJob]]":
+        """Delete the failure-log entry; fire with it as it was, or None."""
+
+    def list_failed(
+        queue_name: str, order: FailureOrder, limit: int, start: Optional[PageKey]
+    ) -> "Deferred[Page[FailedJob]]":
+        """
+        One page of the failure log, newest first: by failure id (FAILED) or
+        by (created_at, failure id) (CREATED).  Keys are (created_at, failure
+        id) for both orders (FAILED compares only the id); the page begins at
+        ``start`` (inclusive) when given.
+        """
+
+    def count_jobs(queue_name: str) -> "Deferred[JobCounts]":
+        """How many jobs are waiting, deferred and grabbed (cheap: indexed)."""
+
+
+class IRepository(Interface):
+    """
+    Queue definitions and routings.  Every change moves L{revision}, which
+    other nodes poll.
+    """
+
+    def list_queues() -> "Deferred[List[QueueDefinition]]":
+        """All queue definitions, by name."""
+
+    def find_queue(name: str) -> "Deferred[Optional[QueueDefinition]]":
+        """One definition, or None."""
+
+    def put_queue(definition: QueueDefinition) -> "Deferred[bool]":
+        """Create or replace; fire with whether anything changed."""
+
+    def delete_queue(name: str) -> "Deferred[Optional[QueueDefinition]]":
+        """Delete the definition (not its jobs); fire with it, or None."""
+
+    def list_routings() -> "Deferred[List[Routing]]":
+        """All routings, by category."""
+
+    def find_routing(category: str) -> "Deferred[Optional[Routing]]":
+        """One routing, or None."""
+
+    def put_routing(routing: Routing) -> "Deferred[bool]":
+        """Create or replace; fire with whether anything changed."""
+
+    def delete_routing(category: str) -> "Deferred[Optional[Routing]]":
+        """Delete the routing; fire with it, or None."""
+
+    def revision() -> "Deferred[str]":
+        """A token that changes whenever definitions or routings change."""
+
+
+class ILeaseStore(Interface):
+    """
+    Lease rows (B2): which node may dispatch each queue, decided by the
+    store's clock.  Only shared stores (MySQL) provide this.
+    """
+
+    def acquire(
+        queue_name: str, node: NodeInfo, ttl_ms: int
+    ) -> "Deferred[Optional[LeaseGrant]]":
+        """
+        Take or renew the queue's lease for ``ttl_ms`` from now (store
+        clock).  Fire with the grant, or None when another node holds an
+        unexpired lease.
+        """
+
+    def release(queue_name: str, node: NodeInfo) -> "Deferred[None]":
+        """Give the lease up at once, if ``node`` holds it."""
+
+    def holder(queue_name: str) -> "Deferred[Optional[NodeInfo]]":
+        """The node holding an unexpired lease on the queue, or None."""
+
+    def heartbeat(node: NodeInfo, ttl_ms: int) -> "Deferred[Dict[str, int]]":
+        """
+        Record that ``node`` is alive for ``ttl_ms``; fire with the live nodes
+        and how many leases each holds (node id -> count).
+        """

@@ -1,0 +1,51 @@
+"""
+Packaging for Fireworq for Python.
+
+The twisted plugin (twisted/plugins/fireworq_plugin.py) is shipped as a
+module of the ``twisted.plugins`` namespace so that ``twistd fireworq`` finds
+it after ``pip install .`` as well as from a clone.
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"', (HERE / "fireworq" / "__init__.py").read_text(), re.M
+).group(1)
+
+setup(
+    name="fireworq",
+    version=VERSION,
+    description="A lightweight, language-independent job queue server (Fireworq-compatible)",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=find_packages(include=["fireworq", "fireworq.*"]) + ["twisted.plugins"],
+    package_data={
+        "fireworq": ["web/ui/*", "web/ui/**/*", "openapi.yaml"],
+        "twisted": ["plugins/fireworq_plugin.py"],
+    },
+    include_package_data=False,
+    install_requires=[
+        "twisted[tls]>=23.10,<27",
+        "klein>=23.5,<26",
+        "treq>=23.11,<27",
+        "attrs>=22.2",
+        "zope.interface>=6.0",
+        "prometheus-client>=0.17,<1",
+        "service-identity>=21.1",
+        "PyMySQL>=1.1,<2",
+    ],
+    extras_require={
+        "mysqlclient": ["mysqlclient>=2.2,<3"],
+        "test": ["hypothesis>=6.0"],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Programming Language :: Python :: 3",
+    ],
+)
