@@ -223,7 +223,13 @@ def completion_for(job: Job, result: Result) -> Completion:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class FailedJob:
-    """An entry of a queue's failure log (A6)."""
+    """
+    An entry of a queue's failure log (A6).
+
+    ``max_retries``, ``retry_delay`` and ``timeout`` are the job's own
+    settings, kept so that the entry can be pushed again; entries written by
+    the original server do not have them and read as 0.
+    """
 
     id: int
     job_id: int
@@ -234,6 +240,48 @@ class FailedJob:
     fail_count: int
     failed_at: int
     created_at: int
+    max_retries: int = 0
+    retry_delay: int = 0
+    timeout: int = 0
+
+
+def encode_failure_result(job: Job, result: Result) -> str:
+    """
+    The ``result`` column of a failure-log row: the L{Result} as JSON, plus
+    the job's ``max_retries``, ``retry_delay`` and ``timeout`` under
+    ``"job"`` (ignored by the original server, which reads only the three
+    result fields).
+    """
+    value = result.to_json()
+    value["job"] = {
+        "max_retries": job.max_retries,
+        "retry_delay": job.retry_delay,
+        "timeout": job.timeout,
+    }
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_failure_result(text: str) -> Tuple[Result, int, int, int]:
+    """
+    Read a ``result`` column: the L{Result} and the job's max_retries,
+    retry_delay and timeout (0 when absent, as in rows the original wrote).
+    """
+    result = Result.from_json(text)
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        value = {}
+    job = value.get("job") if isinstance(value, dict) else None
+    if not isinstance(job, dict):
+        job = {}
+
+    def field(name: str) -> int:
+        number = job.get(name)
+        if isinstance(number, int) and not isinstance(number, bool) and 0 <= number <= UINT32_MAX:
+            return number
+        return 0
+
+    return result, field("max_retries"), field("retry_delay"), field("timeout")
 
 
 class JobState(str, enum.Enum):

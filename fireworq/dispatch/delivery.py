@@ -1,0 +1,241 @@
+"""
+Delivering one job to its worker (A1, B3): POST the payload with treq, wait
+for the whole answer within the job's timeout, and classify it as a
+L{Result}.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, List
+
+from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
+from twisted.internet.error import TimeoutError as ConnectionTimeoutError
+from twisted.internet.interfaces import IReactorTime
+from twisted.python.failure import Failure
+
+import treq
+
+from fireworq.model import Job, Result, ResultStatus
+
+#: The largest worker answer read; a longer one is a failure.
+MAX_RESPONSE_BYTES = 1024 * 1024
+
+#: How much of an unusable worker answer is quoted in the result message.
+QUOTED_BODY_BYTES = 4096
+
+
+class ResponseTooLarge(Exception):
+    """The worker's answer exceeded L{MAX_RESPONSE_BYTES}."""
+
+
+class _CappedBody:
+    """Collects a response body, refusing more than ``limit`` bytes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self.chunks: List[bytes] = []
+
+    def __call__(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ResponseTooLarge(f"response larger than {self.limit} bytes")
+        self.chunks.append(data)
+
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+def _quote(body: bytes) -> str:
+    text = body[:QUOTED_BODY_BYTES].decode("utf-8", "replace")
+    if len(body) > QUOTED_BODY_BYTES:
+        text += "…"
+    return text
+
+
+def classify(code: int, body: bytes) -> Result:
+    """
+    Turn a worker's HTTP answer into a L{Result}: its JSON ``status`` decides
+    (A1); the HTTP status code is only recorded.
+    """
+    try:
+        value: Any = json.loads(body)
+    except ValueError as e:
+        return Result(
+            ResultStatus.FAILURE.value,
+            code,
+            f"Cannot parse body as JSON: {e}\nOriginal response body:\n{_quote(body)}",
+        )
+    if not isinstance(value, dict):
+        return Result(
+            ResultStatus.FAILURE.value,
+            code,
+            "Cannot parse body as JSON: expected a JSON object"
+            f"\nOriginal response body:\n{_quote(body)}",
+        )
+    status = value.get("status")
+    message = value.get("message", "")
+    if message is None:
+        message = ""
+    elif not isinstance(message, str):
+        message = json.dumps(message)
+    if status not in (
+        ResultStatus.SUCCESS.value,
+        ResultStatus.FAILURE.value,
+        ResultStatus.PERMANENT_FAILURE.value,
+    ):
+        shown = status if isinstance(status, str) else json.dumps(status)
+        return Result(
+            ResultStatus.FAILURE.value,
+            code,
+            f"Invalid result status: {shown}\nOriginal response body:\n{_quote(body)}",
+        )
+    return Result(status, code, message)
+
+
+def _describe(failure: Failure) -> str:
+    """A one-line reason, looking inside twisted.web's wrapped failures."""
+    reasons = getattr(failure.value, "reasons", None) or []
+    if reasons:
+        return "; ".join(str(r.getErrorMessage()) for r in reasons)
+    return failure.getErrorMessage() or failure.type.__name__
+
+
+class HTTPDeliverer:
+    """
+    Sends jobs to workers through one treq client (normally over a pooled
+    L{twisted.web.client.HTTPConnectionPool}).
+
+    @ivar http: a treq C{HTTPClient} (or C{treq.testing.StubTreq} in tests).
+    """
+
+    def __init__(
+        self,
+        http: Any,
+        user_agent: str,
+        clock: IReactorTime,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        pool: Any = None,
+        min_idle_per_host: int = 0,
+    ) -> None:
+        self.http = http
+        self.user_agent = user_agent
+        self.clock = clock
+        self.max_response_bytes = max_response_bytes
+        self.pool = pool
+        self.min_idle_per_host = min_idle_per_host
+
+    def resize(self, max_workers: int) -> None:
+        """Keep enough idle connections for ``max_workers`` deliveries."""
+        if self.pool is not None:
+            self.pool.maxPersistentPerHost = max(1, self.min_idle_per_host, max_workers)
+
+    def close(self) -> "Deferred[None]":
+        """Close idle worker connections (on shutdown)."""
+        if self.pool is None:
+            return _fired(None)
+        return self.pool.closeCachedConnections()
+
+    def headers(self, queue_name: str, job: Job) -> dict:
+        """The request headers of a delivery (A1 and B3)."""
+        return {
+            b"Content-Type": [b"application/json"],
+            b"User-Agent": [self.user_agent.encode("utf-8")],
+            b"X-Fireworq-Job-Id": [str(job.id).encode("ascii")],
+            b"X-Fireworq-Queue": [queue_name.encode("utf-8")],
+            b"X-Fireworq-Category": [job.category.encode("utf-8")],
+            b"X-Fireworq-Attempt": [str(job.attempt).encode("ascii")],
+        }
+
+    def deliver(self, queue_name: str, job: Job) -> "Deferred[Result]":
+        """
+        POST ``job`` to its worker.  Never fails: every problem becomes a
+        failure L{Result}.  The job's timeout (if any) covers the whole
+        exchange, body included.
+        """
+        try:
+            d = self.http.post(
+                job.url,
+                data=job.payload.encode("utf-8"),
+                headers=self.headers(queue_name, job),
+                allow_redirects=False,
+            )
+        except Exception as e:
+            return _fired(
+                Result(
+                    ResultStatus.INTERNAL_FAILURE.value,
+                    0,
+                    f"Cannot create http request: {e}",
+                )
+            )
+        state: dict = {"code": 0}
+
+        def read(response: Any) -> "Deferred[Result]":
+            state["code"] = response.code
+            body = _CappedBody(self.max_response_bytes)
+            collected = treq.collect(response, body)
+            collected.addCallback(lambda _: classify(response.code, body.body()))
+            return collected
+
+        d.addCallback(read)
+        if job.timeout > 0:
+            d.addTimeout(job.timeout, self.clock)
+        d.addErrback(self._failed, job, state)
+        return d
+
+    def _failed(self, failure: Failure, job: Job, state: dict) -> Result:
+        code = state["code"]
+        if failure.check(DeferredTimeoutError, ConnectionTimeoutError):
+            return Result(
+                ResultStatus.INTERNAL_FAILURE.value,
+                code,
+                f"Request failed: no complete answer within the timeout of {job.timeout}s",
+            )
+        if failure.check(ResponseTooLarge):
+            return Result(
+                ResultStatus.FAILURE.value, code, f"Cannot read body: {failure.getErrorMessage()}"
+            )
+        if code:
+            return Result(ResultStatus.FAILURE.value, code, f"Cannot read body: {_describe(failure)}")
+        return Result(
+            ResultStatus.INTERNAL_FAILURE.value, 0, f"Request failed: {_describe(failure)}"
+        )
+
+
+def _fired(result: Any) -> Deferred:
+    d: "Deferred[Result]" = Deferred()
+    d.callback(result)
+    return d
+
+
+def make_pool(
+    reactor: Any, persistent: bool, max_per_host: int, idle_timeout: int
+) -> Any:
+    """
+    A connection pool for one queue's deliveries: keep-alive when
+    ``persistent``, keeping up to ``max_per_host`` idle connections per
+    worker host, closing idle ones after ``idle_timeout`` seconds (0: never).
+    """
+    from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
+
+    class QuietClientFactory(_HTTP11ClientFactory):
+        """Does not log every worker connection it opens and closes."""
+
+        noisy = False
+
+    pool = HTTPConnectionPool(reactor, persistent=persistent)
+    pool._factory = QuietClientFactory
+    pool.maxPersistentPerHost = max(1, max_per_host)
+    pool.cachedConnectionTimeout = idle_timeout if idle_timeout > 0 else 365 * 86400
+    pool.retryAutomatically = False
+    return pool
+
+
+def make_http_client(reactor: Any, pool: Any) -> Any:
+    """A treq client whose requests go through ``pool``."""
+    from treq.client import HTTPClient
+    from twisted.web.client import Agent
+
+    return HTTPClient(Agent(reactor, pool=pool))
+

@@ -1,0 +1,368 @@
+"""
+One queue's dispatcher: polls the store for due jobs while this node holds
+the queue's lease and delivers them to their workers, at most
+``max_workers`` at a time and, when throttled, at most
+``max_dispatches_per_second``.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Protocol
+
+from twisted.application.service import Service
+from twisted.internet.defer import (
+    Deferred,
+    DeferredList,
+    DeferredSemaphore,
+    succeed,
+)
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from fireworq.dispatch.completion import CompletionBatcher
+from fireworq.dispatch.lease import IQueueLease
+from fireworq.dispatch.throttle import TokenBucket
+from fireworq.events import IQueueEvents
+from fireworq.model import (
+    Job,
+    JobState,
+    Page,
+    QueueDefinition,
+    Result,
+    ResultStatus,
+    completion_for,
+)
+from fireworq.store.interface import IJobStore
+
+#: When throttled, the queue is polled at this interval (ms), as the original does.
+THROTTLED_POLLING_INTERVAL = 100
+
+
+class Deliverer(Protocol):
+    """Something that delivers a job and reports the L{Result}; never fails."""
+
+    def deliver(self, queue_name: str, job: Job) -> "Deferred[Result]":
+        ...
+
+
+class QueueDispatcher(Service):
+    """
+    Dispatches one queue.
+
+    A L{LoopingCall} polls every ``polling_interval``; L{kick} polls at once
+    (a local push, a freed worker with more jobs due).  Each poll grabs at
+    most the free capacity (and the throttle's tokens), so jobs are never
+    grabbed only to wait in memory.  Deliveries run under a
+    L{DeferredSemaphore} of ``max_workers``; their outcomes go to a
+    L{CompletionBatcher}.
+
+    Stopping (L{stopService}) stops grabbing at once, waits for in-flight
+    deliveries up to ``shutdown_timeout`` seconds, returns the jobs still
+    grabbed to the queue, writes pending completions and gives the lease up.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        definition: QueueDefinition,
+        store: IJobStore,
+        lease: IQueueLease,
+        deliverer: Deliverer,
+        events: IQueueEvents,
+        clock: IReactorTime,
+        shutdown_timeout: float = 30.0,
+        completions: Optional[CompletionBatcher] = None,
+        grab_retry_delay: float = 1.0,
+    ) -> None:
+        self.name = definition.name
+        self.definition = definition
+        self._store = store
+        self.lease = lease
+        self.deliverer = deliverer
+        self._events = events
+        self._clock = clock
+        self._shutdown_timeout = shutdown_timeout
+        self._grab_retry_delay = grab_retry_delay
+        self.completions = completions or CompletionBatcher(store, definition.name, clock)
+        self._semaphore = DeferredSemaphore(definition.max_workers)
+        self._bucket = self._make_bucket(definition)
+        self._loop: Optional[LoopingCall] = None
+        self._inflight: Dict[int, Deferred] = {}
+        self._grabbing = False
+        self._again = False
+        self._backlog = False
+        self._kick_call: Optional[IDelayedCall] = None
+        self._paused_until = 0.0
+        self._dispatching = False
+        self._needs_reconcile = False
+        lease.subscribe(self._lease_changed)
+
+    # -- configuration -----------------------------------------------------
+
+    def _make_bucket(self, definition: QueueDefinition) -> Optional[TokenBucket]:
+        if not definition.throttled:
+            return None
+        return TokenBucket(
+            definition.max_dispatches_per_second, definition.max_burst_size, self._clock
+        )
+
+    @staticmethod
+    def polling_seconds(definition: QueueDefinition) -> float:
+        """How often ``definition``'s queue is polled, in seconds."""
+        interval = (
+            THROTTLED_POLLING_INTERVAL if definition.throttled else definition.polling_interval
+        )
+        return max(1, interval) / 1000.0
+
+    def reconfigure(self, definition: QueueDefinition) -> None:
+        """
+        Apply a changed definition without stopping: new limits apply to
+        deliveries started from now on; running ones finish as they are.
+        """
+        old = self.definition
+        self.definition = definition
+        if definition.max_workers != old.max_workers:
+            self._semaphore = DeferredSemaphore(definition.max_workers)
+            resize = getattr(self.deliverer, "resize", None)
+            if resize is not None:
+                resize(definition.max_workers)
+        if (definition.max_dispatches_per_second, definition.max_burst_size) != (
+            old.max_dispatches_per_second,
+            old.max_burst_size,
+        ):
+            self._bucket = self._make_bucket(definition)
+        if self.polling_seconds(definition) != self.polling_seconds(old) and self._loop:
+            self._stop_loop()
+            self._start_loop()
+        self.kick()
+
+    # -- statistics ----------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Deliveries running now."""
+        return len(self._inflight)
+
+    @property
+    def max_workers(self) -> int:
+        """The current concurrency limit."""
+        return self.definition.max_workers
+
+    def worker_stats(self) -> Dict[str, int]:
+        """``outstanding_jobs``, ``total_workers`` and ``idle_workers`` (A3)."""
+        return {
+            "outstanding_jobs": 0,
+            "total_workers": self.max_workers,
+            "idle_workers": max(0, self.max_workers - self.in_flight),
+        }
+
+    # -- service -------------------------------------------------------------
+
+    def startService(self) -> None:
+        Service.startService(self)
+        self._dispatching = True
+        self._start_loop()
+        self.lease.start()
+
+    def _start_loop(self) -> None:
+        self._loop = LoopingCall(self.poll)
+        self._loop.clock = self._clock
+        d = self._loop.start(self.polling_seconds(self.definition), now=True)
+        d.addErrback(self._loop_died)
+
+    def _loop_died(self, failure: Failure) -> None:
+        self._log.failure("Polling of queue {queue} stopped", failure, queue=self.name)
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def stopService(self) -> "Deferred[None]":
+        Service.stopService(self)
+        self._dispatching = False
+        self._stop_loop()
+        if self._kick_call is not None and self._kick_call.active():
+            self._kick_call.cancel()
+        d = self._drain_deliveries()
+        d.addCallback(lambda _: self.completions.drain())
+        d.addCallback(lambda _: self.lease.stop())
+        d.addCallback(lambda _: self._close_deliverer())
+        d.addErrback(self._log.failure, "Error while stopping queue {queue}", queue=self.name)
+        return d
+
+    def _close_deliverer(self) -> Optional[Deferred]:
+        close = getattr(self.deliverer, "close", None)
+        return close() if close is not None else None
+
+    def _drain_deliveries(self) -> "Deferred[None]":
+        if not self._inflight:
+            return succeed(None)
+        waiting = DeferredList(list(self._inflight.values()), consumeErrors=True)
+        waiting.addTimeout(self._shutdown_timeout, self._clock)
+
+        def timed_out(failure: Failure) -> "Deferred[None]":
+            abandoned, self._inflight = self._inflight, {}
+            jobs = list(abandoned)
+            self._log.warn(
+                "Queue {queue}: {count} delivery(ies) still running after {timeout}s; "
+                "returning them to the queue",
+                queue=self.name,
+                count=len(jobs),
+                timeout=self._shutdown_timeout,
+            )
+            for d in abandoned.values():
+                d.cancel()
+            released = self._store.release(self.name, jobs, self.lease.grabber_id)
+            released.addErrback(lambda f: None)
+            released.addCallback(lambda _: None)
+            return released
+
+        waiting.addCallbacks(lambda _: None, timed_out)
+        return waiting
+
+    # -- grabbing --------------------------------------------------------------
+
+    def _lease_changed(self, held: bool) -> None:
+        if held:
+            self._log.info("This node is now active for queue {queue}", queue=self.name)
+            self.kick()
+        else:
+            self._log.info("This node is no longer active for queue {queue}", queue=self.name)
+
+    def kick(self) -> None:
+        """Poll as soon as the reactor is free (coalesces repeated kicks)."""
+        if not self._dispatching:
+            return
+        if self._kick_call is None or not self._kick_call.active():
+            self._kick_call = self._clock.callLater(0, self.poll)
+
+    def poll(self) -> None:
+        """Grab as many due jobs as there is room for and deliver them."""
+        if self._grabbing:
+            self._again = True
+            return
+        if not self._dispatching or not self.lease.held():
+            return
+        if self._clock.seconds() < self._paused_until:
+            return
+        free = self.max_workers - self.in_flight
+        if free <= 0:
+            self._backlog = True
+            return
+        limit = free
+        if self._bucket is not None:
+            tokens = self._bucket.available()
+            if tokens <= 0:
+                self._kick_later(self._bucket.wait_time())
+                return
+            limit = min(limit, tokens)
+        self._grabbing = True
+        self._backlog = False
+        grabber_id = self.lease.grabber_id
+        d = self._store.grab(self.name, limit, grabber_id)
+        d.addCallbacks(
+            self._grabbed,
+            self._grab_failed,
+            callbackArgs=(limit, grabber_id),
+        )
+        d.addBoth(self._grab_done)
+
+    def _kick_later(self, delay: float) -> None:
+        if self._kick_call is None or not self._kick_call.active():
+            self._kick_call = self._clock.callLater(max(delay, 0.001), self.poll)
+
+    def _grabbed(self, jobs: List[Job], limit: int, grabber_id: int) -> None:
+        if self._needs_reconcile:
+            self._reconcile()
+        if not jobs:
+            return
+        if self._bucket is not None:
+            self._bucket.take(len(jobs))
+        self._events.popped(self.name, jobs)
+        for job in jobs:
+            self._start(job, grabber_id)
+        if len(jobs) >= limit:
+            self._backlog = True
+            self._again = True
+
+    def _grab_failed(self, failure: Failure) -> None:
+        self._log.warn(
+            "Cannot grab jobs of queue {queue}: {error}",
+            queue=self.name,
+            error=failure.getErrorMessage(),
+        )
+        self._paused_until = self._clock.seconds() + self._grab_retry_delay
+        # The grab may have committed before the answer was lost: once the
+        # store answers again, return such orphans to the queue.
+        self._needs_reconcile = True
+
+    def _reconcile(self) -> "Deferred[None]":
+        """
+        Release jobs grabbed under our grabber id that no delivery or pending
+        completion accounts for (left by a grab whose answer was lost).
+        """
+        self._needs_reconcile = False
+        grabber_id = self.lease.grabber_id
+        d = self._store.list_jobs(self.name, JobState.GRABBED, 10000, None, False)
+
+        def release(page: Page) -> "Deferred[int]":
+            known = set(self._inflight) | self.completions.job_ids()
+            orphans = [
+                job.id
+                for job in page.items
+                if job.grabber_id == grabber_id and job.id not in known
+            ]
+            if not orphans or self._grabbing:
+                return succeed(0)
+            self._log.info(
+                "Queue {queue}: returning {count} orphaned grabbed job(s)",
+                queue=self.name,
+                count=len(orphans),
+            )
+            return self._store.release(self.name, orphans, grabber_id)
+
+        d.addCallback(release)
+        d.addErrback(lambda f: setattr(self, "_needs_reconcile", True))
+        d.addCallback(lambda _: None)
+        return d
+
+    def _grab_done(self, _: object) -> None:
+        self._grabbing = False
+        if self._again:
+            self._again = False
+            if self.in_flight < self.max_workers:
+                self.kick()
+
+    # -- delivering ------------------------------------------------------------
+
+    def _start(self, job: Job, grabber_id: int) -> None:
+        started = self._clock.seconds()
+        d = self._semaphore.run(self.deliverer.deliver, self.name, job)
+        self._inflight[job.id] = d
+        d.addErrback(self._delivery_crashed, job)
+        d.addCallback(self._delivered, job, grabber_id, started)
+        d.addErrback(self._log.failure, "Cannot finish delivery of job {id}", id=job.id)
+
+    def _delivery_crashed(self, failure: Failure, job: Job) -> Optional[Result]:
+        if job.id not in self._inflight:
+            return None  # abandoned at shutdown; the job was released
+        self._log.failure("Delivery of job {id} crashed", failure, id=job.id)
+        return Result(
+            ResultStatus.INTERNAL_FAILURE.value, 0, f"Internal error: {failure.getErrorMessage()}"
+        )
+
+    def _delivered(
+        self, result: Optional[Result], job: Job, grabber_id: int, started: float
+    ) -> None:
+        if result is None or self._inflight.pop(job.id, None) is None:
+            return
+        completion = completion_for(job, result)
+        self.completions.add(completion, grabber_id)
+        self._events.finished(self.name, completion, self._clock.seconds() - started)
+        if self._backlog or self._again:
+            self.kick()
+

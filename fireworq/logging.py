@@ -1,0 +1,296 @@
+"""
+JSON-lines logs (A8): the queue log (one line per job event), the access log
+(one line per API request) and the error log (the server's own messages).
+
+Each log goes to a file named in the configuration, or to standard output
+(queue, access) or standard error (error).  L{LogFiles.reopen} reopens every
+file, for log rotation on ``SIGUSR1``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import IO, Any, Callable, Dict, List, Optional, Sequence
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import ILogObserver, LogLevel, formatEvent
+from zope.interface import implementer
+
+from fireworq.events import IQueueEvents
+from fireworq.model import Completion, CompletionKind, Job
+
+#: Level names of the configuration, lowest first, with their rank.
+LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3, "fatal": 4}
+
+_TWISTED_LEVELS = {
+    LogLevel.debug: "debug",
+    LogLevel.info: "info",
+    LogLevel.warn: "warn",
+    LogLevel.error: "error",
+    LogLevel.critical: "fatal",
+}
+
+
+def now_ms() -> int:
+    """Milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+class LogFile:
+    """
+    A log destination: a file opened for appending, or (when ``path`` is
+    empty) a duplicate of the process's standard output or error, taken when
+    the file is first used (so after twistd has daemonized and redirected
+    ``sys.stdout``).  Lines are buffered; L{LogFiles} flushes them
+    periodically.
+    """
+
+    def __init__(self, path: str, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        self._file: Optional[IO[str]] = None
+
+    def _open(self) -> IO[str]:
+        if self.path:
+            return open(self.path, "a", encoding="utf-8", buffering=65536)
+        return open(os.dup(self.fd), "w", encoding="utf-8", buffering=65536)
+
+    def reopen(self) -> None:
+        """Close and open the file again (after it was rotated)."""
+        if not self.path and self._file is not None:
+            self.flush()
+            return
+        old, self._file = self._file, self._open()
+        if old is not None:
+            old.close()
+
+    def write_line(self, line: str) -> None:
+        """Append one line."""
+        if self._file is None:
+            self._file = self._open()
+        try:
+            self._file.write(line + "\n")
+        except (OSError, ValueError):
+            pass
+
+    def flush(self) -> None:
+        """Push buffered lines to the operating system."""
+        if self._file is None:
+            return
+        try:
+            self._file.flush()
+        except (OSError, ValueError):
+            pass
+
+    def close(self) -> None:
+        """Flush and close."""
+        if self._file is not None:
+            self.flush()
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+
+class LogFiles:
+    """All log files of the process: flushed periodically, reopened together."""
+
+    def __init__(self, clock: IReactorTime, flush_interval: float = 0.2) -> None:
+        self._files: List[LogFile] = []
+        self._flusher = LoopingCall(self.flush)
+        self._flusher.clock = clock
+        self._flush_interval = flush_interval
+
+    def open(self, path: str, fd: int) -> LogFile:
+        """The log file of ``path`` (or of standard stream ``fd`` when empty)."""
+        for existing in self._files:
+            if existing.path == path and (path or existing.fd == fd):
+                return existing
+        log_file = LogFile(path, fd)
+        self._files.append(log_file)
+        return log_file
+
+    def start(self) -> None:
+        """Begin periodic flushing."""
+        if not self._flusher.running:
+            self._flusher.start(self._flush_interval, now=False)
+
+    def flush(self) -> None:
+        """Flush every file."""
+        for log_file in self._files:
+            log_file.flush()
+
+    def reopen(self) -> None:
+        """Reopen every file (SIGUSR1)."""
+        for log_file in self._files:
+            try:
+                log_file.reopen()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        """Stop flushing and close every file."""
+        if self._flusher.running:
+            self._flusher.stop()
+        for log_file in self._files:
+            log_file.close()
+
+
+def _dumps(record: Dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+@implementer(IQueueEvents)
+class QueueLog:
+    """The queue log: push, pop, complete and retry lines (A8)."""
+
+    def __init__(
+        self,
+        output: LogFile,
+        tag: str,
+        level: str,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self._output = output
+        self._tag = tag
+        self._rank = LEVELS[level]
+        self._now = clock
+
+    def _line(
+        self,
+        level: str,
+        action: str,
+        queue_name: str,
+        job: Job,
+        status: str,
+        fail_count: int,
+        message: str,
+    ) -> None:
+        now = self._now()
+        self._output.write_line(
+            _dumps(
+                {
+                    "level": level,
+                    "time": now,
+                    "tag": self._tag,
+                    "action": action,
+                    "queue": queue_name,
+                    "category": job.category,
+                    "id": job.id,
+                    "status": status,
+                    "created_at": job.created_at,
+                    "elapsed": now - job.created_at,
+                    "url": job.url,
+                    "payload": job.payload,
+                    "next_try": job.next_try,
+                    "retry_count": job.retry_count,
+                    "retry_delay": job.retry_delay,
+                    "fail_count": fail_count,
+                    "timeout": job.timeout,
+                    "message": message,
+                }
+            )
+        )
+
+    def pushed(self, queue_name: str, jobs: Sequence[Job]) -> None:
+        if self._rank > LEVELS["info"]:
+            return
+        for job in jobs:
+            self._line("info", "push", queue_name, job, job.status, job.fail_count, "New job accepted")
+
+    def popped(self, queue_name: str, jobs: Sequence[Job]) -> None:
+        if self._rank > LEVELS["debug"]:
+            return
+        for job in jobs:
+            self._line("debug", "pop", queue_name, job, job.status, job.fail_count, "A job grabbed")
+
+    def finished(self, queue_name: str, completion: Completion, duration: float) -> None:
+        if self._rank > LEVELS["info"]:
+            return
+        job = completion.job
+        if completion.kind is CompletionKind.SUCCESS:
+            action, status, fail_count = "complete", "completed", job.fail_count
+        elif completion.kind is CompletionKind.FAIL:
+            action, status, fail_count = "complete", "failed", job.fail_count + 1
+        else:
+            action, status, fail_count = "retry", "failed", job.fail_count + 1
+        self._line("info", action, queue_name, job, status, fail_count, completion.result.message)
+
+
+@implementer(ILogObserver)
+class ErrorLogObserver:
+    """The error log: Twisted log events at or above a level, as JSON lines."""
+
+    def __init__(self, output: LogFile, level: str, tag: str = "fireworq.error") -> None:
+        self._output = output
+        self._rank = LEVELS[level]
+        self._tag = tag
+
+    def __call__(self, event: Dict[str, Any]) -> None:
+        level = _TWISTED_LEVELS.get(event.get("log_level", LogLevel.info), "info")
+        if LEVELS[level] < self._rank:
+            return
+        try:
+            message = formatEvent(event)
+        except Exception:  # formatting must never break logging
+            message = repr(event.get("log_format"))
+        record: Dict[str, Any] = {
+            "level": level,
+            "time": int(event.get("log_time", time.time()) * 1000),
+            "tag": self._tag,
+            "message": message,
+        }
+        namespace = event.get("log_namespace")
+        if namespace:
+            record["namespace"] = namespace
+        failure = event.get("log_failure")
+        if failure is not None:
+            try:
+                record["traceback"] = failure.getTraceback()
+            except Exception:
+                record["traceback"] = repr(failure)
+        self._output.write_line(_dumps(record))
+        if LEVELS[level] >= LEVELS["error"]:
+            self._output.flush()
+
+
+class AccessLog:
+    """The access log: one line per API request."""
+
+    def __init__(self, output: LogFile, tag: str) -> None:
+        self._output = output
+        self._tag = tag
+
+    def request(self, request: Any) -> None:
+        """Write the line of a finished ``request`` (a twisted.web request)."""
+        started = getattr(request, "started", None)
+        elapsed = (time.time() - started) * 1000 if started else 0.0
+        client = request.getClientAddress()
+        self._output.write_line(
+            _dumps(
+                {
+                    "level": "info",
+                    "time": now_ms(),
+                    "tag": self._tag,
+                    "method": _text(request.method),
+                    "uri": _text(request.uri),
+                    "proto": _text(request.clientproto),
+                    "status": request.code,
+                    "size": request.sentLength,
+                    "elapsed": round(elapsed, 3),
+                    "remote_addr": getattr(client, "host", ""),
+                    "user_agent": _text(request.getHeader(b"user-agent") or b""),
+                }
+            )
+        )
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+

@@ -1,0 +1,434 @@
+"""
+The queues of this node: their definitions and routings (cached from the
+repository), one L{QueueDispatcher} per defined queue (children of a
+L{MultiService}), and the path of a push from category to committed job.
+
+A L{LoopingCall} polls the repository's revision every
+``config_refresh_interval``; when it moved (a change made here or on another
+node) definitions and routings are reloaded and dispatchers are added,
+reconfigured or removed to match.  The default queue is re-created by that
+reload when it is missing.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from fireworq.dispatch.dispatcher import QueueDispatcher
+from fireworq.events import IQueueEvents
+from fireworq.model import Job, NewJob, PushEntry, QueueDefinition, Routing
+from fireworq.names import storage_key
+from fireworq.pushing import PushBatcher
+from fireworq.stats import QueueStats
+from fireworq.store.interface import IJobStore, IRepository, NodeInfo
+
+#: Makes the dispatcher of a queue definition.
+DispatcherFactory = Callable[[QueueDefinition], QueueDispatcher]
+
+
+class UnknownCategory(Exception):
+    """No routing for the category and no default queue."""
+
+    def __init__(self, category: str) -> None:
+        super().__init__(
+            f"no routing exists for job category {category!r} and no default queue is configured"
+        )
+        self.category = category
+
+
+class UndefinedQueue(Exception):
+    """The queue a request names (or a routing points to) is not defined."""
+
+    def __init__(self, queue_name: str, category: Optional[str] = None) -> None:
+        if category is None:
+            message = f"queue {queue_name!r} is not defined"
+        else:
+            message = (
+                f"queue {queue_name!r}, to which job category {category!r} is routed, "
+                "is not defined"
+            )
+        super().__init__(message)
+        self.queue_name = queue_name
+
+
+class QueueConflict(Exception):
+    """A new queue name would share storage with an existing queue."""
+
+
+class NotReady(Exception):
+    """The definitions have not been loaded yet (the store is unavailable)."""
+
+
+class QueueManager(MultiService):
+    """Definitions, routings, dispatchers and pushes of this node."""
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        store: IJobStore,
+        repository: IRepository,
+        pusher: PushBatcher,
+        make_dispatcher: DispatcherFactory,
+        events: IQueueEvents,
+        stats: QueueStats,
+        clock: IReactorTime,
+        default_queue: Optional[QueueDefinition] = None,
+        refresh_interval: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self.repository = repository
+        self.stats = stats
+        self._pusher = pusher
+        self._make_dispatcher = make_dispatcher
+        self._events = events
+        self._clock = clock
+        self.default_queue = default_queue
+        self._refresh_interval = refresh_interval
+        self._definitions: Dict[str, QueueDefinition] = {}
+        self._routings: Dict[str, str] = {}
+        self._dispatchers: Dict[str, QueueDispatcher] = {}
+        self._stopping: Dict[str, List[Deferred]] = {}
+        self._revision: Optional[str] = None
+        self._lock = DeferredLock()
+        self._watcher: Optional[LoopingCall] = None
+        self._refreshing = False
+        self.ready = False
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self._watcher = LoopingCall(self.refresh)
+        self._watcher.clock = self._clock
+        self._watcher.start(self._refresh_interval, now=True).addErrback(
+            self._log.failure, "The configuration watcher stopped"
+        )
+
+    def stopService(self) -> Deferred:
+        if self._watcher is not None and self._watcher.running:
+            self._watcher.stop()
+        return super().stopService()
+
+    def refresh(self) -> "Deferred[None]":
+        """Reload definitions and routings if the repository's revision moved."""
+        if self._refreshing:
+            return succeed(None)
+        self._refreshing = True
+        d = self.repository.revision()
+
+        def compare(revision: str) -> Optional[Deferred]:
+            if revision == self._revision and self.ready and self._default_present():
+                return None
+            return self._lock.run(self._reload, revision)
+
+        def done(result: object) -> None:
+            self._refreshing = False
+            if isinstance(result, Failure):
+                self._log.warn(
+                    "Cannot load queue definitions: {error}", error=result.getErrorMessage()
+                )
+
+        d.addCallback(compare)
+        d.addBoth(done)
+        return d
+
+    def _default_present(self) -> bool:
+        return self.default_queue is None or self.default_queue.name in self._definitions
+
+    def _reload(self, revision: str) -> "Deferred[None]":
+        d = self.repository.list_queues()
+
+        def got_queues(definitions: List[QueueDefinition]) -> Deferred:
+            if self.default_queue is not None and self.default_queue.name not in {
+                q.name for q in definitions
+            }:
+                definitions = definitions + [self.default_queue]
+                created = self.repository.put_queue(self.default_queue)
+                created.addCallback(lambda _: definitions)
+                return created
+            return succeed(definitions)
+
+        def apply(definitions: List[QueueDefinition]) -> Deferred:
+            wanted = {q.name: q for q in definitions}
+            steps = succeed(None)
+            for name in list(self._dispatchers):
+                if name not in wanted:
+                    self._remove(name)
+            for definition in definitions:
+                steps.addCallback(lambda _, q=definition: self._apply(q))
+            steps.addCallback(lambda _: self.repository.list_routings())
+            steps.addCallback(self._set_routings)
+            return steps
+
+        def loaded(_: object) -> None:
+            if self._revision is not None and self._revision != revision:
+                self._log.info("Reloaded queue definitions and routings")
+            self._revision = revision
+            self.ready = True
+
+        d.addCallback(got_queues)
+        d.addCallback(apply)
+        d.addCallback(loaded)
+        return d
+
+    def _set_routings(self, routings: List[Routing]) -> None:
+        self._routings = {r.job_category: r.queue_name for r in routings}
+
+    # -- dispatchers -------------------------------------------------------
+
+    def _apply(self, definition: QueueDefinition) -> "Deferred[None]":
+        """Make the queue's dispatcher match ``definition`` (under the lock)."""
+        name = definition.name
+        current = self._dispatchers.get(name)
+        if current is not None:
+            if current.definition != definition:
+                self._log.info("Reconfiguring queue {queue}", queue=name)
+                current.reconfigure(definition)
+            self._definitions[name] = definition
+            return succeed(None)
+        d = self._stopped(name)
+        d.addCallback(lambda _: self.store.prepare_queue(name))
+
+        def start(_: object) -> None:
+            dispatcher = self._make_dispatcher(definition)
+            self._dispatchers[name] = dispatcher
+            self._definitions[name] = definition
+            dispatcher.setServiceParent(self)
+            self._log.info("Started the dispatcher of queue {queue}", queue=name)
+
+        d.addCallback(start)
+        return d
+
+    def _remove(self, name: str) -> None:
+        """Stop the queue's dispatcher (it drains in the background)."""
+        self._definitions.pop(name, None)
+        dispatcher = self._dispatchers.pop(name, None)
+        if dispatcher is None:
+            return
+        stopped = dispatcher.disownServiceParent() or succeed(None)
+        waiters = self._stopping.setdefault(name, [])
+
+        def done(_: object) -> None:
+            if self._stopping.get(name) is waiters:
+                del self._stopping[name]
+            self._log.info("Stopped the dispatcher of queue {queue}", queue=name)
+            for waiter in waiters:
+                waiter.callback(None)
+
+        stopped.addBoth(done)
+
+    def _stopped(self, name: str) -> "Deferred[None]":
+        """Fires once an earlier dispatcher of ``name`` has fully stopped."""
+        waiters = self._stopping.get(name)
+        if waiters is None:
+            return succeed(None)
+        d: Deferred = Deferred()
+        waiters.append(d)
+        return d
+
+    def dispatcher(self, name: str) -> Optional[QueueDispatcher]:
+        """The dispatcher of a defined queue, or None."""
+        return self._dispatchers.get(name)
+
+    def defined(self, name: str) -> Optional[QueueDefinition]:
+        """The cached definition of ``name``, or None."""
+        return self._definitions.get(name)
+
+    def definitions(self) -> List[QueueDefinition]:
+        """The cached definitions, by name."""
+        return [self._definitions[name] for name in sorted(self._definitions)]
+
+    def ensure_queue(self, name: str) -> "Deferred[QueueDefinition]":
+        """
+        The definition of ``name``: from the cache, else from the repository
+        (a queue defined through another node is started here at once).
+
+        @raise UndefinedQueue: (as a failure) when it is defined nowhere.
+        """
+        self._check_ready()
+        cached = self._definitions.get(name)
+        if cached is not None:
+            return succeed(cached)
+
+        def look_up() -> Deferred:
+            if name in self._definitions:
+                return succeed(self._definitions[name])
+            d = self.repository.find_queue(name)
+
+            def found(definition: Optional[QueueDefinition]) -> Deferred:
+                if definition is None:
+                    raise UndefinedQueue(name)
+                applied = self._apply(definition)
+                applied.addCallback(lambda _: definition)
+                return applied
+
+            d.addCallback(found)
+            return d
+
+        return self._lock.run(look_up)
+
+    # -- definitions ---------------------------------------------------------
+
+    def put_queue(self, definition: QueueDefinition) -> "Deferred[QueueDefinition]":
+        """Create or replace a queue definition and apply it here."""
+        self._check_ready()
+
+        def put() -> Deferred:
+            d = self.repository.list_queues()
+
+            def check(existing: List[QueueDefinition]) -> Deferred:
+                key = storage_key(definition.name)
+                for other in existing:
+                    if other.name != definition.name and storage_key(other.name) == key:
+                        raise QueueConflict(
+                            f"queue name {definition.name!r} would share job storage with "
+                            f"the existing queue {other.name!r} (both map to {key!r}); "
+                            "choose another name"
+                        )
+                return self.repository.put_queue(definition)
+
+            d.addCallback(check)
+            d.addCallback(lambda _: self._apply(definition))
+            d.addCallback(lambda _: definition)
+            return d
+
+        return self._lock.run(put)
+
+    def delete_queue(self, name: str) -> "Deferred[Optional[QueueDefinition]]":
+        """Delete a queue definition (not its jobs); fire with it or None."""
+        self._check_ready()
+
+        def delete() -> Deferred:
+            d = self.repository.delete_queue(name)
+
+            def deleted(definition: Optional[QueueDefinition]) -> Optional[QueueDefinition]:
+                if definition is not None or name in self._dispatchers:
+                    self._remove(name)
+                return definition
+
+            d.addCallback(deleted)
+            return d
+
+        return self._lock.run(delete)
+
+    def put_routing(self, category: str, queue_name: str) -> "Deferred[Routing]":
+        """Route ``category`` to a defined queue."""
+        d = self.ensure_queue(queue_name)
+        routing = Routing(job_category=category, queue_name=queue_name)
+        d.addCallback(lambda _: self.repository.put_routing(routing))
+
+        def stored(_: object) -> Routing:
+            self._routings[category] = queue_name
+            return routing
+
+        d.addCallback(stored)
+        return d
+
+    def delete_routing(self, category: str) -> "Deferred[Optional[Routing]]":
+        """Delete the routing of ``category``; fire with it or None."""
+        d = self.repository.delete_routing(category)
+
+        def deleted(routing: Optional[Routing]) -> Optional[Routing]:
+            self._routings.pop(category, None)
+            return routing
+
+        d.addCallback(deleted)
+        return d
+
+    # -- pushing -------------------------------------------------------------
+
+    def _check_ready(self) -> None:
+        if not self.ready:
+            raise NotReady("the server is starting: queue definitions are not loaded yet")
+
+    def push(
+        self, category: str, jobs: Sequence[NewJob]
+    ) -> "Deferred[Tuple[str, List[Job]]]":
+        """
+        Route ``jobs`` (all of ``category``) to their queue and store them
+        atomically.  Fires with the queue name and the stored jobs once
+        committed.
+        """
+        self._check_ready()
+        queue_name = self._routings.get(category)
+        if queue_name is None and self.default_queue is not None:
+            queue_name = self.default_queue.name
+        if queue_name is not None and queue_name in self._definitions:
+            return self._push_to(queue_name, jobs)
+        d = self._resolve(category, queue_name)
+        d.addCallback(self._push_to, jobs)
+        return d
+
+    def push_to_queue(self, queue_name: str, jobs: Sequence[NewJob]) -> "Deferred[List[Job]]":
+        """Store ``jobs`` in the defined queue ``queue_name``, bypassing routing."""
+        d = self.ensure_queue(queue_name)
+        d.addCallback(lambda _: self._push_to(queue_name, jobs))
+        d.addCallback(lambda result: result[1])
+        return d
+
+    def _resolve(self, category: str, queue_name: Optional[str]) -> "Deferred[str]":
+        if queue_name is not None:
+            d = self.ensure_queue(queue_name)
+        else:
+            # A routing may have been added through another node.
+            d = self.repository.find_routing(category)
+
+            def routed(routing: Optional[Routing]) -> Deferred:
+                if routing is None:
+                    raise UnknownCategory(category)
+                self._routings[category] = routing.queue_name
+                return self.ensure_queue(routing.queue_name)
+
+            d.addCallback(routed)
+
+        def undefined(failure: Failure) -> None:
+            failure.trap(UndefinedQueue)
+            raise UndefinedQueue(failure.value.queue_name, category)
+
+        d.addErrback(undefined)
+        d.addCallback(lambda definition: definition.name)
+        return d
+
+    def _push_to(self, queue_name: str, jobs: Sequence[NewJob]) -> Deferred:
+        d = self._pusher.push([PushEntry(queue_name, job) for job in jobs])
+        d.addCallback(self._pushed, queue_name, jobs)
+        return d
+
+    def _pushed(
+        self, stored: List[Job], queue_name: str, jobs: Sequence[NewJob]
+    ) -> Tuple[str, List[Job]]:
+        self._events.pushed(queue_name, stored)
+        dispatcher = self._dispatchers.get(queue_name)
+        if dispatcher is not None and any(job.run_after == 0 for job in jobs):
+            dispatcher.kick()
+        return queue_name, stored
+
+    # -- inspection ------------------------------------------------------------
+
+    def queue_stats(self, name: str) -> dict:
+        """The stats object of a queue (A3)."""
+        counters = self.stats.counters(name).to_json()
+        dispatcher = self._dispatchers.get(name)
+        if dispatcher is not None:
+            counters.update(dispatcher.worker_stats())
+            counters["active_nodes"] = 1 if dispatcher.lease.held() else 0
+        else:
+            counters.update({"outstanding_jobs": 0, "total_workers": 0, "idle_workers": 0})
+            counters["active_nodes"] = 0
+        return counters
+
+    def node(self, name: str) -> "Deferred[Optional[NodeInfo]]":
+        """The node active for the queue, or None."""
+        dispatcher = self._dispatchers.get(name)
+        if dispatcher is None:
+            return succeed(None)
+        return dispatcher.lease.holder()

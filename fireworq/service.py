@@ -1,0 +1,306 @@
+"""
+The server process as one Twisted service: it opens the store chosen by the
+configuration, starts the queue manager (which runs one dispatcher per
+queue), serves the HTTP API and writes the logs.
+
+Start-up never gives up on an unavailable database: the API answers 503
+until the store opens and the definitions are loaded.  Shutdown stops
+grabbing, keeps serving pushes while in-flight deliveries finish (up to
+``shutdown_timeout``), then closes the API and the store.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import time
+from typing import Any, Optional
+
+import attr
+from twisted.application.internet import TCPServer
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.logger import ILogObserver, Logger
+from twisted.python.components import Componentized
+from twisted.python.failure import Failure
+
+from fireworq import __version__
+from fireworq.config import Config
+from fireworq.dispatch.delivery import HTTPDeliverer, make_http_client, make_pool
+from fireworq.dispatch.dispatcher import QueueDispatcher
+from fireworq.dispatch.lease import IQueueLease, SoleLease
+from fireworq.events import EventFanout
+from fireworq.logging import AccessLog, ErrorLogObserver, LogFiles, QueueLog, now_ms
+from fireworq.manager import QueueManager
+from fireworq.model import QueueDefinition
+from fireworq.pushing import PushBatcher
+from fireworq.stats import QueueStats
+from fireworq.store.interface import IJobStore, ILeaseStore, IRepository, NodeInfo
+from fireworq.web.app import FireworqAPI
+from fireworq.web.site import FireworqSite
+
+
+@attr.s(auto_attribs=True)
+class Stores:
+    """The store of a driver: jobs, definitions and (MySQL only) leases."""
+
+    jobs: IJobStore
+    repository: IRepository
+    leases: Optional[ILeaseStore] = None
+    #: How many pushes may be written concurrently.
+    push_concurrency: int = 1
+
+    def start(self) -> "Deferred[None]":
+        """Open the store (and the repository, when it is a separate object)."""
+        d = maybeDeferred(self.jobs.start)
+        if self.repository is not self.jobs and hasattr(self.repository, "start"):
+            d.addCallback(lambda _: self.repository.start())
+        return d
+
+    def stop(self) -> "Deferred[None]":
+        """Close the store."""
+        d = maybeDeferred(self.jobs.stop)
+        if self.repository is not self.jobs and hasattr(self.repository, "stop"):
+            d.addBoth(lambda _: self.repository.stop())
+        return d
+
+
+def open_stores(config: Config, reactor: Any) -> Stores:
+    """Create (not yet start) the stores of the configured driver."""
+    if config.driver == "in-memory":
+        from fireworq.store.memory import MemoryJobStore, MemoryRepository
+
+        return Stores(MemoryJobStore(), MemoryRepository())
+    if config.driver == "sqlite":
+        from fireworq.store.sqlite import open_sqlite
+
+        jobs, repository = open_sqlite(config.sqlite_path, reactor=reactor)
+        return Stores(jobs, repository)
+    from fireworq.store.mysql import open_mysql
+
+    jobs, repository, leases = open_mysql(
+        config.queue_mysql_dsn, config.repository_mysql_dsn, reactor
+    )
+    return Stores(jobs, repository, leases, push_concurrency=4)
+
+
+def make_node(config: Config) -> NodeInfo:
+    """This process as a node: a fresh id per start, the host name."""
+    host = socket.gethostname()
+    unique = "%06x" % random.SystemRandom().getrandbits(24)
+    return NodeInfo(id=f"{host}:{config.bind_port}:{os.getpid()}:{unique}", host=host)
+
+
+class FireworqService(MultiService):
+    """One Fireworq server process."""
+
+    _log = Logger()
+
+    def __init__(self, config: Config, reactor: Any = None, stores: Optional[Stores] = None) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.config = config
+        self.reactor = reactor
+        self.node = make_node(config)
+        self.log_files = LogFiles(reactor)
+        self.error_observer = ErrorLogObserver(
+            self.log_files.open(config.error_log, 2), config.error_log_level
+        )
+        self.stores = stores if stores is not None else open_stores(config, reactor)
+        self.stats = QueueStats(reactor, now_ms)
+        self.events = EventFanout(
+            [
+                self.stats,
+                QueueLog(
+                    self.log_files.open(config.queue_log, 1),
+                    config.queue_log_tag,
+                    config.queue_log_level,
+                ),
+            ]
+        )
+        self._grabber_id = int(time.time() * 1000)
+        default = None
+        if config.queue_default:
+            default = QueueDefinition(
+                name=config.queue_default,
+                polling_interval=config.queue_default_polling_interval,
+                max_workers=config.queue_default_max_workers,
+            )
+        self.pusher = PushBatcher(
+            self.stores.jobs, reactor, concurrency=self.stores.push_concurrency
+        )
+        self.manager = QueueManager(
+            store=self.stores.jobs,
+            repository=self.stores.repository,
+            pusher=self.pusher,
+            make_dispatcher=self.make_dispatcher,
+            events=self.events,
+            stats=self.stats,
+            clock=reactor,
+            default_queue=default,
+            refresh_interval=config.config_refresh_interval / 1000.0,
+        )
+        self.api = FireworqAPI(self.manager, config)
+        self.site = FireworqSite(
+            self.api.app.resource(),
+            AccessLog(self.log_files.open(config.access_log, 1), config.access_log_tag),
+            config.max_request_body,
+            config.keep_alive,
+            reactor=reactor,
+        )
+        self.web = TCPServer(
+            config.bind_port, self.site, interface=config.bind_host, reactor=reactor
+        )
+        self.web.setServiceParent(self)
+        self._boot_call: Any = None
+        self._stopping = False
+
+    # -- twistd integration --------------------------------------------------
+
+    def setServiceParent(self, parent: Any) -> None:
+        """
+        Attach to the twistd application, registering our JSON error-log
+        observer on it so that twistd logs through it.
+        """
+        super().setServiceParent(parent)
+        if isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.error_observer)
+
+    # -- the parts of one queue --------------------------------------------------
+
+    def make_lease(self, queue_name: str) -> IQueueLease:
+        """This node's lease on ``queue_name``."""
+        if self.stores.leases is None:
+            return SoleLease(
+                queue_name, self.stores.jobs, self.node, self._grabber_id, self.reactor
+            )
+        from fireworq.failover import LeaseKeeper
+
+        return LeaseKeeper(
+            queue_name,
+            self.stores.leases,
+            self.stores.jobs,
+            self.node,
+            ttl_ms=self.config.lease_ttl,
+            clock=self.reactor,
+        )
+
+    def make_dispatcher(self, definition: QueueDefinition) -> QueueDispatcher:
+        """The dispatcher of one queue, with its own worker connection pool."""
+        config = self.config
+        pool = make_pool(
+            self.reactor,
+            persistent=config.dispatch_keep_alive,
+            max_per_host=max(config.dispatch_max_conns_per_host, definition.max_workers),
+            idle_timeout=config.dispatch_idle_conn_timeout,
+        )
+        deliverer = HTTPDeliverer(
+            make_http_client(self.reactor, pool),
+            config.dispatch_user_agent,
+            self.reactor,
+            pool=pool,
+            min_idle_per_host=config.dispatch_max_conns_per_host,
+        )
+        return QueueDispatcher(
+            definition,
+            self.stores.jobs,
+            self.make_lease(definition.name),
+            deliverer,
+            self.events,
+            self.reactor,
+            shutdown_timeout=config.shutdown_timeout,
+        )
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        self.log_files.start()
+        self._write_pid()
+        self._install_signals()
+        self._log.info(
+            "Fireworq {version} ({driver} driver) listening on {host}:{port}",
+            version=__version__,
+            driver=self.config.driver,
+            host=self.config.bind_host,
+            port=self.port,
+        )
+        self._boot()
+
+    @property
+    def port(self) -> int:
+        """The TCP port the API listens on (the real one when bound to 0)."""
+        listening = getattr(self.web, "_port", None)
+        if listening is not None:
+            return listening.getHost().port
+        return self.config.bind_port
+
+    def _boot(self) -> None:
+        self._boot_call = None
+        if self._stopping:
+            return
+        d = self.stores.start()
+
+        def started(_: object) -> None:
+            if self._stopping:
+                return
+            self.manager.setServiceParent(self)
+
+        def failed(failure: Failure) -> None:
+            self._log.error(
+                "Cannot open the {driver} store: {error}; retrying in 2s",
+                driver=self.config.driver,
+                error=failure.getErrorMessage(),
+            )
+            if not self._stopping:
+                self._boot_call = self.reactor.callLater(2.0, self._boot)
+
+        d.addCallbacks(started, failed)
+
+    def stopService(self) -> Deferred:
+        self._stopping = True
+        self.running = 0
+        if self._boot_call is not None and self._boot_call.active():
+            self._boot_call.cancel()
+        d: Deferred = succeed(None)
+        if self.manager.running:
+            self._log.info("Shutting down: finishing in-flight deliveries")
+            d = maybeDeferred(self.manager.stopService)
+            d.addTimeout(self.config.shutdown_timeout + 10, self.reactor)
+            d.addErrback(self._log.failure, "Error while stopping the dispatchers")
+        d.addBoth(lambda _: maybeDeferred(self.web.stopService))
+        d.addBoth(lambda _: self.stores.stop())
+        d.addErrback(self._log.failure, "Error while closing the store")
+        d.addBoth(self._closed)
+        return d
+
+    def _closed(self, _: object) -> None:
+        self._remove_pid()
+        self._log.info("Fireworq stopped")
+        self.log_files.close()
+
+    def _install_signals(self) -> None:
+        def reopen(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.log_files.reopen)
+
+        try:
+            signal.signal(signal.SIGUSR1, reopen)
+        except (ValueError, AttributeError):  # not the main thread, or no SIGUSR1
+            pass
+
+    def _write_pid(self) -> None:
+        if self.config.pid:
+            with open(self.config.pid, "w") as f:
+                f.write(f"{os.getpid()}\n")
+
+    def _remove_pid(self) -> None:
+        if self.config.pid:
+            try:
+                os.remove(self.config.pid)
+            except OSError:
+                pass

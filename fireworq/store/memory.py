@@ -1,0 +1,464 @@
+"""
+The in-memory driver: jobs, failure logs, queue definitions and routings in
+plain Python data structures.  Nothing survives a restart.
+
+Every method answers with an already-fired L{Deferred}.  A queue's jobs are
+kept under its storage key (L{fireworq.names.storage_key}), like the SQL
+drivers keep them in tables named after it, so the three drivers agree on
+which names share storage; jobs stay when a queue's definition is deleted.
+
+Each queue keeps its claimed and its grabbed jobs as sorted lists of
+``(next_try, id)`` keys: a grab takes a prefix of the claimed list, counts
+are two bisections, and an inspection page is a slice; only L{recover}
+looks at every grabbed job.
+
+The helpers L{check_storable}, L{failure_result_text},
+L{normalize_definition} and L{system_clock} are shared with the sqlite
+driver, so that both read and refuse exactly the same values.
+"""
+
+from __future__ import annotations
+
+import time
+from bisect import bisect_left, bisect_right, insort
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import attr
+from twisted.internet.defer import Deferred, fail, succeed
+from zope.interface import implementer
+
+from fireworq.model import (
+    Completion,
+    CompletionKind,
+    FailedJob,
+    FailureOrder,
+    Job,
+    JobCounts,
+    JobState,
+    JobStatus,
+    Page,
+    PageKey,
+    PushEntry,
+    QueueDefinition,
+    Result,
+    Routing,
+    decode_failure_result,
+    encode_failure_result,
+)
+from fireworq.names import storage_key
+from fireworq.store.interface import IJobStore, IRepository
+
+#: A clock: milliseconds since the epoch.
+Clock = Callable[[], int]
+
+_INFINITY = float("inf")
+_CLAIMED = JobStatus.CLAIMED.value
+_GRABBED = JobStatus.GRABBED.value
+
+
+def system_clock() -> int:
+    """The system time in milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+def check_storable(entry: PushEntry) -> None:
+    """
+    @raise ValueError: when a text field of the job cannot be stored as
+        UTF-8 (a lone surrogate), which no driver can keep faithfully.
+    """
+    job = entry.job
+    for field, text in (
+        ("queue name", entry.queue_name),
+        ("category", job.category),
+        ("url", job.url),
+        ("payload", job.payload),
+    ):
+        if not isinstance(text, str):
+            raise ValueError(f"the {field} of a job must be text")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"the {field} of a job is not valid Unicode text")
+
+
+def failure_result_text(job: Job, result: Result) -> str:
+    """
+    The ``result`` column of a failure-log entry (L{encode_failure_result}),
+    with anything that is not valid Unicode (a lone surrogate in a worker's
+    message) replaced, so that the entry can always be stored.
+    """
+    text = encode_failure_result(job, result)
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _remove(keys: List[Tuple[int, int]], key: Tuple[int, int]) -> None:
+    index = bisect_left(keys, key)
+    if index < len(keys) and keys[index] == key:
+        del keys[index]
+
+
+def _page(keys: list, lo: int, hi: int, start, limit: int, descending: bool):
+    """
+    The keys of one page of the sorted ``keys[lo:hi]`` beginning at ``start``
+    (inclusive), plus the key of the next page, if any.
+    """
+    if descending:
+        if start is not None:
+            hi = min(hi, bisect_right(keys, start))
+        first = max(lo, hi - limit - 1)
+        chosen = keys[first:hi][::-1]
+    else:
+        if start is not None:
+            lo = max(lo, bisect_left(keys, start))
+        chosen = keys[lo : min(hi, lo + limit + 1)]
+    if len(chosen) > limit:
+        return chosen[:limit], chosen[limit]
+    return chosen, None
+
+
+@attr.s(slots=True, auto_attribs=True)
+class _QueueJobs:
+    """The jobs and failure log stored under one storage key."""
+
+    next_id: int = 1
+    jobs: Dict[int, Job] = attr.ib(factory=dict)
+    claimed: List[Tuple[int, int]] = attr.ib(factory=list)
+    grabbed: List[Tuple[int, int]] = attr.ib(factory=list)
+    next_failure_id: int = 1
+    failures: Dict[int, FailedJob] = attr.ib(factory=dict)
+    failure_ids: List[int] = attr.ib(factory=list)
+    failures_by_created: List[Tuple[int, int]] = attr.ib(factory=list)
+
+    def add(self, job: Job) -> None:
+        self.jobs[job.id] = job
+        insort(self.claimed if job.status == _CLAIMED else self.grabbed, (job.next_try, job.id))
+
+    def remove(self, job: Job) -> None:
+        del self.jobs[job.id]
+        _remove(self.claimed if job.status == _CLAIMED else self.grabbed, (job.next_try, job.id))
+
+    def replace(self, old: Job, new: Job) -> None:
+        self.remove(old)
+        self.add(new)
+
+    def owned(self, job_id: int, grabber_id: int) -> Optional[Job]:
+        job = self.jobs.get(job_id)
+        if job is None or job.status != _GRABBED or job.grabber_id != grabber_id:
+            return None
+        return job
+
+    def add_failure(self, failed: FailedJob) -> None:
+        self.failures[failed.id] = failed
+        self.failure_ids.append(failed.id)
+        insort(self.failures_by_created, (failed.created_at, failed.id))
+
+    def remove_failure(self, failed: FailedJob) -> None:
+        del self.failures[failed.id]
+        index = bisect_left(self.failure_ids, failed.id)
+        del self.failure_ids[index]
+        _remove(self.failures_by_created, (failed.created_at, failed.id))
+
+
+@implementer(IJobStore)
+class MemoryJobStore:
+    """
+    L{IJobStore} in memory.
+
+    @param clock: returns the time in milliseconds since the epoch; it stamps
+        ``created_at``, ``next_try`` and ``failed_at``.
+    """
+
+    name = "in-memory"
+
+    def __init__(self, clock: Optional[Clock] = None) -> None:
+        self._clock: Clock = clock or system_clock
+        self._queues: Dict[str, _QueueJobs] = {}
+
+    # Lifecycle
+
+    def start(self) -> Deferred:
+        return succeed(None)
+
+    def stop(self) -> Deferred:
+        return succeed(None)
+
+    def ping(self) -> Deferred:
+        return succeed(None)
+
+    def prepare_queue(self, queue_name: str) -> Deferred:
+        self._queue(queue_name)
+        return succeed(None)
+
+    def _queue(self, queue_name: str) -> _QueueJobs:
+        key = storage_key(queue_name)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = _QueueJobs()
+        return queue
+
+    def _existing(self, queue_name: str) -> _QueueJobs:
+        # Reads never create storage; an unknown queue looks empty.
+        return self._queues.get(storage_key(queue_name)) or _QueueJobs()
+
+    # Pushing and dispatching
+
+    def push(self, entries: Sequence[PushEntry]) -> Deferred:
+        try:
+            for entry in entries:
+                check_storable(entry)
+        except ValueError:
+            return fail()
+        now = self._clock()
+        stored = []
+        for entry in entries:
+            queue = self._queue(entry.queue_name)
+            new = entry.job
+            job = Job(
+                id=queue.next_id,
+                category=new.category,
+                url=new.url,
+                payload=new.payload,
+                status=_CLAIMED,
+                created_at=now,
+                next_try=now + new.run_after * 1000,
+                timeout=new.timeout,
+                fail_count=0,
+                retry_count=new.max_retries,
+                retry_delay=new.retry_delay,
+                grabber_id=None,
+            )
+            queue.next_id += 1
+            queue.add(job)
+            stored.append(job)
+        return succeed(stored)
+
+    def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
+        queue = self._queues.get(storage_key(queue_name))
+        if queue is None or limit <= 0:
+            return succeed([])
+        due = bisect_right(queue.claimed, (self._clock(), _INFINITY))
+        taken = queue.claimed[: min(due, limit)]
+        del queue.claimed[: len(taken)]
+        grabbed = []
+        for key in taken:
+            job = attr.evolve(queue.jobs[key[1]], status=_GRABBED, grabber_id=grabber_id)
+            queue.jobs[job.id] = job
+            insort(queue.grabbed, key)
+            grabbed.append(job)
+        return succeed(grabbed)
+
+    def complete(
+        self, queue_name: str, completions: Sequence[Completion], grabber_id: int
+    ) -> Deferred:
+        queue = self._queues.get(storage_key(queue_name))
+        if queue is None:
+            return succeed(None)
+        now = self._clock()
+        for completion in completions:
+            job = queue.owned(completion.job.id, grabber_id)
+            if job is None:
+                continue
+            if completion.kind == CompletionKind.RETRY:
+                queue.replace(
+                    job,
+                    attr.evolve(
+                        job,
+                        status=_CLAIMED,
+                        grabber_id=None,
+                        next_try=now + job.retry_delay * 1000,
+                        retry_count=max(job.retry_count - 1, 0),
+                        fail_count=job.fail_count + 1,
+                    ),
+                )
+                continue
+            queue.remove(job)
+            if completion.kind == CompletionKind.FAIL:
+                # Round-trip through the column text, as the SQL drivers do.
+                text = failure_result_text(job, completion.result)
+                result, max_retries, retry_delay, timeout = decode_failure_result(text)
+                queue.add_failure(
+                    FailedJob(
+                        id=queue.next_failure_id,
+                        job_id=job.id,
+                        category=job.category,
+                        url=job.url,
+                        payload=job.payload,
+                        result=result,
+                        fail_count=job.fail_count + 1,
+                        failed_at=now,
+                        created_at=job.created_at,
+                        max_retries=max_retries,
+                        retry_delay=retry_delay,
+                        timeout=timeout,
+                    )
+                )
+                queue.next_failure_id += 1
+        return succeed(None)
+
+    def release(self, queue_name: str, job_ids: Sequence[int], grabber_id: int) -> Deferred:
+        queue = self._queues.get(storage_key(queue_name))
+        released = 0
+        if queue is not None:
+            for job_id in set(job_ids):
+                job = queue.owned(job_id, grabber_id)
+                if job is not None:
+                    queue.replace(job, attr.evolve(job, status=_CLAIMED, grabber_id=None))
+                    released += 1
+        return succeed(released)
+
+    def recover(self, queue_name: str, grabber_id: int) -> Deferred:
+        queue = self._queues.get(storage_key(queue_name))
+        recovered = 0
+        if queue is not None:
+            for key in list(queue.grabbed):
+                job = queue.jobs[key[1]]
+                if job.grabber_id != grabber_id:
+                    queue.replace(job, attr.evolve(job, status=_CLAIMED, grabber_id=None))
+                    recovered += 1
+        return succeed(recovered)
+
+    # Inspection
+
+    def find_job(self, queue_name: str, job_id: int) -> Deferred:
+        return succeed(self._existing(queue_name).jobs.get(job_id))
+
+    def delete_job(self, queue_name: str, job_id: int) -> Deferred:
+        queue = self._existing(queue_name)
+        job = queue.jobs.get(job_id)
+        if job is not None:
+            queue.remove(job)
+        return succeed(job)
+
+    def list_jobs(
+        self,
+        queue_name: str,
+        state: JobState,
+        limit: int,
+        start: Optional[PageKey],
+        descending: bool,
+    ) -> Deferred:
+        if limit <= 0:
+            return fail(ValueError("limit must be positive"))
+        queue = self._existing(queue_name)
+        start = None if start is None else (start[0], start[1])
+        if state == JobState.GRABBED:
+            keys = queue.grabbed
+            lo, hi = 0, len(keys)
+        else:
+            keys = queue.claimed
+            due = bisect_right(keys, (self._clock(), _INFINITY))
+            lo, hi = (0, due) if state == JobState.WAITING else (due, len(keys))
+        chosen, next_key = _page(keys, lo, hi, start, limit, descending)
+        return succeed(Page([queue.jobs[key[1]] for key in chosen], next_key))
+
+    def find_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        return succeed(self._existing(queue_name).failures.get(failure_id))
+
+    def delete_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        queue = self._existing(queue_name)
+        failed = queue.failures.get(failure_id)
+        if failed is not None:
+            queue.remove_failure(failed)
+        return succeed(failed)
+
+    def list_failed(
+        self, queue_name: str, order: FailureOrder, limit: int, start: Optional[PageKey]
+    ) -> Deferred:
+        if limit <= 0:
+            return fail(ValueError("limit must be positive"))
+        queue = self._existing(queue_name)
+        start = None if start is None else (start[0], start[1])
+        if order == FailureOrder.FAILED:
+            ids = queue.failure_ids
+            chosen_ids, next_id = _page(
+                ids, 0, len(ids), None if start is None else start[1], limit, True
+            )
+            items = [queue.failures[i] for i in chosen_ids]
+            next_key = None
+            if next_id is not None:
+                next_key = (queue.failures[next_id].created_at, next_id)
+        else:
+            keys = queue.failures_by_created
+            chosen, next_key = _page(keys, 0, len(keys), start, limit, True)
+            items = [queue.failures[key[1]] for key in chosen]
+        return succeed(Page(items, next_key))
+
+    def count_jobs(self, queue_name: str) -> Deferred:
+        queue = self._existing(queue_name)
+        due = bisect_right(queue.claimed, (self._clock(), _INFINITY))
+        return succeed(
+            JobCounts(
+                waiting=due,
+                deferred=len(queue.claimed) - due,
+                grabbed=len(queue.grabbed),
+            )
+        )
+
+
+def normalize_definition(definition: QueueDefinition) -> QueueDefinition:
+    """
+    The definition as a store reads it back: an unthrottled queue has
+    ``max_dispatches_per_second`` 0.0 and ``max_burst_size`` 0, and the
+    rate is a float.
+    """
+    if definition.max_dispatches_per_second > 0:
+        return attr.evolve(
+            definition,
+            max_dispatches_per_second=float(definition.max_dispatches_per_second),
+        )
+    return attr.evolve(definition, max_dispatches_per_second=0.0, max_burst_size=0)
+
+
+@implementer(IRepository)
+class MemoryRepository:
+    """L{IRepository} in memory; the revision is a change counter."""
+
+    def __init__(self) -> None:
+        self._queues: Dict[str, QueueDefinition] = {}
+        self._routings: Dict[str, Routing] = {}
+        self._revision = 0
+
+    def _changed(self) -> None:
+        self._revision += 1
+
+    def list_queues(self) -> Deferred:
+        return succeed([self._queues[name] for name in sorted(self._queues)])
+
+    def find_queue(self, name: str) -> Deferred:
+        return succeed(self._queues.get(name))
+
+    def put_queue(self, definition: QueueDefinition) -> Deferred:
+        definition = normalize_definition(definition)
+        if self._queues.get(definition.name) == definition:
+            return succeed(False)
+        self._queues[definition.name] = definition
+        self._changed()
+        return succeed(True)
+
+    def delete_queue(self, name: str) -> Deferred:
+        definition = self._queues.pop(name, None)
+        if definition is not None:
+            self._changed()
+        return succeed(definition)
+
+    def list_routings(self) -> Deferred:
+        return succeed([self._routings[c] for c in sorted(self._routings)])
+
+    def find_routing(self, category: str) -> Deferred:
+        return succeed(self._routings.get(category))
+
+    def put_routing(self, routing: Routing) -> Deferred:
+        if self._routings.get(routing.job_category) == routing:
+            return succeed(False)
+        self._routings[routing.job_category] = routing
+        self._changed()
+        return succeed(True)
+
+    def delete_routing(self, category: str) -> Deferred:
+        routing = self._routings.pop(category, None)
+        if routing is not None:
+            self._changed()
+        return succeed(routing)
+
+    def revision(self) -> Deferred:
+        return succeed(str(self._revision))

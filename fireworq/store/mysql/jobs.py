@@ -1,0 +1,558 @@
+"""
+L{MySQLJobStore}: the jobs of every queue in the original Fireworq's tables
+``fireworq_jq(<key>)`` and ``fireworq_jq_fail(<key>)`` (protocol A9).
+
+Every operation is one transaction with as few statements as its work
+allows (design.md, "Performance principles"):
+
+  - push: one multi-row INSERT per queue table (split only when a batch
+    would exceed the server's packet size), one COMMIT for everything;
+  - grab: SELECT ... FOR UPDATE of the due jobs in (next_try, job_id)
+    order through the ``grab`` index, one UPDATE of their status;
+  - complete: one DELETE for successes and failures, one UPDATE for all
+    retries, one multi-row INSERT into the failure log -- each touching
+    only jobs still grabbed by the caller.
+
+Connections use READ COMMITTED, so locking reads take no gap locks and
+never block pushes.  Times come from the database clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from fireworq.model import (
+    Completion,
+    CompletionKind,
+    FailedJob,
+    FailureOrder,
+    Job,
+    JobCounts,
+    JobState,
+    JobStatus,
+    Page,
+    PageKey,
+    PushEntry,
+)
+from fireworq.store.interface import IJobStore, StoreUnavailable
+from fireworq.store.memory import check_storable, failure_result_text
+from fireworq.store.mysql.pool import CommitOutcomeUnknown, MySQLPool
+from fireworq.store.mysql.rows import (
+    FAILED_COLUMNS,
+    JOB_COLUMNS,
+    failed_from_row,
+    job_from_row,
+    placeholders,
+)
+from fireworq.store.mysql.schema import (
+    LEASE_DDL,
+    NOW_MS,
+    failure_table,
+    job_table,
+    queue_tables_ddl,
+    table_key,
+)
+
+#: Bytes of row data put into one INSERT statement at most (further limited
+#: to half the server's max_allowed_packet).
+INSERT_CHUNK_BYTES = 4 << 20
+
+#: Bytes a row costs in an INSERT besides its text columns (numbers, quotes).
+_ROW_OVERHEAD = 96
+
+
+def _chunks(rows: Sequence[Tuple[Any, ...]], sizes: Sequence[int], limit: int) -> List[Sequence[Tuple[Any, ...]]]:
+    """Split ``rows`` into runs whose ``sizes`` add up to at most ``limit``."""
+    out: List[Sequence[Tuple[Any, ...]]] = []
+    start = total = 0
+    for i, size in enumerate(sizes):
+        if i > start and total + size > limit:
+            out.append(rows[start:i])
+            start, total = i, 0
+        total += size
+    if start < len(rows):
+        out.append(rows[start:])
+    return out
+
+
+@implementer(IJobStore)
+class MySQLJobStore:
+    """
+    Jobs and failure logs in MySQL (or MariaDB).
+
+    @param pool: the connection pool of the queue DSN (see
+        L{fireworq.store.mysql.open_mysql}, which builds it).
+    @param fence_grabs: grab only while the lease row of the queue
+        (C{fireworq_lease}, same database) is unexpired with C{epoch} equal
+        to the grabber id.  Use it when dispatch is driven by
+        L{fireworq.failover.LeaseKeeper}: a node that lost its lease without
+        noticing yet (paused, slow) then cannot grab even once.
+    """
+
+    name = "mysql"
+
+    _log = Logger()
+
+    def __init__(self, pool: MySQLPool, fence_grabs: bool = False) -> None:
+        self._pool = pool.retain()
+        self._fence = fence_grabs
+        self._prepared: Dict[str, bool] = {}
+        self._preparing: Dict[str, List[Deferred]] = {}
+        self._stopped = False
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def start(self) -> Deferred:
+        def create(cursor: Any) -> None:
+            if self._fence:
+                for ddl in LEASE_DDL:
+                    cursor.execute(ddl)
+            else:
+                cursor.execute("SELECT 1")
+
+        return self._go(create, idempotent=True, what="start")
+
+    def stop(self) -> Deferred:
+        """Let go of the connection pool; later calls fail with StoreUnavailable."""
+        if self._stopped:
+            return succeed(None)
+        self._stopped = True
+        return self._pool.release()
+
+    def ping(self) -> Deferred:
+        def ping(cursor: Any) -> None:
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+
+        return self._go(ping, idempotent=True, what="ping")
+
+    def prepare_queue(self, queue_name: str) -> Deferred:
+        key = table_key(queue_name)
+        if self._prepared.get(key):
+            return succeed(None)
+        waiting = self._preparing.get(key)
+        if waiting is not None:
+            d: Deferred = Deferred()
+            waiting.append(d)
+            return d
+        self._preparing[key] = []
+
+        def create(cursor: Any) -> None:
+            for ddl in queue_tables_ddl(queue_name):
+                cursor.execute(ddl)
+
+        def created(_: Any) -> None:
+            self._prepared[key] = True
+            for d in self._preparing.pop(key, []):
+                d.callback(None)
+
+        def failed(failure: Any) -> Any:
+            for d in self._preparing.pop(key, []):
+                d.errback(failure)
+            return failure
+
+        d = self._go(create, idempotent=True, what=f"create tables of queue {queue_name!r}")
+        d.addCallbacks(created, failed)
+        return d
+
+    def _go(self, work: Any, idempotent: bool, what: str) -> Deferred:
+        if self._stopped:
+            return fail(StoreUnavailable(f"the MySQL job store is stopped ({what})"))
+        return self._pool.run(work, idempotent=idempotent, what=what)
+
+    def _run(self, queue_names: Sequence[str], work: Any, idempotent: bool, what: str) -> Deferred:
+        """Run ``work`` once the queues' tables exist."""
+        if self._stopped:
+            return fail(StoreUnavailable(f"the MySQL job store is stopped ({what})"))
+        missing = [q for q in queue_names if not self._prepared.get(table_key(q))]
+        if not missing:
+            return self._go(work, idempotent=idempotent, what=what)
+        d = succeed(None)
+        for queue_name in dict.fromkeys(missing):
+            d.addCallback(lambda _, q=queue_name: self.prepare_queue(q))
+        d.addCallback(lambda _: self._go(work, idempotent=idempotent, what=what))
+        return d
+
+    # -- pushing --------------------------------------------------------------------
+
+    def push(self, entries: Sequence[PushEntry]) -> Deferred:
+        entries = list(entries)
+        if not entries:
+            return succeed([])
+        try:
+            for entry in entries:
+                check_storable(entry)
+        except ValueError as e:
+            return fail(e)
+        by_queue: Dict[str, List[int]] = {}
+        for index, entry in enumerate(entries):
+            by_queue.setdefault(entry.queue_name, []).append(index)
+
+        def work(cursor: Any) -> List[Job]:
+            cursor.execute(f"SELECT {NOW_MS}")
+            (now,) = cursor.fetchone()
+            now = int(now)
+            settings = self._pool.settings
+            increment = max(1, settings.auto_increment_increment)
+            limit = max(64 << 10, min(INSERT_CHUNK_BYTES, settings.max_allowed_packet // 2))
+            out: List[Optional[Job]] = [None] * len(entries)
+            for queue_name, indexes in by_queue.items():
+                rows = []
+                sizes = []
+                for i in indexes:
+                    job = entries[i].job
+                    rows.append((i, job))
+                    sizes.append(
+                        len(job.payload.encode("utf-8")) + len(job.url.encode("utf-8"))
+                        + len(job.category.encode("utf-8")) + _ROW_OVERHEAD
+                    )
+                for chunk in _chunks(rows, sizes, limit):
+                    first = self._insert(cursor, queue_name, [job for _, job in chunk], now)
+                    for n, (i, job) in enumerate(chunk):
+                        out[i] = Job(
+                            id=first + n * increment,
+                            category=job.category,
+                            url=job.url,
+                            payload=job.payload,
+                            status=JobStatus.CLAIMED.value,
+                            created_at=now,
+                            next_try=now + job.run_after * 1000,
+                            timeout=job.timeout,
+                            fail_count=0,
+                            retry_count=job.max_retries,
+                            retry_delay=job.retry_delay,
+                        )
+            return out  # type: ignore[return-value]
+
+        return self._run(list(by_queue), work, idempotent=False, what="push")
+
+    def _insert(self, cursor: Any, queue_name: str, jobs: Sequence[Any], now: int) -> int:
+        """
+        Insert ``jobs`` with one multi-row INSERT; return the first id.
+
+        The ids of a multi-row INSERT ... VALUES are consecutive steps of
+        ``auto_increment_increment`` from LAST_INSERT_ID(): the number of rows
+        is known before the statement runs (a "simple insert"), so InnoDB
+        reserves all of them at once, under every innodb_autoinc_lock_mode
+        (0, 1 and 2; only inserts of unknown size, such as INSERT ... SELECT,
+        may get gaps under mode 2).  tests/test_store_mysql.py checks this
+        under modes 1 and 2 with concurrent pushes and an increment of 3.
+        """
+        values = []
+        args: List[Any] = []
+        for job in jobs:
+            values.append("(%s, %s, %s, %s, 0, %s, %s, %s, %s)")
+            args += [
+                now + job.run_after * 1000,
+                now,
+                job.max_retries,
+                job.retry_delay,
+                job.category,
+                job.url,
+                job.payload,
+                job.timeout,
+            ]
+        cursor.execute(
+            f"INSERT INTO {job_table(queue_name)} "
+            "(next_try, created_at, retry_count, retry_delay, fail_count, category, url, payload, timeout) "
+            "VALUES " + ", ".join(values),
+            args,
+        )
+        if cursor.rowcount != len(jobs):
+            raise StoreUnavailable(f"inserted {cursor.rowcount} of {len(jobs)} jobs")
+        return int(cursor.lastrowid)
+
+    # -- dispatching ----------------------------------------------------------------
+
+    def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
+        if limit <= 0:
+            return succeed([])
+        table = job_table(queue_name)
+        selected: List[int] = []
+
+        def work(cursor: Any) -> List[Job]:
+            del selected[:]
+            if self._fence:
+                cursor.execute(
+                    f"SELECT epoch FROM `fireworq_lease` WHERE name = %s AND expires_at > {NOW_MS}",
+                    (queue_name,),
+                )
+                row = cursor.fetchone()
+                if row is None or int(row[0]) != grabber_id:
+                    return []
+            cursor.execute(
+                f"SELECT {JOB_COLUMNS} FROM {table} FORCE INDEX (`grab`) "
+                f"WHERE status = 'claimed' AND next_try <= {NOW_MS} "
+                f"ORDER BY next_try, job_id LIMIT {int(limit)} FOR UPDATE"
+            )
+            jobs = [job_from_row(row) for row in cursor.fetchall()]
+            if not jobs:
+                return []
+            ids = [job.id for job in jobs]
+            cursor.execute(
+                f"UPDATE {table} SET status = 'grabbed', grabber_id = %s "
+                f"WHERE job_id IN ({placeholders(len(ids))})",
+                [grabber_id] + ids,
+            )
+            selected.extend(ids)
+            grabbed = JobStatus.GRABBED.value
+            return [
+                Job(
+                    id=j.id, category=j.category, url=j.url, payload=j.payload, status=grabbed,
+                    created_at=j.created_at, next_try=j.next_try, timeout=j.timeout,
+                    fail_count=j.fail_count, retry_count=j.retry_count, retry_delay=j.retry_delay,
+                    grabber_id=grabber_id,
+                )
+                for j in jobs
+            ]
+
+        d = self._run([queue_name], work, idempotent=False, what=f"grab from {queue_name!r}")
+
+        def unknown(failure: Any) -> Any:
+            # The grab may have been committed with nobody to deliver its
+            # jobs: put them back (a no-op if it was not committed).
+            failure.trap(CommitOutcomeUnknown)
+            ids = list(selected)
+            if not ids:
+                return failure
+            undo = self.release(queue_name, ids, grabber_id)
+            undo.addErrback(
+                lambda f: self._log.warn(
+                    "Jobs {ids} of queue {queue} may stay grabbed until the next lease takeover: {why}",
+                    ids=ids, queue=queue_name, why=f.getErrorMessage(),
+                )
+            )
+            undo.addBoth(lambda _: failure)
+            return undo
+
+        d.addErrback(unknown)
+        return d
+
+    def complete(self, queue_name: str, completions: Sequence[Completion], grabber_id: int) -> Deferred:
+        completions = list(completions)
+        if not completions:
+            return succeed(None)
+        table = job_table(queue_name)
+        fail_table = failure_table(queue_name)
+        done_ids = [c.job.id for c in completions if c.kind == CompletionKind.SUCCESS]
+        retry_ids = [c.job.id for c in completions if c.kind == CompletionKind.RETRY]
+        failed = {c.job.id: c for c in completions if c.kind == CompletionKind.FAIL}
+
+        def work(cursor: Any) -> None:
+            delete_ids = list(done_ids)
+            if failed:
+                ids = list(failed)
+                cursor.execute(
+                    f"SELECT job_id FROM {table} WHERE job_id IN ({placeholders(len(ids))}) "
+                    "AND status = 'grabbed' AND grabber_id = %s FOR UPDATE",
+                    ids + [grabber_id],
+                )
+                ours = sorted(int(row[0]) for row in cursor.fetchall())
+                if ours:
+                    values = []
+                    args: List[Any] = []
+                    for job_id in ours:
+                        c = failed[job_id]
+                        values.append(f"(%s, %s, %s, %s, %s, %s, {NOW_MS}, %s)")
+                        args += [
+                            job_id, c.job.category, c.job.url, c.job.payload,
+                            failure_result_text(c.job, c.result),
+                            c.job.fail_count + 1, c.job.created_at,
+                        ]
+                    cursor.execute(
+                        f"INSERT INTO {fail_table} "
+                        "(job_id, category, url, payload, result, fail_count, failed_at, created_at) "
+                        "VALUES " + ", ".join(values),
+                        args,
+                    )
+                    delete_ids += ours
+            if delete_ids:
+                cursor.execute(
+                    f"DELETE FROM {table} WHERE job_id IN ({placeholders(len(delete_ids))}) "
+                    "AND status = 'grabbed' AND grabber_id = %s",
+                    delete_ids + [grabber_id],
+                )
+            if retry_ids:
+                cursor.execute(
+                    f"UPDATE {table} SET status = 'claimed', grabber_id = NULL, "
+                    f"next_try = {NOW_MS} + retry_delay * 1000, "
+                    "retry_count = GREATEST(retry_count, 1) - 1, fail_count = fail_count + 1 "
+                    f"WHERE job_id IN ({placeholders(len(retry_ids))}) "
+                    "AND status = 'grabbed' AND grabber_id = %s",
+                    retry_ids + [grabber_id],
+                )
+
+        # Every statement touches only jobs still grabbed by us, so running
+        # the work again after an unknown COMMIT outcome changes nothing.
+        return self._run([queue_name], work, idempotent=True, what=f"complete jobs of {queue_name!r}")
+
+    def release(self, queue_name: str, job_ids: Sequence[int], grabber_id: int) -> Deferred:
+        ids = [int(i) for i in job_ids]
+        if not ids:
+            return succeed(0)
+
+        def work(cursor: Any) -> int:
+            cursor.execute(
+                f"UPDATE {job_table(queue_name)} SET status = 'claimed', grabber_id = NULL "
+                f"WHERE job_id IN ({placeholders(len(ids))}) AND status = 'grabbed' AND grabber_id = %s",
+                ids + [grabber_id],
+            )
+            return int(cursor.rowcount)
+
+        return self._run([queue_name], work, idempotent=True, what=f"release jobs of {queue_name!r}")
+
+    def recover(self, queue_name: str, grabber_id: int) -> Deferred:
+        def work(cursor: Any) -> int:
+            cursor.execute(
+                f"UPDATE {job_table(queue_name)} SET status = 'claimed', grabber_id = NULL "
+                "WHERE status = 'grabbed' AND (grabber_id IS NULL OR grabber_id <> %s)",
+                (grabber_id,),
+            )
+            return int(cursor.rowcount)
+
+        return self._run([queue_name], work, idempotent=True, what=f"recover jobs of {queue_name!r}")
+
+    # -- inspection -----------------------------------------------------------------
+
+    def find_job(self, queue_name: str, job_id: int) -> Deferred:
+        def work(cursor: Any) -> Optional[Job]:
+            cursor.execute(f"SELECT {JOB_COLUMNS} FROM {job_table(queue_name)} WHERE job_id = %s", (job_id,))
+            row = cursor.fetchone()
+            return job_from_row(row) if row else None
+
+        return self._run([queue_name], work, idempotent=True, what=f"find a job of {queue_name!r}")
+
+    def delete_job(self, queue_name: str, job_id: int) -> Deferred:
+        table = job_table(queue_name)
+
+        def work(cursor: Any) -> Optional[Job]:
+            cursor.execute(f"SELECT {JOB_COLUMNS} FROM {table} WHERE job_id = %s FOR UPDATE", (job_id,))
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            cursor.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
+            return job_from_row(row)
+
+        return self._run([queue_name], work, idempotent=False, what=f"delete a job of {queue_name!r}")
+
+    def list_jobs(
+        self,
+        queue_name: str,
+        state: JobState,
+        limit: int,
+        start: Optional[PageKey],
+        descending: bool,
+    ) -> Deferred:
+        state = JobState(state)
+        conditions = []
+        args: List[Any] = []
+        if state == JobState.GRABBED:
+            conditions.append("status = 'grabbed'")
+        elif state == JobState.WAITING:
+            conditions.append(f"status = 'claimed' AND next_try <= {NOW_MS}")
+        else:
+            conditions.append(f"status = 'claimed' AND next_try > {NOW_MS}")
+        if start is not None:
+            time_key, id_key = int(start[0]), int(start[1])
+            if descending:
+                conditions.append("next_try <= %s AND (next_try < %s OR job_id <= %s)")
+            else:
+                conditions.append("next_try >= %s AND (next_try > %s OR job_id >= %s)")
+            args += [time_key, time_key, id_key]
+        direction = "DESC" if descending else "ASC"
+        limit = max(0, int(limit))
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM {job_table(queue_name)} FORCE INDEX (`grab`) "
+            f"WHERE {' AND '.join(conditions)} "
+            f"ORDER BY next_try {direction}, job_id {direction} LIMIT {limit + 1}"
+        )
+
+        def work(cursor: Any) -> Page:
+            cursor.execute(sql, args)
+            jobs = [job_from_row(row) for row in cursor.fetchall()]
+            next_key = None
+            if len(jobs) > limit:
+                extra = jobs[limit]
+                next_key = (extra.next_try, extra.id)
+                jobs = jobs[:limit]
+            return Page(items=jobs, next_key=next_key)
+
+        return self._run([queue_name], work, idempotent=True, what=f"list jobs of {queue_name!r}")
+
+    def find_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        def work(cursor: Any) -> Optional[FailedJob]:
+            cursor.execute(
+                f"SELECT {FAILED_COLUMNS} FROM {failure_table(queue_name)} WHERE failure_id = %s",
+                (failure_id,),
+            )
+            row = cursor.fetchone()
+            return failed_from_row(row) if row else None
+
+        return self._run([queue_name], work, idempotent=True, what=f"find a failed job of {queue_name!r}")
+
+    def delete_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        table = failure_table(queue_name)
+
+        def work(cursor: Any) -> Optional[FailedJob]:
+            cursor.execute(f"SELECT {FAILED_COLUMNS} FROM {table} WHERE failure_id = %s FOR UPDATE", (failure_id,))
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            cursor.execute(f"DELETE FROM {table} WHERE failure_id = %s", (failure_id,))
+            return failed_from_row(row)
+
+        return self._run([queue_name], work, idempotent=False, what=f"delete a failed job of {queue_name!r}")
+
+    def list_failed(
+        self, queue_name: str, order: FailureOrder, limit: int, start: Optional[PageKey]
+    ) -> Deferred:
+        order = FailureOrder(order)
+        conditions: List[str] = []
+        args: List[Any] = []
+        if order == FailureOrder.FAILED:
+            if start is not None:
+                conditions.append("failure_id <= %s")
+                args.append(int(start[1]))
+            order_by = "failure_id DESC"
+        else:
+            if start is not None:
+                conditions.append("created_at <= %s AND (created_at < %s OR failure_id <= %s)")
+                args += [int(start[0]), int(start[0]), int(start[1])]
+            order_by = "created_at DESC, failure_id DESC"
+        limit = max(0, int(limit))
+        where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+        sql = (
+            f"SELECT {FAILED_COLUMNS} FROM {failure_table(queue_name)} {where}"
+            f"ORDER BY {order_by} LIMIT {limit + 1}"
+        )
+
+        def work(cursor: Any) -> Page:
+            cursor.execute(sql, args)
+            items = [failed_from_row(row) for row in cursor.fetchall()]
+            next_key = None
+            if len(items) > limit:
+                extra = items[limit]
+                next_key = (extra.created_at, extra.id)
+                items = items[:limit]
+            return Page(items=items, next_key=next_key)
+
+        return self._run([queue_name], work, idempotent=True, what=f"list failed jobs of {queue_name!r}")
+
+    def count_jobs(self, queue_name: str) -> Deferred:
+        table = job_table(queue_name)
+        sql = (
+            f"SELECT (SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try <= {NOW_MS}), "
+            f"(SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try > {NOW_MS}), "
+            f"(SELECT COUNT(*) FROM {table} WHERE status = 'grabbed')"
+        )
+
+        def work(cursor: Any) -> JobCounts:
+            cursor.execute(sql)
+            waiting, deferred, grabbed = cursor.fetchone()
+            return JobCounts(waiting=int(waiting), deferred=int(deferred), grabbed=int(grabbed))
+
+        return self._run([queue_name], work, idempotent=True, what=f"count jobs of {queue_name!r}")

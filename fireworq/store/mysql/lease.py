@@ -1,0 +1,154 @@
+"""
+L{MySQLLeaseStore}: queue leases and node heartbeats (protocol B2) in our
+own tables ``fireworq_lease`` and ``fireworq_node``, beside the job tables.
+
+Every time is the database clock, so nodes whose clocks disagree still
+agree on who holds a lease.  A lease row is taken or renewed by one
+conditional UPDATE::
+
+    UPDATE fireworq_lease
+    SET epoch = <old epoch, + 1 unless the holder was me>, ...,
+        holder = me, expires_at = now + ttl
+    WHERE name = q AND (holder = me OR expires_at <= now)
+
+(preceded by a locking read of the row, which tells the previous holder),
+so the epoch -- the fencing token stamped on grabbed jobs -- changes exactly
+when the holder changes; a renewal, or the same node taking its own expired
+lease back, keeps it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from twisted.internet.defer import Deferred, fail, succeed
+from zope.interface import implementer
+
+from fireworq.store.interface import ILeaseStore, LeaseGrant, NodeInfo, StoreUnavailable
+from fireworq.store.mysql.pool import MySQLPool
+from fireworq.store.mysql.rows import text
+from fireworq.store.mysql.schema import LEASE_DDL, NOW_MS
+
+#: The epoch of a lease row's first holder.  It is above any 32-bit
+#: CONNECTION_ID(), which the original Fireworq stored as ``grabber_id``, so
+#: jobs an original server left grabbed never look like ours.
+FIRST_EPOCH = 1 << 32
+
+#: Milliseconds after which the heartbeat row of a node that left is deleted.
+NODE_ROW_RETENTION_MS = 24 * 3600 * 1000
+
+
+@implementer(ILeaseStore)
+class MySQLLeaseStore:
+    """
+    Lease rows in MySQL.
+
+    @param pool: a connection pool of the queue DSN.  L{open_mysql
+        <fireworq.store.mysql.open_mysql>} gives the lease store a small pool
+        of its own, so that renewals never wait behind job traffic.
+    """
+
+    def __init__(self, pool: MySQLPool) -> None:
+        self._pool = pool.retain()
+        self._stopped = False
+
+    def start(self) -> Deferred:
+        """Create the lease and node tables if missing."""
+
+        def create(cursor: Any) -> None:
+            for ddl in LEASE_DDL:
+                cursor.execute(ddl)
+
+        return self._go(create, idempotent=True, what="create lease tables")
+
+    def _go(self, work: Any, idempotent: bool, what: str) -> Deferred:
+        if self._stopped:
+            return fail(StoreUnavailable(f"the MySQL lease store is stopped ({what})"))
+        return self._pool.run(work, idempotent=idempotent, what=what)
+
+    def stop(self) -> Deferred:
+        """Let go of the connection pool; later calls fail with StoreUnavailable."""
+        if self._stopped:
+            return succeed(None)
+        self._stopped = True
+        return self._pool.release()
+
+    def acquire(self, queue_name: str, node: NodeInfo, ttl_ms: int) -> Deferred:
+        ttl_ms = int(ttl_ms)
+
+        def work(cursor: Any) -> Optional[LeaseGrant]:
+            # Lock the row (a record lock only: READ COMMITTED takes no gap
+            # locks), decide, then write with the same condition in SQL.
+            cursor.execute(
+                f"SELECT holder, epoch, expires_at, {NOW_MS} FROM `fireworq_lease` "
+                "WHERE name = %s FOR UPDATE",
+                (queue_name,),
+            )
+            row = cursor.fetchone()
+            if row is None:
+                cursor.execute(
+                    "INSERT IGNORE INTO `fireworq_lease` "
+                    "(name, holder, host, epoch, expires_at, taken_at) "
+                    f"VALUES (%s, %s, %s, %s, {NOW_MS} + %s, {NOW_MS})",
+                    (queue_name, node.id, node.host, FIRST_EPOCH, ttl_ms),
+                )
+                if cursor.rowcount == 1:
+                    return LeaseGrant(epoch=FIRST_EPOCH, taken_over=True)
+                return None  # another node created it first and holds it
+            holder, epoch, expires_at, now = text(row[0]), int(row[1]), int(row[2]), int(row[3])
+            mine = holder == node.id
+            if not mine and expires_at > now:
+                return None
+            new_epoch = epoch if mine else epoch + 1
+            cursor.execute(
+                "UPDATE `fireworq_lease` SET "
+                f"epoch = %s, taken_at = IF(holder = %s, taken_at, {NOW_MS}), "
+                f"holder = %s, host = %s, expires_at = {NOW_MS} + %s "
+                f"WHERE name = %s AND (holder = %s OR expires_at <= {NOW_MS})",
+                (new_epoch, node.id, node.id, node.host, ttl_ms, queue_name, node.id),
+            )
+            return LeaseGrant(epoch=new_epoch, taken_over=not mine)
+
+        return self._go(work, idempotent=True, what=f"acquire the lease of {queue_name!r}")
+
+    def release(self, queue_name: str, node: NodeInfo) -> Deferred:
+        def work(cursor: Any) -> None:
+            cursor.execute(
+                f"UPDATE `fireworq_lease` SET expires_at = {NOW_MS} - 1 "
+                f"WHERE name = %s AND holder = %s AND expires_at > {NOW_MS}",
+                (queue_name, node.id),
+            )
+
+        return self._go(work, idempotent=True, what=f"release the lease of {queue_name!r}")
+
+    def holder(self, queue_name: str) -> Deferred:
+        def work(cursor: Any) -> Optional[NodeInfo]:
+            cursor.execute(
+                f"SELECT holder, host FROM `fireworq_lease` WHERE name = %s AND expires_at > {NOW_MS}",
+                (queue_name,),
+            )
+            row = cursor.fetchone()
+            return NodeInfo(id=text(row[0]), host=text(row[1])) if row else None
+
+        return self._go(work, idempotent=True, what=f"find the holder of {queue_name!r}")
+
+    def heartbeat(self, node: NodeInfo, ttl_ms: int) -> Deferred:
+        def work(cursor: Any) -> Dict[str, int]:
+            cursor.execute(
+                f"INSERT INTO `fireworq_node` (id, host, expires_at) VALUES (%s, %s, {NOW_MS} + %s) "
+                "ON DUPLICATE KEY UPDATE host = VALUES(host), expires_at = VALUES(expires_at)",
+                (node.id, node.host, int(ttl_ms)),
+            )
+            cursor.execute(
+                "SELECT n.id, (SELECT COUNT(*) FROM `fireworq_lease` l "
+                f"WHERE l.holder = n.id AND l.expires_at > {NOW_MS}) "
+                f"FROM `fireworq_node` n WHERE n.expires_at > {NOW_MS}"
+            )
+            live = {text(node_id): int(count) for node_id, count in cursor.fetchall()}
+            cursor.execute(
+                f"DELETE FROM `fireworq_node` WHERE expires_at < {NOW_MS} - %s",
+                (NODE_ROW_RETENTION_MS,),
+            )
+            return live
+
+        return self._go(work, idempotent=True, what="record a heartbeat")

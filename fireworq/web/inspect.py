@@ -1,0 +1,191 @@
+"""
+Inspecting a queue's jobs (A5) and its failure log (A6), and pushing a
+failed job again.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from fireworq.model import (
+    FailedJob,
+    FailureOrder,
+    Job,
+    JobState,
+    NewJob,
+    Page,
+    decode_cursor,
+    encode_cursor,
+    payload_as_json_value,
+)
+from fireworq.web.body import path_id, query_arg, query_choice, query_int
+from fireworq.web.errors import bad_request, not_found
+from fireworq.web.routes import app, failed_job_json, job_json, json_response
+
+#: Default and largest ``limit`` of the list endpoints.
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+
+
+def _cursor(request: Any) -> Optional[tuple]:
+    text = query_arg(request, "cursor")
+    if not text:
+        return None
+    try:
+        return decode_cursor(text)
+    except ValueError as e:
+        raise bad_request(f"query parameter cursor: {e}")
+
+
+def _job(job: Optional[Job], queue_name: str, job_id: int) -> Job:
+    if job is None:
+        raise not_found(f"queue {queue_name!r} holds no job {job_id} (it may be completed)")
+    return job
+
+
+def _failed(failed: Optional[FailedJob], queue_name: str, failure_id: int) -> FailedJob:
+    if failed is None:
+        raise not_found(f"the failure log of queue {queue_name!r} holds no entry {failure_id}")
+    return failed
+
+
+class InspectRoutes:
+    """Routes that list, show and delete jobs and failure-log entries."""
+
+    def _list_jobs(self, request: Any, name: str, state: JobState) -> Any:
+        limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        order = query_choice(request, "order", "desc", ("asc", "desc"))
+        start = _cursor(request)
+        d = self.manager.ensure_queue(name)
+        d.addCallback(
+            lambda _: self.manager.store.list_jobs(name, state, limit, start, order == "desc")
+        )
+
+        def answer(page: Page) -> bytes:
+            return json_response(
+                request,
+                {
+                    "jobs": [job_json(job) for job in page.items],
+                    "next_cursor": encode_cursor(page.next_key),
+                },
+            )
+
+        d.addCallback(answer)
+        return d
+
+    @app.route("/queue/<name>/grabbed", methods=["GET"])
+    def grabbed_jobs(self, request: Any, name: str) -> Any:
+        return self._list_jobs(request, name, JobState.GRABBED)
+
+    @app.route("/queue/<name>/waiting", methods=["GET"])
+    def waiting_jobs(self, request: Any, name: str) -> Any:
+        return self._list_jobs(request, name, JobState.WAITING)
+
+    @app.route("/queue/<name>/deferred", methods=["GET"])
+    def deferred_jobs(self, request: Any, name: str) -> Any:
+        return self._list_jobs(request, name, JobState.DEFERRED)
+
+    @app.route("/queue/<name>/job/<job_id>", methods=["GET"])
+    def get_job(self, request: Any, name: str, job_id: str) -> Any:
+        number = path_id(job_id, "job id")
+        d = self.manager.ensure_queue(name)
+        d.addCallback(lambda _: self.manager.store.find_job(name, number))
+        d.addCallback(lambda job: json_response(request, job_json(_job(job, name, number))))
+        return d
+
+    @app.route("/queue/<name>/job/<job_id>", methods=["DELETE"])
+    def delete_job(self, request: Any, name: str, job_id: str) -> Any:
+        number = path_id(job_id, "job id")
+        d = self.manager.ensure_queue(name)
+        d.addCallback(lambda _: self.manager.store.delete_job(name, number))
+        d.addCallback(lambda job: json_response(request, job_json(_job(job, name, number))))
+        return d
+
+    @app.route("/queue/<name>/failed", methods=["GET"])
+    def failed_jobs(self, request: Any, name: str) -> Any:
+        limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        order = FailureOrder(query_choice(request, "order", "failed", ("failed", "created")))
+        start = _cursor(request)
+        d = self.manager.ensure_queue(name)
+        d.addCallback(lambda _: self.manager.store.list_failed(name, order, limit, start))
+
+        def answer(page: Page) -> bytes:
+            return json_response(
+                request,
+                {
+                    "failed_jobs": [failed_job_json(f) for f in page.items],
+                    "next_cursor": encode_cursor(page.next_key),
+                },
+            )
+
+        d.addCallback(answer)
+        return d
+
+    @app.route("/queue/<name>/failed/<failure_id>", methods=["GET"])
+    def get_failed(self, request: Any, name: str, failure_id: str) -> Any:
+        number = path_id(failure_id, "failure id")
+        d = self.manager.ensure_queue(name)
+        d.addCallback(lambda _: self.manager.store.find_failed(name, number))
+        d.addCallback(
+            lambda f: json_response(request, failed_job_json(_failed(f, name, number)))
+        )
+        return d
+
+    @app.route("/queue/<name>/failed/<failure_id>", methods=["DELETE"])
+    def delete_failed(self, request: Any, name: str, failure_id: str) -> Any:
+        number = path_id(failure_id, "failure id")
+        d = self.manager.ensure_queue(name)
+        d.addCallback(lambda _: self.manager.store.delete_failed(name, number))
+        d.addCallback(
+            lambda f: json_response(request, failed_job_json(_failed(f, name, number)))
+        )
+        return d
+
+    @app.route("/queue/<name>/failed/<failure_id>/retry", methods=["POST"])
+    def retry_failed(self, request: Any, name: str, failure_id: str) -> Any:
+        """
+        Push a failed job again, to the same queue, with its original url,
+        payload, max_retries, retry_delay and timeout; then remove the
+        failure-log entry.  Answers like a push.
+        """
+        number = path_id(failure_id, "failure id")
+        d = self.manager.ensure_queue(name)
+        d.addCallback(lambda _: self.manager.store.find_failed(name, number))
+        state: dict = {}
+
+        def push(failed: Optional[FailedJob]) -> Any:
+            failed = _failed(failed, name, number)
+            job = NewJob(
+                category=failed.category,
+                url=failed.url,
+                payload=failed.payload,
+                max_retries=failed.max_retries,
+                retry_delay=failed.retry_delay,
+                timeout=failed.timeout,
+            )
+            state["job"] = job
+            pushed = self.manager.push_to_queue(name, [job])
+            pushed.addCallback(lambda stored: state.update(stored=stored[0]))
+            pushed.addCallback(lambda _: self.manager.store.delete_failed(name, number))
+            return pushed
+
+        def answer(_: object) -> bytes:
+            job, stored = state["job"], state["stored"]
+            return json_response(
+                request,
+                {
+                    "id": stored.id,
+                    "queue_name": name,
+                    "category": job.category,
+                    "url": job.url,
+                    "payload": payload_as_json_value(job.payload) if job.payload else None,
+                    "run_after": 0,
+                    "max_retries": job.max_retries,
+                    "retry_delay": job.retry_delay,
+                    "timeout": job.timeout,
+                },
+            )
+
+        d.addCallback(push)
+        d.addCallback(answer)
+        return d

@@ -1,0 +1,115 @@
+"""
+Operational routes: the version (A7), the effective settings, runtime
+statistics of the process and the health check (B5).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import resource
+import sys
+import threading
+import time
+from typing import Any, Dict
+
+from fireworq import __version__
+from fireworq.web.errors import write_error
+from fireworq.web.routes import app, json_response
+
+_STARTED = time.time()
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _open_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
+
+
+def runtime_stats() -> Dict[str, Any]:
+    """Statistics of this process (the Python counterpart of the original's /stats)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "time": int(time.time() * 1000),
+        "version": __version__,
+        "python_version": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "os": sys.platform,
+        "arch": platform.machine(),
+        "pid": os.getpid(),
+        "uptime_seconds": round(time.time() - _STARTED, 3),
+        "cpu_num": os.cpu_count() or 1,
+        "thread_num": threading.active_count(),
+        "memory_rss": _rss_bytes(),
+        "memory_peak_rss": usage.ru_maxrss * 1024,
+        "cpu_user_seconds": usage.ru_utime,
+        "cpu_system_seconds": usage.ru_stime,
+        "gc_counts": list(gc.get_count()),
+        "gc_collections": [s["collections"] for s in gc.get_stats()],
+        "open_fds": _open_fds(),
+    }
+
+
+class OpsRoutes:
+    """Routes for operators and monitoring."""
+
+    @app.route("/", methods=["GET"])
+    def root(self, request: Any) -> bytes:
+        return self.version(request)
+
+    @app.route("/version", methods=["GET"])
+    def version(self, request: Any) -> bytes:
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return f"{__version__}\n".encode("ascii")
+
+    @app.route("/settings", methods=["GET"])
+    def settings(self, request: Any) -> bytes:
+        return json_response(request, self.config.settings())
+
+    @app.route("/stats", methods=["GET"])
+    def stats(self, request: Any) -> bytes:
+        return json_response(request, runtime_stats())
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request: Any) -> Any:
+        manager = self.manager
+        d = manager.store.ping()
+
+        def healthy(_: object) -> bytes:
+            if not manager.ready:
+                return write_error(request, 503, "the store answers but definitions are not loaded yet")
+            return json_response(
+                request,
+                {
+                    "status": "ok",
+                    "driver": manager.store.name,
+                    "queues": len(manager.definitions()),
+                    "version": __version__,
+                },
+            )
+
+        def unhealthy(failure: Any) -> bytes:
+            request.setResponseCode(503)
+            request.setHeader(b"Content-Type", b"application/json")
+            return json_response(
+                request,
+                {
+                    "status": "unavailable",
+                    "driver": manager.store.name,
+                    "message": f"the store does not answer: {failure.getErrorMessage()}",
+                },
+            )
+
+        d.addCallbacks(healthy, unhealthy)
+        return d

@@ -1,0 +1,119 @@
+"""Queue management routes (A3)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from fireworq.model import QueueDefinition
+from fireworq.names import InvalidName, check_queue_name
+from fireworq.web.body import json_object, number, unsigned
+from fireworq.web.errors import bad_request, not_found
+from fireworq.web.routes import app, json_response
+
+#: Bounds of the numbers of a queue definition.
+MAX_POLLING_INTERVAL = 86_400_000
+MAX_WORKERS = 100_000
+MAX_DISPATCHES_PER_SECOND = 1_000_000.0
+MAX_BURST_SIZE = 1_000_000
+
+
+def queue_name(name: str) -> str:
+    """``name`` if it is a valid queue name (400 otherwise)."""
+    try:
+        check_queue_name(name)
+    except InvalidName as e:
+        raise bad_request(str(e))
+    return name
+
+
+def parse_definition(
+    name: str, body: Dict[str, Any], default_polling_interval: int, default_max_workers: int
+) -> QueueDefinition:
+    """
+    Validate a ``PUT /queue/{name}`` body.  Omitted (or 0) polling_interval
+    and max_workers take the configured defaults; a throttle needs both
+    max_dispatches_per_second and max_burst_size.
+    """
+    polling_interval = unsigned(body, "polling_interval", maximum=MAX_POLLING_INTERVAL)
+    max_workers = unsigned(body, "max_workers", maximum=MAX_WORKERS)
+    rate = number(body, "max_dispatches_per_second", MAX_DISPATCHES_PER_SECOND)
+    burst = unsigned(body, "max_burst_size", maximum=MAX_BURST_SIZE)
+    if rate > 0 and burst == 0:
+        raise bad_request("field max_burst_size is required (and positive) with max_dispatches_per_second")
+    if burst > 0 and rate == 0:
+        raise bad_request("field max_burst_size cannot be set without max_dispatches_per_second")
+    if rate > 0:
+        polling_interval = 100
+    return QueueDefinition(
+        name=name,
+        polling_interval=polling_interval or default_polling_interval,
+        max_workers=max_workers or default_max_workers,
+        max_dispatches_per_second=rate,
+        max_burst_size=burst,
+    )
+
+
+class QueueRoutes:
+    """Routes that define queues and show their state."""
+
+    @app.route("/queues", methods=["GET"])
+    def list_queues(self, request: Any) -> Any:
+        d = self.manager.repository.list_queues()
+        d.addCallback(lambda queues: json_response(request, [q.to_json() for q in queues]))
+        return d
+
+    @app.route("/queues/stats", methods=["GET"])
+    def queues_stats(self, request: Any) -> Any:
+        return json_response(
+            request,
+            {q.name: self.manager.queue_stats(q.name) for q in self.manager.definitions()},
+        )
+
+    @app.route("/queue/<name>", methods=["GET"])
+    def get_queue(self, request: Any, name: str) -> Any:
+        d = self.manager.repository.find_queue(name)
+        d.addCallback(lambda q: json_response(request, _found(q, name).to_json()))
+        return d
+
+    @app.route("/queue/<name>", methods=["PUT"])
+    def put_queue(self, request: Any, name: str) -> Any:
+        definition = parse_definition(
+            queue_name(name),
+            json_object(self.read_body(request)),
+            self.config.queue_default_polling_interval,
+            self.config.queue_default_max_workers,
+        )
+        d = self.manager.put_queue(definition)
+        d.addCallback(lambda q: json_response(request, q.to_json()))
+        return d
+
+    @app.route("/queue/<name>", methods=["DELETE"])
+    def delete_queue(self, request: Any, name: str) -> Any:
+        d = self.manager.delete_queue(name)
+        d.addCallback(lambda q: json_response(request, _found(q, name).to_json()))
+        return d
+
+    @app.route("/queue/<name>/node", methods=["GET"])
+    def queue_node(self, request: Any, name: str) -> Any:
+        d = self.manager.ensure_queue(name)
+        d.addCallback(lambda _: self.manager.node(name))
+
+        def answer(node: Any) -> bytes:
+            if node is None:
+                raise not_found(f"no node is active for queue {name!r}")
+            return json_response(request, node.to_json())
+
+        d.addCallback(answer)
+        return d
+
+    @app.route("/queue/<name>/stats", methods=["GET"])
+    def queue_stats(self, request: Any, name: str) -> Any:
+        d = self.manager.ensure_queue(name)
+        d.addCallback(lambda _: json_response(request, self.manager.queue_stats(name)))
+        return d
+
+
+def _found(definition: Optional[QueueDefinition], name: str) -> QueueDefinition:
+    if definition is None:
+        raise not_found(f"queue {name!r} is not defined")
+    return definition

@@ -1,0 +1,80 @@
+"""
+The one Klein application every route module registers on, and the helpers
+they share to render JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any, Dict
+
+from klein import Klein
+
+from fireworq.model import FailedJob, Job, payload_as_json_value
+
+#: The Klein application of the API.  Route modules decorate methods of
+#: mixin classes with it; L{fireworq.web.app.FireworqAPI} combines them.
+app = Klein()
+# A category may contain "//"; never redirect to a "cleaned" path.
+app.url_map.merge_slashes = False
+
+_LOCAL = datetime.now(timezone.utc).astimezone().tzinfo
+
+
+def json_response(request: Any, value: Any) -> bytes:
+    """Answer 200 with ``value`` as JSON."""
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def timestamp(ms: int) -> str:
+    """
+    An RFC 3339 time with milliseconds and the server's UTC offset, e.g.
+    ``2017-06-26T00:51:54.537+09:00`` (``Z`` for UTC).
+    """
+    moment = datetime.fromtimestamp(ms / 1000.0, _LOCAL)
+    text = moment.isoformat(timespec="milliseconds")
+    if text.endswith("+00:00"):
+        text = text[:-6] + "Z"
+    return text
+
+
+def job_json(job: Job) -> Dict[str, Any]:
+    """A job in a queue, as the inspection API shows it (A5)."""
+    out: Dict[str, Any] = {"id": job.id, "category": job.category, "url": job.url}
+    if job.payload:
+        out["payload"] = payload_as_json_value(job.payload)
+    out.update(
+        {
+            "status": job.status,
+            "created_at": timestamp(job.created_at),
+            "next_try": timestamp(job.next_try),
+            "timeout": job.timeout,
+            "fail_count": job.fail_count,
+            "max_retries": job.max_retries,
+            "retry_delay": job.retry_delay,
+        }
+    )
+    return out
+
+
+def failed_job_json(failed: FailedJob) -> Dict[str, Any]:
+    """A failure-log entry, as the failure API shows it (A6)."""
+    out: Dict[str, Any] = {
+        "id": failed.id,
+        "job_id": failed.job_id,
+        "category": failed.category,
+        "url": failed.url,
+    }
+    if failed.payload:
+        out["payload"] = payload_as_json_value(failed.payload)
+    out.update(
+        {
+            "result": failed.result.to_json(),
+            "fail_count": failed.fail_count,
+            "failed_at": timestamp(failed.failed_at),
+            "created_at": timestamp(failed.created_at),
+        }
+    )
+    return out

@@ -1,0 +1,392 @@
+"""
+The sqlite driver: the store contract, plus what only a durable file store
+promises: commits survive closing and a killed process, one process at a
+time, errors instead of hangs.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from typing import List, Optional
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+import fireworq
+from fireworq.model import (
+    Completion,
+    CompletionKind,
+    FailureOrder,
+    JobCounts,
+    JobState,
+    NewJob,
+    PushEntry,
+    QueueDefinition,
+    Result,
+    Routing,
+)
+from fireworq.store.interface import StoreUnavailable
+from fireworq.store.sqlite import (
+    DatabaseInUse,
+    SqliteDatabase,
+    SqliteJobStore,
+    SqliteRepository,
+    open_sqlite,
+)
+from tests.store_contract import (
+    ContractClock,
+    JobStoreContractMixin,
+    RepositoryContractMixin,
+)
+
+#: Seconds a test waits for a child process before giving up.
+DEADLINE = 30
+
+
+def job(payload: str = "", **fields) -> NewJob:
+    """A job with a fixed category and URL."""
+    return NewJob(category="c", url="http://worker.test/", payload=payload, **fields)
+
+
+class _SqliteStores:
+    driverName = "sqlite"
+
+    def makeStores(self, clock: ContractClock):
+        store, repository = open_sqlite(self.databasePath(), clock=clock)
+        self.addCleanup(store.stop)
+        return store.start().addCallback(lambda _: (store, repository))
+
+    def databasePath(self) -> str:
+        directory = self.mktemp()
+        os.makedirs(directory)
+        return os.path.join(directory, "fireworq.sqlite3")
+
+
+class SqliteJobStoreContractTests(_SqliteStores, JobStoreContractMixin, TestCase):
+    """L{SqliteJobStore} keeps the job store contract."""
+
+
+class SqliteRepositoryContractTests(_SqliteStores, RepositoryContractMixin, TestCase):
+    """L{SqliteRepository} keeps the repository contract."""
+
+
+class SqliteDatabaseTests(_SqliteStores, TestCase):
+    """What the sqlite driver promises beyond the contract."""
+
+    def setUp(self) -> None:
+        self.path = self.databasePath()
+
+    async def opened(self, path: Optional[str] = None):
+        store, repository = open_sqlite(path or self.path)
+        self.addCleanup(store.stop)
+        await store.start()
+        return store, repository
+
+    async def test_durable_across_reopen(self) -> None:
+        store, repository = await self.opened()
+        await store.prepare_queue("q")
+        jobs = await store.push([PushEntry("q", job("p\u00e9")), PushEntry("q", job(run_after=60))])
+        [grabbed] = await store.grab("q", 1, 1)
+        await store.complete("q", [Completion(grabbed, CompletionKind.FAIL, Result("failure"))], 1)
+        await repository.put_queue(QueueDefinition("q", 200, 20, 1.5, 2))
+        await repository.put_routing(Routing("c", "q"))
+        revision = await repository.revision()
+        failures = (await store.list_failed("q", FailureOrder.FAILED, 10, None)).items
+        await store.stop()
+
+        store, repository = await self.opened()
+        self.assertIsNone(await store.find_job("q", jobs[0].id))
+        self.assertEqual(await store.find_job("q", jobs[1].id), jobs[1])
+        self.assertEqual((await store.list_failed("q", FailureOrder.FAILED, 10, None)).items,
+                         failures)
+        self.assertEqual(await repository.list_queues(), [QueueDefinition("q", 200, 20, 1.5, 2)])
+        self.assertEqual(await repository.list_routings(), [Routing("c", "q")])
+        self.assertEqual(await repository.revision(), revision)
+        [later] = await store.push([PushEntry("q", job())])
+        self.assertGreater(later.id, jobs[1].id)
+
+    async def test_ids_not_reused_after_reopen(self) -> None:
+        store, _ = await self.opened()
+        jobs = await store.push([PushEntry("q", job()) for _ in range(3)])
+        await store.delete_job("q", jobs[-1].id)
+        await store.stop()
+        store, _ = await self.opened()
+        [later] = await store.push([PushEntry("q", job())])
+        self.assertGreater(later.id, jobs[-1].id)
+
+    async def test_second_store_refused(self) -> None:
+        first, _ = await self.opened()
+        second, _ = open_sqlite(self.path)
+        error = await self.assertFailure(second.start(), DatabaseInUse)
+        self.assertIn(f"another fireworq process uses {self.path}", str(error))
+        self.assertIsInstance(error, StoreUnavailable)
+        await self.assertFailure(second.ping(), StoreUnavailable)
+        self.assertIsNone(await first.ping())
+        await first.stop()
+        await second.start()
+        self.addCleanup(second.stop)
+        self.assertIsNone(await second.ping())
+
+    async def test_calls_fail_unless_open(self) -> None:
+        store, repository = open_sqlite(self.path)
+        await self.assertFailure(store.ping(), StoreUnavailable)
+        await self.assertFailure(store.push([PushEntry("q", job())]), StoreUnavailable)
+        await self.assertFailure(repository.list_queues(), StoreUnavailable)
+        await store.start()
+        await store.stop()
+        await self.assertFailure(store.grab("q", 1, 1), StoreUnavailable)
+        await self.assertFailure(repository.revision(), StoreUnavailable)
+        self.assertIsNone(await store.stop())
+
+    async def test_unusable_files(self) -> None:
+        missing_directory = os.path.join(self.path + ".d", "no", "such", "db")
+        directory = self.path + ".dir"
+        os.makedirs(directory)
+        garbage = self.path + ".garbage"
+        with open(garbage, "wb") as f:
+            f.write(b"this is not a database file, not at all" * 100)
+        for path in (missing_directory, directory, garbage):
+            store, _ = open_sqlite(path)
+            for attempt in range(2):  # the failed start released the lock
+                error = await self.assertFailure(store.start(), StoreUnavailable)
+                self.assertNotIsInstance(error, DatabaseInUse)
+                self.assertIn(path, str(error))
+            await self.assertFailure(store.ping(), StoreUnavailable)
+
+    async def test_errors_become_store_unavailable(self) -> None:
+        store, _ = await self.opened()
+
+        def broken(conn):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        error = await self.assertFailure(store.db.run(broken), StoreUnavailable)
+        self.assertIn("disk I/O error", str(error))
+        self.assertIsNone(await store.ping())
+
+    async def test_wal_and_full_sync(self) -> None:
+        store, _ = await self.opened()
+        modes = await store.db.run(
+            lambda conn: (conn.execute("PRAGMA journal_mode").fetchone()[0],
+                          conn.execute("PRAGMA synchronous").fetchone()[0])
+        )
+        self.assertEqual(modes, ("wal", 2))
+
+    async def test_tables_named_like_the_original(self) -> None:
+        store, _ = await self.opened()
+        await store.prepare_queue("My-Queue.1")
+        names = await store.db.run(
+            lambda conn: sorted(row[0] for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"))
+        )
+        for name in ("fireworq_jq(_y__ueue_1)", "fireworq_jq_fail(_y__ueue_1)", "queue",
+                     "queue_throttle", "routing", "config_revision"):
+            self.assertIn(name, names)
+
+    async def test_index_serves_grab_and_lists(self) -> None:
+        store, _ = await self.opened()
+        await store.prepare_queue("q")
+        table = '"fireworq_jq(q)"'
+        queries = [
+            f"SELECT * FROM {table} WHERE status = 'claimed' AND next_try <= 5"
+            " ORDER BY next_try, job_id LIMIT 10",
+            f"SELECT * FROM {table} WHERE status = 'grabbed' AND (next_try, job_id) <= (5, 5)"
+            " ORDER BY next_try DESC, job_id DESC LIMIT 10",
+            f"SELECT count(*) FROM {table} WHERE status = 'claimed' AND next_try > 5",
+        ]
+        for query in queries:
+            plan = await store.db.run(
+                lambda conn, q=query: " ".join(
+                    row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + q))
+            )
+            self.assertIn("USING", plan)
+            self.assertIn("INDEX", plan)
+            self.assertNotIn("TEMP B-TREE", plan)
+            self.assertNotIn("SCAN", plan)
+
+    async def test_batch_is_atomic_in_the_database(self) -> None:
+        store, _ = await self.opened()
+        too_big = job("overflow", run_after=2**70)
+        entries = [PushEntry("q1", job("a")), PushEntry("q2", job("b")), PushEntry("q1", too_big)]
+        await self.assertFailure(store.push(entries), OverflowError)
+        for name in ("q1", "q2"):
+            self.assertEqual(await store.count_jobs(name), JobCounts())
+
+    async def test_concurrent_calls_fail_alone(self) -> None:
+        store, _ = await self.opened()
+        await store.prepare_queue("q")
+        good = [store.push([PushEntry("q", job(str(i)))]) for i in range(5)]
+        bad = store.push([PushEntry("q", job("x")), PushEntry("q", job(run_after=2**70))])
+        more = [store.push([PushEntry("q", job(str(i)))]) for i in range(5, 10)]
+        await self.assertFailure(bad, OverflowError)
+        pushed = await gatherResults(good + more)
+        ids = [jobs[0].id for jobs in pushed]
+        self.assertEqual(ids, sorted(set(ids)))
+        listed = (await store.list_jobs("q", JobState.WAITING, 100, None, False)).items
+        self.assertEqual([j.payload for j in listed], [str(i) for i in range(10)])
+
+    async def test_stop_lets_pending_calls_finish(self) -> None:
+        store, _ = open_sqlite(self.path)
+        await store.start()
+        pushes = [store.push([PushEntry("q", job(str(i)))]) for i in range(20)]
+        stopped = store.stop()
+        await self.assertFailure(store.ping(), StoreUnavailable)
+        pushed = await gatherResults(pushes)
+        await stopped
+        store, _ = await self.opened()
+        for [stored] in pushed:
+            self.assertEqual(await store.find_job("q", stored.id), stored)
+
+    async def test_overlapping_start_and_stop(self) -> None:
+        store, repository = open_sqlite(self.path)
+        starting = store.start()
+        stopping = store.stop()  # while opening: closes once open
+        await starting
+        await stopping
+        self.assertFalse(store.db.is_open)
+        other, _ = await self.opened()  # the lock was released
+        await other.stop()
+
+        await store.start()
+        stopping = store.stop()
+        restarting = store.start()  # while closing: opens again after
+        await stopping
+        await restarting
+        self.addCleanup(store.stop)
+        self.assertTrue(store.db.is_open)
+        self.assertIsNone(await store.ping())
+        self.assertEqual(await repository.list_queues(), [])
+
+    async def test_shared_database(self) -> None:
+        db = SqliteDatabase(self.path)
+        store, repository = SqliteJobStore(db), SqliteRepository(db)
+        await store.start()
+        await repository.start()
+        await store.stop()
+        self.assertTrue(await repository.put_queue(QueueDefinition("q", 200, 20)))
+        await repository.stop()
+        self.assertFalse(db.is_open)
+        await self.assertFailure(repository.list_queues(), StoreUnavailable)
+        await repository.start()
+        self.addCleanup(repository.stop)
+        self.assertEqual(await repository.list_queues(), [QueueDefinition("q", 200, 20)])
+
+    async def test_killed_process_keeps_every_answered_push(self) -> None:
+        child = _PushingChild(wanted=60)
+        args = [sys.executable, "-c", _CHILD, self.path]
+        env = dict(os.environ)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(fireworq.__file__)))
+        env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")])
+        reactor.spawnProcess(child, sys.executable, args, env=env)
+        self.addCleanup(child.kill)
+
+        await child.ready.addTimeout(DEADLINE, reactor)
+        other, _ = open_sqlite(self.path)
+        await self.assertFailure(other.start(), DatabaseInUse)
+        await child.enough.addTimeout(DEADLINE, reactor)
+        reason = await child.kill().addTimeout(DEADLINE, reactor)
+        self.assertIsInstance(reason, ProcessTerminated)
+        self.assertEqual(reason.signal, 9, child.stderr)
+
+        answered = [line.split() for line in child.lines]
+        self.assertGreaterEqual(len(answered), 60)
+        store, _ = await self.opened()
+        for job_id, payload in answered:
+            found = await store.find_job("crash", int(job_id))
+            self.assertIsNotNone(found, f"job {job_id} was answered but is lost")
+            self.assertEqual(found.payload, payload)
+        counts = await store.count_jobs("crash")
+        self.assertGreaterEqual(counts.waiting, len(answered))
+
+
+#: The child of the crash test: push jobs to queue "crash" four at a time,
+#: printing "<id> <payload>" after each push's Deferred fired.
+_CHILD = r"""
+import sys
+from twisted.internet import reactor
+from fireworq.model import NewJob, PushEntry
+from fireworq.store.sqlite import open_sqlite
+
+store, _ = open_sqlite(sys.argv[1])
+counter = [0]
+
+def die(failure):
+    sys.stderr.write(failure.getTraceback())
+    reactor.stop()
+
+def push_next(_=None):
+    counter[0] += 1
+    payload = "p%d" % counter[0]
+    d = store.push([PushEntry("crash", NewJob(category="c", url="http://w.test/", payload=payload))])
+    def stored(jobs):
+        sys.stdout.write("%d %s\n" % (jobs[0].id, payload))
+        sys.stdout.flush()
+        push_next()
+    d.addCallbacks(stored, die)
+
+def started(_):
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    for _ in range(4):
+        push_next()
+
+store.start().addCallbacks(started, die)
+reactor.run()
+"""
+
+
+class _PushingChild(ProcessProtocol):
+    """Collects the child's answered pushes; fires when it has enough."""
+
+    def __init__(self, wanted: int) -> None:
+        self.wanted = wanted
+        self.lines: List[str] = []
+        self.stderr = ""
+        self._buffer = b""
+        self.ready: Deferred = Deferred()
+        self.enough: Deferred = Deferred()
+        self.reason: Optional[Failure] = None
+        self._ended: List[Deferred] = []
+
+    def outReceived(self, data: bytes) -> None:
+        self._buffer += data
+        *complete, self._buffer = self._buffer.split(b"\n")
+        for line in complete:
+            text = line.decode("utf-8")
+            if text == "ready":
+                self.ready.callback(None)
+            else:
+                self.lines.append(text)
+        if len(self.lines) >= self.wanted and not self.enough.called:
+            self.enough.callback(None)
+
+    def errReceived(self, data: bytes) -> None:
+        self.stderr += data.decode("utf-8", "replace")
+
+    def kill(self) -> Deferred:
+        """SIGKILL the child; fire with why it ended (an exception), once it has."""
+        if self.reason is None:
+            self.transport.signalProcess("KILL")
+        return self.whenEnded()
+
+    def whenEnded(self) -> Deferred:
+        """Fire with why the child ended (an exception), once it has."""
+        if self.reason is not None:
+            return succeed(self.reason.value)
+        waiter: Deferred = Deferred()
+        self._ended.append(waiter)
+        return waiter
+
+    def processEnded(self, reason: Failure) -> None:
+        self.reason = reason
+        for waiting in (self.ready, self.enough):
+            if not waiting.called:
+                waiting.errback(Exception(f"the child ended early: {self.stderr}"))
+        waiters, self._ended = self._ended, []
+        for waiter in waiters:
+            waiter.callback(reason.value)
