@@ -25,15 +25,14 @@ from fireworq.model import (
     CompletionKind,
     FailureOrder,
     JobCounts,
-    JobState,
     NewJob,
     PushEntry,
     QueueDefinition,
     Result,
     Routing,
 )
-from fireworq.store.interface import ILeaseStore, IJobStore, IRepository, NodeInfo, StoreUnavailable
-from fireworq.store.mysql import MySQLJobStore, MySQLLeaseStore, MySQLRepository, open_mysql, open_pool
+from fireworq.store.interface import ILeaseStore, NodeInfo, StoreUnavailable
+from fireworq.store.mysql import MySQLJobStore, MySQLLeaseStore, open_mysql
 from fireworq.store.mysql.driver import available_drivers
 from fireworq.store.mysql.lease import FIRST_EPOCH
 from fireworq.store.mysql.schema import KEY_MAX, failure_table, job_table, table_key

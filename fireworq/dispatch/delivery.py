@@ -98,8 +98,13 @@ def _describe(failure: Failure) -> str:
     """A one-line reason, looking inside twisted.web's wrapped failures."""
     reasons = getattr(failure.value, "reasons", None) or []
     if reasons:
-        return "; ".join(str(r.getErrorMessage()) for r in reasons)
+        return "; ".join(_describe(r) for r in reasons)
     return failure.getErrorMessage() or failure.type.__name__
+
+
+def _timed_out(result: object, timeout: float) -> None:
+    """Turn the cancellation of a delivery that ran out of time into a timeout."""
+    raise DeferredTimeoutError(timeout, "Deferred")
 
 
 class HTTPDeliverer:
@@ -180,7 +185,7 @@ class HTTPDeliverer:
 
         d.addCallback(read)
         if job.timeout > 0:
-            d.addTimeout(job.timeout, self.clock)
+            d.addTimeout(job.timeout, self.clock, onTimeoutCancel=_timed_out)
         d.addErrback(self._failed, job, state)
         return d
 

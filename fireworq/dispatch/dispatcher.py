@@ -98,6 +98,7 @@ class QueueDispatcher(Service):
         self._paused_until = 0.0
         self._dispatching = False
         self._needs_reconcile = False
+        self._grab_succeeded = False
         lease.subscribe(self._lease_changed)
 
     # -- configuration -----------------------------------------------------
@@ -199,30 +200,41 @@ class QueueDispatcher(Service):
         return close() if close is not None else None
 
     def _drain_deliveries(self) -> "Deferred[None]":
+        """
+        Fire when every in-flight delivery has ended, or after the shutdown
+        timeout, when the rest are abandoned and their jobs released.
+        """
         if not self._inflight:
             return succeed(None)
-        waiting = DeferredList(list(self._inflight.values()), consumeErrors=True)
-        waiting.addTimeout(self._shutdown_timeout, self._clock)
+        done: Deferred = Deferred()
+        expired = []
 
-        def timed_out(failure: Failure) -> "Deferred[None]":
+        def finished(_: object) -> None:
+            if not expired:
+                timer.cancel()
+                done.callback(None)
+
+        def expire() -> None:
+            expired.append(True)
             abandoned, self._inflight = self._inflight, {}
-            jobs = list(abandoned)
             self._log.warn(
                 "Queue {queue}: {count} delivery(ies) still running after {timeout}s; "
-                "returning them to the queue",
+                "returning their jobs to the queue",
                 queue=self.name,
-                count=len(jobs),
+                count=len(abandoned),
                 timeout=self._shutdown_timeout,
             )
             for d in abandoned.values():
                 d.cancel()
-            released = self._store.release(self.name, jobs, self.lease.grabber_id)
-            released.addErrback(lambda f: None)
-            released.addCallback(lambda _: None)
-            return released
+            released = self._store.release(self.name, list(abandoned), self.lease.grabber_id)
+            released.addErrback(
+                self._log.failure, "Cannot return abandoned jobs of queue {queue}", queue=self.name
+            )
+            released.addBoth(lambda _: done.callback(None))
 
-        waiting.addCallbacks(lambda _: None, timed_out)
-        return waiting
+        timer = self._clock.callLater(self._shutdown_timeout, expire)
+        DeferredList(list(self._inflight.values()), consumeErrors=True).addBoth(finished)
+        return done
 
     # -- grabbing --------------------------------------------------------------
 
@@ -276,8 +288,7 @@ class QueueDispatcher(Service):
             self._kick_call = self._clock.callLater(max(delay, 0.001), self.poll)
 
     def _grabbed(self, jobs: List[Job], limit: int, grabber_id: int) -> None:
-        if self._needs_reconcile:
-            self._reconcile()
+        self._grab_succeeded = True
         if not jobs:
             return
         if self._bucket is not None:
@@ -323,7 +334,9 @@ class QueueDispatcher(Service):
                 queue=self.name,
                 count=len(orphans),
             )
-            return self._store.release(self.name, orphans, grabber_id)
+            released = self._store.release(self.name, orphans, grabber_id)
+            released.addCallback(lambda _: self.kick())
+            return released
 
         d.addCallback(release)
         d.addErrback(lambda f: setattr(self, "_needs_reconcile", True))
@@ -332,6 +345,9 @@ class QueueDispatcher(Service):
 
     def _grab_done(self, _: object) -> None:
         self._grabbing = False
+        if self._grab_succeeded and self._needs_reconcile:
+            self._reconcile()
+        self._grab_succeeded = False
         if self._again:
             self._again = False
             if self.in_flight < self.max_workers:

@@ -77,9 +77,10 @@ class _WorkerResource(Resource):
         if kind == "sleep":
             seconds = float(parts[1])
             rest = "/" + "/".join(parts[2:])
-            self.worker.reactor.callLater(
+            call = self.worker.reactor.callLater(
                 seconds, lambda: finished[0] or self._answer(request, rest, delivery, finished)
             )
+            self.worker.timers.append(call)
             return
         if kind == "flaky":
             failures = int(parts[1])
@@ -108,6 +109,7 @@ class Worker:
         self.deliveries: List[Delivery] = []
         self.current = 0
         self.max_concurrent = 0
+        self.timers: List[Any] = []
         self._port: Optional[Any] = None
 
     def start(self) -> None:
@@ -117,7 +119,10 @@ class Worker:
         self._port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
 
     def stop(self) -> Deferred:
-        """Stop listening."""
+        """Stop listening and forget answers still scheduled."""
+        for call in self.timers:
+            if call.active():
+                call.cancel()
         assert self._port is not None
         return self._port.stopListening()
 

@@ -87,9 +87,10 @@ class MySQLLeaseStore:
             row = cursor.fetchone()
             if row is None:
                 cursor.execute(
-                    "INSERT IGNORE INTO `fireworq_lease` "
+                    "INSERT INTO `fireworq_lease` "
                     "(name, holder, host, epoch, expires_at, taken_at) "
-                    f"VALUES (%s, %s, %s, %s, {NOW_MS} + %s, {NOW_MS})",
+                    f"VALUES (%s, %s, %s, %s, {NOW_MS} + %s, {NOW_MS}) "
+                    "ON DUPLICATE KEY UPDATE name = name",
                     (queue_name, node.id, node.host, FIRST_EPOCH, ttl_ms),
                 )
                 if cursor.rowcount == 1:

@@ -26,7 +26,7 @@ otherwise L{CommitOutcomeUnknown} (a L{StoreUnavailable}) is raised.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Optional, Set
+from typing import Any, Callable, Dict, Set
 
 from twisted.enterprise import adbapi
 from twisted.internet import threads
