@@ -34,6 +34,7 @@ from fireworq.dispatch.lease import IQueueLease, SoleLease
 from fireworq.events import EventFanout
 from fireworq.logging import AccessLog, ErrorLogObserver, LogFiles, QueueLog, now_ms
 from fireworq.manager import QueueManager
+from fireworq.metrics import Metrics
 from fireworq.model import QueueDefinition
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
@@ -113,6 +114,7 @@ class FireworqService(MultiService):
         )
         self.stores = stores if stores is not None else open_stores(config, reactor)
         self.stats = QueueStats(reactor, now_ms)
+        self.metrics = Metrics(self)
         self.events = EventFanout(
             [
                 self.stats,
@@ -121,6 +123,7 @@ class FireworqService(MultiService):
                     config.queue_log_tag,
                     config.queue_log_level,
                 ),
+                self.metrics,
             ]
         )
         self._grabber_id = int(time.time() * 1000)
@@ -145,7 +148,7 @@ class FireworqService(MultiService):
             default_queue=default,
             refresh_interval=config.config_refresh_interval / 1000.0,
         )
-        self.api = FireworqAPI(self.manager, config)
+        self.api = FireworqAPI(self.manager, config, self.metrics)
         self.site = FireworqSite(
             self.api.app.resource(),
             AccessLog(self.log_files.open(config.access_log, 1), config.access_log_tag),

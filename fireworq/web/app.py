@@ -17,27 +17,41 @@ from fireworq.config import Config
 from fireworq.manager import NotReady, QueueConflict, QueueManager, UndefinedQueue, UnknownCategory
 from fireworq.store.interface import StoreUnavailable
 from fireworq.web.errors import ApiError, write_error
+from fireworq.web.console import ConsoleRoutes
 from fireworq.web.inspect import InspectRoutes
 from fireworq.web.jobs import JobRoutes
+from fireworq.web.metrics import MetricsRoutes
+from fireworq.web.openapi import OpenAPIRoutes
 from fireworq.web.ops import OpsRoutes
 from fireworq.web.queues import QueueRoutes
 from fireworq.web.routes import app
 from fireworq.web.routings import RoutingRoutes
 
 
-class FireworqAPI(JobRoutes, QueueRoutes, RoutingRoutes, InspectRoutes, OpsRoutes):
+class FireworqAPI(
+    JobRoutes,
+    QueueRoutes,
+    RoutingRoutes,
+    InspectRoutes,
+    OpsRoutes,
+    MetricsRoutes,
+    ConsoleRoutes,
+    OpenAPIRoutes,
+):
     """
     The API of one server process over its L{QueueManager}.
 
     Use C{FireworqAPI(manager, config).app.resource()} as the site's root.
+    ``metrics`` is the process's L{fireworq.metrics.Metrics}, when there is one.
     """
 
     app = app
     _log = Logger()
 
-    def __init__(self, manager: QueueManager, config: Config) -> None:
+    def __init__(self, manager: QueueManager, config: Config, metrics: Any = None) -> None:
         self.manager = manager
         self.config = config
+        self.metrics = metrics
 
     def read_body(self, request: Any) -> bytes:
         """The whole request body."""
