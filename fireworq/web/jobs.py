@@ -93,7 +93,7 @@ def _category(category: str) -> str:
 class JobRoutes:
     """Routes that push jobs."""
 
-    @app.route("/job/<path:category>", methods=["POST"])
+    @app.route("/job/<category:category>", methods=["POST"])
     def push_job(self, request: Any, category: str) -> Any:
         category = _category(category)
         job, echo = parse_job(category, json_object(self.read_body(request)))
@@ -103,7 +103,7 @@ class JobRoutes:
         )
         return d
 
-    @app.route("/jobs/<path:category>", methods=["POST"])
+    @app.route("/jobs/<category:category>", methods=["POST"])
     def push_jobs(self, request: Any, category: str) -> Any:
         category = _category(category)
         body = parse_json(self.read_body(request))

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict
 
 from klein import Klein
+from werkzeug.routing import PathConverter
 
 from fireworq.model import FailedJob, Job, payload_as_json_value
 
@@ -18,6 +19,19 @@ from fireworq.model import FailedJob, Job, payload_as_json_value
 app = Klein()
 # A category may contain "//"; never redirect to a "cleaned" path.
 app.url_map.merge_slashes = False
+
+
+class CategoryConverter(PathConverter):
+    """
+    A job category in a path: like ``path`` (slashes allowed) but matching
+    any character, so that a category the API must refuse (a control
+    character, say) reaches the route and gets a 400 that says why.
+    """
+
+    regex = "[^/](?s:.)*?"
+
+
+app.url_map.converters["category"] = CategoryConverter
 
 _LOCAL = datetime.now(timezone.utc).astimezone().tzinfo
 

@@ -34,13 +34,13 @@ class RoutingRoutes:
         d.addCallback(lambda routings: json_response(request, [r.to_json() for r in routings]))
         return d
 
-    @app.route("/routing/<path:category>", methods=["GET"])
+    @app.route("/routing/<category:category>", methods=["GET"])
     def get_routing(self, request: Any, category: str) -> Any:
         d = self.manager.repository.find_routing(category)
         d.addCallback(lambda r: json_response(request, _found(r, category).to_json()))
         return d
 
-    @app.route("/routing/<path:category>", methods=["PUT"])
+    @app.route("/routing/<category:category>", methods=["PUT"])
     def put_routing(self, request: Any, category: str) -> Any:
         category = _category(category)
         body = json_object(self.read_body(request))
@@ -53,7 +53,7 @@ class RoutingRoutes:
         d.addCallback(lambda r: json_response(request, r.to_json()))
         return d
 
-    @app.route("/routing/<path:category>", methods=["DELETE"])
+    @app.route("/routing/<category:category>", methods=["DELETE"])
     def delete_routing(self, request: Any, category: str) -> Any:
         d = self.manager.delete_routing(category)
         d.addCallback(lambda r: json_response(request, _found(r, category).to_json()))

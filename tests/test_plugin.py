@@ -1,0 +1,56 @@
+"""The twistd plugin: found by twistd, lazy, and the options it parses."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+from twisted.trial.unittest import SynchronousTestCase
+
+from fireworq.tap import Options
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class PluginTests(SynchronousTestCase):
+    def test_plugin_is_found(self):
+        makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
+        self.assertIn("fireworq", makers)
+        self.assertEqual(makers["fireworq"].module, "fireworq.tap")
+
+    def test_plugin_module_imports_no_reactor(self):
+        """Loading the plugin imports neither the reactor nor the server."""
+        code = (
+            "import sys, twisted.plugins.fireworq_plugin;"
+            "print('twisted.internet.reactor' in sys.modules, 'fireworq.service' in sys.modules)"
+        )
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        self.assertEqual(out.stdout.split(), ["False", "False"])
+
+    def test_no_init_in_plugins_folder(self):
+        self.assertFalse(os.path.exists(os.path.join(REPO, "twisted", "plugins", "__init__.py")))
+        self.assertFalse(os.path.exists(os.path.join(REPO, "twisted", "__init__.py")))
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_options_become_settings(self):
+        options = Options()
+        options.parseOptions(["--queue-default=q", "--bind=127.0.0.1:9999", "--driver=in-memory"])
+        self.assertEqual(options.config.queue_default, "q")
+        self.assertEqual(options.config.bind_port, 9999)
+
+    def test_bad_option_exits_2_with_one_line(self):
+        from io import StringIO
+
+        err = StringIO()
+        self.patch(sys, "stderr", err)
+        options = Options()
+        with self.assertRaises(SystemExit) as caught:
+            options.parseOptions(["--queue-default-max-workers=lots"])
+        self.assertEqual(caught.exception.code, 2)
+        lines = err.getvalue().splitlines()
+        self.assertEqual(len(lines), 1)
+        self.assertIn("queue_default_max_workers", lines[0])

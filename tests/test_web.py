@@ -1,0 +1,399 @@
+"""
+Unit tests of the HTTP API in process: the Klein application over the
+in-memory store, driven through treq's StubTreq with a task.Clock.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+
+from fireworq import __version__
+from fireworq.config import load
+from fireworq.dispatch.dispatcher import QueueDispatcher
+from fireworq.dispatch.lease import SoleLease
+from fireworq.events import EventFanout
+from fireworq.manager import QueueManager
+from fireworq.model import QueueDefinition, Result
+from fireworq.pushing import PushBatcher
+from fireworq.stats import QueueStats
+from fireworq.store.interface import NodeInfo, StoreUnavailable
+from fireworq.store.memory import MemoryJobStore, MemoryRepository
+from fireworq.web.app import FireworqAPI
+
+NODE = NodeInfo("node-a", "host-a")
+
+
+class HeldDeliverer:
+    """Never answers (jobs stay grabbed) unless told to."""
+
+    def __init__(self) -> None:
+        self.pending = {}
+
+    def deliver(self, queue_name, job):
+        d: Deferred = Deferred()
+        self.pending[job.id] = d
+        return d
+
+
+class APITestCase(SynchronousTestCase):
+    """An API over memory stores; ``call`` makes a request and returns (code, body)."""
+
+    settings: dict = {"driver": "in-memory", "queue_default": "default"}
+
+    def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1_700_000_000)
+        now = lambda: int(self.clock.seconds() * 1000)
+        self.store = MemoryJobStore(clock=now)
+        self.repository = MemoryRepository()
+        self.successResultOf(self.store.start())
+        self.config = load(self.settings, environ={})
+        self.stats = QueueStats(self.clock, now)
+        self.events = EventFanout([self.stats])
+        self.deliverer = HeldDeliverer()
+
+        def make_dispatcher(definition: QueueDefinition) -> QueueDispatcher:
+            lease = SoleLease(definition.name, self.store, NODE, 1, self.clock)
+            return QueueDispatcher(
+                definition, self.store, lease, self.deliverer, self.events, self.clock
+            )
+
+        default = None
+        if self.config.queue_default:
+            default = QueueDefinition(self.config.queue_default, 200, 20)
+        self.manager = QueueManager(
+            self.store,
+            self.repository,
+            PushBatcher(self.store, self.clock),
+            make_dispatcher,
+            self.events,
+            self.stats,
+            self.clock,
+            default_queue=default,
+        )
+        self.manager.startService()
+        self.clock.advance(0)
+        self.addCleanup(self.manager.stopService)
+        self.api = FireworqAPI(self.manager, self.config)
+        self.stub = StubTreq(self.api.app.resource())
+
+    def call(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        d = self.stub.request(method, "http://fireworq.test" + path, data=data)
+        for _ in range(5):
+            self.clock.advance(0)
+            self.stub.flush()
+        response = self.successResultOf(d)
+        content_d = response.content()
+        self.stub.flush()
+        content = self.successResultOf(content_d)
+        ctype = response.headers.getRawHeaders(b"content-type", [b""])[0]
+        if ctype.startswith(b"application/json"):
+            return response.code, json.loads(content)
+        return response.code, content.decode("utf-8")
+
+
+class PushTests(APITestCase):
+    def test_push_echoes_the_job(self):
+        code, body = self.call(
+            "POST",
+            "/job/a/b/c",
+            {"url": "http://w/x", "payload": {"k": [1]}, "run_after": 5, "max_retries": 2,
+             "retry_delay": 3, "timeout": 4, "extra": "ignored"},
+        )
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            body,
+            {"id": 1, "queue_name": "default", "category": "a/b/c", "url": "http://w/x",
+             "payload": {"k": [1]}, "run_after": 5, "max_retries": 2, "retry_delay": 3,
+             "timeout": 4},
+        )
+
+    def test_absent_payload_echoes_null(self):
+        code, body = self.call("POST", "/job/c", {"url": "http://w/x"})
+        self.assertEqual((code, body["payload"]), (200, None))
+
+    def test_category_with_double_slash_and_escapes(self):
+        code, body = self.call("POST", "/job/a//b%20c", {"url": "http://w/x"})
+        self.assertEqual((code, body["category"]), (200, "a//b c"))
+
+    def test_ids_increase(self):
+        ids = [self.call("POST", "/job/c", {"url": "http://w/x"})[1]["id"] for _ in range(3)]
+        self.assertEqual(ids, sorted(ids))
+        self.assertEqual(len(set(ids)), 3)
+
+    def test_routing_beats_default(self):
+        self.call("PUT", "/queue/special", {})
+        self.call("PUT", "/routing/vip", {"queue_name": "special"})
+        self.assertEqual(self.call("POST", "/job/vip", {"url": "http://w/"})[1]["queue_name"], "special")
+        self.assertEqual(self.call("POST", "/job/other", {"url": "http://w/"})[1]["queue_name"], "default")
+
+    def test_batch_push(self):
+        code, body = self.call(
+            "POST", "/jobs/c", [{"url": "http://w/1"}, {"url": "http://w/2", "payload": "s"}]
+        )
+        self.assertEqual(code, 200)
+        self.assertEqual([j["url"] for j in body], ["http://w/1", "http://w/2"])
+        self.assertEqual(body[1]["payload"], "s")
+        self.assertEqual(body[1]["id"], body[0]["id"] + 1)
+
+    def test_batch_push_is_atomic_and_names_the_bad_element(self):
+        code, body = self.call(
+            "POST", "/jobs/c", [{"url": "http://w/1"}, {"url": "http://w/2", "timeout": -1}]
+        )
+        self.assertEqual(code, 400)
+        self.assertIn("[1]", body["message"])
+        self.assertIn("timeout", body["message"])
+        counts = self.successResultOf(self.store.count_jobs("default"))
+        self.assertEqual(counts.waiting + counts.deferred + counts.grabbed, 0)
+
+    def test_batch_push_limits(self):
+        self.assertEqual(self.call("POST", "/jobs/c", [])[0], 400)
+        self.assertEqual(self.call("POST", "/jobs/c", {"url": "http://w/"})[0], 400)
+        code, body = self.call("POST", "/jobs/c", [{"url": "http://w/"}] * 1001)
+        self.assertEqual(code, 400)
+        self.assertIn("1000", body["message"])
+
+    def test_store_outage_is_503(self):
+        self.store.push = lambda entries: fail(StoreUnavailable("database is down"))
+        code, body = self.call("POST", "/job/c", {"url": "http://w/x"})
+        self.assertEqual(code, 503)
+        self.assertIn("database is down", body["message"])
+
+    def test_unexpected_error_is_500_without_traceback(self):
+        self.store.push = lambda entries: fail(ZeroDivisionError("secret detail"))
+        code, body = self.call("POST", "/job/c", {"url": "http://w/x"})
+        self.assertEqual(code, 500)
+        self.assertNotIn("secret", json.dumps(body))
+        self.assertNotIn("Traceback", json.dumps(body))
+        self.flushLoggedErrors(ZeroDivisionError)
+
+    def test_other_methods_405(self):
+        for method in ("GET", "PUT", "DELETE"):
+            code, body = self.call(method, "/job/c")
+            self.assertEqual(code, 405, method)
+            self.assertIn("POST", body["message"])
+
+    def test_bad_categories(self):
+        code, body = self.call("POST", "/job/" + "x" * 256, {"url": "http://w/"})
+        self.assertEqual(code, 400)
+        self.assertIn("255", body["message"])
+        code, body = self.call("POST", "/job/a%0Ab", {"url": "http://w/"})
+        self.assertEqual(code, 400)
+
+
+class NoDefaultQueueTests(APITestCase):
+    settings = {"driver": "in-memory"}
+
+    def test_unknown_category_is_404_naming_it(self):
+        code, body = self.call("POST", "/job/lost", {"url": "http://w/"})
+        self.assertEqual(code, 404)
+        self.assertIn("lost", body["message"])
+
+    def test_routing_to_a_deleted_queue_is_404(self):
+        self.call("PUT", "/queue/gone", {})
+        self.call("PUT", "/routing/r", {"queue_name": "gone"})
+        self.call("DELETE", "/queue/gone")
+        code, body = self.call("POST", "/job/r", {"url": "http://w/"})
+        self.assertEqual(code, 404)
+        self.assertIn("gone", body["message"])
+
+    def test_routing_added_behind_our_back_is_found(self):
+        self.call("PUT", "/queue/q1", {})
+        self.successResultOf(
+            self.repository.put_routing(__import__("fireworq.model").model.Routing("late", "q1"))
+        )
+        code, body = self.call("POST", "/job/late", {"url": "http://w/"})
+        self.assertEqual((code, body["queue_name"]), (200, "q1"))
+
+
+class QueueTests(APITestCase):
+    def test_define_show_list_delete(self):
+        code, body = self.call("PUT", "/queue/q1", {"polling_interval": 100, "max_workers": 10})
+        self.assertEqual((code, body), (200, {"name": "q1", "polling_interval": 100, "max_workers": 10}))
+        code, body = self.call("PUT", "/queue/q2", {})
+        self.assertEqual(body, {"name": "q2", "polling_interval": 200, "max_workers": 20})
+        code, body = self.call(
+            "PUT", "/queue/q3", {"max_workers": 10, "max_dispatches_per_second": 2.5, "max_burst_size": 5}
+        )
+        self.assertEqual(
+            body,
+            {"name": "q3", "polling_interval": 100, "max_workers": 10,
+             "max_dispatches_per_second": 2.5, "max_burst_size": 5},
+        )
+        code, queues = self.call("GET", "/queues")
+        self.assertEqual([q["name"] for q in queues], ["default", "q1", "q2", "q3"])
+        self.assertEqual(self.call("GET", "/queue/q1")[1]["max_workers"], 10)
+        code, body = self.call("DELETE", "/queue/q1")
+        self.assertEqual((code, body["name"]), (200, "q1"))
+        self.assertEqual(self.call("GET", "/queue/q1")[0], 404)
+        self.assertEqual(self.call("DELETE", "/queue/q1")[0], 404)
+
+    def test_stats_shape(self):
+        self.call("POST", "/job/c", {"url": "http://w/"})
+        code, stats = self.call("GET", "/queue/default/stats")
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            set(stats),
+            {"total_pushes", "total_pops", "total_successes", "total_failures",
+             "total_permanent_failures", "total_completes", "total_elapsed",
+             "pushes_per_second", "pops_per_second", "outstanding_jobs", "total_workers",
+             "idle_workers", "active_nodes"},
+        )
+        self.assertEqual((stats["total_pushes"], stats["total_pops"]), (1, 1))
+        self.assertEqual((stats["total_workers"], stats["idle_workers"]), (20, 19))
+        code, all_stats = self.call("GET", "/queues/stats")
+        self.assertEqual(list(all_stats), ["default"])
+        self.assertEqual(self.call("GET", "/queue/nope/stats")[0], 404)
+
+    def test_node(self):
+        code, node = self.call("GET", "/queue/default/node")
+        self.assertEqual((code, node), (200, {"id": "node-a", "host": "host-a"}))
+        self.assertEqual(self.call("GET", "/queue/nope/node")[0], 404)
+
+    def test_unchanged_put_keeps_the_dispatcher(self):
+        self.call("PUT", "/queue/q1", {"max_workers": 3})
+        before = self.manager.dispatcher("q1")
+        self.call("PUT", "/queue/q1", {"max_workers": 3})
+        self.assertIs(self.manager.dispatcher("q1"), before)
+        self.call("PUT", "/queue/q1", {"max_workers": 4})
+        self.assertIs(self.manager.dispatcher("q1"), before)
+        self.assertEqual(before.max_workers, 4)
+
+    def test_names_sharing_storage_are_refused(self):
+        self.assertEqual(self.call("PUT", "/queue/a-b", {})[0], 200)
+        code, body = self.call("PUT", "/queue/a.b", {})
+        self.assertEqual(code, 400)
+        self.assertIn("a-b", body["message"])
+
+    def test_bad_definitions(self):
+        for body in ({"max_workers": "3"}, {"polling_interval": -1}, {"max_workers": 10**9},
+                     {"max_dispatches_per_second": -1, "max_burst_size": 1}):
+            self.assertEqual(self.call("PUT", "/queue/q", body)[0], 400, body)
+        self.assertEqual(self.call("PUT", "/queue/q", raw=b"")[0], 400)
+        self.assertEqual(self.call("PUT", "/queue/" + "q" * 256, {})[0], 400)
+
+
+class RoutingTests(APITestCase):
+    def test_crud(self):
+        self.call("PUT", "/queue/q1", {})
+        code, body = self.call("PUT", "/routing/a/b", {"queue_name": "q1"})
+        self.assertEqual((code, body), (200, {"job_category": "a/b", "queue_name": "q1"}))
+        self.assertEqual(self.call("GET", "/routing/a/b")[1], body)
+        self.assertEqual(self.call("GET", "/routings")[1], [body])
+        self.assertEqual(self.call("DELETE", "/routing/a/b"), (200, body))
+        self.assertEqual(self.call("GET", "/routing/a/b")[0], 404)
+        self.assertEqual(self.call("GET", "/routings")[1], [])
+
+    def test_bad_routings(self):
+        self.assertEqual(self.call("PUT", "/routing/x", {"queue_name": 3})[0], 400)
+        self.assertEqual(self.call("PUT", "/routing/x", {"queue_name": "none"})[0], 404)
+        self.assertEqual(self.call("PUT", "/routing/x", raw=b"[")[0], 400)
+
+
+class InspectTests(APITestCase):
+    def test_lists_and_job_shapes(self):
+        self.call("PUT", "/queue/q", {"max_workers": 1})
+        self.call("PUT", "/routing/c", {"queue_name": "q"})
+        first = self.call("POST", "/job/c", {"url": "http://w/", "payload": {"a": 1}})[1]
+        second = self.call("POST", "/job/c", {"url": "http://w/", "payload": "text"})[1]
+        third = self.call("POST", "/job/c", {"url": "http://w/", "run_after": 60, "max_retries": 2})[1]
+        grabbed = self.call("GET", "/queue/q/grabbed")[1]
+        waiting = self.call("GET", "/queue/q/waiting")[1]
+        deferred = self.call("GET", "/queue/q/deferred")[1]
+        self.assertEqual([j["id"] for j in grabbed["jobs"]], [first["id"]])
+        self.assertEqual(grabbed["jobs"][0]["status"], "grabbed")
+        self.assertEqual(grabbed["jobs"][0]["payload"], {"a": 1})
+        self.assertEqual(waiting["jobs"][0]["payload"], "text")
+        self.assertEqual([j["id"] for j in deferred["jobs"]], [third["id"]])
+        self.assertNotIn("payload", deferred["jobs"][0])
+        self.assertEqual(deferred["jobs"][0]["max_retries"], 2)
+        self.assertEqual(deferred["next_cursor"], "")
+        self.assertEqual(
+            set(deferred["jobs"][0]),
+            {"id", "category", "url", "status", "created_at", "next_try", "timeout",
+             "fail_count", "max_retries", "retry_delay"},
+        )
+        self.assertEqual(self.call("GET", f"/queue/q/job/{second['id']}")[1]["status"], "claimed")
+
+    def test_cursor_walk(self):
+        for _ in range(7):
+            self.call("POST", "/job/c", {"url": "http://w/", "run_after": 100})
+        seen, cursor = [], ""
+        while True:
+            page = self.call("GET", f"/queue/default/deferred?limit=3&order=asc&cursor={cursor}")[1]
+            seen += [j["id"] for j in page["jobs"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        self.assertEqual(seen, list(range(1, 8)))
+
+    def test_failure_log_and_retry(self):
+        self.call("POST", "/job/c", {"url": "http://w/", "payload": {"p": 1}, "max_retries": 0,
+                                     "timeout": 9, "retry_delay": 4})
+        self.clock.advance(0)
+        self.deliverer.pending.popitem()[1].callback(Result("failure", 500, "boom"))
+        self.clock.advance(1)
+        code, failed = self.call("GET", "/queue/default/failed")
+        self.assertEqual(code, 200)
+        entry = failed["failed_jobs"][0]
+        self.assertEqual(entry["result"], {"status": "failure", "code": 500, "message": "boom"})
+        self.assertEqual(entry["payload"], {"p": 1})
+        self.assertEqual(self.call("GET", "/queue/default/failed?order=created")[1]["failed_jobs"], [entry])
+        code, job = self.call("POST", f"/queue/default/failed/{entry['id']}/retry")
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            {k: job[k] for k in ("queue_name", "category", "payload", "max_retries", "retry_delay", "timeout")},
+            {"queue_name": "default", "category": "c", "payload": {"p": 1}, "max_retries": 0,
+             "retry_delay": 4, "timeout": 9},
+        )
+        self.assertEqual(self.call("GET", f"/queue/default/failed/{entry['id']}")[0], 404)
+        self.assertEqual(self.call("POST", f"/queue/default/failed/{entry['id']}/retry")[0], 404)
+
+    def test_delete_failed(self):
+        self.call("POST", "/job/c", {"url": "http://w/"})
+        self.clock.advance(0)
+        self.deliverer.pending.popitem()[1].callback(Result("permanent-failure", 200, "no"))
+        self.clock.advance(1)
+        entry = self.call("GET", "/queue/default/failed")[1]["failed_jobs"][0]
+        self.assertEqual(self.call("DELETE", f"/queue/default/failed/{entry['id']}"), (200, entry))
+        self.assertEqual(self.call("DELETE", f"/queue/default/failed/{entry['id']}")[0], 404)
+
+
+class OpsTests(APITestCase):
+    def test_version(self):
+        self.assertEqual(self.call("GET", "/"), (200, f"{__version__}\n"))
+        self.assertEqual(self.call("GET", "/version"), (200, f"{__version__}\n"))
+
+    def test_settings_are_strings_and_mask_secrets(self):
+        self.api.config = load({"mysql_dsn": "u:pw@tcp(db:3306)/fw", "driver": "in-memory"}, {})
+        code, settings = self.call("GET", "/settings")
+        self.assertEqual(code, 200)
+        self.assertTrue(all(isinstance(v, str) for v in settings.values()))
+        self.assertEqual(settings["mysql_dsn"], "u:***@tcp(db:3306)/fw")
+        self.assertEqual(settings["bind"], "127.0.0.1:8080")
+
+    def test_stats(self):
+        code, stats = self.call("GET", "/stats")
+        self.assertEqual(code, 200)
+        for key in ("time", "pid", "memory_rss", "thread_num", "uptime_seconds"):
+            self.assertIn(key, stats)
+
+    def test_health(self):
+        code, health = self.call("GET", "/health")
+        self.assertEqual((code, health["status"]), (200, "ok"))
+        self.store.ping = lambda: fail(StoreUnavailable("down"))
+        code, health = self.call("GET", "/health")
+        self.assertEqual((code, health["status"]), (503, "unavailable"))
+
+    def test_not_ready_is_503(self):
+        self.manager.ready = False
+        code, body = self.call("POST", "/job/c", {"url": "http://w/"})
+        self.assertEqual(code, 503)
+        self.assertIn("starting", body["message"])
