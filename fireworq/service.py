@@ -291,8 +291,15 @@ class FireworqService(MultiService):
         def reopen(signum: int, frame: Any) -> None:
             self.reactor.callFromThread(self.log_files.reopen)
 
+        def interrupt(signum: int, frame: Any) -> None:
+            self.reactor.callFromThread(self.reactor.stop)
+
         try:
             signal.signal(signal.SIGUSR1, reopen)
+            # A shell starts background jobs with SIGINT ignored, and then the
+            # reactor leaves it alone; SIGINT must still shut down gracefully.
+            if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+                signal.signal(signal.SIGINT, interrupt)
         except (ValueError, AttributeError):  # not the main thread, or no SIGUSR1
             pass
 

@@ -79,6 +79,9 @@ class FireworqSite(Site):
         keep_alive: bool,
         **kwargs: Any,
     ) -> None:
+        # The API takes JSON only: never parse bodies as HTML form submissions
+        # (which also spares parsing Content-Type on every push).
+        kwargs.setdefault("parsePOSTFormSubmission", False)
         super().__init__(resource, **kwargs)
         self.access_log = access_log
         self.max_request_body = max_request_body
