@@ -2,7 +2,8 @@
 PyMySQL or mysqlclient?  Measure both through the MySQL store (adbapi pool,
 the store's real SQL) against a throwaway MariaDB, and print a table.
 
-    PYTHONPATH=. .venv/bin/python bench/mysql_driver.py [--jobs N] [--dsn DSN]
+    .venv/bin/python bench/mysql_driver.py [--jobs N] [--rounds N] [--pool-size N]
+        [--driver pymysql|mysqlclient] [--fast] [--dsn DSN]
 
 Without --dsn a durable MariaDB (innodb_flush_log_at_trx_commit=1, the
 production setting) is started in a temporary directory (needs mariadbd,
@@ -30,7 +31,7 @@ from typing import Any, Dict, List, Tuple
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from twisted.internet import task  # noqa: E402
-from twisted.internet.defer import DeferredSemaphore, gatherResults  # noqa: E402
+from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults  # noqa: E402
 
 from fireworq.model import Completion, CompletionKind, NewJob, PushEntry, Result  # noqa: E402
 from fireworq.store.mysql import open_mysql  # noqa: E402
@@ -158,7 +159,7 @@ def main(argv: List[str]) -> None:
                     database.drop()
 
     try:
-        task.react(lambda reactor: __import__("twisted.internet.defer", fromlist=["x"]).ensureDeferred(run(reactor)))
+        task.react(lambda reactor: ensureDeferred(run(reactor)))
     except SystemExit as e:
         if e.code:
             raise

@@ -25,11 +25,14 @@ from fireworq.model import (
     CompletionKind,
     FailureOrder,
     JobCounts,
+    JobState,
     NewJob,
     PushEntry,
     QueueDefinition,
     Result,
     Routing,
+    job_ids,
+    sort_key,
 )
 from fireworq.store.interface import ILeaseStore, NodeInfo, StoreUnavailable
 from fireworq.store.mysql import MySQLJobStore, MySQLLeaseStore, open_mysql
@@ -46,17 +49,21 @@ def job(payload: str = "", **fields: Any) -> NewJob:
 
 
 class _MySQLStores:
-    """makeStores for the contract: fresh database, stores of open_mysql."""
+    """
+    makeStores for the contract: fresh database, stores of open_mysql.  The
+    job store reads the contract's clock instead of the database's (a
+    test-only option), so the tests that move time run on MySQL too.
+    """
 
     driverName = "mysql"
-    usesInjectedClock = False
+    usesInjectedClock = True
     #: The DB-API driver under test (None: the default).
     mysqlDriver = None
 
     def makeStores(self, clock: ContractClock):
         database = mariadb.database_for(self)
         store, repository, leases = open_mysql(
-            database.dsn, None, reactor, driver=self.mysqlDriver, fence_grabs=False
+            database.dsn, None, reactor, driver=self.mysqlDriver, fence_grabs=False, clock=clock
         )
         self.addCleanup(leases.stop)
         self.addCleanup(repository.stop)
@@ -69,6 +76,59 @@ class _MySQLStores:
 
 class MySQLJobStoreContractTests(_MySQLStores, JobStoreContractMixin, TestCase):
     """L{MySQLJobStore} keeps the job store contract (default driver)."""
+
+
+class MySQLDatabaseClockContractTests(_MySQLStores, JobStoreContractMixin, TestCase):
+    """
+    The job store contract on the database clock, as servers run it.  The
+    contract's four tests that move an injected clock are replaced by
+    versions that wait for the real one (they run with the injected clock
+    in L{MySQLJobStoreContractTests}).
+    """
+
+    def makeStores(self, clock: ContractClock):
+        return super().makeStores(None)  # type: ignore[arg-type]
+
+    async def wait(self, seconds: float) -> None:
+        from twisted.internet.task import deferLater
+
+        await deferLater(reactor, seconds, lambda: None)
+
+    async def test_deferred_job_becomes_waiting(self) -> None:
+        await self.prepared("q")
+        job = await self.push_one("q", run_after=1)
+        self.assertEqual(await self.store.count_jobs("q"), JobCounts(deferred=1))
+        self.assertEqual(await self.store.grab("q", 1, 1), [])
+        await self.wait(max(0.0, (job.next_try - job.created_at) / 1000.0) + 0.1)
+        self.assertEqual(await self.store.count_jobs("q"), JobCounts(waiting=1))
+        self.assertEqual(await self.listed("q", JobState.WAITING), [job])
+
+    async def test_grab_orders_by_next_try_then_id(self) -> None:
+        await self.prepared("q")
+        jobs = [await self.push_one("q", run_after=run_after) for run_after in (1, 0, 0, 1, 0)]
+        await self.wait(1.1)
+        grabbed = await self.store.grab("q", 10, 1)
+        self.assertEqual(job_ids(grabbed), job_ids(sorted(jobs, key=sort_key)))
+        self.assertLess(job_ids(grabbed).index(jobs[1].id), job_ids(grabbed).index(jobs[0].id))
+
+    async def test_exact_times(self) -> None:
+        await self.prepared("q")
+        job = await self.push_one("q", run_after=5, max_retries=1, retry_delay=7)
+        self.assertEqual(job.next_try, job.created_at + 5000)
+        self.assertEqual(await self.store.find_job("q", job.id), job)
+        self.assertEqual(await self.store.grab("q", 1, 1), [])  # not due for 5 s
+
+    async def test_list_failed_orders_differ(self) -> None:
+        await self.prepared("q")
+        first = await self.push_one("q", payload="first")
+        await self.wait(0.01)
+        second = await self.push_one("q", payload="second")
+        self.assertLess(first.created_at, second.created_at)
+        await self.fail_jobs("q", [second, first], Result("failure"))
+        failed = (await self.store.list_failed("q", FailureOrder.FAILED, 10, None)).items
+        self.assertEqual([f.payload for f in failed], ["first", "second"])
+        created = (await self.store.list_failed("q", FailureOrder.CREATED, 10, None)).items
+        self.assertEqual([f.payload for f in created], ["second", "first"])
 
 
 class MySQLRepositoryContractTests(_MySQLStores, RepositoryContractMixin, TestCase):

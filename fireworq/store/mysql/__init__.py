@@ -15,7 +15,7 @@ tables if missing) and C{stop()}.  Modules:
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from fireworq.store.mysql.driver import Driver, get_driver
 from fireworq.store.mysql.dsn import parse_dsn
@@ -69,6 +69,7 @@ def open_mysql(
     driver: Optional[str] = None,
     pool_size: int = DEFAULT_POOL_SIZE,
     fence_grabs: bool = True,
+    clock: Optional[Callable[[], int]] = None,
 ) -> Tuple[MySQLJobStore, MySQLRepository, MySQLLeaseStore]:
     """
     Build the MySQL job store, repository and lease store.
@@ -88,6 +89,7 @@ def open_mysql(
     @param fence_grabs: see L{MySQLJobStore}; keep it on when dispatch goes
         through L{fireworq.failover.LeaseKeeper} (it must be off if grabs
         are not made under lease epochs).
+    @param clock: tests only; see L{MySQLJobStore}.
     @raise ValueError: for a bad DSN or an unavailable driver.
     """
     job_pool = open_pool(queue_dsn, reactor, size=pool_size, driver=driver, name="mysql-jobs")
@@ -98,7 +100,7 @@ def open_mysql(
         repository_pool = job_pool
     lease_pool = open_pool(queue_dsn, reactor, size=LEASE_POOL_SIZE, driver=driver, name="mysql-lease")
     return (
-        MySQLJobStore(job_pool, fence_grabs=fence_grabs),
+        MySQLJobStore(job_pool, fence_grabs=fence_grabs, clock=clock),
         MySQLRepository(repository_pool),
         MySQLLeaseStore(lease_pool),
     )

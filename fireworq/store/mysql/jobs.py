@@ -19,7 +19,7 @@ never block pushes.  Times come from the database clock.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
@@ -91,18 +91,29 @@ class MySQLJobStore:
         to the grabber id.  Use it when dispatch is driven by
         L{fireworq.failover.LeaseKeeper}: a node that lost its lease without
         noticing yet (paused, slow) then cannot grab even once.
+    @param clock: for tests only: milliseconds since the epoch to use
+        instead of the database clock for job times (so the store contract's
+        time-moving tests run on MySQL too).  Servers leave it None: every
+        node must read the same clock, the database's.
     """
 
     name = "mysql"
 
     _log = Logger()
 
-    def __init__(self, pool: MySQLPool, fence_grabs: bool = False) -> None:
+    def __init__(
+        self, pool: MySQLPool, fence_grabs: bool = False, clock: Optional[Callable[[], int]] = None
+    ) -> None:
         self._pool = pool.retain()
         self._fence = fence_grabs
+        self._clock = clock
         self._prepared: Dict[str, bool] = {}
         self._preparing: Dict[str, List[Deferred]] = {}
         self._stopped = False
+
+    def _now(self) -> str:
+        """The SQL of "now" in ms: the database clock (or the test clock)."""
+        return NOW_MS if self._clock is None else str(int(self._clock()))
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -192,10 +203,15 @@ class MySQLJobStore:
         for index, entry in enumerate(entries):
             by_queue.setdefault(entry.queue_name, []).append(index)
 
+        clock_now = self._now()
+
         def work(cursor: Any) -> List[Job]:
-            cursor.execute(f"SELECT {NOW_MS}")
-            (now,) = cursor.fetchone()
-            now = int(now)
+            if clock_now.isdigit():
+                now = int(clock_now)
+            else:
+                cursor.execute(f"SELECT {clock_now}")
+                (now,) = cursor.fetchone()
+                now = int(now)
             settings = self._pool.settings
             increment = max(1, settings.auto_increment_increment)
             limit = max(64 << 10, min(INSERT_CHUNK_BYTES, settings.max_allowed_packet // 2))
@@ -273,6 +289,7 @@ class MySQLJobStore:
             return succeed([])
         table = job_table(queue_name)
         selected: List[int] = []
+        now = self._now()
 
         def work(cursor: Any) -> List[Job]:
             del selected[:]
@@ -286,7 +303,7 @@ class MySQLJobStore:
                     return []
             cursor.execute(
                 f"SELECT {JOB_COLUMNS} FROM {table} FORCE INDEX (`grab`) "
-                f"WHERE status = 'claimed' AND next_try <= {NOW_MS} "
+                f"WHERE status = 'claimed' AND next_try <= {now} "
                 f"ORDER BY next_try, job_id LIMIT {int(limit)} FOR UPDATE"
             )
             jobs = [job_from_row(row) for row in cursor.fetchall()]
@@ -341,6 +358,7 @@ class MySQLJobStore:
         done_ids = [c.job.id for c in completions if c.kind == CompletionKind.SUCCESS]
         retry_ids = [c.job.id for c in completions if c.kind == CompletionKind.RETRY]
         failed = {c.job.id: c for c in completions if c.kind == CompletionKind.FAIL}
+        now = self._now()
 
         def work(cursor: Any) -> None:
             delete_ids = list(done_ids)
@@ -357,7 +375,7 @@ class MySQLJobStore:
                     args: List[Any] = []
                     for job_id in ours:
                         c = failed[job_id]
-                        values.append(f"(%s, %s, %s, %s, %s, %s, {NOW_MS}, %s)")
+                        values.append(f"(%s, %s, %s, %s, %s, %s, {now}, %s)")
                         args += [
                             job_id, c.job.category, c.job.url, c.job.payload,
                             failure_result_text(c.job, c.result),
@@ -379,7 +397,7 @@ class MySQLJobStore:
             if retry_ids:
                 cursor.execute(
                     f"UPDATE {table} SET status = 'claimed', grabber_id = NULL, "
-                    f"next_try = {NOW_MS} + retry_delay * 1000, "
+                    f"next_try = {now} + retry_delay * 1000, "
                     "retry_count = GREATEST(retry_count, 1) - 1, fail_count = fail_count + 1 "
                     f"WHERE job_id IN ({placeholders(len(retry_ids))}) "
                     "AND status = 'grabbed' AND grabber_id = %s",
@@ -448,14 +466,15 @@ class MySQLJobStore:
         descending: bool,
     ) -> Deferred:
         state = JobState(state)
+        now = self._now()
         conditions = []
         args: List[Any] = []
         if state == JobState.GRABBED:
             conditions.append("status = 'grabbed'")
         elif state == JobState.WAITING:
-            conditions.append(f"status = 'claimed' AND next_try <= {NOW_MS}")
+            conditions.append(f"status = 'claimed' AND next_try <= {now}")
         else:
-            conditions.append(f"status = 'claimed' AND next_try > {NOW_MS}")
+            conditions.append(f"status = 'claimed' AND next_try > {now}")
         if start is not None:
             time_key, id_key = int(start[0]), int(start[1])
             if descending:
@@ -544,9 +563,10 @@ class MySQLJobStore:
 
     def count_jobs(self, queue_name: str) -> Deferred:
         table = job_table(queue_name)
+        now = self._now()
         sql = (
-            f"SELECT (SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try <= {NOW_MS}), "
-            f"(SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try > {NOW_MS}), "
+            f"SELECT (SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try <= {now}), "
+            f"(SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try > {now}), "
             f"(SELECT COUNT(*) FROM {table} WHERE status = 'grabbed')"
         )
 
