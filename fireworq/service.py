@@ -53,18 +53,25 @@ class Stores:
     #: How many pushes may be written concurrently.
     push_concurrency: int = 1
 
+    def _parts(self) -> list:
+        parts = [self.jobs]
+        for extra in (self.repository, self.leases):
+            if extra is not None and all(extra is not p for p in parts) and hasattr(extra, "start"):
+                parts.append(extra)
+        return parts
+
     def start(self) -> "Deferred[None]":
-        """Open the store (and the repository, when it is a separate object)."""
-        d = maybeDeferred(self.jobs.start)
-        if self.repository is not self.jobs and hasattr(self.repository, "start"):
-            d.addCallback(lambda _: self.repository.start())
+        """Open the store (and the repository and leases, when separate objects)."""
+        d: Deferred = succeed(None)
+        for part in self._parts():
+            d.addCallback(lambda _, p=part: p.start())
         return d
 
     def stop(self) -> "Deferred[None]":
         """Close the store."""
-        d = maybeDeferred(self.jobs.stop)
-        if self.repository is not self.jobs and hasattr(self.repository, "stop"):
-            d.addBoth(lambda _: self.repository.stop())
+        d: Deferred = succeed(None)
+        for part in reversed(self._parts()):
+            d.addBoth(lambda _, p=part: p.stop())
         return d
 
 
@@ -160,6 +167,17 @@ class FireworqService(MultiService):
             config.bind_port, self.site, interface=config.bind_host, reactor=reactor
         )
         self.web.setServiceParent(self)
+        self.balancer: Any = None
+        if self.stores.leases is not None:
+            from fireworq.failover import LeaseBalancer
+
+            self.balancer = LeaseBalancer(
+                self.stores.leases,
+                self.node,
+                reactor,
+                ttl_ms=config.lease_ttl,
+                now=time.monotonic,
+            )
         self._boot_call: Any = None
         self._stopping = False
 
@@ -176,8 +194,12 @@ class FireworqService(MultiService):
 
     # -- the parts of one queue --------------------------------------------------
 
-    def make_lease(self, queue_name: str) -> IQueueLease:
-        """This node's lease on ``queue_name``."""
+    def make_lease(self, queue_name: str, drain: Any = None) -> IQueueLease:
+        """
+        This node's lease on ``queue_name``; ``drain`` fires when the queue's
+        dispatcher has nothing in flight (so a lease given up to balance the
+        nodes is released only then).
+        """
         if self.stores.leases is None:
             return SoleLease(
                 queue_name, self.stores.jobs, self.node, self._grabber_id, self.reactor
@@ -189,8 +211,11 @@ class FireworqService(MultiService):
             self.stores.leases,
             self.stores.jobs,
             self.node,
-            ttl_ms=self.config.lease_ttl,
             clock=self.reactor,
+            ttl_ms=self.config.lease_ttl,
+            balancer=self.balancer,
+            now=time.monotonic,
+            drain=drain,
         )
 
     def make_dispatcher(self, definition: QueueDefinition) -> QueueDispatcher:
@@ -209,15 +234,18 @@ class FireworqService(MultiService):
             pool=pool,
             min_idle_per_host=config.dispatch_max_conns_per_host,
         )
-        return QueueDispatcher(
+        made: list = []
+        dispatcher = QueueDispatcher(
             definition,
             self.stores.jobs,
-            self.make_lease(definition.name),
+            self.make_lease(definition.name, drain=lambda: made[0].when_idle()),
             deliverer,
             self.events,
             self.reactor,
             shutdown_timeout=config.shutdown_timeout,
         )
+        made.append(dispatcher)
+        return dispatcher
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -252,6 +280,8 @@ class FireworqService(MultiService):
         def started(_: object) -> None:
             if self._stopping:
                 return
+            if self.balancer is not None:
+                self.balancer.start()
             self.manager.setServiceParent(self)
 
         def failed(failure: Failure) -> None:
@@ -276,6 +306,8 @@ class FireworqService(MultiService):
             d = maybeDeferred(self.manager.stopService)
             d.addTimeout(self.config.shutdown_timeout + 10, self.reactor)
             d.addErrback(self._log.failure, "Error while stopping the dispatchers")
+        if self.balancer is not None:
+            d.addBoth(lambda _: self.balancer.stop())
         d.addBoth(lambda _: maybeDeferred(self.web.stopService))
         d.addBoth(lambda _: self.stores.stop())
         d.addErrback(self._log.failure, "Error while closing the store")

@@ -99,6 +99,7 @@ class QueueDispatcher(Service):
         self._dispatching = False
         self._needs_reconcile = False
         self._grab_succeeded = False
+        self._idle_waiters: List[Deferred] = []
         lease.subscribe(self._lease_changed)
 
     # -- configuration -----------------------------------------------------
@@ -195,6 +196,18 @@ class QueueDispatcher(Service):
         d.addErrback(self._log.failure, "Error while stopping queue {queue}", queue=self.name)
         return d
 
+    def when_idle(self) -> "Deferred[None]":
+        """
+        Fire once no delivery is in flight and every completion is written
+        (used before giving the queue's lease to another node).
+        """
+        if not self._inflight:
+            return self.completions.drain()
+        d: Deferred = Deferred()
+        self._idle_waiters.append(d)
+        d.addCallback(lambda _: self.completions.drain())
+        return d
+
     def _close_deliverer(self) -> Optional[Deferred]:
         close = getattr(self.deliverer, "close", None)
         return close() if close is not None else None
@@ -226,6 +239,9 @@ class QueueDispatcher(Service):
             )
             for d in abandoned.values():
                 d.cancel()
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
             released = self._store.release(self.name, list(abandoned), self.lease.grabber_id)
             released.addErrback(
                 self._log.failure, "Cannot return abandoned jobs of queue {queue}", queue=self.name
@@ -379,6 +395,10 @@ class QueueDispatcher(Service):
         completion = completion_for(job, result)
         self.completions.add(completion, grabber_id)
         self._events.finished(self.name, completion, self._clock.seconds() - started)
+        if not self._inflight and self._idle_waiters:
+            waiters, self._idle_waiters = self._idle_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
         if self._backlog or self._again:
             self.kick()
 
