@@ -1,29 +1,557 @@
 """
-Prometheus metrics (B5).  Placeholder: filled in by the operations work.
+Prometheus metrics (B5), in a registry of this server's own (never the
+process-global one, so that several servers in one process do not clash).
+
+Three kinds of source feed it:
+
+  - job events (L{IQueueEvents}): counters of pushes, pops, deliveries by
+    result status and by what happened to the job, retries, and histograms
+    of delivery latency and of the delay from push to first delivery.  Each
+    event costs O(1): the labelled children of a queue are looked up once and
+    kept in a L{_QueueMetrics};
+  - live objects, read at scrape time by L{LiveCollector}: deliveries in
+    flight, worker slots, idle workers and the lease of every queue, whether
+    the definitions are loaded;
+  - the job store: the number of waiting, deferred and grabbed jobs of each
+    queue, counted with C{IJobStore.count_jobs} every
+    L{QUEUE_COUNTS_INTERVAL} seconds in the background (one queue at a time)
+    and served from that cache -- a scrape never queries the database.
+
+Failed store calls are counted by wrapping the service's stores in
+L{ObservedStore} (see L{observe_stores}).
+
+Label values are bounded: queue names, the four result statuses, three job
+outcomes, three job states, and store/operation names of the code.  Never a
+category, a URL or a job id.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from zope.interface import implementer
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, inlineCallbacks, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import directlyProvides, implementer, providedBy
 
+from fireworq import __version__
 from fireworq.events import IQueueEvents
-from fireworq.model import Completion, Job
+from fireworq.model import Completion, CompletionKind, Job, JobCounts, ResultStatus
+
+#: Seconds between two background counts of the jobs of every queue.
+QUEUE_COUNTS_INTERVAL = 5.0
+
+#: Buckets (seconds) of the delivery latency: a worker's answer time, up to
+#: the longest job timeouts in common use.
+DELIVERY_BUCKETS = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+)
+
+#: Buckets (seconds) of the delay from push to first delivery: from an
+#: immediate dispatch to jobs pushed with a long ``run_after`` or stuck
+#: behind a backlog.
+FIRST_DELIVERY_BUCKETS = (
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0,
+    3600.0, 21600.0, 86400.0,
+)
+
+#: Result statuses used as label values; any other status counts as
+#: ``failure`` (as protocol A1 treats it), so the label stays bounded.
+RESULT_STATUSES = frozenset(status.value for status in ResultStatus)
+
+#: What a finished delivery did to its job, as the ``outcome`` label says it.
+OUTCOMES = {
+    CompletionKind.SUCCESS: "completed",
+    CompletionKind.RETRY: "retried",
+    CompletionKind.FAIL: "failed",
+}
+
+#: The (status, outcome) pairs the retry rule (A1) can produce; their series
+#: are created (at 0) as soon as a queue is known, so rates work from the
+#: first event.
+DELIVERY_LABELS: Tuple[Tuple[str, str], ...] = (
+    (ResultStatus.SUCCESS.value, "completed"),
+    (ResultStatus.FAILURE.value, "retried"),
+    (ResultStatus.FAILURE.value, "failed"),
+    (ResultStatus.PERMANENT_FAILURE.value, "failed"),
+    (ResultStatus.INTERNAL_FAILURE.value, "retried"),
+    (ResultStatus.INTERNAL_FAILURE.value, "failed"),
+)
+
+#: The ``state`` label values of the job counts (A5's lists).
+JOB_STATES = ("waiting", "deferred", "grabbed")
+
+#: Called with (store, operation) for every failed store call.
+ErrorObserver = Callable[[str, str], None]
+
+
+# -- failed store calls --------------------------------------------------------
+
+
+class ObservedStore:
+    """
+    A store that reports its failed calls and is otherwise the store itself:
+    every attribute is the wrapped store's, public methods are wrapped so that
+    a call that raises, or returns a Deferred that fails, is reported to
+    ``on_error(kind, method name)`` before the failure goes on unchanged.  A
+    cancelled call is not a store error and is not reported.
+
+    The proxy provides the interfaces the wrapped store provides.
+    """
+
+    def __init__(self, store: Any, kind: str, on_error: ErrorObserver) -> None:
+        self.observed = store
+        self.kind = kind
+        self._on_error = on_error
+        directlyProvides(self, providedBy(store))
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.observed, name)
+        if name.startswith("_") or not callable(value):
+            return value
+        return self._wrap(name, value)
+
+    def _wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def observed(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = method(*args, **kwargs)
+            except Exception:
+                self._on_error(self.kind, name)
+                raise
+            if isinstance(result, Deferred):
+                result.addErrback(self._failed, name)
+            return result
+
+        observed.__name__ = name
+        observed.__doc__ = getattr(method, "__doc__", None)
+        return observed
+
+    def _failed(self, failure: Failure, name: str) -> Failure:
+        if failure.check(CancelledError) is None:
+            self._on_error(self.kind, name)
+        return failure
+
+    def __repr__(self) -> str:
+        return f"<ObservedStore {self.kind} of {self.observed!r}>"
+
+
+def observe_stores(stores: Any, on_error: ErrorObserver) -> None:
+    """
+    Replace the stores of a L{fireworq.service.Stores} (``jobs``,
+    ``repository`` and, when present, ``leases``) by L{ObservedStore}s that
+    report failed calls as ``(kind, operation)`` with kind ``jobs``,
+    ``repository`` or ``lease``.  A repository that is the job store itself
+    stays the same object.  Idempotent.
+
+    Only the users that take the stores from ``stores`` after this call see
+    the wrapped ones.
+    """
+    jobs = stores.jobs
+    if isinstance(jobs, ObservedStore):
+        return
+    observed_jobs = ObservedStore(jobs, "jobs", on_error)
+    if stores.repository is jobs:
+        stores.repository = observed_jobs
+    else:
+        stores.repository = ObservedStore(stores.repository, "repository", on_error)
+    stores.jobs = observed_jobs
+    if getattr(stores, "leases", None) is not None:
+        stores.leases = ObservedStore(stores.leases, "lease", on_error)
+
+
+# -- metrics of job events -----------------------------------------------------
+
+
+class _QueueMetrics:
+    """The labelled children of one queue, looked up once."""
+
+    __slots__ = ("pushed", "popped", "retries", "deliveries", "duration", "first_delay")
+
+    def __init__(self, metrics: "Metrics", queue: str) -> None:
+        self.pushed = metrics.pushed_total.labels(queue)
+        self.popped = metrics.popped_total.labels(queue)
+        self.retries = metrics.retries_total.labels(queue)
+        self.deliveries = {
+            (status, outcome): metrics.deliveries_total.labels(queue, status, outcome)
+            for status, outcome in DELIVERY_LABELS
+        }
+        self.duration = metrics.delivery_duration.labels(queue)
+        self.first_delay = metrics.first_delivery_delay.labels(queue)
+
+
+class LiveCollector(Collector):
+    """
+    Gauges read from live objects at scrape time: per queue, deliveries in
+    flight, worker slots, idle workers, the lease and the cached job counts;
+    and whether the definitions are loaded.  Reads attributes only; never
+    touches the store.
+    """
+
+    def __init__(self, metrics: "Metrics") -> None:
+        self._metrics = metrics
+
+    def _families(self) -> Dict[str, GaugeMetricFamily]:
+        return {
+            "jobs": GaugeMetricFamily(
+                "fireworq_queue_jobs",
+                "Jobs stored in the queue by state (waiting: due now; deferred: due later; "
+                f"grabbed: being delivered), counted every {self._metrics.refresh_interval:g}s.",
+                labels=["queue", "state"],
+            ),
+            "counted": GaugeMetricFamily(
+                "fireworq_queue_jobs_updated_timestamp_seconds",
+                "When fireworq_queue_jobs of the queue was last counted (Unix time).",
+                labels=["queue"],
+            ),
+            "in_flight": GaugeMetricFamily(
+                "fireworq_deliveries_in_flight",
+                "Deliveries of the queue running now on this node.",
+                labels=["queue"],
+            ),
+            "workers": GaugeMetricFamily(
+                "fireworq_workers",
+                "Concurrent deliveries the queue allows (max_workers).",
+                labels=["queue"],
+            ),
+            "idle": GaugeMetricFamily(
+                "fireworq_workers_idle",
+                "Worker slots of the queue not delivering now on this node.",
+                labels=["queue"],
+            ),
+            "lease": GaugeMetricFamily(
+                "fireworq_queue_lease_held",
+                "1 when this node holds the queue's lease (dispatches it), else 0.",
+                labels=["queue"],
+            ),
+            "ready": GaugeMetricFamily(
+                "fireworq_ready",
+                "1 once the queue definitions are loaded (the node serves pushes and "
+                "dispatches), else 0.",
+            ),
+            "info": GaugeMetricFamily(
+                "fireworq_build_info",
+                "Always 1; the labels name the server version and the store driver.",
+                labels=["version", "driver"],
+            ),
+        }
+
+    def describe(self) -> Iterable[Metric]:
+        """The families, without samples (so registering reads nothing)."""
+        return list(self._families().values())
+
+    def collect(self) -> Iterable[Metric]:
+        """The families with one sample per defined queue."""
+        metrics = self._metrics
+        families = self._families()
+        families["info"].add_metric([__version__, metrics.driver()], 1)
+        manager = metrics.manager
+        if manager is None:
+            families["ready"].add_metric([], 0)
+            return list(families.values())
+        families["ready"].add_metric([], 1 if manager.ready else 0)
+        counts = metrics.queue_counts
+        for definition in manager.definitions():
+            name = definition.name
+            cached = counts.get(name)
+            if cached is not None:
+                jobs, counted_at = cached
+                families["jobs"].add_metric([name, "waiting"], jobs.waiting)
+                families["jobs"].add_metric([name, "deferred"], jobs.deferred)
+                families["jobs"].add_metric([name, "grabbed"], jobs.grabbed)
+                families["counted"].add_metric([name], counted_at)
+            dispatcher = manager.dispatcher(name)
+            if dispatcher is None:
+                continue
+            in_flight = dispatcher.in_flight
+            workers = dispatcher.max_workers
+            families["in_flight"].add_metric([name], in_flight)
+            families["workers"].add_metric([name], workers)
+            families["idle"].add_metric([name], max(0, workers - in_flight))
+            families["lease"].add_metric([name], 1 if dispatcher.lease.held() else 0)
+        return list(families.values())
 
 
 @implementer(IQueueEvents)
-class Metrics:
-    """Collects job events into Prometheus metrics."""
+class Metrics(Service):
+    """
+    The Prometheus metrics of one server process.
 
-    def __init__(self, service: Any = None) -> None:
+    Given the L{fireworq.service.FireworqService} (``service``), it
+
+      - wraps ``service.stores`` to count failed store calls
+        (L{observe_stores}); the service must build its queue manager,
+        pusher and dispatchers after this object, as it does;
+      - becomes a child service of ``service``, so the background job counts
+        run while the service runs (they stop by themselves once it stops,
+        since the service does not stop its children);
+      - reads the queues from ``service.manager``.
+
+    Without a service (unit tests), give ``clock``, set L{manager} (it may be
+    built after this object, which it sends events to) and call
+    L{startService} yourself.
+
+    @param refresh_interval: seconds between background job counts.
+    @param process_metrics: also export the process, platform and garbage
+        collector metrics of prometheus-client.
+    """
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        service: Any = None,
+        clock: Optional[IReactorTime] = None,
+        manager: Any = None,
+        refresh_interval: float = QUEUE_COUNTS_INTERVAL,
+        process_metrics: bool = True,
+    ) -> None:
         self.service = service
+        if clock is None:
+            clock = getattr(service, "reactor", None)
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock: IReactorTime = clock
+        self._manager = manager
+        self.refresh_interval = refresh_interval
+        #: Queue name -> (job counts, Unix time they were counted).
+        self.queue_counts: Dict[str, Tuple[JobCounts, float]] = {}
+        self._queues: Dict[str, _QueueMetrics] = {}
+        self._db_errors: Dict[Tuple[str, str], Any] = {}
+        self._loop: Optional[LoopingCall] = None
+        self._count_failing = False
+
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        self.pushed_total = Counter(
+            "fireworq_jobs_pushed",
+            "Jobs pushed to the queue through this node (committed).",
+            ["queue"],
+            registry=registry,
+        )
+        self.popped_total = Counter(
+            "fireworq_jobs_popped",
+            "Jobs of the queue grabbed for delivery by this node.",
+            ["queue"],
+            registry=registry,
+        )
+        self.deliveries_total = Counter(
+            "fireworq_deliveries",
+            "Finished deliveries by the worker's result status (success, failure, "
+            "permanent-failure, internal-failure) and what happened to the job "
+            "(completed, retried, failed = written to the failure log).",
+            ["queue", "status", "outcome"],
+            registry=registry,
+        )
+        self.retries_total = Counter(
+            "fireworq_job_retries",
+            "Failed deliveries after which the job was scheduled to be tried again.",
+            ["queue"],
+            registry=registry,
+        )
+        self.delivery_duration = Histogram(
+            "fireworq_delivery_duration_seconds",
+            "Time from the start of a delivery to the worker's answer (or its failure).",
+            ["queue"],
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
+        )
+        self.first_delivery_delay = Histogram(
+            "fireworq_job_first_delivery_delay_seconds",
+            "Time from the push of a job to the start of its first delivery "
+            "(includes run_after).",
+            ["queue"],
+            buckets=FIRST_DELIVERY_BUCKETS,
+            registry=registry,
+        )
+        self.db_errors_total = Counter(
+            "fireworq_db_errors",
+            "Failed calls of this node to its stores, by store (jobs, repository, lease) "
+            "and operation.",
+            ["store", "operation"],
+            registry=registry,
+        )
+        registry.register(LiveCollector(self))
+        if process_metrics:
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+
+
+    # -- sources -------------------------------------------------------------
+
+    @property
+    def manager(self) -> Any:
+        """The queue manager whose queues are reported, or None."""
+        if self._manager is not None:
+            return self._manager
+        return getattr(self.service, "manager", None)
+
+    @manager.setter
+    def manager(self, manager: Any) -> None:
+        self._manager = manager
+
+    def driver(self) -> str:
+        """The store driver's name (``""`` when unknown)."""
+        config = getattr(self.service, "config", None)
+        if config is not None:
+            return str(config.driver)
+        manager = self.manager
+        store = getattr(manager, "store", None)
+        return str(getattr(store, "name", ""))
+
+    def _queue(self, queue_name: str) -> _QueueMetrics:
+        children = self._queues.get(queue_name)
+        if children is None:
+            children = self._queues[queue_name] = _QueueMetrics(self, queue_name)
+        return children
+
+    def _now_ms(self) -> float:
+        return self._clock.seconds() * 1000.0
+
+    # -- IQueueEvents ----------------------------------------------------------
 
     def pushed(self, queue_name: str, jobs: Sequence[Job]) -> None:
-        pass
+        self._queue(queue_name).pushed.inc(len(jobs))
 
     def popped(self, queue_name: str, jobs: Sequence[Job]) -> None:
-        pass
+        children = self._queue(queue_name)
+        children.popped.inc(len(jobs))
+        now_ms = self._now_ms()
+        for job in jobs:
+            if job.fail_count == 0:
+                children.first_delay.observe(max(0.0, now_ms - job.created_at) / 1000.0)
 
     def finished(self, queue_name: str, completion: Completion, duration: float) -> None:
+        children = self._queue(queue_name)
+        status = completion.result.status
+        if status not in RESULT_STATUSES:
+            status = ResultStatus.FAILURE.value
+        key = (status, OUTCOMES[completion.kind])
+        counter = children.deliveries.get(key)
+        if counter is None:  # a pair the retry rule does not produce today
+            counter = children.deliveries[key] = self.deliveries_total.labels(queue_name, *key)
+        counter.inc()
+        children.duration.observe(max(0.0, duration))
+        if completion.kind is CompletionKind.RETRY:
+            children.retries.inc()
+
+    def db_error(self, store: str, operation: str) -> None:
+        """Count one failed store call (the L{ObservedStore} callback)."""
+        key = (store, operation)
+        child = self._db_errors.get(key)
+        if child is None:
+            child = self._db_errors[key] = self.db_errors_total.labels(store, operation)
+        child.inc()
+
+    def forget(self, queue_name: str) -> None:
+        """Drop every series of a queue that is no longer defined."""
+        self.queue_counts.pop(queue_name, None)
+        children = self._queues.pop(queue_name, None)
+        if children is None:
+            return
+        for metric in (
+            self.pushed_total,
+            self.popped_total,
+            self.retries_total,
+            self.delivery_duration,
+            self.first_delivery_delay,
+        ):
+            _remove(metric, queue_name)
+        for status, outcome in children.deliveries:
+            _remove(self.deliveries_total, queue_name, status, outcome)
+
+    # -- exposition --------------------------------------------------------------
+
+    def render(self, accept: Optional[str] = None) -> Tuple[bytes, str]:
+        """
+        The metrics in the exposition format ``accept`` (an Accept header)
+        asks for: the Prometheus text format unless OpenMetrics is asked for.
+        Synchronous, for the reactor thread: it reads memory only.
+
+        @return: the body and its content type.
+        """
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.registry), content_type
+
+    # -- background job counts ---------------------------------------------------
+
+    def startService(self) -> None:
+        """Start counting the jobs of every queue every L{refresh_interval}."""
+        Service.startService(self)
+        self._loop = LoopingCall(self.refresh_queue_counts)
+        self._loop.clock = self._clock
+        self._loop.start(self.refresh_interval, now=True).addErrback(
+            self._log.failure, "Counting the jobs of the queues stopped"
+        )
+
+    def stopService(self) -> None:
+        """Stop counting (a count under way finishes, its result is kept)."""
+        Service.stopService(self)
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def refresh_queue_counts(self) -> "Deferred[None]":
+        """
+        Count the jobs of every defined queue, one queue at a time, and keep
+        the counts for the next scrapes.  Does nothing until the definitions
+        are loaded; a failed count keeps the previous one (its timestamp
+        tells its age) and is counted in C{fireworq_db_errors_total}.
+        """
+        if self.service is not None and not getattr(self.service, "running", True):
+            # The server is stopping; it does not stop its children itself.
+            if self.running:
+                self.stopService()
+            return succeed(None)
+        manager = self.manager
+        if manager is None or not manager.running or not manager.ready:
+            return succeed(None)
+        names = [definition.name for definition in manager.definitions()]
+        defined = set(names)
+        for name in names:  # their counters exist (at 0) from now on
+            self._queue(name)
+        for gone in set(self._queues) | set(self.queue_counts):
+            if gone not in defined and manager.dispatcher(gone) is None:
+                self.forget(gone)
+        return self._count(manager, names)
+
+    @inlineCallbacks
+    def _count(self, manager: Any, names: List[str]) -> Any:
+        failed: Optional[Tuple[str, str]] = None
+        for name in names:
+            if not manager.running or manager.defined(name) is None:
+                continue
+            try:
+                counts = yield manager.store.count_jobs(name)
+            except Exception as e:  # counted as a DB error by the observed store
+                failed = failed or (name, str(e))
+                continue
+            if manager.defined(name) is not None:
+                self.queue_counts[name] = (counts, self._clock.seconds())
+        if failed is not None and not self._count_failing:
+            self._log.warn(
+                "Cannot count the jobs of queue {queue} for the metrics: {error}",
+                queue=failed[0],
+                error=failed[1],
+            )
+        elif failed is None and self._count_failing:
+            self._log.info("Counting the jobs of the queues for the metrics works again")
+        self._count_failing = failed is not None
+
+
+def _remove(metric: Any, *labels: str) -> None:
+    """Remove a labelled child if it exists."""
+    try:
+        metric.remove(*labels)
+    except KeyError:
         pass

@@ -34,7 +34,7 @@ from fireworq.dispatch.lease import IQueueLease, SoleLease
 from fireworq.events import EventFanout
 from fireworq.logging import AccessLog, ErrorLogObserver, LogFiles, QueueLog, now_ms
 from fireworq.manager import QueueManager
-from fireworq.metrics import Metrics
+from fireworq.metrics import Metrics, observe_stores
 from fireworq.model import QueueDefinition
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
@@ -122,6 +122,9 @@ class FireworqService(MultiService):
         self.stores = stores if stores is not None else open_stores(config, reactor)
         self.stats = QueueStats(reactor, now_ms)
         self.metrics = Metrics(self)
+        # Every user of the stores below gets them through this wrapper, which
+        # counts failed calls as DB errors.
+        observe_stores(self.stores, self.metrics.db_error)
         self.events = EventFanout(
             [
                 self.stats,
@@ -167,6 +170,7 @@ class FireworqService(MultiService):
             config.bind_port, self.site, interface=config.bind_host, reactor=reactor
         )
         self.web.setServiceParent(self)
+        self.metrics.setServiceParent(self)
         self.balancer: Any = None
         if self.stores.leases is not None:
             from fireworq.failover import LeaseBalancer
@@ -306,6 +310,8 @@ class FireworqService(MultiService):
             d = maybeDeferred(self.manager.stopService)
             d.addTimeout(self.config.shutdown_timeout + 10, self.reactor)
             d.addErrback(self._log.failure, "Error while stopping the dispatchers")
+        if self.metrics.running:
+            d.addBoth(lambda _: self.metrics.stopService())
         if self.balancer is not None:
             d.addBoth(lambda _: self.balancer.stop())
         d.addBoth(lambda _: maybeDeferred(self.web.stopService))

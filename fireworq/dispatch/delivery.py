@@ -238,9 +238,8 @@ def make_pool(
 
 
 def make_http_client(reactor: Any, pool: Any) -> Any:
-    """A treq client whose requests go through ``pool``."""
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent
+    """The treq client of deliveries, its connections from ``pool``."""
+    from fireworq.dispatch.client import DeliveryClient
 
-    return HTTPClient(Agent(reactor, pool=pool))
+    return DeliveryClient.make(reactor, pool)
 

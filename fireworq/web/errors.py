@@ -42,6 +42,8 @@ def error_body(code: int, message: str) -> bytes:
 
 def write_error(request: Any, code: int, message: str) -> bytes:
     """Set the status and content type of ``request``; return the body."""
+    body = error_body(code, message)
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
-    return error_body(code, message)
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body

@@ -14,8 +14,9 @@ import threading
 import time
 from typing import Any, Dict
 
+from twisted.internet.defer import maybeDeferred
+
 from fireworq import __version__
-from fireworq.web.errors import write_error
 from fireworq.web.routes import app, json_response
 
 _STARTED = time.time()
@@ -84,11 +85,19 @@ class OpsRoutes:
     @app.route("/health", methods=["GET"])
     def health(self, request: Any) -> Any:
         manager = self.manager
-        d = manager.store.ping()
+        d = maybeDeferred(manager.store.ping)
 
         def healthy(_: object) -> bytes:
             if not manager.ready:
-                return write_error(request, 503, "the store answers but definitions are not loaded yet")
+                request.setResponseCode(503)
+                return json_response(
+                    request,
+                    {
+                        "status": "starting",
+                        "driver": manager.store.name,
+                        "message": "the store answers but queue definitions are not loaded yet",
+                    },
+                )
             return json_response(
                 request,
                 {
@@ -101,7 +110,6 @@ class OpsRoutes:
 
         def unhealthy(failure: Any) -> bytes:
             request.setResponseCode(503)
-            request.setHeader(b"Content-Type", b"application/json")
             return json_response(
                 request,
                 {

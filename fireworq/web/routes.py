@@ -37,9 +37,11 @@ _LOCAL = datetime.now(timezone.utc).astimezone().tzinfo
 
 
 def json_response(request: Any, value: Any) -> bytes:
-    """Answer 200 with ``value`` as JSON."""
+    """Answer with ``value`` as JSON (with a Content-Length: no chunking)."""
+    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     request.setHeader(b"Content-Type", b"application/json")
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    request.setHeader(b"Content-Length", b"%d" % len(body))
+    return body
 
 
 def timestamp(ms: int) -> str:

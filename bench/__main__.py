@@ -1,0 +1,281 @@
+"""
+The benchmark: ``python -m bench`` (or ``make bench``).
+
+For each store (sqlite, mysql, in-memory) and number of server processes
+(1, and 2 sharing MySQL) it starts what it needs -- a throwaway durable
+MariaDB, the server(s), a worker process -- and measures:
+
+  push     single-job pushes per second from C keep-alive clients
+  batch    jobs per second pushed with ``POST /jobs`` (1000 a request)
+  e2e      jobs per second from the first push until the worker received
+           all N, with every id checked (lost / duplicated)
+  latency  one job at a time: push round trip and push -> worker receipt,
+           p50 / p95 / p99 in ms
+  memory   server RSS when idle, and after the run
+
+``--calibrate`` measures the load generator against the worker alone, to
+show that neither is the bottleneck.  ``--url`` measures a running server
+instead (push and e2e; its worker URL must reach this machine).
+
+Results are printed as a table and written to ``.bench/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+from bench.harness import REPO, Server, Worker, call, cpu_seconds, load, rss_bytes, wait_for
+
+MB = 1024 * 1024
+
+
+def percentiles(values: List[float]) -> Dict[str, float]:
+    """p50 / p95 / p99 of ``values`` (seconds) in milliseconds."""
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    ordered = sorted(values)
+
+    def at(fraction: float) -> float:
+        return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] * 1000
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
+
+
+def job_body(url: str, run_after: int = 0, index: int = 0) -> str:
+    return json.dumps({"url": url, "payload": {"n": index, "text": "benchmark job"}, "run_after": run_after})
+
+
+def define_queues(servers: List[Server], workers: int) -> None:
+    """The queues of the benchmark, known to every node."""
+    first = servers[0]
+    for name, definition in (
+        ("bench", {"max_workers": workers, "polling_interval": 200}),
+        ("bench_push", {"max_workers": 1, "polling_interval": 1000}),
+    ):
+        code, body = call("PUT", f"{first.url}/queue/{name}", definition)
+        assert code == 200, body
+        code, body = call("PUT", f"{first.url}/routing/{name}", {"queue_name": name})
+        assert code == 200, body
+    for server in servers:
+        wait_for(lambda s=server: call("GET", f"{s.url}/routing/bench_push")[0] == 200, 30, "routings")
+
+
+def measure_push(servers: List[Server], args: argparse.Namespace) -> dict:
+    plan = {
+        "targets": [s.address for s in servers],
+        "path": "/job/bench_push",
+        "body": job_body("http://127.0.0.1:9/never", run_after=86400),
+        "count": args.jobs,
+        "concurrency": args.concurrency,
+    }
+    result = load(plan)
+    ok = result["codes"].get("200", 0)
+    return {"rate": ok / result["elapsed"], "ok": ok, "codes": result["codes"],
+            "rtt": percentiles(result["rtts"])}
+
+
+def measure_batch(servers: List[Server], args: argparse.Namespace) -> dict:
+    batch = json.dumps([json.loads(job_body("http://127.0.0.1:9/never", run_after=86400, index=i))
+                        for i in range(1000)])
+    requests = max(4, args.jobs // 1000)
+    plan = {
+        "targets": [s.address for s in servers],
+        "path": "/jobs/bench_push",
+        "body": batch,
+        "count": requests,
+        "concurrency": 4,
+    }
+    result = load(plan)
+    ok = result["codes"].get("200", 0)
+    return {"rate": ok * 1000 / result["elapsed"], "ok_jobs": ok * 1000, "codes": result["codes"]}
+
+
+def measure_e2e(servers: List[Server], worker: Worker, args: argparse.Namespace) -> dict:
+    worker.reset()
+    cpu_before = [cpu_seconds(s.pid) for s in servers]
+    plan = {
+        "targets": [s.address for s in servers],
+        "path": "/job/bench",
+        "bodies": [job_body(worker.url + "/work", index=i) for i in range(64)],
+        "count": args.jobs,
+        "concurrency": args.concurrency,
+    }
+    result = load(plan)
+    pushed = {answer[0] for answer in result["answers"]}
+    wait_for(lambda: worker.stats()["unique"] >= len(pushed), args.timeout, "every job delivered",
+             interval=0.2)
+    deliveries = worker.deliveries()
+    received = [job_id for job_id, _ in deliveries]
+    last = max(t for _, t in deliveries)
+    elapsed = last - result["started"]
+    cpu = [cpu_seconds(s.pid) - before for s, before in zip(servers, cpu_before)]
+    return {
+        "rate": len(pushed) / elapsed,
+        "push_phase": result["elapsed"],
+        "elapsed": elapsed,
+        "pushed": len(pushed),
+        "delivered_unique": len(set(received)),
+        "lost": len(pushed - set(received)),
+        "duplicated": len(received) - len(set(received)),
+        "unexpected": len(set(received) - pushed),
+        "server_cpu_seconds": cpu,
+    }
+
+
+def measure_latency(servers: List[Server], worker: Worker, args: argparse.Namespace) -> dict:
+    worker.reset()
+    plan = {
+        "targets": [servers[0].address],
+        "path": "/job/bench",
+        "body": job_body(worker.url + "/work"),
+        "count": args.latency_jobs,
+        "concurrency": 1,
+        "interval": 0.02,
+    }
+    result = load(plan)
+    wait_for(lambda: worker.stats()["unique"] >= len(result["answers"]), 30, "latency jobs")
+    received = {}
+    for job_id, at in worker.deliveries():
+        received.setdefault(job_id, at)
+    delays = [received[job_id] - sent for job_id, sent, _ in result["answers"] if job_id in received]
+    return {"push_rtt": percentiles(result["rtts"]), "delivery": percentiles(delays),
+            "count": len(delays)}
+
+
+def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) -> dict:
+    """Start everything for one store and number of nodes, measure, stop."""
+    print(f"== {store}, {nodes} server process(es)", file=sys.stderr, flush=True)
+    database = None
+    settings = {
+        "driver": store,
+        "keep_alive": "true",
+        "dispatch_keep_alive": "true",
+        "queue_log": os.path.join(workdir, f"queue-{store}-{nodes}.log"),
+        "access_log": os.path.join(workdir, f"access-{store}-{nodes}.log"),
+        "queue_default_polling_interval": "200",
+    }
+    if store == "sqlite":
+        settings["sqlite_path"] = os.path.join(workdir, f"bench-{nodes}.sqlite3")
+    if store == "mysql":
+        if args.mysql_dsn:
+            settings["mysql_dsn"] = args.mysql_dsn
+        else:
+            sys.path.insert(0, REPO)
+            from tests.support.mariadb import private_server
+
+            database = private_server(durable=True, extra_args=["--innodb-buffer-pool-size=256M"])
+            settings["mysql_dsn"] = database.fresh_database("bench").dsn
+    servers: List[Server] = []
+    worker = Worker(workdir)
+    try:
+        for _ in range(nodes):
+            servers.append(Server(workdir, settings))
+        time.sleep(1.0)  # let the servers settle before measuring idle memory
+        idle = [rss_bytes(s.pid) for s in servers]
+        define_queues(servers, args.workers)
+        if len(servers) > 1:
+            time.sleep(args.settle)  # leases spread
+        result = {
+            "store": store,
+            "nodes": nodes,
+            "idle_rss_mb": [round(r / MB, 1) for r in idle],
+            "push": measure_push(servers, args),
+            "batch": measure_batch(servers, args),
+            "e2e": measure_e2e(servers, worker, args),
+            "latency": measure_latency(servers, worker, args),
+            "final_rss_mb": [round(rss_bytes(s.pid) / MB, 1) for s in servers],
+        }
+        return result
+    finally:
+        for server in servers:
+            server.stop()
+        worker.stop()
+        if database is not None:
+            database.cleanup()
+
+
+def calibrate(args: argparse.Namespace, workdir: str) -> dict:
+    """The load generator against the worker alone: their own ceiling."""
+    worker = Worker(workdir)
+    try:
+        result = load({
+            "targets": [f"127.0.0.1:{worker.port}"],
+            "path": "/work",
+            "body": job_body("http://x/"),
+            "count": args.jobs,
+            "concurrency": args.concurrency,
+        })
+        rate = result["codes"].get("200", 0) / result["elapsed"]
+        return {"loadgen_to_worker_rate": rate}
+    finally:
+        worker.stop()
+
+
+def table(results: List[dict], calibration: Optional[dict]) -> str:
+    """The results as a Markdown table."""
+    lines = [
+        "| store | nodes | push/s | batch jobs/s | e2e jobs/s | lost | dup | push p50/p95/p99 ms | "
+        "push→worker p50/p95/p99 ms | idle RSS MB | RSS after MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lat = r["latency"]
+        lines.append(
+            f"| {r['store']} | {r['nodes']} | {r['push']['rate']:.0f} | {r['batch']['rate']:.0f} | "
+            f"{r['e2e']['rate']:.0f} | {r['e2e']['lost']} | {r['e2e']['duplicated']} | "
+            f"{lat['push_rtt']['p50']:.1f} / {lat['push_rtt']['p95']:.1f} / {lat['push_rtt']['p99']:.1f} | "
+            f"{lat['delivery']['p50']:.1f} / {lat['delivery']['p95']:.1f} / {lat['delivery']['p99']:.1f} | "
+            f"{', '.join(map(str, r['idle_rss_mb']))} | {', '.join(map(str, r['final_rss_mb']))} |"
+        )
+    if calibration:
+        lines.append("")
+        lines.append(
+            f"Load generator → worker alone: {calibration['loadgen_to_worker_rate']:.0f} requests/s "
+            "(the ceiling of the measuring tools)."
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stores", default="sqlite,mysql,in-memory",
+                        help="comma-separated stores to measure")
+    parser.add_argument("--nodes", default="1,2", help="server processes (2 only with mysql)")
+    parser.add_argument("--jobs", type=int, default=20000, help="jobs per throughput phase")
+    parser.add_argument("--latency-jobs", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive client connections")
+    parser.add_argument("--workers", type=int, default=100, help="max_workers of the e2e queue")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for deliveries")
+    parser.add_argument("--settle", type=float, default=5.0, help="seconds for leases to spread")
+    parser.add_argument("--mysql-dsn", default="", help="use this MySQL database instead of a throwaway one")
+    parser.add_argument("--calibrate", action="store_true", help="also measure the tools alone")
+    args = parser.parse_args(argv)
+
+    workdir = tempfile.mkdtemp(prefix="fireworq-bench-")
+    results = []
+    try:
+        calibration = calibrate(args, workdir) if args.calibrate else None
+        for store in [s.strip() for s in args.stores.split(",") if s.strip()]:
+            for nodes in [int(n) for n in args.nodes.split(",")]:
+                if nodes > 1 and store != "mysql":
+                    continue
+                results.append(run_setup(store, nodes, args, workdir))
+        print(table(results, calibration))
+        os.makedirs(os.path.join(REPO, ".bench"), exist_ok=True)
+        with open(os.path.join(REPO, ".bench", "results.json"), "w") as f:
+            json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "args": vars(args),
+                       "calibration": calibration, "results": results}, f, indent=2)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

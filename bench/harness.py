@@ -1,0 +1,149 @@
+"""
+Processes of a benchmark run: the server(s) under test, the worker, the
+load generator and (for MySQL) a throwaway MariaDB -- started, waited for
+and stopped synchronously (the benchmark itself runs no reactor).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any, Dict, List, Optional, Tuple
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(method: str, url: str, body: Any = None, timeout: float = 30.0) -> Tuple[int, Any]:
+    """One HTTP request; (status, decoded JSON or text)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            code, content = response.status, response.read()
+    except urllib.error.HTTPError as e:
+        code, content = e.code, e.read()
+    try:
+        return code, json.loads(content)
+    except ValueError:
+        return code, content.decode("utf-8", "replace")
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until truthy; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Optional[BaseException] = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as e:  # keep polling
+            last = e
+        time.sleep(interval)
+    raise RuntimeError(f"timed out waiting for {what} (last error: {last!r})")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process."""
+    with open(f"/proc/{pid}/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Process:
+    """A child process with its output in a log file."""
+
+    def __init__(self, args: List[str], log_path: str, env: Optional[Dict[str, str]] = None,
+                 cwd: Optional[str] = None) -> None:
+        self.log_path = log_path
+        log = open(log_path, "ab")
+        self.popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
+        log.close()
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM, then SIGKILL if it does not exit in time."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+class Server(Process):
+    """A ``twistd fireworq`` under test."""
+
+    def __init__(self, workdir: str, settings: Dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}
+        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        env["FIREWORQ_BIND"] = f"127.0.0.1:{self.port}"
+        for name, value in settings.items():
+            env["FIREWORQ_" + name.upper()] = value
+        args = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()",
+                "--pidfile=", "-n", "fireworq"]
+        super().__init__(args, os.path.join(workdir, f"server-{self.port}.log"), env=env, cwd=workdir)
+        wait_for(lambda: call("GET", self.url + "/health", timeout=2)[0] == 200, 60, "the server")
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+class Worker(Process):
+    """The benchmark worker (bench/worker.py) in its own process."""
+
+    def __init__(self, workdir: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__([sys.executable, "-m", "bench.worker", str(self.port)],
+                         os.path.join(workdir, "worker.log"), cwd=REPO)
+        wait_for(lambda: call("GET", self.url + "/stats", timeout=2)[0] == 200, 30, "the worker")
+
+    def stats(self) -> dict:
+        return call("GET", self.url + "/stats")[1]
+
+    def deliveries(self) -> List[Tuple[int, float]]:
+        return [tuple(d) for d in call("GET", self.url + "/ids", timeout=120)[1]]
+
+    def reset(self) -> None:
+        call("POST", self.url + "/reset", {})
+
+
+def load(plan: dict) -> dict:
+    """Run the load generator (bench/loadgen.py) in its own process."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.loadgen"],
+        input=json.dumps(plan).encode(),
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        check=True,
+    )
+    return json.loads(out.stdout)
