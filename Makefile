@@ -1,6 +1,7 @@
 # Two commands on a fresh clone:
 #   make run    - create .venv if needed and run the server in the foreground
-#   make test   - create .venv if needed, make sure mariadbd exists, run trial
+#   make test   - create .venv if needed, make sure mariadbd and a headless
+#                 Chromium exist, run trial
 #
 # ARGS are passed to the server (make run ARGS="--queue-default=default");
 # TESTS selects test modules (make test TESTS=tests.test_config).
@@ -27,6 +28,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@tests/support/ensure-mariadb
+	@tests/support/ensure-browser
 	@PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m twisted.trial --temp-directory=$(VENV)/_trial_temp $(TESTS)
 
 bench: $(STAMP)

@@ -1,0 +1,1171 @@
+/*
+ * Fireworq console: a single page over the server's own HTTP API.
+ *
+ * Views (chosen by the URL's hash, so every view can be bookmarked):
+ *   #/queues                          queues with live stats; define, edit, delete
+ *   #/routings                        routings; add, change, delete
+ *   #/queue/<q>/jobs/<state>?...      grabbed / waiting / deferred jobs, paged
+ *   #/queue/<q>/job/<id>              one job; delete
+ *   #/queue/<q>/failed?...            the failure log, paged; retry, delete
+ *   #/queue/<q>/failed/<id>           one failure with the worker's result
+ *
+ * Rules kept throughout: every piece of data from the server reaches the
+ * page as text (textContent, attribute values set through the DOM), never
+ * as markup; answers are parsed by FireworqJSON so that job and failure ids
+ * keep every digit; ids travel as strings and are put into URLs with
+ * encodeURIComponent.
+ */
+(function () {
+  "use strict";
+
+  var JSONX = window.FireworqJSON;
+  var REFRESH_MS = 2000;
+  var HEALTH_MS = 5000;
+  var LIMITS = ["20", "50", "100", "500"];
+  var STATES = [
+    ["waiting", "Waiting"],
+    ["deferred", "Deferred"],
+    ["grabbed", "Grabbed"],
+  ];
+  // The API lives next to /ui, also behind a proxy that adds a prefix.
+  var API_BASE = window.location.pathname.replace(/\/ui(\/.*)?$/, "");
+
+  /* ------------------------------------------------------------------ DOM */
+
+  /**
+   * Create an element.  props: "class", "on" ({event: handler}), "dataset",
+   * DOM properties (value, checked, disabled, type, href, ...) or attributes.
+   * Children are nodes, arrays, or anything else shown as text.
+   */
+  function h(tag, props) {
+    var el = document.createElement(tag);
+    if (props) {
+      Object.keys(props).forEach(function (key) {
+        var v = props[key];
+        if (v === null || v === undefined || v === false) return;
+        if (key === "class") {
+          el.className = v;
+        } else if (key === "on") {
+          Object.keys(v).forEach(function (ev) { el.addEventListener(ev, v[ev]); });
+        } else if (key === "dataset") {
+          Object.keys(v).forEach(function (k) { el.dataset[k] = String(v[k]); });
+        } else if (key in el && typeof el[key] !== "function" && key !== "list" && key !== "form") {
+          el[key] = v;
+        } else {
+          el.setAttribute(key, v === true ? "" : String(v));
+        }
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
+
+  function append(el, child) {
+    if (child === null || child === undefined || child === false) return;
+    if (Array.isArray(child)) {
+      child.forEach(function (c) { append(el, c); });
+    } else if (child instanceof Node) {
+      el.appendChild(child);
+    } else {
+      el.appendChild(document.createTextNode(String(child)));
+    }
+  }
+
+  function clear(el) {
+    while (el.firstChild) el.removeChild(el.firstChild);
+    return el;
+  }
+
+  function replace(el) {
+    clear(el);
+    for (var i = 1; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
+
+  /**
+   * Show one row per item in tbody, in order, reusing the row of an item
+   * whose key and content are unchanged, so that a refresh does not replace
+   * a row under the user's pointer (a click in progress stays on it).
+   */
+  function syncRows(tbody, items, keyOf, sigOf, makeRow, emptyRow) {
+    if (!items.length) {
+      replace(tbody, emptyRow());
+      return;
+    }
+    var old = {};
+    Array.prototype.forEach.call(tbody.rows, function (tr) {
+      if (tr.dataset.key !== undefined) old[tr.dataset.key] = tr;
+    });
+    var rows = items.map(function (item) {
+      var key = String(keyOf(item));
+      var sig = sigOf(item);
+      var tr = Object.prototype.hasOwnProperty.call(old, key) ? old[key] : null;
+      if (tr && tr.dataset.sig === sig) {
+        delete old[key];
+        return tr;
+      }
+      tr = makeRow(item);
+      tr.dataset.key = key;
+      tr.dataset.sig = sig;
+      return tr;
+    });
+    var keep = {};
+    rows.forEach(function (tr) { keep[tr.dataset.key] = tr; });
+    Array.prototype.slice.call(tbody.rows).forEach(function (tr) {
+      if (keep[tr.dataset.key] !== tr) tr.remove();
+    });
+    rows.forEach(function (tr, i) {
+      if (tbody.rows[i] !== tr) tbody.insertBefore(tr, tbody.rows[i] || null);
+    });
+  }
+
+  function enc(part) {
+    return encodeURIComponent(String(part));
+  }
+
+  /** The hash of a view: parts joined with "/", each encoded; query optional. */
+  function link(parts, query) {
+    var text = "#/" + parts.map(enc).join("/");
+    if (query) {
+      var q = new URLSearchParams();
+      Object.keys(query).forEach(function (k) {
+        if (query[k] !== undefined && query[k] !== null && query[k] !== "") q.set(k, query[k]);
+      });
+      var s = q.toString();
+      if (s) text += "?" + s;
+    }
+    return text;
+  }
+
+  function go(hash) {
+    if (window.location.hash === hash) {
+      route();
+    } else {
+      window.location.hash = hash;
+    }
+  }
+
+  /* ------------------------------------------------------------------ API */
+
+  function ApiError(status, message) {
+    this.status = status;
+    this.message = message;
+  }
+  ApiError.prototype = Object.create(Error.prototype);
+  ApiError.prototype.name = "ApiError";
+
+  /** Call the API; resolves with the parsed answer, rejects with ApiError. */
+  function api(method, path, body) {
+    var init = { method: method, headers: { Accept: "application/json" }, cache: "no-store" };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers["Content-Type"] = "application/json";
+    }
+    return fetch(API_BASE + path, init).then(
+      function (response) {
+        return response.text().then(function (text) {
+          var value = text;
+          try {
+            value = text ? JSONX.parse(text) : null;
+          } catch (e) {
+            if (response.ok && /json/.test(response.headers.get("Content-Type") || "")) {
+              throw new ApiError(response.status, "the server's answer is not valid JSON: " + e.message);
+            }
+          }
+          if (!response.ok) {
+            var message = value && typeof value === "object" && value.message
+              ? String(value.message)
+              : response.status + " " + response.statusText;
+            throw new ApiError(response.status, message);
+          }
+          return value;
+        });
+      },
+      function (e) {
+        throw new ApiError(0, "the server does not answer (" + (e && e.message || e) + ")");
+      }
+    );
+  }
+
+  var paths = {
+    queue: function (q) { return "/queue/" + enc(q); },
+    routing: function (c) { return "/routing/" + enc(c); },
+    jobs: function (q, state) { return "/queue/" + enc(q) + "/" + state; },
+    job: function (q, id) { return "/queue/" + enc(q) + "/job/" + enc(id); },
+    failedList: function (q) { return "/queue/" + enc(q) + "/failed"; },
+    failed: function (q, id) { return "/queue/" + enc(q) + "/failed/" + enc(id); },
+    retry: function (q, id) { return "/queue/" + enc(q) + "/failed/" + enc(id) + "/retry"; },
+  };
+
+  function withQuery(path, query) {
+    var q = new URLSearchParams();
+    Object.keys(query).forEach(function (k) {
+      if (query[k] !== undefined && query[k] !== null && query[k] !== "") q.set(k, query[k]);
+    });
+    var s = q.toString();
+    return s ? path + "?" + s : path;
+  }
+
+  /* ----------------------------------------------------------- formatting */
+
+  var integer = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  var decimal = new Intl.NumberFormat("en-US", { maximumFractionDigits: 1 });
+
+  function num(v) {
+    if (v === null || v === undefined || v === "") return "—";
+    if (typeof v === "number") return integer.format(v);
+    return String(v);
+  }
+
+  function rate(v) {
+    if (v === null || v === undefined) return "—";
+    return decimal.format(Number(v));
+  }
+
+  function duration(ms) {
+    if (!isFinite(ms)) return "—";
+    if (ms < 1000) return Math.round(ms) + " ms";
+    if (ms < 60000) return decimal.format(ms / 1000) + " s";
+    return decimal.format(ms / 60000) + " min";
+  }
+
+  function relative(text) {
+    var t = Date.parse(text);
+    if (!isFinite(t)) return "";
+    var d = t - Date.now();
+    var a = Math.abs(d);
+    var amount;
+    if (a < 1500) return "now";
+    if (a < 90000) amount = Math.round(a / 1000) + " s";
+    else if (a < 5400000) amount = Math.round(a / 60000) + " min";
+    else if (a < 172800000) amount = decimal.format(a / 3600000) + " h";
+    else amount = Math.round(a / 86400000) + " d";
+    return d > 0 ? "in " + amount : amount + " ago";
+  }
+
+  /**
+   * An RFC 3339 time from the API, readable, with the exact text as a
+   * tooltip; compact drops the milliseconds and the offset (for tables).
+   */
+  function when(text, withRelative, compact) {
+    if (!text) return "—";
+    var shown = String(text).replace("T", " ");
+    if (compact) shown = shown.slice(0, 19);
+    var span = h("span", { title: String(text) }, shown);
+    if (!withRelative) return span;
+    var rel = relative(text);
+    return [span, rel ? h("span", { class: "muted small" }, " (" + rel + ")") : null];
+  }
+
+  function statusBadge(status) {
+    var s = String(status || "");
+    var kind = s === "success" ? "ok" : s === "failure" ? "warn" : s ? "bad" : "";
+    return h("span", { class: "badge " + kind }, s || "—");
+  }
+
+  function payloadBlock(payload) {
+    if (payload === undefined || payload === null) {
+      return h("p", { class: "muted" }, "No payload: the worker receives an empty body.");
+    }
+    if (typeof payload === "string") {
+      return [
+        h("p", { class: "muted small" }, "A string: the worker receives it as is."),
+        h("pre", { class: "block payload" }, payload),
+      ];
+    }
+    return h("pre", { class: "block payload" }, JSONX.stringify(payload, 2));
+  }
+
+  function fields(pairs) {
+    var dl = h("dl", { class: "fields" });
+    pairs.forEach(function (p) {
+      if (!p) return;
+      dl.appendChild(h("dt", null, p[0]));
+      dl.appendChild(h("dd", p[2] || null, p[1]));
+    });
+    return dl;
+  }
+
+  function clip(text, cls) {
+    return h("td", { class: "clip" + (cls ? " " + cls : ""), title: String(text) }, String(text));
+  }
+
+  /* ---------------------------------------------------- flash and dialogs */
+
+  var flashBox = document.getElementById("flash");
+
+  /** Show a message; "ok" ones go away by themselves unless sticky. */
+  function flash(kind, content, options) {
+    options = options || {};
+    var box = h("div", { class: kind, id: options.id || null });
+    var close = h("button", { class: "close", type: "button", title: "Dismiss", "aria-label": "Dismiss" }, "×");
+    close.addEventListener("click", function () { box.remove(); });
+    append(box, h("span", null, content));
+    box.appendChild(close);
+    if (options.id) {
+      var old = document.getElementById(options.id);
+      if (old) old.remove();
+    }
+    flashBox.appendChild(box);
+    if (kind === "ok" && !options.sticky) {
+      setTimeout(function () { box.remove(); }, 8000);
+    }
+    return box;
+  }
+
+  function flashError(prefix) {
+    return function (e) {
+      flash("error", prefix + ": " + (e && e.message || e));
+    };
+  }
+
+  /** Ask before doing something; resolves true when confirmed. */
+  function confirmAction(message, label, danger) {
+    return new Promise(function (resolve) {
+      var root = document.getElementById("modal-root");
+      var previous = document.activeElement;
+      function done(answer) {
+        document.removeEventListener("keydown", onKey, true);
+        clear(root);
+        if (previous && previous.focus) previous.focus();
+        resolve(answer);
+      }
+      function onKey(ev) {
+        if (ev.key === "Escape") { ev.preventDefault(); done(false); }
+      }
+      var ok = h("button", {
+        type: "button", id: "modal-confirm", class: "primary" + (danger ? " danger" : ""),
+        on: { click: function () { done(true); } },
+      }, label);
+      replace(root, h("div", { class: "modal-backdrop", on: { click: function (ev) { if (ev.target === ev.currentTarget) done(false); } } },
+        h("div", { class: "modal", role: "dialog", "aria-modal": "true", "aria-label": label },
+          h("p", null, message),
+          h("div", { class: "form-actions" },
+            h("button", { type: "button", id: "modal-cancel", on: { click: function () { done(false); } } }, "Cancel"),
+            ok))));
+      document.addEventListener("keydown", onKey, true);
+      ok.focus();
+    });
+  }
+
+  /* --------------------------------------------------------------- timers */
+
+  /**
+   * Run fn (which returns a promise) now and then every ms after it settles,
+   * while the page is visible.  Returns a function that stops it.
+   */
+  function every(ms, fn) {
+    var stopped = false;
+    var timer = null;
+    function tick() {
+      timer = null;
+      if (stopped) return;
+      if (document.hidden) { timer = setTimeout(tick, ms); return; }
+      Promise.resolve().then(fn).catch(function () {}).then(function () {
+        if (!stopped) timer = setTimeout(tick, ms);
+      });
+    }
+    tick();
+    return function () {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    };
+  }
+
+  function clock() {
+    return new Date().toLocaleTimeString();
+  }
+
+  /* --------------------------------------------------------------- server */
+
+  var settings = null;
+
+  function loadSettings() {
+    if (settings) return Promise.resolve(settings);
+    return api("GET", "/settings").then(function (s) {
+      settings = s || {};
+      return settings;
+    }, function () { return {}; });
+  }
+
+  function watchServer() {
+    var box = document.getElementById("server-state");
+    var version = "";
+    api("GET", "/version").then(function (v) { version = String(v).trim(); }, function () {});
+    every(HEALTH_MS, function () {
+      return fetch(API_BASE + "/health", { cache: "no-store" }).then(function (r) {
+        return r.text().then(function (t) {
+          var info = {};
+          try { info = JSONX.parse(t); } catch (e) { /* shown as unhealthy */ }
+          var ok = r.ok;
+          replace(box,
+            h("span", { class: "dot " + (ok ? "ok" : "bad") }),
+            ok ? "healthy" : "unhealthy" + (info.message ? ": " + info.message : ""),
+            info.driver ? " · " + info.driver : "",
+            version ? " · Fireworq " + version : "");
+        });
+      }, function () {
+        replace(box, h("span", { class: "dot bad" }), "the server does not answer");
+      });
+    });
+  }
+
+  /* --------------------------------------------------------------- queues */
+
+  function queuesView(main, view) {
+    var defaults = { polling: "", workers: "" };
+    var editing = null;
+    var updated = h("span", { class: "sub", id: "queues-updated" }, "loading…");
+    var tbody = h("tbody", { id: "queues-body" });
+    var formTitle = h("h2", { id: "queue-form-title" }, "Define a queue");
+
+    var name = h("input", { id: "queue-name", name: "name", required: true, autocomplete: "off", maxLength: 255 });
+    var polling = h("input", { id: "queue-polling", name: "polling_interval", type: "number", min: "0", step: "1" });
+    var workers = h("input", { id: "queue-workers", name: "max_workers", type: "number", min: "0", step: "1" });
+    var throttle = h("input", { id: "queue-throttle", name: "throttled", type: "checkbox" });
+    var rateInput = h("input", { id: "queue-rate", name: "max_dispatches_per_second", type: "number", min: "0", step: "any" });
+    var burst = h("input", { id: "queue-burst", name: "max_burst_size", type: "number", min: "0", step: "1" });
+    var submit = h("button", { id: "queue-submit", class: "primary", type: "submit" }, "Define queue");
+    var cancel = h("button", { id: "queue-cancel", type: "button", hidden: true }, "Cancel editing");
+    var throttleSet = h("fieldset", { disabled: true },
+      h("legend", null, "Throttle (when on, the server polls every 100 ms)"),
+      h("label", null, "Dispatches per second", rateInput),
+      h("label", null, "Burst size", burst));
+
+    throttle.addEventListener("change", function () { throttleSet.disabled = !throttle.checked; });
+
+    function resetForm() {
+      editing = null;
+      form.reset();
+      name.readOnly = false;
+      throttleSet.disabled = true;
+      replace(formTitle, "Define a queue");
+      replace(submit, "Define queue");
+      cancel.hidden = true;
+    }
+
+    function edit(q) {
+      editing = q.name;
+      name.value = q.name;
+      name.readOnly = true;
+      polling.value = q.polling_interval !== undefined ? String(q.polling_interval) : "";
+      workers.value = String(q.max_workers);
+      var throttled = q.max_dispatches_per_second !== undefined;
+      throttle.checked = throttled;
+      throttleSet.disabled = !throttled;
+      rateInput.value = throttled ? String(q.max_dispatches_per_second) : "";
+      burst.value = throttled ? String(q.max_burst_size) : "";
+      replace(formTitle, "Edit queue ", h("span", { class: "mono" }, q.name));
+      replace(submit, "Save queue");
+      cancel.hidden = false;
+      form.scrollIntoView({ block: "nearest" });
+      workers.focus();
+    }
+
+    cancel.addEventListener("click", resetForm);
+
+    function whole(input, label) {
+      var t = input.value.trim();
+      if (t === "") return undefined;
+      if (!/^[0-9]+$/.test(t)) throw new Error(label + " must be a whole number");
+      return Number(t);
+    }
+
+    var form = h("form", { class: "grid", id: "queue-form", novalidate: true, on: { submit: function (ev) {
+      ev.preventDefault();
+      var body = {};
+      var queueName = name.value;
+      try {
+        if (!queueName) throw new Error("a queue needs a name");
+        if (queueName.indexOf("/") >= 0) throw new Error("a queue name cannot contain /");
+        if (queueName === "." || queueName === "..") throw new Error("the names . and .. cannot be used in URLs");
+        var p = whole(polling, "polling interval");
+        var w = whole(workers, "max workers");
+        if (p !== undefined) body.polling_interval = p;
+        if (w !== undefined) body.max_workers = w;
+        if (throttle.checked) {
+          var r = Number(rateInput.value);
+          var b = whole(burst, "burst size");
+          if (!(r > 0)) throw new Error("dispatches per second must be a positive number");
+          if (!(b > 0)) throw new Error("burst size must be a positive whole number");
+          body.max_dispatches_per_second = r;
+          body.max_burst_size = b;
+        }
+      } catch (e) {
+        flash("error", e.message);
+        return;
+      }
+      submit.disabled = true;
+      api("PUT", paths.queue(queueName), body).then(function (q) {
+        flash("ok", (editing ? "Saved queue " : "Defined queue ") + q.name);
+        resetForm();
+        return refresh();
+      }, flashError("Could not save queue " + queueName)).then(function () { submit.disabled = false; });
+    } } },
+      h("label", null, "Name", name),
+      h("label", null, "Polling interval (ms)", polling),
+      h("label", null, "Max workers", workers),
+      h("label", { class: "inline" }, throttle, "Throttled"),
+      throttleSet,
+      h("div", { class: "form-actions" }, submit, cancel));
+
+    function remove(q) {
+      confirmAction(
+        "Delete the definition of queue “" + q.name + "”? Its jobs stay stored and come back when a queue of the same name is defined again; routings to it stay.",
+        "Delete queue", true
+      ).then(function (yes) {
+        if (!yes) return;
+        api("DELETE", paths.queue(q.name)).then(function () {
+          flash("ok", "Deleted queue " + q.name);
+          if (editing === q.name) resetForm();
+          return refresh();
+        }, flashError("Could not delete queue " + q.name));
+      });
+    }
+
+    function row(q, s) {
+      var throttled = q.max_dispatches_per_second !== undefined;
+      var busy = s ? Number(s.total_workers) - Number(s.idle_workers) : null;
+      var avg = s && Number(s.total_completes) > 0 ? Number(s.total_elapsed) / Number(s.total_completes) : NaN;
+      return h("tr", { dataset: { queue: q.name } },
+        h("td", { class: "name", title: q.name }, h("a", { class: "queue-link", href: link(["queue", q.name, "jobs", "waiting"]) }, q.name)),
+        h("td", null, s ? (Number(s.active_nodes) > 0 ? h("span", { class: "badge ok" }, "active here") : h("span", { class: "badge" }, "standby")) : "—"),
+        h("td", { class: "num" }, s ? num(busy) + " / " + num(s.total_workers) : num(q.max_workers)),
+        h("td", { class: "num" }, q.polling_interval !== undefined ? num(q.polling_interval) + " ms" : "—"),
+        h("td", { class: "num" }, throttled ? rate(q.max_dispatches_per_second) + "/s, burst " + num(q.max_burst_size) : "—"),
+        h("td", { class: "num" }, s ? num(s.outstanding_jobs) : "—"),
+        h("td", { class: "num" }, s ? num(s.total_pushes) : "—"),
+        h("td", { class: "num" }, s ? num(s.total_successes) : "—"),
+        h("td", { class: "num" }, s ? num(s.total_failures) : "—"),
+        h("td", { class: "num" }, s ? num(s.total_permanent_failures) : "—"),
+        h("td", { class: "num" }, s ? rate(s.pushes_per_second) + " / " + rate(s.pops_per_second) : "—"),
+        h("td", { class: "num" }, duration(avg)),
+        h("td", { class: "actions" },
+          h("a", { href: link(["queue", q.name, "jobs", "waiting"]) }, "Jobs"),
+          h("a", { class: "failures-link", href: link(["queue", q.name, "failed"]) }, "Failures"),
+          h("button", { type: "button", class: "small edit", on: { click: function () { edit(q); } } }, "Edit"),
+          h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(q); } } }, "Delete")));
+    }
+
+    function refresh() {
+      return Promise.all([api("GET", "/queues"), api("GET", "/queues/stats")]).then(function (r) {
+        if (!view.current()) return;
+        var queues = (r[0] || []).slice().sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
+        var stats = r[1] || {};
+        var items = queues.map(function (q) {
+          return { q: q, s: Object.prototype.hasOwnProperty.call(stats, q.name) ? stats[q.name] : null };
+        });
+        syncRows(tbody, items,
+          function (it) { return it.q.name; },
+          function (it) { return JSONX.stringify([it.q, it.s]); },
+          function (it) { return row(it.q, it.s); },
+          function () { return h("tr", null, h("td", { class: "empty", colSpan: 13 }, "No queues are defined.")); });
+        replace(updated, "refreshing every " + REFRESH_MS / 1000 + " s · updated " + clock());
+      }, function (e) {
+        if (view.current()) replace(updated, "not refreshed: " + e.message);
+      });
+    }
+
+    loadSettings().then(function (s) {
+      defaults.polling = s.queue_default_polling_interval || "";
+      defaults.workers = s.queue_default_max_workers || "";
+      if (defaults.polling) polling.placeholder = "default " + defaults.polling;
+      if (defaults.workers) workers.placeholder = "default " + defaults.workers;
+    });
+
+    replace(main,
+      h("h1", null, "Queues", updated),
+      h("div", { class: "panel table-wrap" },
+        h("table", { id: "queues-table" },
+          h("thead", null, h("tr", null,
+            h("th", null, "Queue"), h("th", null, "Node"), h("th", { class: "num", title: "busy / max workers" }, "Workers"),
+            h("th", { class: "num" }, "Polling"), h("th", { class: "num" }, "Throttle"),
+            h("th", { class: "num", title: "grabbed, not yet sent" }, "Outstanding"),
+            h("th", { class: "num" }, "Pushes"), h("th", { class: "num" }, "Successes"),
+            h("th", { class: "num", title: "every failed try" }, "Failures"),
+            h("th", { class: "num" }, "Permanent"), h("th", { class: "num", title: "pushes / pops in the last second" }, "Push/pop per s"),
+            h("th", { class: "num", title: "average time from push to completion" }, "Avg time"), h("th", null, ""))),
+          tbody),
+        h("p", { class: "muted small" }, "Counters are those of this server process since it started.")),
+      h("div", { class: "panel" }, formTitle, form));
+
+    view.onStop(every(REFRESH_MS, refresh));
+  }
+
+  /* ------------------------------------------------------------- routings */
+
+  function routingsView(main, view) {
+    var tbody = h("tbody", { id: "routings-body" });
+    var queueNames = [];
+    var category = h("input", { id: "routing-category", name: "job_category", required: true, autocomplete: "off", maxLength: 255 });
+    var queueSelect = h("select", { id: "routing-queue", name: "queue_name" });
+    var submit = h("button", { id: "routing-submit", class: "primary", type: "submit" }, "Add routing");
+
+    function queueOptions(select, selected) {
+      var names = queueNames.slice();
+      if (selected && names.indexOf(selected) < 0) names.unshift(selected);
+      replace(select, names.map(function (n) {
+        return h("option", { value: n, selected: n === selected }, n);
+      }));
+    }
+
+    function save(cat, queue) {
+      return api("PUT", paths.routing(cat), { queue_name: queue }).then(function (r) {
+        flash("ok", "Jobs of category " + r.job_category + " go to queue " + r.queue_name);
+        return refresh();
+      }, flashError("Could not save the routing of " + cat));
+    }
+
+    function remove(r) {
+      confirmAction("Delete the routing of category “" + r.job_category + "”? Its jobs then go to the default queue, if there is one.",
+        "Delete routing", true).then(function (yes) {
+        if (!yes) return;
+        api("DELETE", paths.routing(r.job_category)).then(function () {
+          flash("ok", "Deleted the routing of " + r.job_category);
+          return refresh();
+        }, flashError("Could not delete the routing of " + r.job_category));
+      });
+    }
+
+    function row(r) {
+      var tr = h("tr", { dataset: { category: r.job_category } });
+      function show() {
+        replace(tr,
+          h("td", { class: "category" }, r.job_category),
+          h("td", null, h("a", { href: link(["queue", r.queue_name, "jobs", "waiting"]) }, r.queue_name)),
+          h("td", { class: "actions" },
+            h("button", { type: "button", class: "small change", on: { click: changing } }, "Change"),
+            h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(r); } } }, "Delete")));
+      }
+      function changing() {
+        var select = h("select", { class: "change-queue", "aria-label": "Queue" });
+        queueOptions(select, r.queue_name);
+        replace(tr,
+          h("td", { class: "category" }, r.job_category),
+          h("td", null, select),
+          h("td", { class: "actions" },
+            h("button", { type: "button", class: "small primary save", on: { click: function () { save(r.job_category, select.value); } } }, "Save"),
+            h("button", { type: "button", class: "small", on: { click: show } }, "Cancel")));
+        select.focus();
+      }
+      show();
+      return tr;
+    }
+
+    function refresh() {
+      return Promise.all([api("GET", "/routings"), api("GET", "/queues")]).then(function (r) {
+        if (!view.current()) return;
+        queueNames = (r[1] || []).map(function (q) { return q.name; }).sort();
+        var chosen = queueSelect.value;
+        queueOptions(queueSelect, chosen || queueNames[0]);
+        var routings = (r[0] || []).slice().sort(function (a, b) {
+          return a.job_category < b.job_category ? -1 : a.job_category > b.job_category ? 1 : 0;
+        });
+        syncRows(tbody, routings,
+          function (r) { return r.job_category; },
+          function (r) { return r.queue_name; },
+          row,
+          function () { return h("tr", null, h("td", { class: "empty", colSpan: 3 }, "No routings: every job goes to the default queue.")); });
+      }, flashError("Could not load routings"));
+    }
+
+    var form = h("form", { class: "grid", id: "routing-form", novalidate: true, on: { submit: function (ev) {
+      ev.preventDefault();
+      if (!category.value) { flash("error", "a routing needs a job category"); return; }
+      if (!queueSelect.value) { flash("error", "define a queue first"); return; }
+      submit.disabled = true;
+      save(category.value, queueSelect.value).then(function () {
+        category.value = "";
+        submit.disabled = false;
+      });
+    } } },
+      h("label", null, "Job category", category),
+      h("label", null, "Queue", queueSelect),
+      h("div", { class: "form-actions" }, submit));
+
+    replace(main,
+      h("h1", null, "Routings", h("span", { class: "sub" }, "which queue each job category goes to"),
+        h("button", { type: "button", class: "small", on: { click: refresh } }, "Refresh")),
+      h("div", { class: "panel table-wrap" },
+        h("table", { id: "routings-table" },
+          h("thead", null, h("tr", null, h("th", null, "Job category"), h("th", null, "Queue"), h("th", null, ""))),
+          tbody)),
+      h("div", { class: "panel" }, h("h2", null, "Add or replace a routing"), form));
+    refresh();
+  }
+
+  /* ------------------------------------------------ queue header and pager */
+
+  function queueHeader(queue, current, view) {
+    var select = h("select", { id: "queue-switch", "aria-label": "Queue" }, h("option", { value: queue }, queue));
+    api("GET", "/queues").then(function (qs) {
+      if (!view.current()) return;
+      var names = (qs || []).map(function (q) { return q.name; }).sort();
+      if (names.indexOf(queue) < 0) names.unshift(queue);
+      replace(select, names.map(function (n) { return h("option", { value: n, selected: n === queue }, n); }));
+    }, function () {});
+    select.addEventListener("change", function () {
+      go(current === "failed" ? link(["queue", select.value, "failed"]) : link(["queue", select.value, "jobs", "waiting"]));
+    });
+    return h("h1", null, "Queue", select,
+      h("span", { class: "sub" },
+        h("a", { href: link(["queue", queue, "jobs", "waiting"]), class: current === "jobs" ? "current" : "" }, "Jobs"),
+        " · ",
+        h("a", { href: link(["queue", queue, "failed"]), class: current === "failed" ? "current" : "" }, "Failure log"),
+        " · ",
+        h("a", { href: "#/queues" }, "All queues")));
+  }
+
+  // Cursors of the pages before the current one, for "Previous".
+  var pagerMemory = { key: null, stack: [] };
+
+  function pager(key, query, nextCursor, makeHash) {
+    if (pagerMemory.key !== key) pagerMemory = { key: key, stack: [] };
+    var cursor = query.cursor || "";
+    if (!cursor) pagerMemory.stack = [];
+    var stack = pagerMemory.stack;
+    var known = !cursor || stack.length > 0;
+    return h("div", { class: "pager" },
+      h("button", { type: "button", class: "small", id: "page-first", disabled: !cursor, on: { click: function () {
+        pagerMemory.stack = [];
+        go(makeHash(""));
+      } } }, "First page"),
+      h("button", { type: "button", class: "small", id: "page-prev", disabled: !cursor || stack.length === 0, on: { click: function () {
+        go(makeHash(stack.pop() || ""));
+      } } }, "Previous"),
+      h("button", { type: "button", class: "small", id: "page-next", disabled: !nextCursor, on: { click: function () {
+        stack.push(cursor);
+        go(makeHash(nextCursor));
+      } } }, "Next page"),
+      h("span", { class: "muted small", id: "page-number" }, known ? "page " + (stack.length + 1) : ""));
+  }
+
+  function listControls(options) {
+    var auto = h("input", { type: "checkbox", id: "auto-refresh", checked: options.autoRefresh });
+    var updated = h("span", { class: "muted small", id: "list-updated" }, "");
+    return {
+      auto: auto,
+      updated: updated,
+      node: h("div", { class: "toolbar" },
+        options.left,
+        h("label", { class: "inline" }, "Show", options.limit, "per page"),
+        h("span", { class: "grow" }),
+        updated,
+        h("label", { class: "inline" }, auto, "Auto-refresh"),
+        h("button", { type: "button", class: "small", id: "list-refresh", on: { click: options.refresh } }, "Refresh")),
+    };
+  }
+
+  /** The page size of a list's URL: a whole number from 1 to 10000, else 100. */
+  function pageLimit(text) {
+    return /^[1-9][0-9]{0,3}$|^10000$/.test(text || "") ? text : "100";
+  }
+
+  function limitSelect(value, onChange) {
+    var choices = LIMITS.indexOf(value) >= 0 ? LIMITS : LIMITS.concat([value]).sort(function (a, b) { return a - b; });
+    var select = h("select", { id: "page-limit", "aria-label": "Page size" },
+      choices.map(function (l) { return h("option", { value: l, selected: l === value }, l); }));
+    select.addEventListener("change", function () { onChange(select.value); });
+    return select;
+  }
+
+  var autoRefreshLists = true;
+
+  /* ----------------------------------------------------------------- jobs */
+
+  function jobsView(main, view, queue, state, query) {
+    if (!STATES.some(function (s) { return s[0] === state; })) return notFound(main);
+    var order = query.order === "asc" ? "asc" : "desc";
+    var limit = pageLimit(query.limit);
+    var cursor = query.cursor || "";
+    var tbody = h("tbody", { id: "jobs-body" });
+    var pagerBox = h("div");
+
+    function hashFor(changes) {
+      var q = { order: order, limit: limit, cursor: cursor };
+      Object.keys(changes).forEach(function (k) { q[k] = changes[k]; });
+      if (q.order === "desc") delete q.order;
+      if (q.limit === "100") delete q.limit;
+      return link(["queue", queue, "jobs", changes.state || state], q);
+    }
+
+    var orderSelect = h("select", { id: "jobs-order", "aria-label": "Order" },
+      h("option", { value: "desc", selected: order === "desc" }, "Latest next try first"),
+      h("option", { value: "asc", selected: order === "asc" }, "Earliest next try first"));
+    orderSelect.addEventListener("change", function () { go(hashFor({ order: orderSelect.value, cursor: "" })); });
+
+    var controls = listControls({
+      autoRefresh: autoRefreshLists,
+      refresh: function () { refresh(); },
+      left: h("label", { class: "inline" }, "Order", orderSelect),
+      limit: limitSelect(limit, function (l) { go(hashFor({ limit: l, cursor: "" })); }),
+    });
+
+    function remove(job) {
+      confirmAction("Delete job " + job.id + " (" + job.category + ") from queue “" + queue + "”? It will not be delivered.",
+        "Delete job", true).then(function (yes) {
+        if (!yes) return;
+        api("DELETE", paths.job(queue, job.id)).then(function () {
+          flash("ok", "Deleted job " + job.id);
+          return refresh();
+        }, flashError("Could not delete job " + job.id));
+      });
+    }
+
+    function row(job) {
+      var detail = link(["queue", queue, "job", job.id]);
+      return h("tr", { dataset: { id: job.id } },
+        h("td", { class: "id" }, h("a", { href: detail, title: "Details of job " + job.id }, job.id)),
+        clip(job.category, "category"),
+        clip(job.url, "url"),
+        h("td", null, h("span", { class: "badge" + (job.status === "grabbed" ? " warn" : "") }, job.status)),
+        h("td", { class: "time" }, when(job.next_try, true, true)),
+        h("td", { class: "time" }, when(job.created_at, false, true)),
+        h("td", {
+          class: "num",
+          title: "failures so far / retries allowed; retry delay " + job.retry_delay + " s; timeout " +
+            (job.timeout ? job.timeout + " s" : "none"),
+        }, num(job.fail_count) + " / " + num(job.max_retries)),
+        h("td", { class: "actions" },
+          h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(job); } } }, "Delete")));
+    }
+
+    function refresh() {
+      var path = withQuery(paths.jobs(queue, state), { order: order, limit: limit, cursor: cursor });
+      return api("GET", path).then(function (page) {
+        if (!view.current()) return;
+        var jobs = page.jobs || [];
+        syncRows(tbody, jobs,
+          function (job) { return job.id; },
+          function (job) { return JSONX.stringify(job) + relative(job.next_try); },
+          row,
+          function () { return h("tr", null, h("td", { class: "empty", colSpan: 8 }, cursor ? "No more jobs." : "No " + state + " jobs.")); });
+        replace(pagerBox, pager(queue + "\n" + state + "\n" + order + "\n" + limit, { cursor: cursor }, page.next_cursor,
+          function (c) { return hashFor({ cursor: c }); }));
+        replace(controls.updated, "updated " + clock());
+      }, function (e) {
+        if (!view.current()) return;
+        replace(controls.updated, "");
+        replace(tbody, h("tr", null, h("td", { class: "empty error", colSpan: 8 }, "Could not load jobs: " + e.message)));
+      });
+    }
+
+    replace(main,
+      queueHeader(queue, "jobs", view),
+      h("div", { class: "panel" },
+        h("nav", { class: "tabs", "aria-label": "Job states" }, STATES.map(function (s) {
+          return h("a", { href: hashFor({ state: s[0], cursor: "" }), class: s[0] === state ? "current" : "", id: "tab-" + s[0] }, s[1]);
+        })),
+        controls.node,
+        h("div", { class: "table-wrap" },
+          h("table", { id: "jobs-table" },
+            h("thead", null, h("tr", null,
+              h("th", null, "Job id"), h("th", null, "Category"), h("th", null, "Worker URL"), h("th", null, "Status"),
+              h("th", null, "Next try"), h("th", null, "Created"),
+              h("th", { class: "num", title: "failures so far / retries allowed" }, "Failures"), h("th", null, ""))),
+            tbody)),
+        pagerBox));
+
+    var stop = null;
+    function schedule() {
+      if (stop) { stop(); stop = null; }
+      autoRefreshLists = controls.auto.checked;
+      stop = controls.auto.checked ? every(REFRESH_MS, refresh) : (refresh(), null);
+    }
+    controls.auto.addEventListener("change", schedule);
+    schedule();
+    view.onStop(function () { if (stop) stop(); });
+  }
+
+  function jobView(main, view, queue, id) {
+    var body = h("div", { class: "panel", id: "job-detail" }, h("p", { class: "muted" }, "loading…"));
+    replace(main, queueHeader(queue, "jobs", view), body);
+    api("GET", paths.job(queue, id)).then(function (job) {
+      if (!view.current()) return;
+      var del = h("button", { type: "button", class: "danger", id: "job-delete", on: { click: function () {
+        confirmAction("Delete job " + job.id + " from queue “" + queue + "”? It will not be delivered.", "Delete job", true).then(function (yes) {
+          if (!yes) return;
+          api("DELETE", paths.job(queue, job.id)).then(function () {
+            flash("ok", "Deleted job " + job.id);
+            go(link(["queue", queue, "jobs", "waiting"]));
+          }, flashError("Could not delete job " + job.id));
+        });
+      } } }, "Delete job");
+      replace(body,
+        h("div", { class: "toolbar" }, h("h2", null, "Job ", h("span", { class: "mono", id: "job-id" }, job.id)), h("span", { class: "grow" }), del),
+        h("div", { class: "columns" },
+          fields([
+            ["Job id", job.id, { class: "mono" }],
+            ["Status", h("span", { class: "badge" }, job.status)],
+            ["Category", job.category],
+            ["Worker URL", job.url, { class: "mono" }],
+            ["Created", when(job.created_at, true)],
+            ["Next try", when(job.next_try, true)],
+            ["Failures so far", num(job.fail_count)],
+            ["Retries allowed", num(job.max_retries)],
+            ["Retry delay", num(job.retry_delay) + " s"],
+            ["Timeout", job.timeout ? num(job.timeout) + " s" : "none"],
+          ]),
+          h("div", null, h("h2", null, "Payload"), payloadBlock(job.payload))));
+    }, function (e) {
+      if (!view.current()) return;
+      replace(body,
+        h("p", { class: "error", id: "job-missing" }, e.status === 404
+          ? "Queue “" + queue + "” holds no job " + id + ": it may have completed or been deleted."
+          : "Could not load job " + id + ": " + e.message),
+        h("p", null, h("a", { href: link(["queue", queue, "jobs", "waiting"]) }, "Back to the jobs of " + queue)));
+    });
+  }
+
+  /* ---------------------------------------------------------- failure log */
+
+  function retry(queue, failure) {
+    return confirmAction("Push job " + failure.job_id + " (" + failure.category + ") again, with its original URL, payload and retry settings? The failure entry is removed.",
+      "Retry job", false).then(function (yes) {
+      if (!yes) return null;
+      return api("POST", paths.retry(queue, failure.id)).then(function (job) {
+        flash("ok", [
+          "Failure " + failure.id + " was pushed again as job ",
+          h("a", { href: link(["queue", queue, "job", job.id]), class: "mono", id: "retried-job-id" }, job.id),
+          " in queue " + job.queue_name + ".",
+        ], { id: "retry-result", sticky: true });
+        return job;
+      }, function (e) {
+        flash("error", "Could not retry failure " + failure.id + ": " + e.message);
+        return null;
+      });
+    });
+  }
+
+  function failedView(main, view, queue, query) {
+    var order = query.order === "created" ? "created" : "failed";
+    var limit = pageLimit(query.limit);
+    var cursor = query.cursor || "";
+    var tbody = h("tbody", { id: "failed-body" });
+    var pagerBox = h("div");
+
+    function hashFor(changes) {
+      var q = { order: order, limit: limit, cursor: cursor };
+      Object.keys(changes).forEach(function (k) { q[k] = changes[k]; });
+      if (q.order === "failed") delete q.order;
+      if (q.limit === "100") delete q.limit;
+      return link(["queue", queue, "failed"], q);
+    }
+
+    var orderSelect = h("select", { id: "failed-order", "aria-label": "Order" },
+      h("option", { value: "failed", selected: order === "failed" }, "Most recent failure first"),
+      h("option", { value: "created", selected: order === "created" }, "Most recently pushed first"));
+    orderSelect.addEventListener("change", function () { go(hashFor({ order: orderSelect.value, cursor: "" })); });
+
+    var controls = listControls({
+      autoRefresh: autoRefreshLists,
+      refresh: function () { refresh(); },
+      left: h("label", { class: "inline" }, "Order", orderSelect),
+      limit: limitSelect(limit, function (l) { go(hashFor({ limit: l, cursor: "" })); }),
+    });
+
+    function remove(f) {
+      confirmAction("Delete failure " + f.id + " (job " + f.job_id + ", " + f.category + ") from the failure log of “" + queue + "”?",
+        "Delete entry", true).then(function (yes) {
+        if (!yes) return;
+        api("DELETE", paths.failed(queue, f.id)).then(function () {
+          flash("ok", "Deleted failure " + f.id);
+          return refresh();
+        }, flashError("Could not delete failure " + f.id));
+      });
+    }
+
+    function row(f) {
+      var detail = link(["queue", queue, "failed", f.id]);
+      var result = f.result || {};
+      return h("tr", { dataset: { id: f.id, jobId: f.job_id } },
+        h("td", { class: "id" },
+          h("a", { href: detail, title: "Details of failure " + f.id }, f.id),
+          h("div", { class: "muted small" }, "job ", h("span", { class: "job-id" }, f.job_id))),
+        clip(f.category, "category"),
+        clip(f.url, "url"),
+        h("td", { class: "result" }, statusBadge(result.status), " ",
+          h("span", { class: "muted small code", title: "the worker's HTTP status" }, result.code !== undefined ? String(result.code) : "")),
+        clip(result.message || "", "message"),
+        h("td", { class: "num" }, num(f.fail_count)),
+        h("td", { class: "time" }, when(f.failed_at, true, true),
+          h("div", { class: "muted small" }, "created ", when(f.created_at, false, true))),
+        h("td", { class: "actions" },
+          h("button", { type: "button", class: "small retry", on: { click: function () {
+            retry(queue, f).then(function (job) { if (job) refresh(); });
+          } } }, "Retry"),
+          h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(f); } } }, "Delete")));
+    }
+
+    function refresh() {
+      var path = withQuery(paths.failedList(queue), { order: order, limit: limit, cursor: cursor });
+      return api("GET", path).then(function (page) {
+        if (!view.current()) return;
+        var failed = page.failed_jobs || [];
+        syncRows(tbody, failed,
+          function (f) { return f.id; },
+          function (f) { return JSONX.stringify(f) + relative(f.failed_at); },
+          row,
+          function () { return h("tr", null, h("td", { class: "empty", colSpan: 8 }, cursor ? "No more entries." : "The failure log is empty.")); });
+        replace(pagerBox, pager(queue + "\nfailed\n" + order + "\n" + limit, { cursor: cursor }, page.next_cursor,
+          function (c) { return hashFor({ cursor: c }); }));
+        replace(controls.updated, "updated " + clock());
+      }, function (e) {
+        if (!view.current()) return;
+        replace(controls.updated, "");
+        replace(tbody, h("tr", null, h("td", { class: "empty error", colSpan: 8 }, "Could not load the failure log: " + e.message)));
+      });
+    }
+
+    replace(main,
+      queueHeader(queue, "failed", view),
+      h("div", { class: "panel" },
+        h("h2", null, "Failure log"),
+        controls.node,
+        h("div", { class: "table-wrap" },
+          h("table", { id: "failed-table" },
+            h("thead", null, h("tr", null,
+              h("th", null, "Failure id"), h("th", null, "Category"), h("th", null, "Worker URL"),
+              h("th", null, "Result"), h("th", null, "Message"), h("th", { class: "num", title: "tries that failed" }, "Failures"),
+              h("th", null, order === "created" ? "Failed (by creation)" : "Failed"), h("th", null, ""))),
+            tbody)),
+        pagerBox));
+
+    var stop = null;
+    function schedule() {
+      if (stop) { stop(); stop = null; }
+      autoRefreshLists = controls.auto.checked;
+      stop = controls.auto.checked ? every(REFRESH_MS, refresh) : (refresh(), null);
+    }
+    controls.auto.addEventListener("change", schedule);
+    schedule();
+    view.onStop(function () { if (stop) stop(); });
+  }
+
+  function failureView(main, view, queue, id) {
+    var body = h("div", { class: "panel", id: "failure-detail" }, h("p", { class: "muted" }, "loading…"));
+    replace(main, queueHeader(queue, "failed", view), body);
+    api("GET", paths.failed(queue, id)).then(function (f) {
+      if (!view.current()) return;
+      var result = f.result || {};
+      var retryButton = h("button", { type: "button", class: "primary", id: "failure-retry", on: { click: function () {
+        retry(queue, f).then(function (job) {
+          if (!job || !view.current()) return;
+          retryButton.disabled = true;
+          deleteButton.disabled = true;
+          body.insertBefore(h("div", { class: "panel", id: "retried" },
+            h("h2", null, "Pushed again as job ", h("a", { href: link(["queue", queue, "job", job.id]), class: "mono" }, job.id)),
+            h("p", { class: "muted small" }, "The failure entry is removed. The new job is delivered like any other."),
+            h("pre", { class: "block" }, JSONX.stringify(job, 2))), body.firstChild);
+        });
+      } } }, "Retry job");
+      var deleteButton = h("button", { type: "button", class: "danger", id: "failure-delete", on: { click: function () {
+        confirmAction("Delete failure " + f.id + " (job " + f.job_id + ") from the failure log of “" + queue + "”?", "Delete entry", true).then(function (yes) {
+          if (!yes) return;
+          api("DELETE", paths.failed(queue, f.id)).then(function () {
+            flash("ok", "Deleted failure " + f.id);
+            go(link(["queue", queue, "failed"]));
+          }, flashError("Could not delete failure " + f.id));
+        });
+      } } }, "Delete entry");
+      replace(body,
+        h("div", { class: "toolbar" },
+          h("h2", null, "Failure ", h("span", { class: "mono", id: "failure-id" }, f.id), " of job ", h("span", { class: "mono", id: "failure-job-id" }, f.job_id)),
+          h("span", { class: "grow" }), retryButton, deleteButton),
+        h("div", { class: "columns" },
+          fields([
+            ["Failure id", f.id, { class: "mono" }],
+            ["Job id", f.job_id, { class: "mono" }],
+            ["Category", f.category, { id: "failure-category" }],
+            ["Worker URL", f.url, { class: "mono" }],
+            ["Failures", num(f.fail_count)],
+            ["Failed", when(f.failed_at, true)],
+            ["Created", when(f.created_at, true)],
+          ]),
+          h("div", null,
+            h("h2", null, "Worker's result"),
+            fields([
+              ["Status", statusBadge(result.status), { id: "failure-status" }],
+              ["HTTP status", result.code === 0 ? "0 (no answer)" : num(result.code), { id: "failure-code" }],
+            ]),
+            h("pre", { class: "block", id: "failure-message" }, result.message || "(no message)"),
+            h("h2", null, "Payload"),
+            payloadBlock(f.payload))));
+    }, function (e) {
+      if (!view.current()) return;
+      replace(body,
+        h("p", { class: "error", id: "failure-missing" }, e.status === 404
+          ? "The failure log of “" + queue + "” holds no entry " + id + " (it was retried or deleted)."
+          : "Could not load failure " + id + ": " + e.message),
+        h("p", null, h("a", { href: link(["queue", queue, "failed"]) }, "Back to the failure log of " + queue)));
+    });
+  }
+
+  /* --------------------------------------------------------------- router */
+
+  function notFound(main) {
+    replace(main, h("h1", null, "Not found"), h("p", null, "No such page. ", h("a", { href: "#/queues" }, "Go to the queues.")));
+  }
+
+  var currentView = null;
+  var generation = 0;
+
+  function parseHash() {
+    var raw = window.location.hash.replace(/^#/, "");
+    if (!raw || raw === "/") raw = "/queues";
+    var at = raw.indexOf("?");
+    var path = at < 0 ? raw : raw.slice(0, at);
+    var params = new URLSearchParams(at < 0 ? "" : raw.slice(at + 1));
+    var query = {};
+    params.forEach(function (v, k) { query[k] = v; });
+    var parts = path.split("/").filter(function (p) { return p !== ""; }).map(function (p) {
+      try { return decodeURIComponent(p); } catch (e) { return p; }
+    });
+    return { parts: parts, query: query };
+  }
+
+  function route() {
+    if (currentView) currentView.stop();
+    var mine = ++generation;
+    var stops = [];
+    var view = {
+      current: function () { return mine === generation; },
+      onStop: function (fn) { stops.push(fn); },
+      stop: function () { stops.forEach(function (fn) { fn(); }); stops = []; },
+    };
+    currentView = view;
+    clear(document.getElementById("modal-root"));
+    var main = document.getElementById("main");
+    var where = parseHash();
+    var p = where.parts;
+    var section = p[0] === "routings" ? "routings" : p[0] === "queues" ? "queues" : "";
+    document.getElementById("nav-queues").className = section === "queues" ? "current" : "";
+    document.getElementById("nav-routings").className = section === "routings" ? "current" : "";
+    if (p.length === 1 && p[0] === "queues") {
+      document.title = "Queues · Fireworq";
+      queuesView(main, view);
+    } else if (p.length === 1 && p[0] === "routings") {
+      document.title = "Routings · Fireworq";
+      routingsView(main, view);
+    } else if (p.length === 4 && p[0] === "queue" && p[2] === "jobs") {
+      document.title = p[1] + " · jobs · Fireworq";
+      jobsView(main, view, p[1], p[3], where.query);
+    } else if (p.length === 4 && p[0] === "queue" && p[2] === "job") {
+      document.title = p[1] + " · job " + p[3] + " · Fireworq";
+      jobView(main, view, p[1], p[3]);
+    } else if (p.length === 3 && p[0] === "queue" && p[2] === "failed") {
+      document.title = p[1] + " · failure log · Fireworq";
+      failedView(main, view, p[1], where.query);
+    } else if (p.length === 4 && p[0] === "queue" && p[2] === "failed") {
+      document.title = p[1] + " · failure " + p[3] + " · Fireworq";
+      failureView(main, view, p[1], p[3]);
+    } else {
+      document.title = "Fireworq console";
+      notFound(main);
+    }
+  }
+
+  window.addEventListener("hashchange", route);
+  watchServer();
+  route();
+})();
