@@ -119,7 +119,10 @@ class ObservedStore:
         value = getattr(self.observed, name)
         if name.startswith("_") or not callable(value):
             return value
-        return self._wrap(name, value)
+        wrapped = self._wrap(name, value)
+        # Found directly from now on: no lookup and no new wrapper per call.
+        setattr(self, name, wrapped)
+        return wrapped
 
     def _wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         def observed(*args: Any, **kwargs: Any) -> Any:
