@@ -42,7 +42,12 @@ setup(
     ],
     extras_require={
         "mysqlclient": ["mysqlclient>=2.2,<3"],
-        "test": ["hypothesis>=6.0"],
+        "test": [
+            "hypothesis>=6.130.12,<7",
+            "schemathesis>=4.32,<5",
+            "jsonschema>=4.18,<5",
+            "PyYAML>=6.0,<7",
+        ],
     },
     classifiers=[
         "Framework :: Twisted",

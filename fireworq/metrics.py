@@ -120,14 +120,18 @@ class ObservedStore:
         if name.startswith("_") or not callable(value):
             return value
         wrapped = self._wrap(name, value)
-        # Found directly from now on: no lookup and no new wrapper per call.
+        # Found directly from now on: no new wrapper per call.  The wrapper
+        # still looks the method up on every call, so replacing a method of
+        # the store (as tests do) takes effect.
         setattr(self, name, wrapped)
         return wrapped
 
     def _wrap(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        store = self.observed
+
         def observed(*args: Any, **kwargs: Any) -> Any:
             try:
-                result = method(*args, **kwargs)
+                result = getattr(store, name)(*args, **kwargs)
             except Exception:
                 self._on_error(self.kind, name)
                 raise

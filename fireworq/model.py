@@ -360,7 +360,7 @@ def payload_as_json_value(payload: str) -> Any:
     """
     try:
         return json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return payload
 
 

@@ -7,21 +7,54 @@ that names the problem.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Mapping, Optional
+import math
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from fireworq.model import UINT32_MAX
 from fireworq.web.errors import ApiError, bad_request
+
+#: The deepest nesting of arrays and objects a JSON body may have.  Deeper
+#: values would come close to Python's recursion limit when they are encoded
+#: again (for the answer, the store and the inspection API).
+MAX_JSON_DEPTH = 512
+
+#: The largest id a URL may name: ids are signed 64-bit integers in SQLite
+#: and never come near this bound in MySQL.
+MAX_ID = 2**63 - 1
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"number {text[:40]} is too large")
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests arrays and objects more than ``limit`` levels deep."""
+    stack: List[Tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        for child in children:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
+
+
 def parse_json(raw: bytes, what: str = "request body") -> Any:
     """
     Decode ``raw`` as one JSON value.
 
-    @raise ApiError: 400 when it is empty, not UTF-8 or not JSON.
+    @raise ApiError: 400 when it is empty, not UTF-8, not JSON, holds
+        C{NaN}, C{Infinity} or a number too large for a double, or nests
+        deeper than L{MAX_JSON_DEPTH} levels.
     """
     if not raw.strip():
         raise bad_request(f"{what} is empty; a JSON value is required")
@@ -31,10 +64,18 @@ def parse_json(raw: bytes, what: str = "request body") -> Any:
         raise bad_request(f"{what} is not valid UTF-8 (byte {e.start})")
     if text.startswith("\ufeff"):
         text = text[1:]
+    too_deep = f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels of arrays and objects)"
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError) as e:
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise bad_request(too_deep)
+    except ValueError as e:
         raise bad_request(f"{what} is not valid JSON: {e}")
+    # Only a body with enough brackets can be too deep: skip the walk otherwise.
+    if isinstance(value, (dict, list)) and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
+        if _deeper_than(value, MAX_JSON_DEPTH):
+            raise bad_request(too_deep)
+    return value
 
 
 def json_object(raw: bytes, what: str = "request body") -> Dict[str, Any]:
@@ -106,6 +147,8 @@ def query_arg(request: Any, name: str) -> Optional[str]:
     values = request.args.get(name.encode("ascii"))
     if not values:
         return None
+    if len(values) > 1:
+        raise bad_request(f"query parameter {name} is given more than once")
     try:
         return values[0].decode("utf-8")
     except UnicodeDecodeError:
@@ -113,21 +156,25 @@ def query_arg(request: Any, name: str) -> Optional[str]:
 
 
 def query_int(request: Any, name: str, default: int, minimum: int, maximum: int) -> int:
-    """A whole-number query parameter within bounds (400 otherwise)."""
+    """
+    A whole-number query parameter within bounds (400 otherwise);
+    ``default`` when absent or empty (as the original server does).
+    """
     text = query_arg(request, name)
     if text is None or text == "":
         return default
-    try:
-        value = int(text, 10)
-    except ValueError:
-        raise bad_request(f"query parameter {name} must be a whole number, not {text!r}")
-    if not minimum <= value <= maximum:
+    if not (text.isascii() and text.isdigit()):
+        raise bad_request(f"query parameter {name} must be a whole number, not {text[:40]!r}")
+    if len(text) > 20 or not minimum <= int(text, 10) <= maximum:
         raise bad_request(f"query parameter {name} must be between {minimum} and {maximum}")
-    return value
+    return int(text, 10)
 
 
 def query_choice(request: Any, name: str, default: str, choices: tuple) -> str:
-    """A query parameter that must be one of ``choices`` (400 otherwise)."""
+    """
+    A query parameter that must be one of ``choices`` (400 otherwise);
+    ``default`` when absent or empty (as the original server does).
+    """
     text = query_arg(request, name)
     if text is None or text == "":
         return default
@@ -140,12 +187,11 @@ def query_choice(request: Any, name: str, default: str, choices: tuple) -> str:
 
 def path_id(text: str, what: str) -> int:
     """A positive id from a URL path segment (400 when not a number)."""
-    if not text.isdigit() or len(text) > 20:
-        raise bad_request(f"{what} must be a positive whole number, not {text!r}")
-    value = int(text)
-    if value <= 0 or value >= 2**64:
-        raise bad_request(f"{what} must be a positive whole number below 2^64")
-    return value
+    if not (text.isascii() and text.isdigit()):
+        raise bad_request(f"{what} must be a positive whole number, not {text[:40]!r}")
+    if len(text) > 20 or not 0 < int(text) <= MAX_ID:
+        raise bad_request(f"{what} must be a positive whole number up to {MAX_ID}")
+    return int(text)
 
 
 __all__ = [
@@ -159,4 +205,6 @@ __all__ = [
     "query_int",
     "query_choice",
     "path_id",
+    "MAX_JSON_DEPTH",
+    "MAX_ID",
 ]

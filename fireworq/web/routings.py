@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from fireworq.model import Routing
-from fireworq.names import InvalidName, check_category
+from fireworq.names import InvalidName, check_category, check_queue_name
 from fireworq.web.body import json_object, json_type
 from fireworq.web.errors import bad_request, not_found
 from fireworq.web.routes import app, json_response
@@ -49,6 +49,10 @@ class RoutingRoutes:
             raise bad_request("field queue_name is required")
         if not isinstance(queue_name, str):
             raise bad_request(f"field queue_name must be a string, not {json_type(queue_name)}")
+        try:
+            check_queue_name(queue_name)
+        except InvalidName as e:
+            raise bad_request(f"field queue_name: {e}")
         d = self.manager.put_routing(category, queue_name)
         d.addCallback(lambda r: json_response(request, r.to_json()))
         return d

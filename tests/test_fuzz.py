@@ -1,0 +1,274 @@
+"""
+Fuzzing the real server with schemathesis, driven by docs/openapi.yaml.
+
+One test starts ``twistd fireworq`` (sqlite store) and a worker, and runs
+the schemathesis command line against the server in a child process: every
+operation of the description, with valid and invalid data (examples,
+boundary values, random data and sequences that follow the description's
+links), a fixed seed and a bounded number of examples.  It requires:
+
+- no 5xx answer (``not_a_server_error``);
+- every answer conforms to the description: documented status code, content
+  type, headers and body schema;
+- invalid requests are refused with a 4xx (``negative_data_rejection``);
+- methods the description does not list are answered 405 (``unsupported_method``);
+- afterwards the server still answers ``/health`` with 200 and its error log
+  holds no internal error.
+
+Pushed jobs would be delivered to whatever URL the fuzzer invents, so a
+schemathesis hook (at the end of this module, loaded by schemathesis from
+this file) points every valid worker URL at the test's own worker.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import sys
+from typing import Any, List, Optional
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from tests.support.polling import wait_until
+from tests.support.server import REPO, FireworqProcess
+from tests.support.worker import Worker
+
+#: The description the fuzzer reads (the packaged one, which the server serves).
+SPEC = os.path.join(REPO, "fireworq", "openapi.yaml")
+
+#: Reproducible runs: the same seed gives the same generated requests.
+SEED = 20240607
+
+#: Test cases per operation and phase; about 2000 requests in all, 30-40 s.
+MAX_EXAMPLES = 50
+
+#: The whole fuzz run must finish within this many seconds.
+BUDGET = 80.0
+
+#: What every answer is checked for.
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "unsupported_method",
+)
+
+#: The environment variable telling the hook where the worker listens.
+WORKER_ENV = "FIREWORQ_FUZZ_WORKER"
+
+
+def schemathesis_command(base_url: str, report_dir: str) -> List[str]:
+    """The schemathesis command line of the fuzz run."""
+    return [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        SPEC,
+        "--url",
+        base_url,
+        "--seed",
+        str(SEED),
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--checks",
+        ",".join(CHECKS),
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "10",
+        "--max-redirects",
+        "0",
+        "--generation-database",
+        "none",
+        "--suppress-health-check",
+        "all",
+        "--report",
+        "junit",
+        "--report-dir",
+        report_dir,
+        "--no-color",
+    ]
+
+
+class _Collect(ProcessProtocol):
+    """Collects a child's output; ``ended`` fires with its exit code."""
+
+    def __init__(self) -> None:
+        self.output: List[bytes] = []
+        self.ended: Deferred = Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output.append(data)
+
+    errReceived = outReceived
+
+    def processEnded(self, reason: Failure) -> None:
+        if reason.check(ProcessDone):
+            code: Optional[int] = 0
+        elif reason.check(ProcessTerminated):
+            code = reason.value.exitCode
+            if code is None:
+                code = -(reason.value.signal or 1)
+        else:  # pragma: no cover - not raised by spawnProcess
+            code = -1
+        self.ended.callback(code)
+
+    def text(self) -> str:
+        return b"".join(self.output).decode("utf-8", "replace")
+
+
+def failures_section(output: str, limit: int = 12000) -> str:
+    """The part of schemathesis' report that explains the failures."""
+    start = output.find("= FAILURES =")
+    if start == -1:
+        return output[-limit:]
+    start = output.rfind("\n", 0, start) + 1
+    return output[start : start + limit]
+
+
+class FuzzTests(TestCase):
+    """Schemathesis against a real server."""
+
+    timeout = int(BUDGET) + 60
+
+    def setUp(self) -> None:
+        self.worker = Worker()
+        self.worker.start()
+        self.addCleanup(self.worker.stop)
+        self.workdir = os.path.abspath(self.mktemp())
+        os.makedirs(self.workdir)
+
+    @inlineCallbacks
+    def seed_failure_log(self, server: FireworqProcess, count: int = 5):
+        """
+        Give the failure log of the default queue a few entries (ids from 1),
+        so that the failure-log operations find something to show, retry and
+        delete.
+        """
+        for _ in range(count):
+            code, body = yield server.call(
+                "POST", "/job/seed", {"url": self.worker.url("/permanent"), "payload": {"seed": 1}}
+            )
+            self.assertEqual(code, 200, body)
+
+        def failed():
+            d = server.call("GET", "/queue/default/failed")
+            d.addCallback(lambda r: len(r[1]["failed_jobs"]) >= count)
+            return d
+
+        yield wait_until(failed, 15, message="the seeded jobs to fail")
+
+    @inlineCallbacks
+    def test_schemathesis(self):
+        if importlib.util.find_spec("schemathesis") is None:
+            self.fail("schemathesis is not installed: pip install -e '.[test]'")
+        server = FireworqProcess(
+            self.workdir,
+            {
+                "driver": "sqlite",
+                "sqlite_path": os.path.join(self.workdir, "fireworq.sqlite3"),
+                "queue_default": "default",
+                "queue_default_polling_interval": "100",
+                "shutdown_timeout": "5",
+            },
+        )
+        self.addCleanup(server.kill)
+        yield server.start()
+        yield self.seed_failure_log(server)
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}
+        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        env["SCHEMATHESIS_HOOKS"] = os.path.abspath(__file__)
+        env[WORKER_ENV] = f"127.0.0.1:{self.worker.port}"
+        report_dir = os.path.join(self.workdir, "schemathesis-report")
+        collect = _Collect()
+        child = reactor.spawnProcess(
+            collect,
+            sys.executable,
+            schemathesis_command(server.url(""), report_dir),
+            env=env,
+            path=self.workdir,
+        )
+
+        def overrun() -> None:
+            collect.output.append(f"\n*** killed after {BUDGET}s ***\n".encode())
+            child.signalProcess(signal.SIGKILL)
+
+        deadline = reactor.callLater(BUDGET, overrun)
+        code = yield collect.ended
+        if deadline.active():
+            deadline.cancel()
+        output = collect.text()
+        with open(os.path.join(self.workdir, "schemathesis.log"), "w") as f:
+            f.write(output)
+        self.assertEqual(
+            code,
+            0,
+            f"schemathesis found problems (exit status {code}; full output in "
+            f"{self.workdir}/schemathesis.log):\n{failures_section(output)}",
+        )
+        self.assertIn("generated", output)
+
+        status, body = yield server.call("GET", "/health")
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["status"], "ok")
+        internal = [
+            line
+            for line in server.stderr().splitlines()
+            if '"level":"fatal"' in line or "Traceback" in line
+        ]
+        self.assertEqual(internal, [], "the server logged internal errors")
+        self.assertIsNone(server.process.poll(), "the server exited")
+
+
+# -- the schemathesis hook ----------------------------------------------------
+#
+# Schemathesis loads this file as the module "_schemathesis_hooks"
+# (SCHEMATHESIS_HOOKS); trial imports it as tests.test_fuzz and skips this part.
+
+if __name__ == "_schemathesis_hooks":  # pragma: no cover - runs in the fuzzer
+    import hashlib
+    from urllib.parse import urlsplit, urlunsplit
+
+    import schemathesis
+
+    from fireworq.names import InvalidName, check_worker_url
+
+    _WORKER = os.environ[WORKER_ENV]
+    #: Worker paths (tests/support/worker.py) the rewritten URLs spread over.
+    _OUTCOMES = ("/success", "/failure", "/permanent", "/garbage", "/invalid", "/flaky/1")
+
+    def _local(job: Any) -> Any:
+        """``job`` with a valid worker URL pointed at the test's worker."""
+        if not isinstance(job, dict) or not isinstance(job.get("url"), str):
+            return job
+        try:
+            check_worker_url(job["url"])
+        except InvalidName:
+            return job  # the server refuses it: keep it as generated
+        digest = hashlib.sha256(job["url"].encode("utf-8", "surrogatepass")).digest()
+        path = _OUTCOMES[digest[0] % len(_OUTCOMES)]
+        query = urlsplit(job["url"]).query
+        rewritten = dict(job)
+        rewritten["url"] = urlunsplit(("http", _WORKER, path, query, ""))
+        return rewritten
+
+    @schemathesis.hook
+    def map_body(context: Any, body: Any) -> Any:
+        """Keep deliveries of fuzzed jobs on the loopback worker."""
+        if isinstance(body, list):
+            return [_local(job) for job in body]
+        return _local(body)
+

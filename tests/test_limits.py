@@ -1,0 +1,622 @@
+"""
+The limits of the API, each answered with a clear 4xx and a JSON error body:
+
+- request bodies over ``max_request_body`` (1 MiB by default): 413, whether
+  the length is declared or the body is chunked; a body right at the limit
+  is accepted and its payload delivered unchanged;
+- category and queue names: at most 255 bytes of UTF-8, no control
+  characters (no ``/`` in queue names); longer or impossible names are
+  refused with 400, never truncated;
+- the ``limit`` query parameter (1 to 10000) and other query parameters;
+- numbers out of range (job fields 0 to 2^32-1, queue fields, ids);
+- bodies that are not UTF-8, JSON with NaN or Infinity, lone surrogates,
+  JSON nested too deeply (never a RecursionError and a 500);
+- URL paths and Host headers that are not UTF-8 (400 in JSON, not HTML).
+
+Most tests run the real site (L{FireworqSite}, L{FireworqRequest} and the
+Klein application) in process over the in-memory store, on a loopback port;
+L{RealServerLimitTests} checks the setting and the delivery of a payload at
+the limit against a real ``twistd fireworq`` and a real worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional, Tuple
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from twisted.trial.unittest import TestCase
+from twisted.web.client import HTTPConnectionPool
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
+from zope.interface import implementer
+
+from fireworq.config import load
+from fireworq.dispatch.dispatcher import QueueDispatcher
+from fireworq.dispatch.lease import SoleLease
+from fireworq.events import EventFanout
+from fireworq.logging import now_ms
+from fireworq.manager import QueueManager
+from fireworq.model import QueueDefinition, Result
+from fireworq.pushing import PushBatcher
+from fireworq.stats import QueueStats
+from fireworq.store.interface import NodeInfo
+from fireworq.store.memory import MemoryJobStore, MemoryRepository
+from fireworq.web.app import FireworqAPI
+from fireworq.web.body import MAX_ID, MAX_JSON_DEPTH
+from fireworq.web.site import FireworqSite
+from tests.support.polling import wait_until
+from tests.support.server import FireworqProcess
+from tests.support.worker import Worker
+
+UINT32_MAX = 2**32 - 1
+NODE = NodeInfo("node-limits", "localhost")
+
+
+@implementer(IBodyProducer)
+class ChunkedBody:
+    """A request body of unknown length: the client sends it chunked."""
+
+    length = UNKNOWN_LENGTH
+
+    def __init__(self, data: bytes, chunk: int = 16384) -> None:
+        self.data = data
+        self.chunk = chunk
+
+    def startProducing(self, consumer: Any) -> Deferred:
+        for start in range(0, len(self.data), self.chunk):
+            consumer.write(self.data[start : start + self.chunk])
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class _RawClient(Protocol):
+    """Sends raw bytes, collects everything until the server closes."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.received: List[bytes] = []
+        self.done: Deferred = Deferred()
+
+    def connectionMade(self) -> None:
+        self.transport.write(self.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received.append(data)
+
+    def connectionLost(self, reason: Any) -> None:
+        self.done.callback(b"".join(self.received))
+
+
+def raw_request(port: int, request: bytes, timeout: float = 10.0) -> Deferred:
+    """
+    Send ``request`` as is to 127.0.0.1:``port``; fire with the whole answer
+    once the server closes the connection (fail after ``timeout`` seconds).
+    """
+    client = _RawClient(request)
+    d = connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+    d.addCallback(lambda _: client.done)
+
+    def too_slow(failure: Any) -> Any:
+        if client.transport is not None:
+            client.transport.abortConnection()
+        return failure
+
+    d.addTimeout(timeout, reactor)
+    d.addErrback(too_slow)
+    return d
+
+
+def parse_raw(answer: bytes) -> Tuple[int, Dict[str, str], bytes]:
+    """(status, lower-cased headers, body) of a raw HTTP/1.1 answer (no chunking)."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split()[1]), headers, body
+
+
+def push_body(size: int, url: str = "http://127.0.0.1:9/work", **fields: Any) -> bytes:
+    """A push body of exactly ``size`` bytes: its string payload is padded to fit."""
+    job = {"url": url, "payload": ""}
+    job.update(fields)
+    empty = len(json.dumps(job, separators=(",", ":")).encode())
+    job["payload"] = "x" * (size - empty)
+    body = json.dumps(job, separators=(",", ":")).encode()
+    assert len(body) == size
+    return body
+
+
+def nested(depth: int, kind: str = "array") -> bytes:
+    """JSON text of ``depth`` nested arrays (or objects)."""
+    if kind == "array":
+        return b"[" * depth + b"]" * depth
+    return b'{"a":' * (depth - 1) + b"{}" + b"}" * (depth - 1)
+
+
+class SucceedingDeliverer:
+    """Every delivery succeeds at once."""
+
+    def deliver(self, queue_name: str, job: Any) -> Deferred:
+        return succeed(Result("success", 200, "ok"))
+
+
+class InProcessTestCase(TestCase):
+    """The real site and application over memory stores, on a loopback port."""
+
+    settings: Dict[str, str] = {"driver": "in-memory", "queue_default": "default"}
+
+    def setUp(self) -> None:
+        self.config = load(self.settings, environ={})
+        self.store = MemoryJobStore()
+        self.repository = MemoryRepository()
+        self.successResultOf(self.store.start())
+        stats = QueueStats(reactor, now_ms)
+        events = EventFanout([stats])
+
+        def make_dispatcher(definition: QueueDefinition) -> QueueDispatcher:
+            lease = SoleLease(definition.name, self.store, NODE, 1, reactor)
+            return QueueDispatcher(
+                definition, self.store, lease, SucceedingDeliverer(), events, reactor
+            )
+
+        self.manager = QueueManager(
+            self.store,
+            self.repository,
+            PushBatcher(self.store, reactor),
+            make_dispatcher,
+            events,
+            stats,
+            reactor,
+            default_queue=QueueDefinition("default", 200, 4),
+        )
+        self.manager.startService()
+        self.addCleanup(self.manager.stopService)
+        api = FireworqAPI(self.manager, self.config)
+        site = FireworqSite(
+            api.app.resource(), None, self.config.max_request_body, self.config.keep_alive
+        )
+        self.listening = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(self.listening.stopListening)
+        self.port = self.listening.getHost().port
+        self.pool = HTTPConnectionPool(reactor, persistent=False)
+        self.addCleanup(self.pool.closeCachedConnections)
+        return wait_until(lambda: self.manager.ready, 5, message="the manager to load")
+
+    @inlineCallbacks
+    def call(self, method: str, path: str, body: Any = None, raw: Any = None):
+        """(code, decoded JSON or text, headers) of one request."""
+        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+        response = yield treq.request(
+            method,
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            pool=self.pool,
+            timeout=20,
+        )
+        content = yield response.content()
+        ctype = response.headers.getRawHeaders(b"content-type", [b""])[0]
+        value: Any = content.decode("utf-8", "replace")
+        if ctype.startswith(b"application/json"):
+            value = json.loads(content)
+        return response.code, value, response.headers
+
+    @inlineCallbacks
+    def refused(self, code: int, method: str, path: str, body: Any = None, raw: Any = None,
+                mentions: Optional[str] = None):
+        """Assert that the request is answered ``code`` with a JSON error; return the message."""
+        status, answer, _ = yield self.call(method, path, body, raw)
+        self.assertEqual(status, code, f"{method} {path[:80]}: {answer!r:.300}")
+        self.assertIsInstance(answer, dict, f"{method} {path[:80]}: not a JSON error: {answer!r:.300}")
+        self.assertEqual(set(answer), {"error", "message"})
+        if mentions is not None:
+            self.assertIn(mentions, answer["message"])
+        return answer["message"]
+
+    @inlineCallbacks
+    def accepted(self, method: str, path: str, body: Any = None, raw: Any = None):
+        """Assert that the request is answered 200; return the decoded answer."""
+        status, answer, _ = yield self.call(method, path, body, raw)
+        self.assertEqual(status, 200, f"{method} {path[:80]}: {answer!r:.300}")
+        return answer
+
+
+class BodySizeTests(InProcessTestCase):
+    """``max_request_body`` (1 MiB by default)."""
+
+    def test_default_limit_is_one_mebibyte(self):
+        self.assertEqual(self.config.max_request_body, 1 << 20)
+
+    @inlineCallbacks
+    def test_body_at_the_limit_is_accepted_and_kept_whole(self):
+        limit = self.config.max_request_body
+        body = push_body(limit, run_after=3600)
+        job = yield self.accepted("POST", "/job/big", raw=body)
+        self.assertEqual(len(job["payload"]), len(json.loads(body)["payload"]))
+        stored = yield self.accepted("GET", f"/queue/default/job/{job['id']}")
+        self.assertEqual(stored["payload"], json.loads(body)["payload"])
+
+    @inlineCallbacks
+    def test_body_over_the_limit_is_413(self):
+        limit = self.config.max_request_body
+        body = push_body(limit + 1)
+        answer = yield raw_request(
+            self.port,
+            b"POST /job/big HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+        )
+        status, headers, content = parse_raw(answer)
+        self.assertEqual(status, 413)
+        self.assertEqual(headers["content-type"], "application/json")
+        self.assertEqual(headers["connection"], "close")
+        error = json.loads(content)
+        self.assertEqual(error["error"], "Request Entity Too Large")
+        self.assertIn(str(limit), error["message"])
+        # Nothing was stored.
+        page = yield self.accepted("GET", "/queue/default/deferred")
+        self.assertEqual(page["jobs"], [])
+
+    @inlineCallbacks
+    def test_chunked_body_over_the_limit_is_413(self):
+        limit = self.config.max_request_body
+        status, answer, _ = yield self.call("POST", "/job/big", raw=ChunkedBody(push_body(limit + 1)))
+        self.assertEqual((status, answer["error"]), (413, "Request Entity Too Large"))
+        status, answer, _ = yield self.call("POST", "/jobs/big", raw=ChunkedBody(b"[" + b" " * limit + b"]"))
+        self.assertEqual(status, 413)
+
+    @inlineCallbacks
+    def test_chunked_body_at_the_limit_is_accepted(self):
+        body = push_body(self.config.max_request_body, run_after=3600)
+        job = yield self.accepted("POST", "/job/big", raw=ChunkedBody(body))
+        self.assertEqual(job["payload"], json.loads(body)["payload"])
+
+    @inlineCallbacks
+    def test_every_endpoint_is_limited(self):
+        big = b" " * (self.config.max_request_body + 1)
+        for method, path in (("PUT", "/queue/q"), ("PUT", "/routing/c"), ("GET", "/queues"),
+                             ("POST", "/queue/default/failed/1/retry")):
+            yield self.refused(413, method, path, raw=big)
+
+    @inlineCallbacks
+    def test_connection_is_closed_after_each_answer(self):
+        """With keep_alive off (the default) the server closes, whatever the client asks."""
+        self.assertFalse(self.config.keep_alive)
+        answer = yield raw_request(
+            self.port, b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive\r\n\r\n"
+        )
+        status, headers, _ = parse_raw(answer)
+        self.assertEqual((status, headers["connection"]), (200, "close"))
+
+    @inlineCallbacks
+    def test_server_keeps_answering_after_413(self):
+        yield self.call("POST", "/job/big", raw=push_body(self.config.max_request_body + 1))
+        yield self.accepted("GET", "/health")
+
+
+class NameTests(InProcessTestCase):
+    """Categories and queue names: 255 bytes of UTF-8, no control characters."""
+
+    @inlineCallbacks
+    def test_category_of_255_bytes_is_kept_whole(self):
+        for category in ("c" * 255, "é" * 127 + "c", "日" * 85, "a/" * 127 + "b"):
+            self.assertEqual(len(category.encode()), 255)
+            job = yield self.accepted("POST", "/job/" + quote(category),
+                                      {"url": "http://w/", "run_after": 3600})
+            self.assertEqual(job["category"], category)
+            stored = yield self.accepted("GET", f"/queue/default/job/{job['id']}")
+            self.assertEqual(stored["category"], category)
+
+    @inlineCallbacks
+    def test_category_over_255_bytes_is_400(self):
+        for category in ("c" * 256, "é" * 128, "😀" * 64, "c" * 5000):
+            yield self.refused(400, "POST", "/job/" + quote(category), {"url": "http://w/"},
+                               mentions="at most 255 bytes")
+            yield self.refused(400, "POST", "/jobs/" + quote(category), [{"url": "http://w/"}])
+            yield self.refused(400, "PUT", "/routing/" + quote(category), {"queue_name": "default"})
+
+    @inlineCallbacks
+    def test_category_with_control_characters_is_400(self):
+        for bad in ("%00", "%01", "%09", "%0A", "%1F", "%7F"):
+            yield self.refused(400, "POST", f"/job/a{bad}b", {"url": "http://w/"},
+                               mentions="control characters")
+            yield self.refused(400, "PUT", f"/routing/a{bad}b", {"queue_name": "default"})
+
+    @inlineCallbacks
+    def test_queue_name_of_255_bytes_is_kept_whole(self):
+        for name in ("q" * 255, "é" * 127 + "q"):
+            definition = yield self.accepted("PUT", "/queue/" + quote(name), {})
+            self.assertEqual(definition["name"], name)
+            shown = yield self.accepted("GET", "/queue/" + quote(name))
+            self.assertEqual(shown["name"], name)
+            routing = yield self.accepted("PUT", "/routing/r", {"queue_name": name})
+            self.assertEqual(routing["queue_name"], name)
+
+    @inlineCallbacks
+    def test_queue_name_over_255_bytes_is_400(self):
+        for name in ("q" * 256, "é" * 128, "q" * 4000):
+            yield self.refused(400, "PUT", "/queue/" + quote(name), {}, mentions="at most 255 bytes")
+            yield self.refused(400, "PUT", "/routing/r", {"queue_name": name}, mentions="queue_name")
+            yield self.refused(404, "GET", "/queue/" + quote(name))
+
+    @inlineCallbacks
+    def test_queue_name_characters(self):
+        for bad in ("%00", "%1F", "%7F"):
+            yield self.refused(400, "PUT", f"/queue/a{bad}b", {}, mentions="control characters")
+        # A "/" cannot reach the queue routes at all, and is refused in bodies.
+        status, _, _ = yield self.call("PUT", "/queue/a%2Fb", {})
+        self.assertEqual(status, 404)
+        yield self.refused(400, "PUT", "/routing/r", {"queue_name": "a/b"}, mentions="'/'")
+        yield self.refused(400, "PUT", "/routing/r", {"queue_name": "a\u0000b"})
+
+
+class QueryTests(InProcessTestCase):
+    """Query parameters of the list endpoints."""
+
+    @inlineCallbacks
+    def test_limit_bounds(self):
+        for path in ("/queue/default/waiting", "/queue/default/grabbed",
+                     "/queue/default/deferred", "/queue/default/failed"):
+            for good in ("1", "10000", "100", ""):  # empty: the default, as the original
+                yield self.accepted("GET", f"{path}?limit={good}")
+            for bad in ("0", "10001", "-1", "%201", "1_0", "1e3", "0x10", "1.0", "%D9%A3",
+                        "99999999999999999999999999", "9" * 5000):
+                yield self.refused(400, "GET", f"{path}?limit={bad}", mentions="limit")
+            yield self.refused(400, "GET", f"{path}?limit=1&limit=2", mentions="more than once")
+
+    @inlineCallbacks
+    def test_order_and_cursor(self):
+        yield self.accepted("GET", "/queue/default/waiting?order=asc&cursor=")
+        yield self.accepted("GET", "/queue/default/failed?order=created")
+        yield self.accepted("GET", "/queue/default/waiting?order=&limit=")  # defaults
+        for bad in ("ASC", "up", "%FF"):
+            yield self.refused(400, "GET", f"/queue/default/waiting?order={bad}")
+        for bad in ("x", "%FF", "A" * 5000, "LTEsMQ==", "MSwy%00"):
+            yield self.refused(400, "GET", f"/queue/default/waiting?cursor={bad}")
+
+    @inlineCallbacks
+    def test_ids_in_paths(self):
+        yield self.refused(404, "GET", f"/queue/default/job/{MAX_ID}")
+        yield self.refused(404, "GET", f"/queue/default/failed/{MAX_ID}")
+        for bad in (str(MAX_ID + 1), str(2**64), "0", "-1", "+1", "1.0", "%D9%A3", "1e3", "9" * 100):
+            yield self.refused(400, "GET", f"/queue/default/job/{bad}")
+            yield self.refused(400, "DELETE", f"/queue/default/failed/{bad}")
+            yield self.refused(400, "POST", f"/queue/default/failed/{bad}/retry")
+
+
+class NumberTests(InProcessTestCase):
+    """Numbers of jobs and queue definitions."""
+
+    @inlineCallbacks
+    def test_job_fields_are_unsigned_32_bit(self):
+        for field in ("run_after", "max_retries", "retry_delay", "timeout"):
+            for good in (0, UINT32_MAX, 2.0, None):
+                job = yield self.accepted("POST", "/job/c", {"url": "http://w/", "run_after": 3600, field: good})
+                self.assertEqual(job[field], 0 if good is None else int(good))
+            for bad in (UINT32_MAX + 1, 2**64, -1, 1.5, "1", True, [], {}):
+                yield self.refused(400, "POST", "/job/c", {"url": "http://w/", field: bad}, mentions=field)
+                yield self.refused(400, "POST", "/jobs/c", [{"url": "http://w/"}, {"url": "http://w/", field: bad}],
+                                   mentions="job [1]")
+            yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","%s":1e999}' % field.encode())
+
+    @inlineCallbacks
+    def test_queue_fields(self):
+        bounds = {"polling_interval": 86_400_000, "max_workers": 100_000, "max_burst_size": 1_000_000}
+        for field, maximum in bounds.items():
+            extra = {"max_dispatches_per_second": 1} if field == "max_burst_size" else {}
+            yield self.accepted("PUT", "/queue/q", {field: maximum, **extra})
+            for bad in (maximum + 1, -1, 0.5, "1", True):
+                yield self.refused(400, "PUT", "/queue/q", {field: bad, **extra}, mentions=field)
+        yield self.accepted("PUT", "/queue/q", {"max_dispatches_per_second": 1_000_000, "max_burst_size": 1})
+        yield self.accepted("PUT", "/queue/q", {"max_dispatches_per_second": 0.25, "max_burst_size": 1})
+        for bad in (1_000_000.5, -0.1, "1", True):
+            yield self.refused(400, "PUT", "/queue/q", {"max_dispatches_per_second": bad, "max_burst_size": 1},
+                               mentions="max_dispatches_per_second")
+        for text in (b"1e999", b"-1e999", b"NaN", b"Infinity"):
+            yield self.refused(400, "PUT", "/queue/q",
+                               raw=b'{"max_dispatches_per_second":%s,"max_burst_size":1}' % text)
+
+    @inlineCallbacks
+    def test_batch_size(self):
+        jobs = [{"url": "http://w/", "run_after": 3600}] * 1000
+        accepted = yield self.accepted("POST", "/jobs/c", jobs)
+        self.assertEqual(len(accepted), 1000)
+        yield self.refused(400, "POST", "/jobs/c", jobs + jobs[:1], mentions="at most 1000")
+        yield self.refused(400, "POST", "/jobs/c", [], mentions="at least one")
+
+
+class EncodingTests(InProcessTestCase):
+    """Text that is not UTF-8, JSON the server cannot keep faithfully."""
+
+    @inlineCallbacks
+    def test_body_not_utf8_is_400(self):
+        for raw in (b'{"url":"http://w/","payload":"\xff"}',
+                    '{"url":"http://w/","payload":"é"}'.encode("latin-1"),
+                    '{"url":"http://w/"}'.encode("utf-16"),
+                    b'{"url":"http://w/","payload":"\xed\xa0\x80"}'):
+            yield self.refused(400, "POST", "/job/c", raw=raw, mentions="UTF-8")
+        yield self.refused(400, "PUT", "/queue/q", raw=b'{"max_workers":1,"x":"\xc3"}', mentions="UTF-8")
+        yield self.refused(400, "PUT", "/routing/c", raw=b'{"queue_name":"\xfe"}', mentions="UTF-8")
+
+    @inlineCallbacks
+    def test_utf8_with_bom_is_accepted(self):
+        job = yield self.accepted("POST", "/job/c", raw=b'\xef\xbb\xbf{"url":"http://w/","run_after":60,"payload":"\xc3\xa9"}')
+        self.assertEqual(job["payload"], "é")
+
+    @inlineCallbacks
+    def test_lone_surrogates_are_400(self):
+        yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","payload":"\\ud800"}')
+        yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","payload":{"\\udfff":1}}')
+        yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/\\ud800"}')
+        yield self.refused(400, "PUT", "/routing/c", raw=b'{"queue_name":"q\\ud800"}')
+
+    @inlineCallbacks
+    def test_nan_and_infinity_are_400(self):
+        for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"[1e999]"):
+            yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","payload":%s}' % number)
+            yield self.refused(400, "POST", "/jobs/c", raw=b'[{"url":"http://w/","payload":%s}]' % number)
+
+    @inlineCallbacks
+    def test_large_finite_numbers_round_trip(self):
+        job = yield self.accepted("POST", "/job/c", raw=b'{"url":"http://w/","run_after":60,"payload":[1e308,-1e308,123456789012345678901234567890]}')
+        self.assertEqual(job["payload"], [1e308, -1e308, 123456789012345678901234567890])
+
+    @inlineCallbacks
+    def test_nesting_at_the_limit_is_accepted(self):
+        for kind in ("array", "object"):
+            payload = nested(MAX_JSON_DEPTH - 1, kind)
+            job = yield self.accepted("POST", "/job/c", raw=b'{"url":"http://w/","run_after":60,"payload":%s}' % payload)
+            stored = yield self.accepted("GET", f"/queue/default/job/{job['id']}")
+            self.assertEqual(json.dumps(stored["payload"], separators=(",", ":")).encode(), payload)
+
+    @inlineCallbacks
+    def test_deeper_nesting_is_400_not_500(self):
+        for depth in (MAX_JSON_DEPTH, MAX_JSON_DEPTH + 1, 990, 5000, 150_000):
+            for kind in ("array", "object"):
+                payload = nested(depth if kind == "array" else min(depth, 100_000), kind)
+                yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","payload":%s}' % payload,
+                                   mentions="nested too deeply")
+                yield self.refused(400, "POST", "/jobs/c", raw=b'[{"url":"http://w/","payload":%s}]' % payload,
+                                   mentions="nested too deeply")
+        yield self.refused(400, "PUT", "/queue/q", raw=b'{"x":%s}' % nested(100_000))
+        yield self.accepted("GET", "/health")
+
+    @inlineCallbacks
+    def test_path_not_utf8_is_a_json_400(self):
+        for path in ("/queue/%FF", "/queue/%C3/stats", "/job/%ED%A0%80", "/routing/a%FFb", "/%FF",
+                     "/queue/default/job/%FF"):
+            yield self.refused(400, "GET" if not path.startswith("/job") else "POST", path,
+                               mentions="not valid UTF-8")
+
+    @inlineCallbacks
+    def test_host_not_utf8_is_a_json_400(self):
+        answer = yield raw_request(self.port, b"GET /queues HTTP/1.1\r\nHost: \xff\xfe\r\nConnection: close\r\n\r\n")
+        status, headers, body = parse_raw(answer)
+        self.assertEqual(status, 400)
+        self.assertEqual(headers["content-type"], "application/json")
+        self.assertIn("Host", json.loads(body)["message"])
+
+    @inlineCallbacks
+    def test_query_not_utf8_is_400(self):
+        yield self.refused(400, "GET", "/queue/default/waiting?cursor=%FF", mentions="UTF-8")
+
+
+def quote(text: str) -> str:
+    """Percent-encode ``text`` for a URL path (keeping ``/``)."""
+    from urllib.parse import quote as _quote
+
+    return _quote(text, safe="/")
+
+
+class RealServerLimitTests(TestCase):
+    """The setting and a payload at the limit, through ``twistd fireworq`` to a worker."""
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        self.worker = Worker()
+        self.worker.start()
+        self.addCleanup(self.worker.stop)
+        self.workdir = os.path.abspath(self.mktemp())
+        os.makedirs(self.workdir)
+
+    @inlineCallbacks
+    def server(self, **settings: str):
+        settings.setdefault("driver", "sqlite")
+        settings.setdefault("sqlite_path", os.path.join(self.workdir, "fireworq.sqlite3"))
+        settings.setdefault("queue_default", "default")
+        settings.setdefault("queue_default_polling_interval", "100")
+        settings.setdefault("shutdown_timeout", "5")
+        server = FireworqProcess(self.workdir, settings)
+        self.addCleanup(server.kill)
+        yield server.start()
+        return server
+
+    @inlineCallbacks
+    def test_payload_right_under_the_default_limit_is_delivered_unchanged(self):
+        server = yield self.server()
+        body = push_body(1 << 20, url=self.worker.url("/success"))
+        code, answer = yield server.call("POST", "/job/big", raw=body)
+        self.assertEqual(code, 200, answer if code != 200 else "")
+        yield wait_until(lambda: self.worker.deliveries, 20, message="the delivery")
+        self.assertEqual(self.worker.deliveries[0].body, json.loads(body)["payload"].encode())
+
+        structured = {"url": self.worker.url("/success"), "payload": {"items": list(range(150_000))}}
+        body = json.dumps(structured, separators=(",", ":")).encode()
+        self.assertLess(len(body), 1 << 20)
+        code, _ = yield server.call("POST", "/job/big", raw=body)
+        self.assertEqual(code, 200)
+        yield wait_until(lambda: len(self.worker.deliveries) >= 2, 20, message="the second delivery")
+        self.assertEqual(json.loads(self.worker.deliveries[1].body), structured["payload"])
+
+        code, answer = yield server.call("POST", "/job/big", raw=push_body((1 << 20) + 1))
+        self.assertEqual((code, answer["error"]), (413, "Request Entity Too Large"))
+
+    @inlineCallbacks
+    def test_max_request_body_setting(self):
+        server = yield self.server(max_request_body="4096")
+        code, _ = yield server.call("POST", "/job/c", raw=push_body(4096, run_after=3600))
+        self.assertEqual(code, 200)
+        code, answer = yield server.call("POST", "/job/c", raw=push_body(4097))
+        self.assertEqual(code, 413)
+        self.assertIn("4096", answer["message"])
+        response = yield treq.post(server.url("/job/c"), data=ChunkedBody(push_body(4097), 1000), timeout=10)
+        self.assertEqual(response.code, 413)
+        yield response.content()
+        code, _ = yield server.call("GET", "/health")
+        self.assertEqual(code, 200)
+        code, settings = yield server.call("GET", "/settings")
+        self.assertEqual(settings["max_request_body"], "4096")
+
+
+class CrossOriginTests(InProcessTestCase):
+    """A browser page of another site cannot change anything."""
+
+    @inlineCallbacks
+    def origin_call(self, method: str, path: str, origin: str, body: Any):
+        response = yield treq.request(
+            method,
+            f"http://127.0.0.1:{self.port}{path}",
+            data=json.dumps(body).encode(),
+            headers={b"Origin": [origin.encode()], b"Content-Type": [b"text/plain"]},
+            pool=self.pool,
+            timeout=20,
+        )
+        content = yield response.content()
+        return response.code, content
+
+    @inlineCallbacks
+    def test_foreign_origin_is_refused(self):
+        code, content = yield self.origin_call(
+            "POST", "/job/c", "http://evil.example", {"url": "http://127.0.0.1:9/x"}
+        )
+        self.assertEqual(code, 403)
+        self.assertIn(b"cross-origin", content)
+        counts = yield self.store.count_jobs("default")
+        self.assertEqual(counts.waiting + counts.deferred + counts.grabbed, 0)
+
+    @inlineCallbacks
+    def test_own_origin_is_accepted(self):
+        code, _ = yield self.origin_call(
+            "PUT", "/queue/q", f"http://127.0.0.1:{self.port}", {}
+        )
+        self.assertEqual(code, 200)
+
+    @inlineCallbacks
+    def test_reads_and_clients_without_origin_are_unaffected(self):
+        code, _ = yield self.origin_call("GET", "/queues", "http://evil.example", {})
+        self.assertEqual(code, 200)
+        yield self.accepted("POST", "/job/c", {"url": "http://127.0.0.1:9/x"})
