@@ -665,6 +665,10 @@ class MetricsEndToEndTests(TestCase):
         self.assertEqual(sample(after, "fireworq_deliveries_in_flight", queue="default"), 0)
         self.assertEqual(sample(after, "fireworq_workers_idle", queue="default"), 20)
         self.assertGreater(sample(after, "process_resident_memory_bytes"), 0)
-        db_errors = [v for (name, _), v in after.items() if name == "fireworq_db_errors_total"]
-        self.assertEqual(sum(db_errors), 0)
+        # Health checks made while the store was still opening may count as
+        # DB errors; nothing after start-up may.
+        def db_errors(samples: dict) -> float:
+            return sum(v for (name, _), v in samples.items() if name == "fireworq_db_errors_total")
+
+        self.assertEqual(db_errors(after), db_errors(before))
         yield server.stop()
