@@ -18,6 +18,7 @@ $(STAMP): setup.py
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools wheel
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]' --config-settings editable_mode=compat
+	@tests/support/ensure-mysqlclient $(VENV)
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
