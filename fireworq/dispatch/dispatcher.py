@@ -153,6 +153,15 @@ class QueueDispatcher(Service):
         """The current concurrency limit."""
         return self.definition.max_workers
 
+    @property
+    def min_grab(self) -> int:
+        """
+        While due jobs wait, the fewest free workers worth a grab: a quarter
+        of max_workers (one store round trip per many jobs, while at least
+        three quarters of the workers stay busy).
+        """
+        return max(1, self.definition.max_workers // 4)
+
     def worker_stats(self) -> Dict[str, int]:
         """``outstanding_jobs``, ``total_workers`` and ``idle_workers`` (A3)."""
         return {
@@ -280,6 +289,10 @@ class QueueDispatcher(Service):
         free = self.max_workers - self.in_flight
         if free <= 0:
             self._backlog = True
+            return
+        if self._backlog and self._inflight and free < self.min_grab:
+            # More jobs are due and most workers are busy: let a few more
+            # finish so that one grab fetches a batch, not a job or two.
             return
         limit = free
         if self._bucket is not None:
