@@ -110,6 +110,21 @@ class DispatcherTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(len(self.deliverer.calls), 3)
 
+    def test_busy_queue_grabs_in_batches(self):
+        """With jobs waiting, one freed worker does not trigger a grab of one job."""
+        ids = self.push(20)
+        dispatcher = self.make(max_workers=8)  # min_grab = 2
+        dispatcher.startService()
+        self.clock.advance(0)
+        self.assertEqual(self.store.grabs, [8])
+        self.deliverer.answer(ids[0])
+        self.clock.advance(0)
+        self.assertEqual(self.store.grabs, [8])
+        self.deliverer.answer(ids[1])
+        self.clock.advance(0)
+        self.assertEqual(self.store.grabs, [8, 2])
+        self.assertEqual(len(self.deliverer.calls), 10)
+
     def test_polls_at_interval_and_kick_is_immediate(self):
         dispatcher = self.make(polling_interval=500)
         dispatcher.startService()
