@@ -32,7 +32,20 @@ import tempfile
 import time
 from typing import Dict, List, Optional
 
-from bench.harness import REPO, Server, Worker, call, cpu_seconds, load, rss_bytes, wait_for
+from bench.harness import (
+    CPUS,
+    PINNING,
+    REPO,
+    Server,
+    Worker,
+    call,
+    cpu_seconds,
+    load,
+    pin,
+    plan_pinning,
+    rss_bytes,
+    wait_for,
+)
 
 MB = 1024 * 1024
 
@@ -160,9 +173,38 @@ def measure_latency(servers: List[Server], worker: Worker, args: argparse.Namesp
             "count": len(delays)}
 
 
+def measure_soak(servers: List[Server], worker: Worker, args: argparse.Namespace) -> dict:
+    """
+    Push ``--soak`` jobs in batches while they are delivered, sampling the
+    servers' RSS after every tenth: memory must stay flat.
+    """
+    url = worker.url + "/work"
+    batch = json.dumps([json.loads(job_body(url, index=i)) for i in range(1000)])
+    samples: List[List[float]] = []
+    delivered = 0
+    started = time.time()
+    step = max(1000, args.soak // 10)
+    for done in range(0, args.soak, step):
+        worker.reset()
+        result = load({"targets": [s.address for s in servers], "path": "/jobs/bench", "body": batch,
+                       "count": step // 1000, "concurrency": 2})
+        pushed = sum(len(a[0]) for a in result["answers"])
+        wait_for(lambda: worker.stats()["unique"] >= pushed, args.timeout, "soak deliveries",
+                 interval=0.5)
+        delivered += pushed
+        samples.append([delivered, round(time.time() - started, 1)]
+                       + [round(rss_bytes(s.pid) / MB, 1) for s in servers])
+        print(f"   soak: {delivered} jobs, RSS {samples[-1][2:]} MB", file=sys.stderr, flush=True)
+    return {"jobs": delivered, "seconds": round(time.time() - started, 1),
+            "rate": delivered / (time.time() - started), "rss_mb_by_jobs": samples}
+
+
 def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) -> dict:
     """Start everything for one store and number of nodes, measure, stop."""
     print(f"== {store}, {nodes} server process(es)", file=sys.stderr, flush=True)
+    PINNING.clear()
+    if args.pin:
+        plan_pinning(nodes)
     database = None
     settings = {
         "driver": store,
@@ -182,6 +224,7 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) ->
             from tests.support.mariadb import private_server
 
             database = private_server(durable=True, extra_args=["--innodb-buffer-pool-size=256M"])
+            pin("tools", database.process.pid)
             settings["mysql_dsn"] = database.fresh_database("bench").dsn
     servers: List[Server] = []
     worker = Worker(workdir)
@@ -193,17 +236,16 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) ->
         define_queues(servers, args.workers)
         if len(servers) > 1:
             time.sleep(args.settle)  # leases spread
-        result = {
-            "store": store,
-            "nodes": nodes,
-            "idle_rss_mb": [round(r / MB, 1) for r in idle],
-            "push": measure_push(servers, args),
-            "batch": measure_batch(servers, args),
-            "e2e": measure_e2e(servers, worker, args, batched=True),
-            "e2e_single": measure_e2e(servers, worker, args, batched=False),
-            "latency": measure_latency(servers, worker, args),
-            "final_rss_mb": [round(rss_bytes(s.pid) / MB, 1) for s in servers],
-        }
+        result: dict = {"store": store, "nodes": nodes, "idle_rss_mb": [round(r / MB, 1) for r in idle]}
+        # Idle latency first, while nothing else happens on the machine.
+        result["latency"] = measure_latency(servers, worker, args)
+        result["push"] = measure_push(servers, args)
+        result["batch"] = measure_batch(servers, args)
+        result["e2e"] = measure_e2e(servers, worker, args, batched=True)
+        result["e2e_single"] = measure_e2e(servers, worker, args, batched=False)
+        if args.soak:
+            result["soak"] = measure_soak(servers, worker, args)
+        result["final_rss_mb"] = [round(rss_bytes(s.pid) / MB, 1) for s in servers]
         return result
     finally:
         for server in servers:
@@ -248,6 +290,15 @@ def table(results: List[dict], calibration: Optional[dict]) -> str:
             f"{lat['delivery']['p50']:.1f} / {lat['delivery']['p95']:.1f} / {lat['delivery']['p99']:.1f} | "
             f"{', '.join(map(str, r['idle_rss_mb']))} | {', '.join(map(str, r['final_rss_mb']))} |"
         )
+    for r in results:
+        if "soak" in r:
+            soak = r["soak"]
+            lines.append("")
+            lines.append(
+                f"Soak ({r['store']}, {r['nodes']} node(s)): {soak['jobs']} jobs in {soak['seconds']} s "
+                f"({soak['rate']:.0f}/s); RSS MB by jobs delivered: "
+                + ", ".join(f"{s[0]}: {'/'.join(map(str, s[2:]))}" for s in soak["rss_mb_by_jobs"])
+            )
     if calibration:
         lines.append("")
         lines.append(
@@ -270,6 +321,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds for leases to spread")
     parser.add_argument("--mysql-dsn", default="", help="use this MySQL database instead of a throwaway one")
     parser.add_argument("--calibrate", action="store_true", help="also measure the tools alone")
+    parser.add_argument("--soak", type=int, default=0,
+                        help="also deliver this many jobs, sampling memory every tenth")
+    parser.add_argument("--no-pin", dest="pin", action="store_false",
+                        help="do not give one server process CPUs of its own (default: pin when "
+                             "there are at least 2 CPUs and 1 server)")
     args = parser.parse_args(argv)
 
     workdir = tempfile.mkdtemp(prefix="fireworq-bench-")
@@ -284,7 +340,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         print(table(results, calibration))
         os.makedirs(os.path.join(REPO, ".bench"), exist_ok=True)
         with open(os.path.join(REPO, ".bench", "results.json"), "w") as f:
-            json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "args": vars(args),
+            json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "args": vars(args), "cpus": CPUS,
                        "calibration": calibration, "results": results}, f, indent=2)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -71,8 +71,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+#: CPUs of the machine, and whether to pin processes to them (``--pin``).
+CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+PINNING: Dict[str, List[int]] = {}
+
+
+def pin(role: str, pid: int) -> None:
+    """Restrict process ``pid`` to the CPUs planned for ``role`` (if pinning)."""
+    cpus = PINNING.get(role)
+    if not cpus:
+        return
+    try:
+        threads = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        threads = [pid]
+    for tid in threads:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
+
+
+def plan_pinning(servers: int) -> None:
+    """
+    On a machine with few cores, give the server process(es) CPUs of their
+    own and the tools (load generator, worker, MariaDB) the rest, so that
+    the figures do not depend on how the scheduler happens to mix them.
+    """
+    if len(CPUS) < 2:
+        return
+    PINNING["server"] = CPUS[:max(1, len(CPUS) // 2)] if servers == 1 else CPUS
+    PINNING["tools"] = CPUS[max(1, len(CPUS) // 2):] if servers == 1 else CPUS
+
+
 class Process:
     """A child process with its output in a log file."""
+
+    role = "tools"
 
     def __init__(self, args: List[str], log_path: str, env: Optional[Dict[str, str]] = None,
                  cwd: Optional[str] = None) -> None:
@@ -80,6 +115,7 @@ class Process:
         log = open(log_path, "ab")
         self.popen = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         log.close()
+        pin(self.role, self.popen.pid)
 
     @property
     def pid(self) -> int:
@@ -98,6 +134,8 @@ class Process:
 
 class Server(Process):
     """A ``twistd fireworq`` under test."""
+
+    role = "server"
 
     def __init__(self, workdir: str, settings: Dict[str, str]) -> None:
         self.port = free_port()
@@ -139,11 +177,14 @@ class Worker(Process):
 
 def load(plan: dict) -> dict:
     """Run the load generator (bench/loadgen.py) in its own process."""
-    out = subprocess.run(
+    process = subprocess.Popen(
         [sys.executable, "-m", "bench.loadgen"],
-        input=json.dumps(plan).encode(),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=REPO,
-        check=True,
     )
-    return json.loads(out.stdout)
+    pin("tools", process.pid)
+    out, _ = process.communicate(json.dumps(plan).encode())
+    if process.returncode != 0:
+        raise RuntimeError(f"the load generator failed with status {process.returncode}")
+    return json.loads(out)
