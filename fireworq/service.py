@@ -177,7 +177,7 @@ class FireworqService(MultiService):
         )
         self.api = FireworqAPI(self.manager, config, self.metrics)
         self.site = FireworqSite(
-            self.api.app.resource(),
+            self.api.resource(),
             AccessLog(self.log_files.open(config.access_log, 1), config.access_log_tag),
             config.max_request_body,
             config.keep_alive,

@@ -188,7 +188,7 @@ class InProcessTestCase(TestCase):
         self.addCleanup(self.manager.stopService)
         api = FireworqAPI(self.manager, self.config)
         site = FireworqSite(
-            api.app.resource(), None, self.config.max_request_body, self.config.keep_alive
+            api.resource(), None, self.config.max_request_body, self.config.keep_alive
         )
         self.listening = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(self.listening.stopListening)

@@ -503,7 +503,7 @@ def make_service(testcase: Any, store: Optional[MemoryJobStore] = None) -> Firew
 
 def get(testcase: Any, service: FireworqService, path: str, headers: Optional[dict] = None) -> Tuple[int, bytes, bytes]:
     """GET ``path`` from the service's API in process: (code, content type, body)."""
-    stub = StubTreq(service.api.app.resource())
+    stub = StubTreq(service.api.resource())
     d = stub.get("http://fireworq.test" + path, headers=headers)
     for _ in range(5):
         service.reactor.advance(0)

@@ -81,7 +81,7 @@ class APITestCase(SynchronousTestCase):
         self.clock.advance(0)
         self.addCleanup(self.manager.stopService)
         self.api = FireworqAPI(self.manager, self.config)
-        self.stub = StubTreq(self.api.app.resource())
+        self.stub = StubTreq(self.api.resource())
 
     def call(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())

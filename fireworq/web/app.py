@@ -6,11 +6,14 @@ message (never a traceback).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
+from urllib.parse import unquote_to_bytes
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, fail, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from fireworq.config import Config
@@ -41,7 +44,7 @@ class FireworqAPI(
     """
     The API of one server process over its L{QueueManager}.
 
-    Use C{FireworqAPI(manager, config).app.resource()} as the site's root.
+    Use C{FireworqAPI(manager, config).resource()} as the site's root.
     ``metrics`` is the process's L{fireworq.metrics.Metrics}, when there is one.
     """
 
@@ -58,61 +61,52 @@ class FireworqAPI(
         request.content.seek(0)
         return request.content.read()
 
-    @app.handle_errors(ApiError)
-    def _api_error(self, request: Any, failure: Failure) -> bytes:
-        return write_error(request, failure.value.code, failure.value.message)
-
-    @app.handle_errors(UnknownCategory, UndefinedQueue)
-    def _not_found(self, request: Any, failure: Failure) -> bytes:
-        return write_error(request, 404, str(failure.value))
-
-    @app.handle_errors(QueueConflict)
-    def _conflict(self, request: Any, failure: Failure) -> bytes:
-        return write_error(request, 400, str(failure.value))
-
-    @app.handle_errors(NotReady)
-    def _not_ready(self, request: Any, failure: Failure) -> bytes:
-        request.setHeader(b"Retry-After", b"1")
-        return write_error(request, 503, str(failure.value))
-
-    @app.handle_errors(StoreUnavailable)
-    def _unavailable(self, request: Any, failure: Failure) -> bytes:
-        request.setHeader(b"Retry-After", b"1")
-        return write_error(
-            request,
-            503,
-            f"the job store is unavailable, nothing was changed; retry later "
-            f"({failure.getErrorMessage()})",
-        )
-
-    @app.handle_errors(MethodNotAllowed)
-    def _method_not_allowed(self, request: Any, failure: Failure) -> bytes:
-        allowed = sorted(failure.value.valid_methods or [])
-        if allowed:
-            request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
-        method = request.method.decode("ascii", "replace")
-        return write_error(
-            request,
-            405,
-            f"method {method} is not allowed here; allowed: {', '.join(allowed)}",
-        )
-
-    @app.handle_errors(NotFound)
-    def _no_route(self, request: Any, failure: Failure) -> bytes:
-        path = request.path.decode("utf-8", "replace")
-        return write_error(request, 404, f"no such endpoint: {path}")
-
-    @app.handle_errors(HTTPException)
-    def _http_exception(self, request: Any, failure: Failure) -> bytes:
-        code = failure.value.code or 400
-        return write_error(request, code, failure.value.description or "bad request")
-
-    @app.handle_errors(CancelledError)
-    def _cancelled(self, request: Any, failure: Failure) -> bytes:
-        return write_error(request, 503, "the request was cancelled")
+    def resource(self) -> Any:
+        """
+        The root resource of the site: the Klein application, with the
+        hottest route (single-job push) answered without Klein's routing.
+        """
+        return PushFastPath(self, self.app.resource())
 
     @app.handle_errors(Exception)
-    def _internal(self, request: Any, failure: Failure) -> bytes:
+    def _failed(self, request: Any, failure: Failure) -> bytes:
+        return self.render_failure(request, failure)
+
+    def render_failure(self, request: Any, failure: Failure) -> bytes:
+        """The JSON error answer for ``failure``; a traceback only goes to the log."""
+        error = failure.value
+        if isinstance(error, ApiError):
+            return write_error(request, error.code, error.message)
+        if isinstance(error, (UnknownCategory, UndefinedQueue)):
+            return write_error(request, 404, str(error))
+        if isinstance(error, QueueConflict):
+            return write_error(request, 400, str(error))
+        if isinstance(error, NotReady):
+            request.setHeader(b"Retry-After", b"1")
+            return write_error(request, 503, str(error))
+        if isinstance(error, StoreUnavailable):
+            request.setHeader(b"Retry-After", b"1")
+            return write_error(
+                request,
+                503,
+                f"the job store is unavailable, nothing was changed; retry later "
+                f"({failure.getErrorMessage()})",
+            )
+        if isinstance(error, MethodNotAllowed):
+            allowed = sorted(error.valid_methods or [])
+            if allowed:
+                request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+            method = request.method.decode("ascii", "replace")
+            return write_error(
+                request, 405, f"method {method} is not allowed here; allowed: {', '.join(allowed)}"
+            )
+        if isinstance(error, NotFound):
+            path = request.path.decode("utf-8", "replace")
+            return write_error(request, 404, f"no such endpoint: {path}")
+        if isinstance(error, HTTPException):
+            return write_error(request, error.code or 400, error.description or "bad request")
+        if isinstance(error, CancelledError):
+            return write_error(request, 503, "the request was cancelled")
         self._log.failure(
             "Internal error handling {method} {uri}",
             failure,
@@ -122,3 +116,53 @@ class FireworqAPI(
         return write_error(
             request, 500, "internal server error; the server's error log has the details"
         )
+
+
+class PushFastPath(Resource):
+    """
+    The site's root: ``POST /job/{category}`` goes straight to
+    L{JobRoutes.push_job} (the same code Klein's route runs), every other
+    request to the Klein application.  Pushes are the hottest path of the
+    server, and URL matching, binding and Klein's rendering machinery were
+    a fifth of their cost (docs/performance.md).
+    """
+
+    isLeaf = True
+
+    def __init__(self, api: FireworqAPI, klein_resource: Any) -> None:
+        super().__init__()
+        self._api = api
+        self._klein = klein_resource
+
+    def render(self, request: Any) -> Any:
+        category = self._push_category(request)
+        if category is None:
+            return self._klein.render(request)
+        try:
+            d = maybeDeferred(self._api.push_job, request, category)
+        except Exception:  # pragma: no cover - maybeDeferred catches
+            d = fail()
+        d.addErrback(lambda failure: self._api.render_failure(request, failure))
+        d.addCallback(self._write, request)
+        d.addErrback(self._api._log.failure, "Cannot answer a push")
+        return NOT_DONE_YET
+
+    @staticmethod
+    def _push_category(request: Any) -> Optional[str]:
+        """The category of a push Klein would route to push_job, or None."""
+        if request.method != b"POST" or not request.path.startswith(b"/job/"):
+            return None
+        raw = request.path[5:]
+        if not raw or raw.startswith(b"/"):
+            return None
+        try:
+            return unquote_to_bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    @staticmethod
+    def _write(body: bytes, request: Any) -> None:
+        if request.finished or getattr(request, "_disconnected", False):
+            return
+        request.write(body)
+        request.finish()
