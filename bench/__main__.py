@@ -231,7 +231,7 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) ->
     try:
         for _ in range(nodes):
             servers.append(Server(workdir, settings))
-        time.sleep(1.0)  # let the servers settle before measuring idle memory
+        time.sleep(3.0)  # let the servers settle (start-up garbage freed) before measuring idle memory
         idle = [rss_bytes(s.pid) for s in servers]
         define_queues(servers, args.workers)
         if len(servers) > 1:

@@ -11,6 +11,8 @@ grabbing, keeps serving pushes while in-flight deliveries finish (up to
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import os
 import random
@@ -111,6 +113,34 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def release_free_memory() -> None:
+    """
+    Hand memory freed after start-up back to the operating system (glibc
+    keeps freed heap pages otherwise), so that an idle server's resident
+    size is what it really uses.
+    """
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """
+    Let at most ``arenas`` glibc malloc arenas serve the process's threads
+    (the database pool's among them).  By default every thread that meets
+    contention gets an arena of its own, whose freed pages stay resident;
+    with a few arenas memory stays flat under load (docs/performance.md).
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, arenas)  # M_ARENA_MAX
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def make_node(config: Config) -> NodeInfo:
     """This process as a node: a fresh id per start, the host name."""
     host = socket.gethostname()
@@ -125,6 +155,7 @@ class FireworqService(MultiService):
 
     def __init__(self, config: Config, reactor: Any = None, stores: Optional[Stores] = None) -> None:
         super().__init__()
+        limit_malloc_arenas()
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -305,6 +336,7 @@ class FireworqService(MultiService):
             if self.balancer is not None:
                 self.balancer.start()
             self.manager.setServiceParent(self)
+            self.reactor.callLater(2.0, release_free_memory)
 
         def failed(failure: Failure) -> None:
             self._log.error(
