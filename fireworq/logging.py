@@ -200,7 +200,9 @@ class QueueLog:
         if self._rank > LEVELS["info"]:
             return
         for job in jobs:
-            self._line("info", "push", queue_name, job, job.status, job.fail_count, "New job accepted")
+            # "claimed", as the original logs every push, even when this node
+            # stored the job grabbed to deliver it at once.
+            self._line("info", "push", queue_name, job, "claimed", job.fail_count, "New job accepted")
 
     def popped(self, queue_name: str, jobs: Sequence[Job]) -> None:
         if self._rank > LEVELS["debug"]:

@@ -399,17 +399,48 @@ class QueueManager(MultiService):
         return d
 
     def _push_to(self, queue_name: str, jobs: Sequence[NewJob]) -> Deferred:
-        d = self._pusher.push([PushEntry(queue_name, job) for job in jobs])
-        d.addCallback(self._pushed, queue_name, jobs)
+        """
+        Store ``jobs``.  When this node dispatches the queue and has idle
+        workers, due jobs are stored already grabbed and handed to the
+        dispatcher once committed (B4: no poll, no grab round trip).
+        """
+        dispatcher = self._dispatchers.get(queue_name)
+        due = sum(1 for job in jobs if job.run_after == 0)
+        grabber_id, reserved = dispatcher.reserve(due) if dispatcher is not None else (None, 0)
+        entries = []
+        direct = reserved
+        for job in jobs:
+            if direct and job.run_after == 0:
+                entries.append(PushEntry(queue_name, job, grabber_id))
+                direct -= 1
+            else:
+                entries.append(PushEntry(queue_name, job))
+        d = self._pusher.push(entries)
+        if reserved:
+            d.addErrback(self._push_failed, dispatcher, reserved)
+        d.addCallback(self._pushed, queue_name, dispatcher, grabber_id, reserved, due)
         return d
 
+    @staticmethod
+    def _push_failed(failure: Failure, dispatcher: QueueDispatcher, reserved: int) -> Failure:
+        dispatcher.unreserve(reserved)
+        return failure
+
     def _pushed(
-        self, stored: List[Job], queue_name: str, jobs: Sequence[NewJob]
+        self,
+        stored: List[Job],
+        queue_name: str,
+        dispatcher: Optional[QueueDispatcher],
+        grabber_id: Optional[int],
+        reserved: int,
+        due: int,
     ) -> Tuple[str, List[Job]]:
         self._events.pushed(queue_name, stored)
-        dispatcher = self._dispatchers.get(queue_name)
-        if dispatcher is not None and any(job.run_after == 0 for job in jobs):
-            dispatcher.kick()
+        if dispatcher is not None:
+            if reserved:
+                dispatcher.pushed(stored, grabber_id, reserved)
+            if due > reserved:
+                dispatcher.kick()
         return queue_name, stored
 
     # -- inspection ------------------------------------------------------------

@@ -98,10 +98,17 @@ class NewJob:
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class PushEntry:
-    """One job to store in the queue ``queue_name``."""
+    """
+    One job to store in the queue ``queue_name``.
+
+    With a ``grabber_id`` the job is stored already grabbed by it: the node
+    pushing it holds the queue's lease and delivers it at once, without
+    polling for it (immediate dispatch, B4).
+    """
 
     queue_name: str
     job: NewJob
+    grabber_id: Optional[int] = None
 
 
 class JobStatus(str, enum.Enum):

@@ -38,6 +38,7 @@ from fireworq.model import (
     Job,
     JobCounts,
     JobState,
+    JobStatus,
     NewJob,
     Page,
     PushEntry,
@@ -308,6 +309,22 @@ class JobStoreContractMixin(StoreContractFixture):
         self.assertEqual((found.url, found.category), (url, category))
 
     # Grab
+
+    async def test_push_already_grabbed(self) -> None:
+        """A job pushed with a grabber id is stored grabbed by it (immediate dispatch)."""
+        await self.prepared("q")
+        direct, queued = await self.store.push(
+            [PushEntry("q", new_job(payload="d"), grabber_id=7), PushEntry("q", new_job(payload="q"))]
+        )
+        self.assertEqual((direct.status, direct.grabber_id), (JobStatus.GRABBED.value, 7))
+        self.assertEqual((queued.status, queued.grabber_id), (JobStatus.CLAIMED.value, None))
+        self.assertEqual(await self.store.count_jobs("q"), JobCounts(waiting=1, grabbed=1))
+        self.assertEqual([j.id for j in await self.store.grab("q", 10, 7)], [queued.id])
+        await self.complete("q", 7, (direct, CompletionKind.SUCCESS, Result("success")))
+        self.assertIsNone(await self.store.find_job("q", direct.id))
+        [again] = await self.store.push([PushEntry("q", new_job(), grabber_id=7)])
+        self.assertEqual(await self.store.recover("q", 8), 2)
+        self.assertEqual((await self.store.find_job("q", again.id)).status, JobStatus.CLAIMED.value)
 
     async def test_grab_takes_due_jobs_in_order(self) -> None:
         await self.prepared("q")

@@ -125,6 +125,48 @@ class DispatcherTests(SynchronousTestCase):
         self.assertEqual(self.store.grabs, [8, 2])
         self.assertEqual(len(self.deliverer.calls), 10)
 
+    def test_reserved_pushes_are_delivered_without_a_grab(self):
+        dispatcher = self.make(max_workers=3)
+        dispatcher.startService()
+        self.clock.advance(0)
+        grabs = len(self.store.grabs)
+        grabber_id, granted = dispatcher.reserve(5)
+        self.assertEqual((grabber_id, granted), (42, 3))
+        self.assertEqual(dispatcher.reserve(1), (None, 0))  # every worker reserved
+        job = NewJob(category="c", url="http://worker/")
+        entries = [PushEntry("q", job, grabber_id)] * 3 + [PushEntry("q", job)] * 2
+        stored = self.successResultOf(self.store.push(entries))
+        dispatcher.pushed(stored, grabber_id, granted)
+        self.assertEqual([j for _, j in self.deliverer.calls], [j.id for j in stored[:3]])
+        dispatcher.kick()  # as the manager does when due jobs were stored claimed
+        self.clock.advance(0)
+        self.assertEqual(len(self.store.grabs), grabs)  # full: the other two wait
+        self.deliverer.answer(stored[0].id)
+        self.clock.advance(0)
+        self.assertEqual(len(self.deliverer.calls), 4)
+
+    def test_no_reservation_while_jobs_wait_or_throttled_or_without_lease(self):
+        self.push(3)
+        busy = self.make(max_workers=2)
+        busy.startService()
+        self.clock.advance(0)  # grabbed 2 of 3: jobs wait
+        self.assertEqual(busy.reserve(1), (None, 0))
+        throttled = self.make(name="t", max_dispatches_per_second=5.0, max_burst_size=1)
+        throttled.startService()
+        self.clock.advance(0)
+        self.assertEqual(throttled.reserve(1), (None, 0))
+        idle = self.make(name="i")
+        idle.lease.held = lambda: False
+        self.assertEqual(idle.reserve(1), (None, 0))
+
+    def test_failed_push_frees_the_reservation(self):
+        dispatcher = self.make(max_workers=2)
+        dispatcher.startService()
+        self.clock.advance(0)
+        _, granted = dispatcher.reserve(2)
+        dispatcher.unreserve(granted)
+        self.assertEqual(dispatcher.reserve(2)[1], 2)
+
     def test_polls_at_interval_and_kick_is_immediate(self):
         dispatcher = self.make(polling_interval=500)
         dispatcher.startService()

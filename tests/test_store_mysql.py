@@ -607,6 +607,23 @@ class MySQLLeaseTests(_MySQLCase):
         self.assertEqual(await store.count_jobs("q"), JobCounts(grabbed=4))
 
 
+    async def test_fenced_direct_pushes(self) -> None:
+        """A job is stored grabbed only under the queue's current lease epoch."""
+        db = self.database()
+        store, _, leases = await self.stores(db.dsn, fence=True)
+        await store.prepare_queue("q")
+        [early] = await store.push([PushEntry("q", job("early"), grabber_id=FIRST_EPOCH)])
+        self.assertEqual((early.status, early.grabber_id), ("claimed", None))
+        grant = await leases.acquire("q", self.A, 60000)
+        [stale, fresh] = await store.push([
+            PushEntry("q", job("stale"), grabber_id=grant.epoch + 1),
+            PushEntry("q", job("fresh"), grabber_id=grant.epoch),
+        ])
+        self.assertEqual(stale.status, "claimed")
+        self.assertEqual((fresh.status, fresh.grabber_id), ("grabbed", grant.epoch))
+        self.assertEqual(await store.count_jobs("q"), JobCounts(waiting=2, grabbed=1))
+
+
 class MySQLLeaseKeeperTests(_MySQLCase):
     """L{LeaseKeeper}s of two nodes on real lease rows and the reactor clock."""
 

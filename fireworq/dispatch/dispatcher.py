@@ -7,7 +7,7 @@ the queue's lease and delivers them to their workers, at most
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Protocol
+from typing import Dict, List, Optional, Protocol, Tuple
 
 from twisted.application.service import Service
 from twisted.internet.defer import (
@@ -28,6 +28,7 @@ from fireworq.events import IQueueEvents
 from fireworq.model import (
     Job,
     JobState,
+    JobStatus,
     Page,
     QueueDefinition,
     Result,
@@ -100,6 +101,7 @@ class QueueDispatcher(Service):
         self._needs_reconcile = False
         self._grab_succeeded = False
         self._idle_waiters: List[Deferred] = []
+        self._reserved = 0
         lease.subscribe(self._lease_changed)
 
     # -- configuration -----------------------------------------------------
@@ -286,7 +288,7 @@ class QueueDispatcher(Service):
             return
         if self._clock.seconds() < self._paused_until:
             return
-        free = self.max_workers - self.in_flight
+        free = self.max_workers - self.in_flight - self._reserved
         if free <= 0:
             self._backlog = True
             return
@@ -381,6 +383,60 @@ class QueueDispatcher(Service):
             self._again = False
             if self.in_flight < self.max_workers:
                 self.kick()
+
+    # -- immediate dispatch of local pushes (B4) ----------------------------------
+
+    def reserve(self, wanted: int) -> Tuple[Optional[int], int]:
+        """
+        Reserve up to ``wanted`` workers for due jobs being pushed through
+        this node, so that the push can store them already grabbed and they
+        are delivered without a poll.  Only while this node holds the lease,
+        the queue is not throttled and no older jobs wait (they go first).
+        Returns the grabber id to store the jobs with and how many workers
+        were reserved (0: push them as usual).
+        """
+        if (
+            wanted <= 0
+            or not self._dispatching
+            or self._bucket is not None
+            or self._backlog
+            or not self.lease.held()
+        ):
+            return None, 0
+        granted = min(wanted, self.max_workers - self.in_flight - self._reserved)
+        if granted <= 0:
+            return None, 0
+        self._reserved += granted
+        return self.lease.grabber_id, granted
+
+    def pushed(self, jobs: List[Job], grabber_id: int, reserved: int) -> None:
+        """
+        The push of a reservation is committed: deliver the jobs it stored
+        grabbed by us (the store may have stored them claimed instead, if the
+        lease moved meanwhile; a poll takes those).
+        """
+        self._reserved -= reserved
+        mine = [
+            job
+            for job in jobs
+            if job.status == JobStatus.GRABBED.value and job.grabber_id == grabber_id
+        ]
+        if not self._dispatching:
+            if mine:
+                released = self._store.release(self.name, [job.id for job in mine], grabber_id)
+                released.addErrback(self._log.failure, "Cannot return pushed jobs of {queue}",
+                                    queue=self.name)
+            return
+        if mine:
+            self._events.popped(self.name, mine)
+            for job in mine:
+                self._start(job, grabber_id)
+        if len(mine) < reserved:
+            self.kick()
+
+    def unreserve(self, reserved: int) -> None:
+        """The push of a reservation failed: free the workers again."""
+        self._reserved -= reserved
 
     # -- delivering ------------------------------------------------------------
 

@@ -99,6 +99,12 @@ class IJobStore(Interface):
         Fires with the stored jobs, in the order given, once committed: a
         positive ``id`` unique within the queue, increasing in push order.
         Either every entry is stored or none is.
+
+        An entry with a ``grabber_id`` is stored ``grabbed`` by that grabber
+        instead (its node delivers it at once).  A store that fences grabs
+        with leases (MySQL) does so only while that grabber id is the
+        queue's current lease epoch, and stores the job ``claimed``
+        otherwise; the returned job's status says which.
         """
 
     def grab(queue_name: str, limit: int, grabber_id: int) -> "Deferred[List[Job]]":

@@ -218,14 +218,14 @@ class MemoryJobStore:
                 category=new.category,
                 url=new.url,
                 payload=new.payload,
-                status=_CLAIMED,
+                status=_CLAIMED if entry.grabber_id is None else _GRABBED,
                 created_at=now,
                 next_try=now + new.run_after * 1000,
                 timeout=new.timeout,
                 fail_count=0,
                 retry_count=new.max_retries,
                 retry_delay=new.retry_delay,
-                grabber_id=None,
+                grabber_id=entry.grabber_id,
             )
             queue.next_id += 1
             queue.add(job)

@@ -575,12 +575,13 @@ class SqliteJobStore:
             self.db.ensure_queue(conn, key)
             new = entry.job
             next_try = now + new.run_after * 1000
+            status = "claimed" if entry.grabber_id is None else "grabbed"
             cursor = conn.execute(
                 f"INSERT INTO {jobs_table(key)} (next_try, grabber_id, status, created_at,"
                 " retry_count, retry_delay, fail_count, category, url, payload, timeout)"
-                " VALUES (?, NULL, 'claimed', ?, ?, ?, 0, ?, ?, ?, ?)",
-                (next_try, now, new.max_retries, new.retry_delay, new.category,
-                 new.url, new.payload, new.timeout),
+                " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                (next_try, entry.grabber_id, status, now, new.max_retries, new.retry_delay,
+                 new.category, new.url, new.payload, new.timeout),
             )
             stored.append(
                 Job(
@@ -588,14 +589,14 @@ class SqliteJobStore:
                     category=new.category,
                     url=new.url,
                     payload=new.payload,
-                    status="claimed",
+                    status=status,
                     created_at=now,
                     next_try=next_try,
                     timeout=new.timeout,
                     fail_count=0,
                     retry_count=new.max_retries,
                     retry_delay=new.retry_delay,
-                    grabber_id=None,
+                    grabber_id=entry.grabber_id,
                 )
             )
         return stored

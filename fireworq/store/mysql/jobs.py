@@ -217,38 +217,66 @@ class MySQLJobStore:
             limit = max(64 << 10, min(INSERT_CHUNK_BYTES, settings.max_allowed_packet // 2))
             out: List[Optional[Job]] = [None] * len(entries)
             for queue_name, indexes in by_queue.items():
+                grabbers = self._fenced(
+                    cursor,
+                    queue_name,
+                    {i: entries[i].grabber_id for i in indexes if entries[i].grabber_id is not None},
+                )
                 rows = []
                 sizes = []
                 for i in indexes:
                     job = entries[i].job
-                    rows.append((i, job))
+                    rows.append((i, job, grabbers.get(i)))
                     sizes.append(
                         len(job.payload.encode("utf-8")) + len(job.url.encode("utf-8"))
                         + len(job.category.encode("utf-8")) + _ROW_OVERHEAD
                     )
                 for chunk in _chunks(rows, sizes, limit):
-                    first = self._insert(cursor, queue_name, [job for _, job in chunk], now)
-                    for n, (i, job) in enumerate(chunk):
+                    first = self._insert(
+                        cursor, queue_name, [(job, grabber) for _, job, grabber in chunk], now
+                    )
+                    for n, (i, job, grabber) in enumerate(chunk):
                         out[i] = Job(
                             id=first + n * increment,
                             category=job.category,
                             url=job.url,
                             payload=job.payload,
-                            status=JobStatus.CLAIMED.value,
+                            status=(JobStatus.CLAIMED if grabber is None else JobStatus.GRABBED).value,
                             created_at=now,
                             next_try=now + job.run_after * 1000,
                             timeout=job.timeout,
                             fail_count=0,
                             retry_count=job.max_retries,
                             retry_delay=job.retry_delay,
+                            grabber_id=grabber,
                         )
             return out  # type: ignore[return-value]
 
         return self._run(list(by_queue), work, idempotent=False, what="push")
 
+    def _fenced(self, cursor: Any, queue_name: str, wanted: Dict[int, int]) -> Dict[int, int]:
+        """
+        Of the entries to be stored grabbed (position -> grabber id), those
+        that may be: with fenced grabs, only while the grabber id is the
+        queue's current lease epoch.  The lease row is read with a shared
+        lock, so a takeover waits for this commit and then recovers the jobs
+        it stored grabbed; the others are stored claimed.
+        """
+        if not wanted or not self._fence:
+            return wanted
+        cursor.execute(
+            f"SELECT epoch FROM `fireworq_lease` WHERE name = %s AND expires_at > {NOW_MS} "
+            "LOCK IN SHARE MODE",
+            (queue_name,),
+        )
+        row = cursor.fetchone()
+        epoch = int(row[0]) if row is not None else None
+        return {index: grabber for index, grabber in wanted.items() if grabber == epoch}
+
     def _insert(self, cursor: Any, queue_name: str, jobs: Sequence[Any], now: int) -> int:
         """
-        Insert ``jobs`` with one multi-row INSERT; return the first id.
+        Insert ``jobs`` (pairs of a new job and the grabber id to store it
+        grabbed by, or None) with one multi-row INSERT; return the first id.
 
         The ids of a multi-row INSERT ... VALUES are consecutive steps of
         ``auto_increment_increment`` from LAST_INSERT_ID(): the number of rows
@@ -260,8 +288,8 @@ class MySQLJobStore:
         """
         values = []
         args: List[Any] = []
-        for job in jobs:
-            values.append("(%s, %s, %s, %s, 0, %s, %s, %s, %s)")
+        for job, grabber in jobs:
+            values.append("(%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s)")
             args += [
                 now + job.run_after * 1000,
                 now,
@@ -271,10 +299,13 @@ class MySQLJobStore:
                 job.url,
                 job.payload,
                 job.timeout,
+                "claimed" if grabber is None else "grabbed",
+                grabber,
             ]
         cursor.execute(
             f"INSERT INTO {job_table(queue_name)} "
-            "(next_try, created_at, retry_count, retry_delay, fail_count, category, url, payload, timeout) "
+            "(next_try, created_at, retry_count, retry_delay, fail_count, category, url, payload, "
+            "timeout, status, grabber_id) "
             "VALUES " + ", ".join(values),
             args,
         )
