@@ -35,6 +35,33 @@ class PluginTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(os.path.join(REPO, "twisted", "__init__.py")))
 
 
+class InstalledPluginTests(SynchronousTestCase):
+    """After ``pip install .``, twistd finds the plugin outside the clone."""
+
+    def test_plugin_found_after_install(self):
+        target = os.path.abspath(self.mktemp())
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+             "--disable-pip-version-check", "--target", target, REPO],
+            check=True, capture_output=True, cwd=target if os.path.isdir(target) else None,
+        )
+        self.assertTrue(os.path.exists(os.path.join(target, "twisted", "plugins", "fireworq_plugin.py")))
+        self.assertFalse(os.path.exists(os.path.join(target, "twisted", "plugins", "__init__.py")))
+        code = (
+            "import sys; sys.path.insert(0, sys.argv[1]);"
+            "from twisted.plugin import getPlugins; from twisted.application.service import IServiceMaker;"
+            "import fireworq;"
+            "print(fireworq.__file__.startswith(sys.argv[1]), "
+            "'fireworq' in [p.tapname for p in getPlugins(IServiceMaker)])"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        out = subprocess.run(
+            [sys.executable, "-I", "-c", code, target], capture_output=True, text=True,
+            check=True, cwd="/", env=env,
+        )
+        self.assertEqual(out.stdout.split(), ["True", "True"])
+
+
 class OptionsTests(SynchronousTestCase):
     def test_options_become_settings(self):
         options = Options()
