@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -39,11 +40,18 @@ class InstalledPluginTests(SynchronousTestCase):
     """After ``pip install .``, twistd finds the plugin outside the clone."""
 
     def test_plugin_found_after_install(self):
-        target = os.path.abspath(self.mktemp())
+        work = os.path.abspath(self.mktemp())
+        source, target = os.path.join(work, "source"), os.path.join(work, "installed")
+        os.makedirs(source)
+        for name in ("setup.py", "README.md"):
+            shutil.copy(os.path.join(REPO, name), source)
+        for name in ("fireworq", "twisted"):
+            shutil.copytree(os.path.join(REPO, name), os.path.join(source, name),
+                            ignore=shutil.ignore_patterns("__pycache__", "dropin.cache"))
         subprocess.run(
             [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-             "--disable-pip-version-check", "--target", target, REPO],
-            check=True, capture_output=True, cwd=target if os.path.isdir(target) else None,
+             "--disable-pip-version-check", "--target", target, source],
+            check=True, capture_output=True, cwd=work,
         )
         self.assertTrue(os.path.exists(os.path.join(target, "twisted", "plugins", "fireworq_plugin.py")))
         self.assertFalse(os.path.exists(os.path.join(target, "twisted", "plugins", "__init__.py")))
