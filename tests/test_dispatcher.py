@@ -306,6 +306,35 @@ class DispatcherTests(SynchronousTestCase):
         self.clock.advance(0)
         self.assertEqual(sorted(j for _, j in self.deliverer.calls), ids)
 
+    def test_jobs_grabbed_as_the_lease_is_lost_are_put_back(self):
+        """A grab answered after the lease was lost delivers nothing."""
+        self.push(3)
+        dispatcher = self.make(max_workers=5)
+        real_grab = self.store.grab
+        answers: List[Tuple[Deferred, Deferred]] = []
+
+        def slow_grab(queue_name, limit, grabber_id):
+            # The store commits the grab; its answer arrives when the test says.
+            answer: Deferred = Deferred()
+            answers.append((answer, real_grab(queue_name, limit, grabber_id)))
+            return answer
+
+        self.store.grab = slow_grab
+        dispatcher.startService()
+        self.clock.advance(0)
+        self.assertEqual(len(answers), 1)
+        answer, committed = answers[0]
+        jobs = self.successResultOf(committed)
+        self.assertEqual(self.state().grabbed, 3)
+        # The process was paused: the lease ran out while the answer was on
+        # its way.
+        dispatcher.lease.held = lambda: False
+        answer.callback(jobs)
+        self.clock.advance(0)
+        self.assertEqual(self.deliverer.calls, [])
+        counts = self.state()
+        self.assertEqual((counts.grabbed, counts.waiting), (0, 3))
+
     def test_completion_kinds_reach_events(self):
         ids = self.push(1, max_retries=1)
         seen = []

@@ -322,6 +322,14 @@ class QueueDispatcher(Service):
         self._grab_succeeded = True
         if not jobs:
             return
+        if not self.lease.held() or self.lease.grabber_id != grabber_id:
+            # The lease was lost (or is being given up) while the grab was
+            # answered -- e.g. the process was paused: the next holder
+            # recovers these jobs, so delivering them here would only
+            # deliver them twice.  Put them back instead (a no-op for jobs
+            # already recovered).
+            self._release_unsent([job.id for job in jobs], grabber_id)
+            return
         if self._bucket is not None:
             self._bucket.take(len(jobs))
         self._events.popped(self.name, jobs)
@@ -330,6 +338,21 @@ class QueueDispatcher(Service):
         if len(jobs) >= limit:
             self._backlog = True
             self._again = True
+
+    def _release_unsent(self, job_ids: List[int], grabber_id: int) -> None:
+        self._log.info(
+            "Queue {queue}: the lease was lost during a grab; returning {count} job(s) undelivered",
+            queue=self.name,
+            count=len(job_ids),
+        )
+        released = self._store.release(self.name, job_ids, grabber_id)
+
+        def failed(failure: Failure) -> None:
+            # Left grabbed under our epoch: released by the next reconcile
+            # (or recovered by the next holder).
+            self._needs_reconcile = True
+
+        released.addErrback(failed)
 
     def _grab_failed(self, failure: Failure) -> None:
         self._log.warn(
