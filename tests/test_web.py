@@ -22,7 +22,7 @@ from fireworq.manager import QueueManager
 from fireworq.model import QueueDefinition, Result
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
-from fireworq.store.interface import NodeInfo, StoreUnavailable
+from fireworq.store.interface import CommitOutcomeUnknown, NodeInfo, StoreUnavailable
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.web.app import FireworqAPI
 
@@ -165,6 +165,14 @@ class PushTests(APITestCase):
         code, body = self.call("POST", "/job/c", {"url": "http://w/x"})
         self.assertEqual(code, 503)
         self.assertIn("database is down", body["message"])
+
+    def test_unknown_commit_outcome_is_503_saying_so(self):
+        self.store.push = lambda entries: fail(CommitOutcomeUnknown("lost while committing"))
+        for path, body in (("/job/c", {"url": "http://w/x"}), ("/jobs/c", [{"url": "http://w/x"}])):
+            code, answer = self.call("POST", path, body)
+            self.assertEqual(code, 503)
+            self.assertIn("may or may not have been applied", answer["message"])
+            self.assertNotIn("nothing was changed", answer["message"])
 
     def test_unexpected_error_is_500_without_traceback(self):
         self.store.push = lambda entries: fail(ZeroDivisionError("secret detail"))

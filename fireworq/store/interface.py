@@ -36,6 +36,14 @@ class StoreUnavailable(Exception):
     """
 
 
+class CommitOutcomeUnknown(StoreUnavailable):
+    """
+    The connection was lost while committing: the change may or may not have
+    been applied.  A push that ends so is answered 503 saying that the job may
+    have been stored (a client that pushes again may get it twice).
+    """
+
+
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class NodeInfo:
     """A server process, as ``/queue/{q}/node`` names it."""

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from fireworq.config import Config
 from fireworq.manager import NotReady, QueueConflict, QueueManager, UndefinedQueue, UnknownCategory
-from fireworq.store.interface import StoreUnavailable
+from fireworq.store.interface import CommitOutcomeUnknown, StoreUnavailable
 from fireworq.web.errors import ApiError, write_error
 from fireworq.web.console import ConsoleRoutes
 from fireworq.web.inspect import InspectRoutes
@@ -84,6 +84,14 @@ class FireworqAPI(
         if isinstance(error, NotReady):
             request.setHeader(b"Retry-After", b"1")
             return write_error(request, 503, str(error))
+        if isinstance(error, CommitOutcomeUnknown):
+            request.setHeader(b"Retry-After", b"1")
+            return write_error(
+                request,
+                503,
+                f"the job store lost its connection while committing: the change may or may not "
+                f"have been applied ({failure.getErrorMessage()})",
+            )
         if isinstance(error, StoreUnavailable):
             request.setHeader(b"Retry-After", b"1")
             return write_error(

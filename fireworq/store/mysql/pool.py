@@ -33,7 +33,7 @@ from twisted.internet import threads
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.logger import Logger
 
-from fireworq.store.interface import StoreUnavailable
+from fireworq.store.interface import CommitOutcomeUnknown, StoreUnavailable
 from fireworq.store.mysql.driver import Driver, ErrorKind
 from fireworq.store.mysql.dsn import DSN
 
@@ -50,13 +50,6 @@ IDLE_MARGIN = 5.0
 LOCK_WAIT_TIMEOUT = 10
 
 Work = Callable[[Any], Any]
-
-
-class CommitOutcomeUnknown(StoreUnavailable):
-    """
-    The connection was lost while committing: the transaction may or may not
-    have been applied.
-    """
 
 
 class ServerSettings:
