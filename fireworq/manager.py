@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from fireworq.dispatch.dispatcher import QueueDispatcher
 from fireworq.events import IQueueEvents
-from fireworq.model import Job, NewJob, PushEntry, QueueDefinition, Routing
+from fireworq.model import FailedJob, Job, NewJob, PushEntry, QueueDefinition, Routing
 from fireworq.names import storage_key
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
@@ -442,6 +442,25 @@ class QueueManager(MultiService):
             if due > reserved:
                 dispatcher.kick()
         return queue_name, stored
+
+    def retry_failed(self, queue_name: str, failure_id: int) -> "Deferred[Optional[Job]]":
+        """
+        Push the job of a failure-log entry again and remove the entry, in
+        one transaction (L{IJobStore.retry_failed}); fire with the new job,
+        or None when the entry does not exist (any more).
+        """
+        d = self.ensure_queue(queue_name)
+        d.addCallback(lambda _: self.store.retry_failed(queue_name, failure_id))
+
+        def retried(result: Optional[Tuple[FailedJob, Job]]) -> Optional[Job]:
+            if result is None:
+                return None
+            job = result[1]
+            self._pushed([job], queue_name, self._dispatchers.get(queue_name), None, 0, 1)
+            return job
+
+        d.addCallback(retried)
+        return d
 
     # -- inspection ------------------------------------------------------------
 

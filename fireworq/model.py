@@ -251,6 +251,17 @@ class FailedJob:
     retry_delay: int = 0
     timeout: int = 0
 
+    def as_new_job(self) -> NewJob:
+        """The job again, as it was first pushed, due now."""
+        return NewJob(
+            category=self.category,
+            url=self.url,
+            payload=self.payload,
+            max_retries=self.max_retries,
+            retry_delay=self.retry_delay,
+            timeout=self.timeout,
+        )
+
 
 def encode_failure_result(job: Job, result: Result) -> str:
     """

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 from typing import Any, List, Optional, Sequence, Tuple
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import gatherResults, maybeDeferred
 from zope.interface.verify import verifyObject
 
 from fireworq.model import (
@@ -788,6 +788,36 @@ class JobStoreContractMixin(StoreContractFixture):
             page = await self.store.list_failed("q", order, 10, None)
             self.assertEqual(sorted(f.id for f in page.items),
                              sorted([failures[0].id, failures[2].id]))
+
+    async def test_retry_failed(self) -> None:
+        await self.prepared("q")
+        doomed = await self.push_one(
+            "q", payload='{"n":1}', max_retries=2, retry_delay=7, timeout=9
+        )
+        [failed] = await self.fail_jobs("q", [doomed], Result("permanent-failure", 200, "no"))
+        self.assertIsNone(await self.store.retry_failed("q", 999999))
+        entry, job = await self.store.retry_failed("q", failed.id)
+        self.assertEqual(entry, failed)
+        self.assertGreater(job.id, doomed.id)
+        self.assertEqual(
+            (job.category, job.url, job.payload, job.retry_count, job.retry_delay, job.timeout),
+            (doomed.category, doomed.url, doomed.payload, 2, 7, 9),
+        )
+        self.assertEqual((job.status, job.fail_count, job.next_try), ("claimed", 0, job.created_at))
+        self.assertEqual(await self.store.find_job("q", job.id), job)
+        self.assertEqual(await self.listed("q", JobState.WAITING), [job])
+        self.assertIsNone(await self.store.find_failed("q", failed.id))
+        # The entry is gone: a second retry pushes nothing.
+        self.assertIsNone(await self.store.retry_failed("q", failed.id))
+        self.assertEqual(await self.store.count_jobs("q"), JobCounts(waiting=1))
+
+    async def test_concurrent_retries_push_once(self) -> None:
+        await self.prepared("q")
+        doomed = await self.push_one("q")
+        [failed] = await self.fail_jobs("q", [doomed], Result("failure"))
+        results = await gatherResults([self.store.retry_failed("q", failed.id) for _ in range(4)])
+        self.assertEqual(len([r for r in results if r is not None]), 1)
+        self.assertEqual(await self.store.count_jobs("q"), JobCounts(waiting=1))
 
     async def test_list_failed_empty(self) -> None:
         await self.prepared("q")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
@@ -32,7 +32,7 @@ from twisted.python import log
 
 from tests.support.mariadb import private_server
 from tests.support.polling import wait_until
-from tests.test_multinode import LEASE_TTL_MS, ClusterTestCase, JobKey, Node, PushStream, job_key
+from tests.test_multinode import LEASE_TTL_MS, ClusterTestCase, Node, PushStream
 
 #: The queue of the tests and the category routed to it.
 QUEUE = "q"

@@ -9,10 +9,13 @@ are the store's own clock (the database clock for MySQL), in milliseconds.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import attr
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 from fireworq.model import (
     Completion,
@@ -185,6 +188,17 @@ class IJobStore(Interface):
         queue_name: str, failure_id: int
     ) -> "Deferred[Optional[FailedJob]]":
         """Delete the failure-log entry; fire with it as it was, or None."""
+
+    def retry_failed(
+        queue_name: str, failure_id: int
+    ) -> "Deferred[Optional[Tuple[FailedJob, Job]]]":
+        """
+        In one transaction, delete the failure-log entry and push its job
+        again to the same queue (L{FailedJob.as_new_job}: due now, claimed);
+        fire with the entry as it was and the new job, or None when there is
+        no such entry (never pushed, or already retried or deleted -- so two
+        concurrent retries of one entry push it once).
+        """
 
     def list_failed(
         queue_name: str, order: FailureOrder, limit: int, start: Optional[PageKey]

@@ -361,6 +361,21 @@ class MemoryJobStore:
             queue.remove_failure(failed)
         return succeed(failed)
 
+    def retry_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        queue = self._existing(queue_name)
+        failed = queue.failures.get(failure_id)
+        if failed is None:
+            return succeed(None)
+        entry = PushEntry(queue_name, failed.as_new_job())
+        try:
+            check_storable(entry)
+        except ValueError:
+            return fail()
+        queue.remove_failure(failed)
+        d = self.push([entry])
+        d.addCallback(lambda stored: (failed, stored[0]))
+        return d
+
     def list_failed(
         self, queue_name: str, order: FailureOrder, limit: int, start: Optional[PageKey]
     ) -> Deferred:

@@ -746,6 +746,19 @@ class SqliteJobStore:
     def delete_failed(self, queue_name: str, failure_id: int) -> Deferred:
         return self._run(queue_name, self._find_failed, failure_id, True)
 
+    def retry_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        return self._run(queue_name, self._retry_failed, queue_name, failure_id, self._clock())
+
+    def _retry_failed(
+        self, conn, jobs, failures, queue_name: str, failure_id: int, now: int
+    ) -> Optional[Tuple[FailedJob, Job]]:
+        failed = self._find_failed(conn, jobs, failures, failure_id, True)
+        if failed is None:
+            return None
+        entry = PushEntry(queue_name, failed.as_new_job())
+        check_storable(entry)
+        return failed, self._push(conn, [entry], now)[0]
+
     @staticmethod
     def _find_failed(conn, jobs, failures, failure_id: int, delete: bool) -> Optional[FailedJob]:
         row = conn.execute(

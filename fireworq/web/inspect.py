@@ -12,7 +12,6 @@ from fireworq.model import (
     FailureOrder,
     Job,
     JobState,
-    NewJob,
     Page,
     decode_cursor,
     encode_cursor,
@@ -145,47 +144,31 @@ class InspectRoutes:
     def retry_failed(self, request: Any, name: str, failure_id: str) -> Any:
         """
         Push a failed job again, to the same queue, with its original url,
-        payload, max_retries, retry_delay and timeout; then remove the
-        failure-log entry.  Answers like a push.
+        payload, max_retries, retry_delay and timeout, and remove the
+        failure-log entry -- both in one transaction, so an entry retried
+        twice at once is pushed once (the other retry answers 404).  Answers
+        like a push.
         """
         number = path_id(failure_id, "failure id")
-        d = self.manager.ensure_queue(name)
-        d.addCallback(lambda _: self.manager.store.find_failed(name, number))
-        state: dict = {}
+        d = self.manager.retry_failed(name, number)
 
-        def push(failed: Optional[FailedJob]) -> Any:
-            failed = _failed(failed, name, number)
-            job = NewJob(
-                category=failed.category,
-                url=failed.url,
-                payload=failed.payload,
-                max_retries=failed.max_retries,
-                retry_delay=failed.retry_delay,
-                timeout=failed.timeout,
-            )
-            state["job"] = job
-            pushed = self.manager.push_to_queue(name, [job])
-            pushed.addCallback(lambda stored: state.update(stored=stored[0]))
-            pushed.addCallback(lambda _: self.manager.store.delete_failed(name, number))
-            return pushed
-
-        def answer(_: object) -> bytes:
-            job, stored = state["job"], state["stored"]
+        def answer(stored: Optional[Job]) -> bytes:
+            if stored is None:
+                raise not_found(f"the failure log of queue {name!r} holds no entry {number}")
             return json_response(
                 request,
                 {
                     "id": stored.id,
                     "queue_name": name,
-                    "category": job.category,
-                    "url": job.url,
-                    "payload": payload_as_json_value(job.payload) if job.payload else None,
+                    "category": stored.category,
+                    "url": stored.url,
+                    "payload": payload_as_json_value(stored.payload) if stored.payload else None,
                     "run_after": 0,
-                    "max_retries": job.max_retries,
-                    "retry_delay": job.retry_delay,
-                    "timeout": job.timeout,
+                    "max_retries": stored.retry_count,
+                    "retry_delay": stored.retry_delay,
+                    "timeout": stored.timeout,
                 },
             )
 
-        d.addCallback(push)
         d.addCallback(answer)
         return d

@@ -6,10 +6,10 @@ holds or a deadline passes.
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from twisted.internet import reactor as default_reactor
-from twisted.internet.defer import Deferred, ensureDeferred, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import Deferred, inlineCallbacks, maybeDeferred
 from twisted.internet.task import deferLater
 
 

@@ -79,6 +79,18 @@ def _chunks(rows: Sequence[Tuple[Any, ...]], sizes: Sequence[int], limit: int) -
     return out
 
 
+def _clock_ms(cursor: Any, clock: str) -> int:
+    """
+    The time a statement of this transaction should stamp, in ms: ``clock``
+    is either digits (a test's fixed clock) or an SQL expression of the
+    database clock, read once.
+    """
+    if clock.isdigit():
+        return int(clock)
+    cursor.execute(f"SELECT {clock}")
+    return int(cursor.fetchone()[0])
+
+
 @implementer(IJobStore)
 class MySQLJobStore:
     """
@@ -206,12 +218,7 @@ class MySQLJobStore:
         clock_now = self._now()
 
         def work(cursor: Any) -> List[Job]:
-            if clock_now.isdigit():
-                now = int(clock_now)
-            else:
-                cursor.execute(f"SELECT {clock_now}")
-                (now,) = cursor.fetchone()
-                now = int(now)
+            now = _clock_ms(cursor, clock_now)
             settings = self._pool.settings
             increment = max(1, settings.auto_increment_increment)
             limit = max(64 << 10, min(INSERT_CHUNK_BYTES, settings.max_allowed_packet // 2))
@@ -556,6 +563,29 @@ class MySQLJobStore:
             return failed_from_row(row)
 
         return self._run([queue_name], work, idempotent=False, what=f"delete a failed job of {queue_name!r}")
+
+    def retry_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        table = failure_table(queue_name)
+        clock_now = self._now()
+
+        def work(cursor: Any) -> Optional[Tuple[FailedJob, Job]]:
+            cursor.execute(f"SELECT {FAILED_COLUMNS} FROM {table} WHERE failure_id = %s FOR UPDATE", (failure_id,))
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            cursor.execute(f"DELETE FROM {table} WHERE failure_id = %s", (failure_id,))
+            failed = failed_from_row(row)
+            job = failed.as_new_job()
+            now = _clock_ms(cursor, clock_now)
+            job_id = self._insert(cursor, queue_name, [(job, None)], now)
+            return failed, Job(
+                id=job_id, category=job.category, url=job.url, payload=job.payload,
+                status=JobStatus.CLAIMED.value, created_at=now, next_try=now, timeout=job.timeout,
+                fail_count=0, retry_count=job.max_retries, retry_delay=job.retry_delay,
+                grabber_id=None,
+            )
+
+        return self._run([queue_name], work, idempotent=False, what=f"retry a failed job of {queue_name!r}")
 
     def list_failed(
         self, queue_name: str, order: FailureOrder, limit: int, start: Optional[PageKey]
