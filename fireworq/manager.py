@@ -24,7 +24,6 @@ from twisted.python.failure import Failure
 from fireworq.dispatch.dispatcher import QueueDispatcher
 from fireworq.events import IQueueEvents
 from fireworq.model import FailedJob, Job, NewJob, PushEntry, QueueDefinition, Routing
-from fireworq.names import storage_key
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
 from fireworq.store.interface import IJobStore, IRepository, NodeInfo
@@ -286,9 +285,11 @@ class QueueManager(MultiService):
             d = self.repository.list_queues()
 
             def check(existing: List[QueueDefinition]) -> Deferred:
-                key = storage_key(definition.name)
+                # Only where names map to the original's tables (MySQL, A9)
+                # can two names share storage.
+                key = self.store.storage_key(definition.name)
                 for other in existing:
-                    if other.name != definition.name and storage_key(other.name) == key:
+                    if other.name != definition.name and self.store.storage_key(other.name) == key:
                         raise QueueConflict(
                             f"queue name {definition.name!r} would share job storage with "
                             f"the existing queue {other.name!r} (both map to {key!r}); "

@@ -82,8 +82,10 @@ def check_worker_url(url: str) -> None:
 def storage_key(queue_name: str) -> str:
     """
     The part of the original's table names that stands for the queue: the
-    name with every character outside ``[0-9a-z_]`` replaced by ``_``.  Two
-    queues whose keys are equal would share tables, so the server refuses to
-    define the second one.
+    name with every character outside ``[0-9a-z_]`` replaced by ``_``
+    (protocol A9).  Names with equal keys would share the original's
+    tables, so with the MySQL store the server refuses to define the second
+    (see L{fireworq.store.interface.IJobStore.storage_key}); the other
+    stores keep every exact name apart.
     """
     return _TABLE_UNSAFE.sub("_", queue_name)

@@ -106,6 +106,11 @@ class StoreContractFixture:
     #: Whether the driver stamps times with the clock given to makeStores.
     usesInjectedClock = True
 
+    #: Whether the driver names a queue's storage as the original's tables
+    #: do (MySQL, protocol A9), so that names differing only in characters
+    #: outside ``[0-9a-z_]`` share it; otherwise every exact name has its own.
+    usesOriginalTableNames = False
+
     def makeStores(self, clock: ContractClock) -> Any:
         """
         Return (or fire with) C{(job_store, repository)}: started, over an
@@ -869,6 +874,65 @@ class JobStoreContractMixin(StoreContractFixture):
             self.assertEqual(await self.store.count_jobs(name), JobCounts(waiting=len(expected)))
             failures = (await self.store.list_failed(name, FailureOrder.FAILED, 10, None)).items
             self.assertEqual([f.payload for f in failures], ["jobs#0"] if name == "jobs" else [])
+
+    def test_storage_keys(self) -> None:
+        plain = ["jobs", "jobs2", "jobs_2", "j", "0"]
+        alike = [["queueA", "queueB", "queue_", "queue\u00e9"], ["my-q", "my.q", "my q", "my_q"],
+                 ["A", "B", "_"]]
+        keys = {name: self.store.storage_key(name) for name in plain + sum(alike, [])}
+        for name, key in keys.items():
+            self.assertIsInstance(key, str)
+            self.assertEqual(self.store.storage_key(name), key)
+        self.assertEqual(len({keys[name] for name in plain}), len(plain))
+        self.assertNotEqual(self.store.storage_key("a"), self.store.storage_key("b"))
+        for names in alike:
+            distinct = {keys[name] for name in names}
+            self.assertEqual(len(distinct), 1 if self.usesOriginalTableNames else len(names), names)
+
+    async def test_names_alike_but_for_case_and_punctuation_do_not_mix(self) -> None:
+        if self.usesOriginalTableNames:
+            self.skipTest("the driver keeps such names in the original's shared tables (A9)")
+        names = ["queueA", "queueB", "queue_", "A", "a", "B", "_", "my-q", "my.q", "my_q"]
+        for name in names:
+            await self.repository.put_queue(QueueDefinition(name=name, polling_interval=100,
+                                                            max_workers=2))
+        await self.prepared(*names)
+        pushed = {}
+        for count, name in enumerate(names, 1):
+            pushed[name] = await self.push(name, *[new_job(payload=f"{name}#{i}")
+                                                   for i in range(count)])
+        [doomed] = await self.store.grab("queueA", 1, 1)
+        await self.complete("queueA", 1, (doomed, CompletionKind.FAIL, Result("failure")))
+        [held] = await self.store.grab("my-q", 1, 7)
+        for count, name in enumerate(names, 1):
+            expected = [j for j in pushed[name] if not (name == "queueA" and j.id == doomed.id)]
+            waiting = [j for j in expected if not (name == "my-q" and j.id == held.id)]
+            self.assertEqual(await self.listed(name, JobState.WAITING), waiting, name)
+            grabbed = [j.id for j in await self.listed(name, JobState.GRABBED)]
+            self.assertEqual(grabbed, [held.id] if name == "my-q" else [], name)
+            self.assertEqual(await self.store.count_jobs(name),
+                             JobCounts(waiting=len(waiting), grabbed=len(expected) - len(waiting)))
+            failures = (await self.store.list_failed(name, FailureOrder.FAILED, 10, None)).items
+            self.assertEqual([f.payload for f in failures], ["queueA#0"] if name == "queueA" else [])
+        # Nothing done to a queue reaches a queue whose name is alike.
+        self.assertEqual(await self.store.recover("my.q", 1), 0)
+        self.assertEqual(await self.store.release("my_q", [held.id], 7), 0)
+        taken = {j.id for j in pushed["my.q"]}
+        other = next(j for j in pushed["my_q"] if j.id not in taken)  # 10 jobs, 9 ids
+        self.assertIsNone(await self.store.delete_job("my.q", other.id))
+        self.assertEqual(await self.store.find_job("my_q", other.id), other)
+        [failed] = (await self.store.list_failed("queueA", FailureOrder.FAILED, 10, None)).items
+        self.assertIsNone(await self.store.find_failed("queueB", failed.id))
+        self.assertIsNone(await self.store.retry_failed("queue_", failed.id))
+        self.assertEqual(await self.store.find_failed("queueA", failed.id), failed)
+        # A deleted queue's jobs come back with its exact name, not with an alike one.
+        await self.repository.delete_queue("queueB")
+        await self.prepared("queueC")
+        self.assertEqual(await self.listed("queueC", JobState.WAITING), [])
+        await self.repository.put_queue(QueueDefinition(name="queueB", polling_interval=100,
+                                                        max_workers=2))
+        await self.prepared("queueB")
+        self.assertEqual(await self.listed("queueB", JobState.WAITING), pushed["queueB"])
 
 
 class RepositoryContractMixin(StoreContractFixture):

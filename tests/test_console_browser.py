@@ -31,8 +31,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
-from fireworq.names import storage_key
-from fireworq.store.sqlite import failures_table, jobs_table
+from fireworq.store.sqlite import failures_table, jobs_table, table_key
 from tests.support.browser import Browser, skip_reason
 from tests.support.polling import wait_until
 from tests.support.server import FireworqProcess
@@ -75,7 +74,7 @@ def raise_ids(sqlite_path: str, queue: str, next_job_id: int, next_failure_id: i
     Make the next job and failure ids of ``queue`` (whose tables exist) the
     given numbers, through sqlite's own AUTOINCREMENT bookkeeping.
     """
-    key = storage_key(queue)
+    key = table_key(queue)
     with sqlite3.connect(sqlite_path, timeout=10) as db:
         for table, next_id in ((jobs_table(key), next_job_id), (failures_table(key), next_failure_id)):
             name = table.strip('"')

@@ -306,6 +306,32 @@ class QueueBehaviourTests(ServerTestCase):
         code, job = yield server.call("GET", f"/queue/keep/job/{body['id']}")
         self.assertEqual((code, job["id"]), (200, body["id"]))
 
+    @inlineCallbacks
+    def test_names_alike_but_for_case_and_punctuation(self):
+        server = yield self.server()
+        code, _ = yield server.call("PUT", "/queue/queueA", {})
+        self.assertEqual(code, 200)
+        code, body = yield server.call("PUT", "/queue/queueB", {})
+        if self.driver == "mysql":
+            # The original's table names (A9): both would be fireworq_jq(queue_).
+            self.assertEqual(code, 400)
+            self.assertIn("would share job storage with the existing queue 'queueA'",
+                          body["message"])
+            code, _ = yield server.call("GET", "/queue/queueB")
+            self.assertEqual(code, 404)
+            return
+        self.assertEqual(code, 200)
+        pushed = {}
+        for name in ("queueA", "queueB"):
+            yield server.call("PUT", f"/routing/to-{name}", {"queue_name": name})
+            code, body = yield self.push(server, f"to-{name}", url=self.worker.url("/success"),
+                                         payload=name, run_after=3600)
+            self.assertEqual((code, body["queue_name"]), (200, name))
+            pushed[name] = body["id"]
+        for name in ("queueA", "queueB"):
+            code, listed = yield server.call("GET", f"/queue/{name}/deferred")
+            self.assertEqual([j["id"] for j in listed["jobs"]], [pushed[name]])
+
 
 class BadInputTests(ServerTestCase):
     """Bad requests get a 4xx with a message; the server stays healthy."""

@@ -57,6 +57,7 @@ class _MySQLStores:
 
     driverName = "mysql"
     usesInjectedClock = True
+    usesOriginalTableNames = True
     #: The DB-API driver under test (None: the default).
     mysqlDriver = None
 

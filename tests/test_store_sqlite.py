@@ -33,11 +33,17 @@ from fireworq.model import (
 )
 from fireworq.store.interface import StoreUnavailable
 from fireworq.store.sqlite import (
+    _SHARED_SCHEMA,
+    LAYOUT_VERSION,
     DatabaseInUse,
     SqliteDatabase,
     SqliteJobStore,
     SqliteRepository,
+    failures_table,
+    jobs_table,
     open_sqlite,
+    queue_schema,
+    table_key,
 )
 from tests.store_contract import (
     ContractClock,
@@ -177,16 +183,128 @@ class SqliteDatabaseTests(_SqliteStores, TestCase):
         )
         self.assertEqual(modes, ("wal", 2))
 
-    async def test_tables_named_like_the_original(self) -> None:
-        store, _ = await self.opened()
-        await store.prepare_queue("My-Queue.1")
-        names = await store.db.run(
+    async def tables(self, store: SqliteJobStore) -> List[str]:
+        return await store.db.run(
             lambda conn: sorted(row[0] for row in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table'"))
         )
-        for name in ("fireworq_jq(_y__ueue_1)", "fireworq_jq_fail(_y__ueue_1)", "queue",
+
+    async def test_tables_named_like_the_original(self) -> None:
+        store, _ = await self.opened()
+        await store.prepare_queue("my_queue_1")
+        await store.prepare_queue("My-Queue.1")
+        names = await self.tables(store)
+        for name in ("fireworq_jq(my_queue_1)", "fireworq_jq_fail(my_queue_1)", "queue",
                      "queue_throttle", "routing", "config_revision"):
             self.assertIn(name, names)
+        # A name that is not its own storage key gets a hash of the exact name.
+        key = table_key("My-Queue.1")
+        self.assertRegex(key, r"^_y__ueue_1-[0-9a-f]{16}$")
+        self.assertEqual(store.storage_key("My-Queue.1"), key)
+        self.assertIn(f"fireworq_jq({key})", names)
+        self.assertIn(f"fireworq_jq_fail({key})", names)
+        self.assertNotIn("fireworq_jq(_y__ueue_1)", names)
+        self.assertEqual(table_key("my_queue_1"), "my_queue_1")
+        self.assertNotEqual(table_key("My-Queue.1"), table_key("my-queue.1"))
+
+    async def test_names_alike_stay_apart_across_reopen(self) -> None:
+        store, _ = await self.opened()
+        names = ["queueA", "queueB", "queue_", "QUEUEA"]
+        pushed = {}
+        for name in names:
+            pushed[name] = await store.push([PushEntry(name, job(name)) for _ in range(2)])
+        await store.stop()
+        store, _ = await self.opened()
+        for name in names:
+            self.assertEqual(
+                (await store.list_jobs(name, JobState.WAITING, 10, None, False)).items,
+                pushed[name],
+            )
+            [later] = await store.push([PushEntry(name, job())])
+            self.assertGreater(later.id, pushed[name][-1].id)
+
+    def write_legacy_file(self) -> None:
+        """
+        A file as the server wrote it before tables were keyed by exact name
+        (layout 0): tables named by the bare storage key.
+        """
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        for statement in _SHARED_SCHEMA:
+            conn.execute(statement)
+        for name in ("queueA", "my_q", "my.q2"):
+            conn.execute("INSERT INTO queue VALUES (?, 100, 2)", (name,))
+        for key in ("queue_", "my_q", "gone_", "my_q2"):
+            for statement in queue_schema(key):
+                conn.execute(statement)
+            for i in range(3):
+                conn.execute(
+                    f"INSERT INTO {jobs_table(key)} (next_try, status, created_at, category,"
+                    " url, payload) VALUES (1, 'claimed', 1, 'c', 'http://worker.test/', ?)",
+                    (f"{key}#{i}",),
+                )
+            conn.execute(f"DELETE FROM {jobs_table(key)} WHERE payload = ?", (f"{key}#2",))
+            conn.execute(
+                f"INSERT INTO {failures_table(key)} (job_id, category, url, payload, result,"
+                " fail_count, failed_at, created_at) VALUES (9, 'c', 'u', ?, NULL, 1, 1, 1)",
+                (f"{key}!",),
+            )
+        conn.close()
+
+    async def test_legacy_tables_of_defined_queues_are_adopted(self) -> None:
+        self.write_legacy_file()
+        store, repository = await self.opened()
+        payloads = lambda page: [j.payload for j in page.items]
+
+        async def contents(name):
+            jobs = await store.list_jobs(name, JobState.WAITING, 10, None, False)
+            failures = await store.list_failed(name, FailureOrder.FAILED, 10, None)
+            return payloads(jobs), payloads(failures)
+
+        tables = await self.tables(store)
+        self.assertNotIn("fireworq_jq(queue_)", tables)
+        self.assertNotIn("fireworq_jq_fail(queue_)", tables)
+        self.assertIn(f"fireworq_jq({table_key('queueA')})", tables)
+        indexes = await store.db.run(
+            lambda conn: sorted((row[0], row[1]) for row in conn.execute(
+                "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'"
+                " AND name LIKE 'fireworq%'"))
+        )
+        key = table_key("queueA")
+        self.assertIn((f"fireworq_jq({key})_status", f"fireworq_jq({key})"), indexes)
+        self.assertIn((f"fireworq_jq_fail({key})_created_at", f"fireworq_jq_fail({key})"),
+                      indexes)
+        self.assertNotIn("fireworq_jq(queue_)_status", [name for name, _ in indexes])
+        version = await store.db.run(
+            lambda conn: conn.execute("PRAGMA user_version").fetchone()[0])
+        self.assertEqual(version, LAYOUT_VERSION)
+
+        # queueA, the one defined queue of key queue_, gets that key's tables.
+        self.assertEqual(await contents("queueA"), (["queue_#0", "queue_#1"], ["queue_!"]))
+        [later] = await store.push([PushEntry("queueA", job())])
+        self.assertEqual(later.id, 4)  # the AUTOINCREMENT counter came along
+        self.assertEqual(await contents("queue_"), ([], []))
+        # A defined plain name keeps its tables; an alike name starts empty.
+        self.assertEqual(await contents("my_q"), (["my_q#0", "my_q#1"], ["my_q!"]))
+        self.assertEqual(await contents("my.q"), ([], []))
+        # my.q2 is its key's only defined queue: adopted too.
+        self.assertEqual(await contents("my.q2"), (["my_q2#0", "my_q2#1"], ["my_q2!"]))
+        # No defined queue has the key gone_: its tables stay where they are.
+        self.assertEqual(await contents("gone_"), (["gone_#0", "gone_#1"], ["gone_!"]))
+        self.assertEqual(await contents("goneA"), ([], []))
+
+        # Once only: the tables of queue_ now are that plain name's, and stay
+        # so when queueB becomes its key's only defined queue.
+        await repository.delete_queue("queueA")
+        await repository.put_queue(QueueDefinition("queueB", 100, 2))
+        await store.push([PushEntry("queue_", job("plain"))])
+        await store.stop()
+        store, _ = await self.opened()
+        self.assertEqual(await contents("queue_"), (["plain"], []))
+        self.assertEqual(await contents("queueB"), ([], []))
+        self.assertEqual(
+            await contents("queueA"), (["queue_#0", "queue_#1", ""], ["queue_!"])
+        )
 
     async def test_index_serves_grab_and_lists(self) -> None:
         store, _ = await self.opened()

@@ -20,6 +20,7 @@ from fireworq.dispatch.lease import SoleLease
 from fireworq.events import EventFanout
 from fireworq.manager import QueueManager
 from fireworq.model import QueueDefinition, Result
+from fireworq.names import storage_key
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
 from fireworq.store.interface import CommitOutcomeUnknown, NodeInfo, StoreUnavailable
@@ -45,12 +46,13 @@ class APITestCase(SynchronousTestCase):
     """An API over memory stores; ``call`` makes a request and returns (code, body)."""
 
     settings: dict = {"driver": "in-memory", "queue_default": "default"}
+    storeClass: type = MemoryJobStore
 
     def setUp(self):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         now = lambda: int(self.clock.seconds() * 1000)
-        self.store = MemoryJobStore(clock=now)
+        self.store = self.storeClass(clock=now)
         self.repository = MemoryRepository()
         self.successResultOf(self.store.start())
         self.config = load(self.settings, environ={})
@@ -274,11 +276,24 @@ class QueueTests(APITestCase):
         self.assertIs(self.manager.dispatcher("q1"), before)
         self.assertEqual(before.max_workers, 4)
 
-    def test_names_sharing_storage_are_refused(self):
-        self.assertEqual(self.call("PUT", "/queue/a-b", {})[0], 200)
-        code, body = self.call("PUT", "/queue/a.b", {})
-        self.assertEqual(code, 400)
-        self.assertIn("a-b", body["message"])
+    def test_names_alike_but_for_case_and_punctuation_are_distinct_queues(self):
+        names = ["queueA", "queueB", "A", "B", "a", "my-q", "my.q", "my_q"]
+        for name in names:
+            code, body = self.call("PUT", f"/queue/{name}", {})
+            self.assertEqual((code, body["name"]), (200, name))
+            self.call("PUT", f"/routing/to-{name}", {"queue_name": name})
+        listed = [q["name"] for q in self.call("GET", "/queues")[1]]
+        self.assertEqual(sorted(set(listed) - {"default"}), sorted(names))
+        pushed = {}
+        for name in names:
+            code, body = self.call("POST", f"/job/to-{name}",
+                                   {"url": "http://w/", "payload": name, "run_after": 60})
+            self.assertEqual((code, body["queue_name"]), (200, name))
+            pushed[name] = body["id"]
+        for name in names:
+            deferred = self.call("GET", f"/queue/{name}/deferred")[1]["jobs"]
+            self.assertEqual([(j["id"], j["payload"]) for j in deferred],
+                             [(pushed[name], name)])
 
     def test_bad_definitions(self):
         for body in ({"max_workers": "3"}, {"polling_interval": -1}, {"max_workers": 10**9},
@@ -286,6 +301,34 @@ class QueueTests(APITestCase):
             self.assertEqual(self.call("PUT", "/queue/q", body)[0], 400, body)
         self.assertEqual(self.call("PUT", "/queue/q", raw=b"")[0], 400)
         self.assertEqual(self.call("PUT", "/queue/" + "q" * 256, {})[0], 400)
+
+
+class OriginalTableNamesStore(MemoryJobStore):
+    """Keys queues as MySQL does (protocol A9): alike names share storage."""
+
+    def storage_key(self, queue_name: str) -> str:
+        return storage_key(queue_name)
+
+
+class SharedStorageKeyTests(APITestCase):
+    """On a store whose names map to the original's tables (MySQL)."""
+
+    storeClass = OriginalTableNamesStore
+
+    def test_names_sharing_storage_are_refused(self):
+        self.assertEqual(self.call("PUT", "/queue/a-b", {})[0], 200)
+        for name in ("a.b", "a_b", "a b"):
+            code, body = self.call("PUT", f"/queue/{name}", {})
+            self.assertEqual(code, 400)
+            self.assertIn("would share job storage with the existing queue 'a-b'", body["message"])
+            self.assertEqual(self.call("GET", f"/queue/{name}")[0], 404)
+        self.assertEqual(self.call("PUT", "/queue/a-b", {"max_workers": 3})[0], 200)
+        self.assertEqual(self.call("PUT", "/queue/queueA", {})[0], 200)
+        code, body = self.call("PUT", "/queue/queueB", {})
+        self.assertEqual(code, 400)
+        self.assertIn("'queueA' (both map to 'queue_')", body["message"])
+        self.assertEqual(self.call("DELETE", "/queue/queueA")[0], 200)
+        self.assertEqual(self.call("PUT", "/queue/queueB", {})[0], 200)
 
 
 class RoutingTests(APITestCase):

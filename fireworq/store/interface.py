@@ -84,6 +84,17 @@ class IJobStore(Interface):
 
     name = Attribute("The driver name: 'in-memory', 'sqlite' or 'mysql'.")
 
+    def storage_key(queue_name: str) -> str:
+        """
+        The key the store keeps the queue's jobs under (returned at once,
+        not a Deferred).  Two queue names with the same key would share
+        jobs, so the server refuses to define the second.  The in-memory
+        and sqlite stores give every exact name a key of its own; MySQL
+        keeps the original's table names (protocol A9), so there names
+        that differ only in characters outside ``[0-9a-z_]`` (``queueA``
+        and ``queueB``, ``my-q`` and ``my.q``) share a key.
+        """
+
     def start() -> "Deferred[None]":
         """Connect and create any shared tables."""
 

@@ -3,9 +3,9 @@ The in-memory driver: jobs, failure logs, queue definitions and routings in
 plain Python data structures.  Nothing survives a restart.
 
 Every method answers with an already-fired L{Deferred}.  A queue's jobs are
-kept under its storage key (L{fireworq.names.storage_key}), like the SQL
-drivers keep them in tables named after it, so the three drivers agree on
-which names share storage; jobs stay when a queue's definition is deleted.
+kept under its exact name (L{MemoryJobStore.storage_key}), so queues whose
+names differ only in case or punctuation never mix; jobs stay when a queue's
+definition is deleted.
 
 Each queue keeps its claimed and its grabbed jobs as sorted lists of
 ``(next_try, id)`` keys: a grab takes a prefix of the claimed list, counts
@@ -45,7 +45,6 @@ from fireworq.model import (
     decode_failure_result,
     encode_failure_result,
 )
-from fireworq.names import storage_key
 from fireworq.store.interface import IJobStore, IRepository
 
 #: A clock: milliseconds since the epoch.
@@ -118,7 +117,7 @@ def _page(keys: list, lo: int, hi: int, start, limit: int, descending: bool):
 
 @attr.s(slots=True, auto_attribs=True)
 class _QueueJobs:
-    """The jobs and failure log stored under one storage key."""
+    """The jobs and failure log of one queue."""
 
     next_id: int = 1
     jobs: Dict[int, Job] = attr.ib(factory=dict)
@@ -174,6 +173,10 @@ class MemoryJobStore:
         self._clock: Clock = clock or system_clock
         self._queues: Dict[str, _QueueJobs] = {}
 
+    def storage_key(self, queue_name: str) -> str:
+        """The exact name: every queue has storage of its own."""
+        return queue_name
+
     # Lifecycle
 
     def start(self) -> Deferred:
@@ -190,7 +193,7 @@ class MemoryJobStore:
         return succeed(None)
 
     def _queue(self, queue_name: str) -> _QueueJobs:
-        key = storage_key(queue_name)
+        key = self.storage_key(queue_name)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = _QueueJobs()
@@ -198,7 +201,7 @@ class MemoryJobStore:
 
     def _existing(self, queue_name: str) -> _QueueJobs:
         # Reads never create storage; an unknown queue looks empty.
-        return self._queues.get(storage_key(queue_name)) or _QueueJobs()
+        return self._queues.get(self.storage_key(queue_name)) or _QueueJobs()
 
     # Pushing and dispatching
 
@@ -233,7 +236,7 @@ class MemoryJobStore:
         return succeed(stored)
 
     def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
-        queue = self._queues.get(storage_key(queue_name))
+        queue = self._queues.get(self.storage_key(queue_name))
         if queue is None or limit <= 0:
             return succeed([])
         due = bisect_right(queue.claimed, (self._clock(), _INFINITY))
@@ -250,7 +253,7 @@ class MemoryJobStore:
     def complete(
         self, queue_name: str, completions: Sequence[Completion], grabber_id: int
     ) -> Deferred:
-        queue = self._queues.get(storage_key(queue_name))
+        queue = self._queues.get(self.storage_key(queue_name))
         if queue is None:
             return succeed(None)
         now = self._clock()
@@ -296,7 +299,7 @@ class MemoryJobStore:
         return succeed(None)
 
     def release(self, queue_name: str, job_ids: Sequence[int], grabber_id: int) -> Deferred:
-        queue = self._queues.get(storage_key(queue_name))
+        queue = self._queues.get(self.storage_key(queue_name))
         released = 0
         if queue is not None:
             for job_id in set(job_ids):
@@ -307,7 +310,7 @@ class MemoryJobStore:
         return succeed(released)
 
     def recover(self, queue_name: str, grabber_id: int) -> Deferred:
-        queue = self._queues.get(storage_key(queue_name))
+        queue = self._queues.get(self.storage_key(queue_name))
         recovered = 0
         if queue is not None:
             for key in list(queue.grabbed):

@@ -17,13 +17,20 @@ started: starting either opens it, stopping the last one closes it.
 Layout, mirroring the original MySQL schema (protocol A9):
 
   - ``"fireworq_jq(<key>)"`` and ``"fireworq_jq_fail(<key>)"`` per queue,
-    ``<key>`` being L{fireworq.names.storage_key} of the queue name; job and
+    ``<key>`` being L{table_key} of the queue name: the original's
+    L{fireworq.names.storage_key} when that is the name itself, else made
+    unique to the exact name by a hash, so that ``queueA`` and ``queueB``
+    (or ``my-q`` and ``my.q``) keep their jobs apart; job and
     failure ids are ``INTEGER PRIMARY KEY AUTOINCREMENT`` (positive,
     increasing, never reused); an index on ``(status, next_try)`` (sqlite
     appends the id) serves grabs, counts and the job lists, one on
     ``created_at`` the failure log.  Tables stay when a queue's definition
     is deleted.
   - ``queue``, ``queue_throttle``, ``routing`` and ``config_revision``.
+  - ``PRAGMA user_version`` is L{LAYOUT_VERSION}.  Opening a file of an
+    earlier version (whose tables were named by the bare storage key)
+    renames the tables of each defined queue whose name is not its storage
+    key to the queue's L{table_key} (L{_adopt_legacy_tables}).
 
 Durability: WAL journal, ``synchronous=FULL``; a Deferred fires only after
 the COMMIT that holds its change.  All sqlite calls run on one dedicated
@@ -43,9 +50,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import os
 import sqlite3
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.threads import deferToThreadPool
@@ -88,6 +96,13 @@ MAX_BATCH = 500
 #: Ids bound in one ``IN (...)`` list.
 _CHUNK = 500
 
+#: The file layout (``PRAGMA user_version``): 1 = tables keyed by
+#: L{table_key}; 0 = an older file, keyed by the bare storage key.
+LAYOUT_VERSION = 1
+
+#: Hex digits of the name's hash that end the key of a non-plain name.
+_HASH_DIGITS = 16
+
 _SHARED_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS queue (
         name TEXT NOT NULL PRIMARY KEY,
@@ -123,13 +138,29 @@ class DatabaseInUse(StoreUnavailable):
     """Another process holds the database file's lock."""
 
 
+def table_key(queue_name: str) -> str:
+    """
+    The key that names the queue's tables, unique to the exact name: the
+    original's L{storage_key} when it equals the name (a plain lowercase
+    name such as ``jobs_2``), else the storage key, ``-`` and 16 hex digits
+    of the SHA-256 of the name (``queueA`` -> ``queue_-...``).  ``-`` never
+    occurs in a storage key, so the two kinds never meet, and sqlite's
+    case-insensitive identifiers see only lowercase.
+    """
+    key = storage_key(queue_name)
+    if key == queue_name:
+        return key
+    digest = hashlib.sha256(queue_name.encode("utf-8")).hexdigest()[:_HASH_DIGITS]
+    return f"{key}-{digest}"
+
+
 def jobs_table(key: str) -> str:
-    """The quoted name of the job table of the storage key ``key``."""
+    """The quoted name of the job table of the table key ``key``."""
     return f'"fireworq_jq({key})"'
 
 
 def failures_table(key: str) -> str:
-    """The quoted name of the failure-log table of the storage key ``key``."""
+    """The quoted name of the failure-log table of the table key ``key``."""
     return f'"fireworq_jq_fail({key})"'
 
 
@@ -150,8 +181,7 @@ def queue_schema(key: str) -> List[str]:
             payload TEXT,
             timeout INTEGER NOT NULL DEFAULT 0
         )""",
-        f'CREATE INDEX IF NOT EXISTS "fireworq_jq({key})_status"'
-        f" ON {jobs_table(key)} (status, next_try)",
+        f"CREATE INDEX IF NOT EXISTS {_jobs_index(key)} ON {jobs_table(key)} (status, next_try)",
         f"""CREATE TABLE IF NOT EXISTS {failures_table(key)} (
             failure_id INTEGER PRIMARY KEY AUTOINCREMENT,
             job_id INTEGER NOT NULL,
@@ -163,9 +193,51 @@ def queue_schema(key: str) -> List[str]:
             failed_at INTEGER NOT NULL,
             created_at INTEGER NOT NULL
         )""",
-        f'CREATE INDEX IF NOT EXISTS "fireworq_jq_fail({key})_created_at"'
-        f" ON {failures_table(key)} (created_at)",
+        f"CREATE INDEX IF NOT EXISTS {_failures_index(key)} ON {failures_table(key)} (created_at)",
     ]
+
+
+def _jobs_index(key: str) -> str:
+    return f'"fireworq_jq({key})_status"'
+
+
+def _failures_index(key: str) -> str:
+    return f'"fireworq_jq_fail({key})_created_at"'
+
+
+def _adopt_legacy_tables(conn: sqlite3.Connection) -> None:
+    """
+    Upgrade a file of layout 0, whose queue tables were named by the bare
+    storage key (its server refused to define a second queue with the same
+    key): the tables of each defined queue whose name is not its storage
+    key become that queue's, renamed to its L{table_key} (ids, and so the
+    AUTOINCREMENT counters, unchanged).  The tables of a key whose plain
+    name is defined stay that queue's; those of a key that no defined queue
+    has stay where they are.
+    """
+    tables = {
+        row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+    }
+    claimants: Dict[str, List[str]] = {}
+    for (name,) in conn.execute("SELECT name FROM queue").fetchall():
+        claimants.setdefault(storage_key(name), []).append(name)
+    for key, names in claimants.items():
+        if key in names or len(names) != 1:
+            continue
+        new = table_key(names[0])
+        pairs = [(table(key), table(new)) for table in (jobs_table, failures_table)]
+        if any(target.strip('"') in tables for _, target in pairs):
+            continue
+        legacy = [(source, target) for source, target in pairs if source.strip('"') in tables]
+        if not legacy:
+            continue
+        for source, target in legacy:
+            conn.execute(f"ALTER TABLE {source} RENAME TO {target}")
+        # Renamed tables keep their indexes' names: make them anew.
+        conn.execute(f"DROP INDEX IF EXISTS {_jobs_index(key)}")
+        conn.execute(f"DROP INDEX IF EXISTS {_failures_index(key)}")
+        for statement in queue_schema(new):
+            conn.execute(statement)
 
 
 def _chunks(ids: Sequence[int]):
@@ -411,6 +483,9 @@ class SqliteDatabase:
             conn.execute("BEGIN IMMEDIATE")
             for statement in _SHARED_SCHEMA:
                 conn.execute(statement)
+            if conn.execute("PRAGMA user_version").fetchone()[0] < LAYOUT_VERSION:
+                _adopt_legacy_tables(conn)
+                conn.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
             conn.execute("COMMIT")
         except Exception as e:
             conn.close()
@@ -425,7 +500,7 @@ class SqliteDatabase:
 
     def ensure_queue(self, conn: sqlite3.Connection, key: str) -> None:
         """
-        On the database thread: create the tables of the storage key ``key``
+        On the database thread: create the tables of the table key ``key``
         unless this connection already did.
         """
         if key in self._known:
@@ -547,8 +622,12 @@ class SqliteJobStore:
     def ping(self) -> Deferred:
         return self.db.run(lambda conn: conn.execute("SELECT 1").fetchone() and None)
 
+    def storage_key(self, queue_name: str) -> str:
+        """The queue's L{table_key}: every exact name has tables of its own."""
+        return table_key(queue_name)
+
     def _run(self, queue_name: str, function: Operation, *args: Any) -> Deferred:
-        key = storage_key(queue_name)
+        key = table_key(queue_name)
 
         def call(conn: sqlite3.Connection) -> Any:
             self.db.ensure_queue(conn, key)
@@ -571,7 +650,7 @@ class SqliteJobStore:
     def _push(self, conn: sqlite3.Connection, entries: List[PushEntry], now: int) -> List[Job]:
         stored = []
         for entry in entries:
-            key = storage_key(entry.queue_name)
+            key = table_key(entry.queue_name)
             self.db.ensure_queue(conn, key)
             new = entry.job
             next_try = now + new.run_after * 1000

@@ -123,6 +123,13 @@ class MySQLJobStore:
         self._preparing: Dict[str, List[Deferred]] = {}
         self._stopped = False
 
+    def storage_key(self, queue_name: str) -> str:
+        """
+        The key of the queue's tables, the original's (protocol A9): names
+        that differ only in characters outside ``[0-9a-z_]`` share it.
+        """
+        return table_key(queue_name)
+
     def _now(self) -> str:
         """The SQL of "now" in ms: the database clock (or the test clock)."""
         return NOW_MS if self._clock is None else str(int(self._clock()))
