@@ -36,25 +36,39 @@ def job(**fields) -> Job:
 
 
 class Answer(Resource):
-    """A worker that answers with a fixed body and code, recording requests."""
+    """
+    A worker that answers with a fixed body and code, recording requests.
+    With ``hang`` it never answers; with ``stall`` it sends the status line,
+    the headers and ``body``, and never finishes.  ``lost`` counts requests
+    whose connection closed before they were finished.
+    """
 
     isLeaf = True
 
-    def __init__(self, body: bytes, code: int = 200, hang: bool = False) -> None:
+    def __init__(self, body: bytes, code: int = 200, hang: bool = False, stall: bool = False) -> None:
         super().__init__()
         self.body = body
         self.code = code
         self.hang = hang
+        self.stall = stall
         self.requests = []
+        self.lost = 0
 
     def render_POST(self, request):
         self.requests.append(
             (request.requestHeaders, request.content.read(), request.uri)
         )
+        request.notifyFinish().addErrback(self._lost)
         if self.hang:
             return NOT_DONE_YET
         request.setResponseCode(self.code)
+        if self.stall:
+            request.write(self.body)
+            return NOT_DONE_YET
         return self.body
+
+    def _lost(self, failure) -> None:
+        self.lost += 1
 
 
 class ClassifyTests(SynchronousTestCase):
@@ -74,15 +88,49 @@ class ClassifyTests(SynchronousTestCase):
         self.assertTrue(result.message.startswith("Cannot parse body as JSON: "))
         self.assertIn("<html>", result.message)
 
-    def test_not_an_object(self):
-        result = classify(200, b'["success"]')
+    def test_not_json_constant(self):
+        # Go's decoder knows no NaN: the whole answer is unparsable.
+        result = classify(200, b'{"status":"success","n":NaN}')
         self.assertEqual(result.status, "failure")
-        self.assertIn("Cannot parse body as JSON", result.message)
+        self.assertTrue(result.message.startswith("Cannot parse body as JSON: "))
+
+    def test_not_an_object(self):
+        for body in (b'["success"]', b'"success"', b"1", b"true"):
+            result = classify(200, body)
+            self.assertEqual(result.status, "failure", body)
+            self.assertTrue(result.message.startswith("Cannot parse body as JSON: "), body)
+            self.assertIn(body.decode(), result.message)
+
+    def test_status_not_a_string_cannot_be_parsed(self):
+        result = classify(200, b'{"status":1}')
+        self.assertEqual(result.status, "failure")
+        self.assertTrue(result.message.startswith("Cannot parse body as JSON: "), result.message)
 
     def test_unknown_status(self):
         result = classify(202, b'{"status":"done"}')
         self.assertEqual((result.status, result.code), ("failure", 202))
-        self.assertTrue(result.message.startswith("Invalid result status: done"))
+        self.assertEqual(
+            result.message, 'Invalid result status: done\nOriginal response body:\n{"status":"done"}'
+        )
+
+    def test_null_or_missing_status_is_an_empty_status(self):
+        """As the original: JSON null, no status or a null one read as status ""."""
+        for body in (b"null", b"{}", b'{"message":"m"}', b'{"status":null}', b'{"status":""}'):
+            result = classify(200, body)
+            self.assertEqual((result.status, result.code), ("failure", 200), body)
+            self.assertEqual(
+                result.message,
+                "Invalid result status: \nOriginal response body:\n" + body.decode(),
+            )
+
+    def test_member_names_match_as_in_go(self):
+        """Go's decoder matches keys case-insensitively; the last match wins."""
+        result = classify(200, b'{"Status":"success","MESSAGE":"ok"}')
+        self.assertEqual((result.status, result.message), ("success", "ok"))
+        result = classify(200, b'{"status":"success","Status":"failure"}')
+        self.assertEqual(result.status, "failure")
+        result = classify(200, b'{"status":"success","status":null}')
+        self.assertEqual(result.status, "success")
 
 
 class DeliveryTests(SynchronousTestCase):
@@ -127,6 +175,24 @@ class DeliveryTests(SynchronousTestCase):
         self.assertEqual(result.status, "internal-failure")
         self.assertIn("timeout of 3s", result.message)
 
+    def test_timeout_while_the_body_stalls_closes_the_connection(self):
+        """
+        A worker that sends its headers and part of its body, then stalls: the
+        timeout gives the timeout failure with the worker's code, and the
+        connection to the worker is closed (not left open, nor pooled).
+        """
+        clock = Clock()
+        resource = Answer(b'{"status":"succ', code=202, stall=True)
+        d, stub = self.deliver(resource, job(timeout=3), clock=clock)
+        self.assertNoResult(d)
+        self.assertEqual(resource.lost, 0)
+        clock.advance(3)
+        result = self.successResultOf(d)
+        self.assertEqual((result.status, result.code), ("internal-failure", 202))
+        self.assertIn("timeout of 3s", result.message)
+        stub.flush()
+        self.assertEqual(resource.lost, 1)
+
     def test_no_timeout_waits(self):
         clock = Clock()
         d, _ = self.deliver(Answer(b"", hang=True), job(timeout=0), clock=clock)
@@ -138,6 +204,14 @@ class DeliveryTests(SynchronousTestCase):
         result = self.successResultOf(d)
         self.assertEqual(result.status, "failure")
         self.assertIn("larger than 1000 bytes", result.message)
+
+    def test_too_large_answer_closes_the_connection(self):
+        resource = Answer(b"x" * 5000, stall=True)
+        d, stub = self.deliver(resource, max_response_bytes=1000)
+        result = self.successResultOf(d)
+        self.assertIn("larger than 1000 bytes", result.message)
+        stub.flush()
+        self.assertEqual(resource.lost, 1)
 
     def test_connection_failure(self):
         class Broken:

@@ -12,19 +12,27 @@ client's CPU per delivery roughly in half (docs/performance.md).
 
 It is still a treq client: the same L{post} signature and response type, so
 the deliverer works unchanged over treq's C{StubTreq} in tests.
+
+L{collect} reads a response body like C{treq.collect}, but cancelling it
+(as a delivery timeout does) aborts the connection to the worker: a worker
+that sends its headers and then stalls must not keep a socket open, nor leave
+a half-read connection behind.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from hyperlink import EncodedURL
 from treq.client import HTTPClient
 from treq.response import _Response
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS
+from twisted.internet.protocol import Protocol, connectionDone
+from twisted.python.failure import Failure
+from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, ResponseDone
+from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
@@ -53,6 +61,85 @@ class BytesProducer:
 
     def stopProducing(self) -> None:
         pass
+
+
+def abort_connection(transport: Any) -> None:
+    """
+    Close the connection under a response body at once, unread data and all.
+
+    twisted.web gives a body protocol a C{TransportProxyProducer}, which only
+    offers C{loseConnection} -- and that waits for unsent request bytes to
+    drain, which a stalled worker may never allow.  So abort the connection it
+    wraps when there is one (C{_producer}, None once the response is done).
+    """
+    if transport is None:
+        return
+    wrapped = getattr(transport, "_producer", transport)
+    abort = getattr(wrapped, "abortConnection", None)
+    if abort is not None:
+        abort()
+    else:
+        transport.loseConnection()
+
+
+class _BodyReader(Protocol):
+    """
+    Feeds a response body to ``collector``; fires ``finished`` with None at
+    its end or with the reason it could not be read.  If ``collector``
+    raises, the connection is aborted and ``finished`` fails with that error.
+    """
+
+    def __init__(self, finished: "Deferred[None]", collector: Callable[[bytes], None]) -> None:
+        self.finished = finished
+        self.collector = collector
+
+    def abort(self) -> None:
+        """Stop reading: abort the connection to the worker."""
+        abort_connection(self.transport)
+
+    def _fire(self, result: Any) -> None:
+        if not self.finished.called:
+            if isinstance(result, Failure):
+                self.finished.errback(result)
+            else:
+                self.finished.callback(result)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.finished.called:
+            return
+        try:
+            self.collector(data)
+        except Exception:
+            failure = Failure()
+            self.abort()
+            self._fire(failure)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self._fire(None)
+        else:
+            self._fire(reason)
+
+
+def collect(response: Any, collector: Callable[[bytes], None]) -> "Deferred[None]":
+    """
+    Feed the body of ``response`` (an C{IResponse}, treq's included) to
+    ``collector``, as C{treq.collect} does; fire with None once it is all
+    read.  Cancelling the Deferred aborts the connection, so that neither the
+    socket nor a half-read pooled connection outlives a timed-out delivery.
+    """
+    if response.length == 0:
+        return succeed(None)
+    reader: Optional[_BodyReader] = None
+
+    def cancel(_: Deferred) -> None:
+        if reader is not None:
+            reader.abort()
+
+    finished: "Deferred[None]" = Deferred(cancel)
+    reader = _BodyReader(finished, collector)
+    response.deliverBody(reader)
+    return finished
 
 
 class CachedEndpoints:

@@ -7,15 +7,14 @@ L{Result}.
 from __future__ import annotations
 
 import json
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.error import TimeoutError as ConnectionTimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
-import treq
-
+from fireworq.dispatch.client import collect
 from fireworq.model import Job, Result, ResultStatus
 
 #: The largest worker answer read; a longer one is a failure.
@@ -54,28 +53,76 @@ def _quote(body: bytes) -> str:
     return text
 
 
+class _Object(dict):
+    """A parsed JSON object that remembers its members in order, duplicates too."""
+
+    pairs: List[Tuple[str, Any]]
+
+
+def _object(pairs: List[Tuple[str, Any]]) -> _Object:
+    value = _Object(pairs)
+    value.pairs = pairs
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"invalid character {name!r} looking for beginning of value")
+
+
+#: JSON types as Go's encoding/json names them in its errors.
+_JSON_TYPES = ((bool, "bool"), (str, "string"), (int, "number"), (float, "number"), (list, "array"))
+
+
+def _json_type(value: Any) -> str:
+    for kind, name in _JSON_TYPES:
+        if isinstance(value, kind):
+            return name
+    return "object"
+
+
+def _member(value: _Object, name: str) -> Any:
+    """
+    The member ``name`` of an answer as the original's Go decoder finds it:
+    keys match case-insensitively, the last match wins, and null is as if
+    absent.
+    """
+    found = None
+    for key, member in value.pairs:
+        if key.casefold() == name and member is not None:
+            found = member
+    return found
+
+
 def classify(code: int, body: bytes) -> Result:
     """
     Turn a worker's HTTP answer into a L{Result}: its JSON ``status`` decides
     (A1); the HTTP status code is only recorded.
+
+    The answer is read as the original reads it into a Go struct: a body
+    that is not JSON, or JSON of the wrong shape (not an object, a status
+    that is not a string) cannot be parsed; JSON ``null``, a missing or null
+    status is an empty status, reported as "Invalid result status: ".
     """
     try:
-        value: Any = json.loads(body)
+        value: Any = json.loads(body, object_pairs_hook=_object, parse_constant=_no_constant)
     except ValueError as e:
-        return Result(
-            ResultStatus.FAILURE.value,
-            code,
-            f"Cannot parse body as JSON: {e}\nOriginal response body:\n{_quote(body)}",
+        return _unparsable(code, body, str(e))
+    if value is None:
+        value = _object([])
+    if not isinstance(value, _Object):
+        return _unparsable(
+            code, body, f"cannot unmarshal {_json_type(value)} into a result object"
         )
-    if not isinstance(value, dict):
-        return Result(
-            ResultStatus.FAILURE.value,
+    status = _member(value, "status")
+    if status is None:
+        status = ""
+    elif not isinstance(status, str):
+        return _unparsable(
             code,
-            "Cannot parse body as JSON: expected a JSON object"
-            f"\nOriginal response body:\n{_quote(body)}",
+            body,
+            f"cannot unmarshal {_json_type(status)} into result field status of type string",
         )
-    status = value.get("status")
-    message = value.get("message", "")
+    message = _member(value, "message")
     if message is None:
         message = ""
     elif not isinstance(message, str):
@@ -85,13 +132,20 @@ def classify(code: int, body: bytes) -> Result:
         ResultStatus.FAILURE.value,
         ResultStatus.PERMANENT_FAILURE.value,
     ):
-        shown = status if isinstance(status, str) else json.dumps(status)
         return Result(
             ResultStatus.FAILURE.value,
             code,
-            f"Invalid result status: {shown}\nOriginal response body:\n{_quote(body)}",
+            f"Invalid result status: {status}\nOriginal response body:\n{_quote(body)}",
         )
     return Result(status, code, message)
+
+
+def _unparsable(code: int, body: bytes, reason: str) -> Result:
+    return Result(
+        ResultStatus.FAILURE.value,
+        code,
+        f"Cannot parse body as JSON: {reason}\nOriginal response body:\n{_quote(body)}",
+    )
 
 
 def _describe(failure: Failure) -> str:
@@ -157,7 +211,8 @@ class HTTPDeliverer:
         """
         POST ``job`` to its worker.  Never fails: every problem becomes a
         failure L{Result}.  The job's timeout (if any) covers the whole
-        exchange, body included.
+        exchange, body included; when it runs out, the connection to the
+        worker is aborted (it never goes back to the pool).
         """
         try:
             d = self.http.post(
@@ -179,7 +234,8 @@ class HTTPDeliverer:
         def read(response: Any) -> "Deferred[Result]":
             state["code"] = response.code
             body = _CappedBody(self.max_response_bytes)
-            collected = treq.collect(response, body)
+            # Cancelled by the timeout, this aborts the connection (client.py).
+            collected = collect(response, body)
             collected.addCallback(lambda _: classify(response.code, body.body()))
             return collected
 

@@ -10,6 +10,11 @@ that records every delivery and answers according to the URL path:
   /flaky/<n>        failure for the first <n> attempts of a job, then success
   /sleep/<s>/<then> answer as /<then> after <s> seconds
   /hang             never answer
+  /stall[/<code>]   send the status line (<code>, default 200), the headers
+                    and the start of a JSON body, then never finish
+
+``Worker.lost`` lists the job ids of deliveries whose connection closed
+before their answer was finished (a timed-out /hang or /stall, say).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Dict, List, Optional
 import attr
 from twisted.internet import reactor as default_reactor
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
@@ -60,10 +66,12 @@ class _WorkerResource(Resource):
         worker.max_concurrent = max(worker.max_concurrent, worker.current)
         finished = [False]
 
-        def done(_: object = None) -> None:
+        def done(outcome: object = None) -> None:
             if not finished[0]:
                 finished[0] = True
                 worker.current -= 1
+                if isinstance(outcome, Failure):
+                    worker.lost.append(delivery.job_id)
 
         request.notifyFinish().addBoth(done)
         self._answer(request, path, delivery, finished)
@@ -73,6 +81,11 @@ class _WorkerResource(Resource):
         parts = [p for p in path.split("/") if p]
         kind = parts[0] if parts else "success"
         if kind == "hang":
+            return
+        if kind == "stall":
+            request.setResponseCode(int(parts[1]) if len(parts) > 1 else 200)
+            request.setHeader(b"Content-Type", b"application/json")
+            request.write(b'{"status":"succ')
             return
         if kind == "sleep":
             seconds = float(parts[1])
@@ -110,6 +123,7 @@ class Worker:
         self.current = 0
         self.max_concurrent = 0
         self.timers: List[Any] = []
+        self.lost: List[int] = []
         self._port: Optional[Any] = None
 
     def start(self) -> None:
