@@ -8,9 +8,11 @@ The limits of the API, each answered with a clear 4xx and a JSON error body:
   characters (no ``/`` in queue names); longer or impossible names are
   refused with 400, never truncated;
 - the ``limit`` query parameter (1 to 10000) and other query parameters;
-- numbers out of range (job fields 0 to 2^32-1, queue fields, ids);
+- numbers out of range (job fields 0 to 2^32-1, queue fields, ids), with a
+  message that names the field and quotes the number as sent;
 - bodies that are not UTF-8, JSON with NaN or Infinity, lone surrogates,
   JSON nested too deeply (never a RecursionError and a 500);
+- payload numbers of any size or precision, kept exactly as sent;
 - URL paths and Host headers that are not UTF-8 (400 in JSON, not HTML).
 
 Most tests run the real site (L{FireworqSite}, L{FireworqRequest} and the
@@ -216,6 +218,15 @@ class InProcessTestCase(TestCase):
         return response.code, value, response.headers
 
     @inlineCallbacks
+    def call_raw(self, method: str, path: str, raw: bytes):
+        """(code, body bytes) of one request, the body not decoded."""
+        response = yield treq.request(
+            method, f"http://127.0.0.1:{self.port}{path}", data=raw, pool=self.pool, timeout=20
+        )
+        content = yield response.content()
+        return response.code, content
+
+    @inlineCallbacks
     def refused(self, code: int, method: str, path: str, body: Any = None, raw: Any = None,
                 mentions: Optional[str] = None):
         """Assert that the request is answered ``code`` with a JSON error; return the message."""
@@ -389,13 +400,24 @@ class QueryTests(InProcessTestCase):
 
     @inlineCallbacks
     def test_ids_in_paths(self):
-        yield self.refused(404, "GET", f"/queue/default/job/{MAX_ID}")
-        yield self.refused(404, "GET", f"/queue/default/failed/{MAX_ID}")
-        for bad in (str(MAX_ID + 1), str(2**64), "0", "-1", "+1", "1.0", "%D9%A3", "1e3", "9" * 100):
-            yield self.refused(400, "GET", f"/queue/default/job/{bad}")
-            yield self.refused(400, "DELETE", f"/queue/default/failed/{bad}")
-            yield self.refused(400, "POST", f"/queue/default/failed/{bad}/retry")
-
+        # Any whole number up to MAX_ID is an id: one that is not stored is
+        # a 404 (protocol A5), 0 and leading zeros included.
+        for good in (str(MAX_ID), "0", "000", "0" * 30 + "7"):
+            for method in ("GET", "DELETE"):
+                yield self.refused(404, method, f"/queue/default/job/{good}", mentions="holds no job")
+                yield self.refused(404, method, f"/queue/default/failed/{good}", mentions="holds no entry")
+            yield self.refused(404, "POST", f"/queue/default/failed/{good}/retry", mentions="holds no entry")
+        for bad, problem in ((str(MAX_ID + 1), f"must be at most {MAX_ID}, got {MAX_ID + 1}"),
+                             (str(2**64), "must be at most"), ("9" * 100, "must be at most"),
+                             ("-1", "must not be negative, got -1"), ("-0", ""),
+                             ("+1", "must be a whole number"), ("1.0", "must be a whole number"),
+                             ("%D9%A3", "must be a whole number"), ("1e3", "must be a whole number"),
+                             ("x", "must be a whole number, not 'x'")):
+            yield self.refused(400, "GET", f"/queue/default/job/{bad}", mentions=f"job id {problem}")
+            yield self.refused(400, "DELETE", f"/queue/default/job/{bad}", mentions="job id")
+            yield self.refused(400, "GET", f"/queue/default/failed/{bad}", mentions="failure id")
+            yield self.refused(400, "DELETE", f"/queue/default/failed/{bad}", mentions="failure id")
+            yield self.refused(400, "POST", f"/queue/default/failed/{bad}/retry", mentions="failure id")
 
 class NumberTests(InProcessTestCase):
     """Numbers of jobs and queue definitions."""
@@ -406,11 +428,65 @@ class NumberTests(InProcessTestCase):
             for good in (0, UINT32_MAX, 2.0, None):
                 job = yield self.accepted("POST", "/job/c", {"url": "http://w/", "run_after": 3600, field: good})
                 self.assertEqual(job[field], 0 if good is None else int(good))
+            for good, value in ((b"1e3", 1000), (b"-0", 0), (b"0.0", 0), (b"4294967295.000", UINT32_MAX)):
+                job = yield self.accepted("POST", "/job/c", raw=b'{"url":"http://w/","run_after":3600,"%s":%s}'
+                                          % (field.encode(), good))
+                self.assertEqual(job[field], value)
+                self.assertIs(type(job[field]), int)
             for bad in (UINT32_MAX + 1, 2**64, -1, 1.5, "1", True, [], {}):
                 yield self.refused(400, "POST", "/job/c", {"url": "http://w/", field: bad}, mentions=field)
                 yield self.refused(400, "POST", "/jobs/c", [{"url": "http://w/"}, {"url": "http://w/", field: bad}],
                                    mentions="job [1]")
             yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","%s":1e999}' % field.encode())
+
+    @inlineCallbacks
+    def test_number_messages_name_the_problem_and_the_value(self):
+        def body(field: str, number: bytes) -> bytes:
+            return b'{"url":"http://w/","%s":%s}' % (field.encode(), number)
+
+        for field in ("run_after", "retry_delay", "timeout"):
+            for number in (b"1.5", b"0.5", b"2.50", b"1e-400", b"4294967294.9999999999999999"):
+                yield self.refused(400, "POST", "/job/c", raw=body(field, number),
+                                   mentions=f"field {field} must be a whole number of seconds, got {number.decode()}")
+        yield self.refused(400, "POST", "/job/c", raw=body("max_retries", b"1.5"),
+                           mentions="field max_retries must be a whole number, got 1.5")
+        for number in (b"4294967296", b"1e10", b"1E+10", b"4294967295.5e1", b"1e999", b"1e99999999999999999999"):
+            yield self.refused(400, "POST", "/job/c", raw=body("timeout", number),
+                               mentions=f"field timeout must be at most 4294967295, got {number.decode()}")
+        for number in (b"-1", b"-1.5", b"-1e999", b"-1e-99999999999999999999"):
+            yield self.refused(400, "POST", "/job/c", raw=body("run_after", number),
+                               mentions=f"field run_after must not be negative, got {number.decode()}")
+        yield self.refused(400, "POST", "/job/c", raw=body("run_after", b'"5"'),
+                           mentions="field run_after must be a whole number of seconds, not a string")
+        yield self.refused(400, "PUT", "/queue/q", raw=b'{"max_workers":1e10}',
+                           mentions="field max_workers must be at most 100000, got 1e10")
+        yield self.refused(400, "PUT", "/queue/q", raw=b'{"polling_interval":0.5}',
+                           mentions="field polling_interval must be a whole number of milliseconds, got 0.5")
+        queue = yield self.accepted("PUT", "/queue/q", raw=b'{"max_workers":1e3}')
+        self.assertEqual(queue["max_workers"], 1000)
+
+    @inlineCallbacks
+    def test_integers_of_thousands_of_digits(self):
+        # Python converts at most 4300 digits: such numbers must get the
+        # field's range message, never Python's.
+        for digits in (301, 4300, 4301, 100_000):
+            huge = b"9" * digits
+            for field in ("run_after", "max_retries"):
+                message = yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","%s":%s}' % (field.encode(), huge),
+                                             mentions=f"field {field} must be at most 4294967295, got 99999")
+                self.assertIn(f"({digits} characters)", message)
+                self.assertLess(len(message), 200)
+                yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","%s":-%s}' % (field.encode(), huge),
+                                   mentions=f"field {field} must not be negative")
+            yield self.refused(400, "PUT", "/queue/q", raw=b'{"max_workers":%s}' % huge,
+                               mentions="field max_workers must be at most 100000")
+            yield self.refused(400, "PUT", "/queue/q", raw=b'{"max_dispatches_per_second":%s,"max_burst_size":1}' % huge,
+                               mentions="field max_dispatches_per_second must be at most 1000000")
+            yield self.refused(400, "PUT", "/routing/c", raw=b'{"queue_name":%s}' % huge,
+                               mentions="field queue_name must be a string, not a number")
+            message = yield self.refused(400, "POST", "/job/c", raw=b'{"url":%s}' % huge, mentions="field url")
+            for leak in ("4300", "sys.", "int_max_str_digits", "Exceeds"):
+                self.assertNotIn(leak, message)
 
     @inlineCallbacks
     def test_queue_fields(self):
@@ -428,6 +504,25 @@ class NumberTests(InProcessTestCase):
         for text in (b"1e999", b"-1e999", b"NaN", b"Infinity"):
             yield self.refused(400, "PUT", "/queue/q",
                                raw=b'{"max_dispatches_per_second":%s,"max_burst_size":1}' % text)
+
+    @inlineCallbacks
+    def test_rate_too_small_for_a_float_column_is_refused(self):
+        # MySQL keeps the rate in a FLOAT column: a tiny rate would read
+        # back as 0 there, a queue without a throttle on the other nodes.
+        def put(rate: bytes) -> bytes:
+            return b'{"max_dispatches_per_second":%s,"max_burst_size":1}' % rate
+
+        for rate in (b"1e-50", b"5e-324", b"1e-46", b"1e-400", b"0.0009999", b"0.00099999999999999999999"):
+            yield self.refused(400, "PUT", "/queue/q", raw=put(rate),
+                               mentions=f"field max_dispatches_per_second must be 0 or at least 0.001, got {rate.decode()}")
+        for rate in (b"1e39", b"3.5e38", b"1000000.0000000001"):
+            yield self.refused(400, "PUT", "/queue/q", raw=put(rate),
+                               mentions=f"field max_dispatches_per_second must be at most 1000000, got {rate.decode()}")
+        for rate, shown in ((b"0.001", 0.001), (b"1e-3", 0.001), (b"1E6", 1_000_000)):
+            queue = yield self.accepted("PUT", "/queue/q", raw=put(rate))
+            self.assertEqual(queue["max_dispatches_per_second"], shown)
+        queue = yield self.accepted("PUT", "/queue/q", raw=b'{"max_dispatches_per_second":0}')
+        self.assertNotIn("max_dispatches_per_second", queue)
 
     @inlineCallbacks
     def test_batch_size(self):
@@ -465,14 +560,44 @@ class EncodingTests(InProcessTestCase):
 
     @inlineCallbacks
     def test_nan_and_infinity_are_400(self):
-        for number in (b"NaN", b"Infinity", b"-Infinity", b"1e400", b"-1e400", b"[1e999]"):
-            yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","payload":%s}' % number)
-            yield self.refused(400, "POST", "/jobs/c", raw=b'[{"url":"http://w/","payload":%s}]' % number)
+        # Not JSON at all (whereas 1e400 is: see test_payload_numbers_are_kept_exactly).
+        for number in (b"NaN", b"Infinity", b"-Infinity", b"[NaN]", b'{"a":-Infinity}'):
+            yield self.refused(400, "POST", "/job/c", raw=b'{"url":"http://w/","payload":%s}' % number,
+                               mentions="not valid JSON")
+            yield self.refused(400, "POST", "/jobs/c", raw=b'[{"url":"http://w/","payload":%s}]' % number,
+                               mentions="not valid JSON")
 
     @inlineCallbacks
     def test_large_finite_numbers_round_trip(self):
         job = yield self.accepted("POST", "/job/c", raw=b'{"url":"http://w/","run_after":60,"payload":[1e308,-1e308,123456789012345678901234567890]}')
         self.assertEqual(job["payload"], [1e308, -1e308, 123456789012345678901234567890])
+
+    @inlineCallbacks
+    def test_payload_numbers_are_kept_exactly(self):
+        # A payload is stored as its JSON text: numbers of any size or
+        # precision are echoed, stored and shown exactly as they were sent.
+        payloads = [
+            b"1e400",
+            b"-" + b"7" * 5000,
+            b'{"big":%s,"tiny":1e-400,"precise":0.10000000000000000000001,"exp":1E5,'
+            b'"zero":-0,"trailing":2.50,"plain":[1,2.5,-3,"1e400"],"deep":[[[{"n":1e999}]]]}' % (b"9" * 4301),
+        ]
+        for payload in payloads:
+            push = b'{"url":"http://w/","run_after":3600,"payload":%s}' % payload
+            code, answer = yield self.call_raw("POST", "/job/c", push)
+            self.assertEqual(code, 200, answer[:300])
+            self.assertIn(b'"payload":%s,"run_after":3600' % payload, answer)
+            job_id = json.loads(answer, parse_int=str, parse_float=str)["id"]
+            stored = yield self.store.find_job("default", int(job_id))
+            self.assertEqual(stored.payload, payload.decode())
+            code, shown = yield self.call_raw("GET", f"/queue/default/job/{job_id}", b"")
+            self.assertEqual(code, 200, shown[:300])
+            self.assertIn(b'"payload":%s,"status"' % payload, shown)
+            code, page = yield self.call_raw("GET", "/queue/default/deferred?limit=1", b"")
+            self.assertIn(b'"payload":%s,"status"' % payload, page)
+            code, batch = yield self.call_raw("POST", "/jobs/c", b"[%s,%s]" % (push, push))
+            self.assertEqual(code, 200, batch[:300])
+            self.assertEqual(batch.count(b'"payload":%s,' % payload), 2)
 
     @inlineCallbacks
     def test_nesting_at_the_limit_is_accepted(self):

@@ -420,7 +420,8 @@ class ConformanceTests(SynchronousTestCase):
         remaining = self.call("GET", "/queue/default/failed")[1]["failed_jobs"][0]["id"]
         self.assertEqual(self.call("DELETE", f"/queue/default/failed/{remaining}")[0], 200)
         self.assertEqual(self.call("GET", f"/queue/default/failed/{remaining}")[0], 404)
-        self.assertEqual(self.call("GET", "/queue/default/failed/0")[0], 400)
+        self.assertEqual(self.call("GET", "/queue/default/failed/0")[0], 404)
+        self.assertEqual(self.call("GET", "/queue/default/failed/x")[0], 400)
         self.assertEqual(self.call("GET", "/queue/default/failed?order=oldest")[0], 400)
 
     def test_operations(self):

@@ -6,6 +6,8 @@ in-memory store, driven through treq's StubTreq with a task.Clock.
 from __future__ import annotations
 
 import json
+import os
+import time
 from typing import Any, Optional
 
 from treq.testing import StubTreq
@@ -26,6 +28,7 @@ from fireworq.stats import QueueStats
 from fireworq.store.interface import CommitOutcomeUnknown, NodeInfo, StoreUnavailable
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.web.app import FireworqAPI
+from fireworq.web.routes import timestamp
 
 NODE = NodeInfo("node-a", "host-a")
 
@@ -35,10 +38,12 @@ class HeldDeliverer:
 
     def __init__(self) -> None:
         self.pending = {}
+        self.jobs = {}
 
     def deliver(self, queue_name, job):
         d: Deferred = Deferred()
         self.pending[job.id] = d
+        self.jobs[job.id] = job
         return d
 
 
@@ -86,6 +91,14 @@ class APITestCase(SynchronousTestCase):
         self.stub = StubTreq(self.api.resource())
 
     def call(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):
+        response, content = self.call_raw(method, path, body, raw)
+        ctype = response.headers.getRawHeaders(b"content-type", [b""])[0]
+        if ctype.startswith(b"application/json"):
+            return response.code, json.loads(content)
+        return response.code, content.decode("utf-8")
+
+    def call_raw(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):
+        """(response, body bytes) of one request."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         d = self.stub.request(method, "http://fireworq.test" + path, data=data)
         for _ in range(5):
@@ -94,11 +107,7 @@ class APITestCase(SynchronousTestCase):
         response = self.successResultOf(d)
         content_d = response.content()
         self.stub.flush()
-        content = self.successResultOf(content_d)
-        ctype = response.headers.getRawHeaders(b"content-type", [b""])[0]
-        if ctype.startswith(b"application/json"):
-            return response.code, json.loads(content)
-        return response.code, content.decode("utf-8")
+        return response, self.successResultOf(content_d)
 
 
 class PushTests(APITestCase):
@@ -116,6 +125,24 @@ class PushTests(APITestCase):
              "payload": {"k": [1]}, "run_after": 5, "max_retries": 2, "retry_delay": 3,
              "timeout": 4},
         )
+
+    def test_payload_is_delivered_exactly_as_sent(self):
+        # Numbers no double holds (and integers Python would refuse to
+        # convert) are kept as written, in the store and in the delivery.
+        huge = "1" * 5000
+        payload = ('{"big":%s,"neg":-%s,"inf":1e400,"tiny":5e-400,"exp":1E5,"precise":0.1000000000000000000001,'
+                   '"f":1.0,"i":1,"s":"x","z":-0}' % (huge, huge))
+        for raw in (b'{"url":"http://w/","payload":%s}' % payload.encode(),
+                    b'{"url":"http://w/","payload":%s}' % payload.replace(",", " ,\n ").encode()):
+            response, answer = self.call_raw("POST", "/job/c", raw=raw)
+            self.assertEqual(response.code, 200, answer[:200])
+            job_id = json.loads(answer, parse_int=str, parse_float=str)["id"]
+            self.clock.advance(1)
+            self.assertEqual(self.deliverer.jobs[int(job_id)].payload, payload)
+        response, answer = self.call_raw("POST", "/job/c", raw=b'{"url":"http://w/","payload":1e400}')
+        self.assertIn(b'"payload":1e400,', answer)
+        self.clock.advance(1)
+        self.assertEqual(self.deliverer.jobs[int(json.loads(answer, parse_float=str)["id"])].payload, "1e400")
 
     def test_absent_payload_echoes_null(self):
         code, body = self.call("POST", "/job/c", {"url": "http://w/x"})
@@ -245,6 +272,20 @@ class QueueTests(APITestCase):
         self.assertEqual(self.call("GET", "/queue/q1")[0], 404)
         self.assertEqual(self.call("DELETE", "/queue/q1")[0], 404)
 
+    def test_whole_rate_is_written_without_fraction(self):
+        # As the original writes a float64: 3, not 3.0.
+        for rate in (b"3", b"3.0", b"3e0", b"1000000"):
+            response, answer = self.call_raw(
+                "PUT", "/queue/q", raw=b'{"max_dispatches_per_second":%s,"max_burst_size":2}' % rate
+            )
+            self.assertEqual(response.code, 200)
+            written = b'"max_dispatches_per_second":%s,' % (b"3" if rate.startswith(b"3") else rate)
+            self.assertIn(written, answer)
+            for method, path in (("GET", "/queue/q"), ("GET", "/queues"), ("DELETE", "/queue/q")):
+                self.assertIn(written, self.call_raw(method, path)[1], (method, path))
+        self.call("PUT", "/queue/q", {"max_dispatches_per_second": 0.5, "max_burst_size": 2})
+        self.assertIn(b'"max_dispatches_per_second":0.5,', self.call_raw("GET", "/queue/q")[1])
+
     def test_stats_shape(self):
         self.call("POST", "/job/c", {"url": "http://w/"})
         code, stats = self.call("GET", "/queue/default/stats")
@@ -373,6 +414,18 @@ class InspectTests(APITestCase):
         )
         self.assertEqual(self.call("GET", f"/queue/q/job/{second['id']}")[1]["status"], "claimed")
 
+    def test_ids_that_are_not_stored_are_404(self):
+        # Protocol A5: 400 only for an id that is not a number.
+        for path in ("/queue/default/job/0", "/queue/default/failed/0", "/queue/default/job/00",
+                     "/queue/default/job/999"):
+            for method in ("GET", "DELETE"):
+                self.assertEqual(self.call(method, path)[0], 404, (method, path))
+        self.assertEqual(self.call("POST", "/queue/default/failed/0/retry")[0], 404)
+        for path in ("/queue/default/job/abc", "/queue/default/failed/-1", "/queue/default/job/1.5"):
+            code, body = self.call("GET", path)
+            self.assertEqual(code, 400, path)
+            self.assertIn(" id must ", body["message"])
+
     def test_cursor_walk(self):
         for _ in range(7):
             self.call("POST", "/job/c", {"url": "http://w/", "run_after": 100})
@@ -415,6 +468,58 @@ class InspectTests(APITestCase):
         entry = self.call("GET", "/queue/default/failed")[1]["failed_jobs"][0]
         self.assertEqual(self.call("DELETE", f"/queue/default/failed/{entry['id']}"), (200, entry))
         self.assertEqual(self.call("DELETE", f"/queue/default/failed/{entry['id']}")[0], 404)
+
+
+def set_time_zone(test: Any, zone: str) -> None:
+    """Make ``zone`` the process's local time zone until ``test`` ends."""
+    old = os.environ.get("TZ")
+
+    def restore() -> None:
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
+
+    test.addCleanup(restore)
+    os.environ["TZ"] = zone
+    time.tzset()
+
+
+#: 2024-01-15T12:00:00.123Z and 2024-07-15T12:00:00.987Z.
+WINTER, SUMMER = 1705320000123, 1721044800987
+
+
+class TimestampTests(SynchronousTestCase):
+    """Times show the server's UTC offset at that moment, daylight saving included."""
+
+    def test_daylight_saving_time_is_followed(self):
+        for zone in ("Europe/Berlin", "CET-1CEST,M3.5.0,M10.5.0/3"):
+            set_time_zone(self, zone)
+            self.assertEqual(timestamp(WINTER), "2024-01-15T13:00:00.123+01:00")
+            self.assertEqual(timestamp(SUMMER), "2024-07-15T14:00:00.987+02:00")
+            # Either side of the change (2024-03-31 01:00 UTC).
+            self.assertEqual(timestamp(1711846799999), "2024-03-31T01:59:59.999+01:00")
+            self.assertEqual(timestamp(1711846800000), "2024-03-31T03:00:00.000+02:00")
+
+    def test_other_offsets(self):
+        set_time_zone(self, "UTC")
+        self.assertEqual(timestamp(WINTER), "2024-01-15T12:00:00.123Z")
+        set_time_zone(self, "America/St_Johns")  # -03:30, -02:30 in summer
+        self.assertEqual(timestamp(WINTER), "2024-01-15T08:30:00.123-03:30")
+        self.assertEqual(timestamp(SUMMER), "2024-07-15T09:30:00.987-02:30")
+        set_time_zone(self, "Asia/Tokyo")
+        self.assertEqual(timestamp(1498405914537), "2017-06-26T00:51:54.537+09:00")
+
+
+class TimestampAPITests(APITestCase):
+    def test_jobs_show_the_offset_of_each_time(self):
+        set_time_zone(self, "Europe/Berlin")
+        self.clock.advance(WINTER / 1000 - self.clock.seconds())
+        job = self.call("POST", "/job/c", {"url": "http://w/", "run_after": 182 * 86400})[1]
+        shown = self.call("GET", f"/queue/default/job/{job['id']}")[1]
+        self.assertEqual(shown["created_at"], "2024-01-15T13:00:00.123+01:00")
+        self.assertEqual(shown["next_try"], "2024-07-15T14:00:00.123+02:00")
 
 
 class OpsTests(APITestCase):

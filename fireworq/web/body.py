@@ -2,13 +2,21 @@
 Reading request bodies and query parameters strictly: JSON that is not
 UTF-8, not an object, or has a field of the wrong type is refused with a 400
 that names the problem.
+
+JSON numbers are kept exactly as written: a number that a Python C{int} or
+C{float} would not reproduce character for character (C{1e400},
+C{0.10000000000000000001}, C{1E5}, an integer of thousands of digits) is
+read as a L{JsonNumber} holding its text, and L{dump_json} writes it back
+unchanged.  So a payload is stored and delivered with its numbers as sent,
+and the validators can quote the number the client wrote.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from fireworq.model import UINT32_MAX
 from fireworq.web.errors import ApiError, bad_request
@@ -23,15 +31,114 @@ MAX_JSON_DEPTH = 512
 MAX_ID = 2**63 - 1
 
 
+#: Integer literals longer than this are kept as text (L{JsonNumber}) rather
+#: than converted: Python refuses to convert more than 4300 digits, and the
+#: conversion costs quadratic time well before that.
+LONG_INTEGER = 300
+
+
+class JsonNumber:
+    """
+    A JSON number kept as its literal text, because no C{int} or C{float}
+    would write it back the same: too large or too precise for a double,
+    written with an exponent or trailing zeros, C{-0}, or an integer of more
+    than L{LONG_INTEGER} characters.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JsonNumber) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"JsonNumber({shown(self)})"
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _finite_float(text: str) -> float:
+def _exact_float(text: str) -> Union[float, JsonNumber]:
     value = float(text)
-    if math.isinf(value):
-        raise ValueError(f"number {text[:40]} is too large")
-    return value
+    return value if repr(value) == text else JsonNumber(text)
+
+
+def _exact_int(text: str) -> Union[int, JsonNumber]:
+    if len(text) > LONG_INTEGER or text == "-0":
+        return JsonNumber(text)
+    return int(text)
+
+
+def _loads(text: str) -> Any:
+    return json.loads(
+        text, parse_constant=_refuse_constant, parse_float=_exact_float, parse_int=_exact_int
+    )
+
+
+class _HasJsonNumber(Exception):
+    """Raised out of C{json.dumps} when a value holds a L{JsonNumber}."""
+
+
+def _no_default(value: Any) -> Any:
+    if isinstance(value, JsonNumber):
+        raise _HasJsonNumber()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dump_json(value: Any) -> str:
+    """
+    ``value`` as compact JSON text (not ASCII-escaped), L{JsonNumber}s
+    written as their text.
+    """
+    try:
+        return _dumps(value)
+    except _HasJsonNumber:
+        parts: List[str] = []
+        _encode(value, parts, 2)
+        return "".join(parts)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_no_default)
+
+
+def _encode(value: Any, out: List[str], tries: int) -> None:
+    """
+    The slow path of L{dump_json}, for values holding a L{JsonNumber}.  The
+    items of the top ``tries`` levels (the jobs of a list, the fields of a
+    job) are first given to the C encoder, so that only the parts that hold
+    a L{JsonNumber} are encoded here.
+    """
+    if isinstance(value, str):
+        out.append(encode_basestring(value))
+    elif isinstance(value, JsonNumber):
+        out.append(value.text)
+    elif isinstance(value, (dict, list, tuple)):
+        is_dict = isinstance(value, dict)
+        out.append("{" if is_dict else "[")
+        items = value.items() if is_dict else enumerate(value)
+        for index, (key, item) in enumerate(items):
+            if index:
+                out.append(",")
+            if is_dict:
+                out.append(encode_basestring(key if isinstance(key, str) else json.dumps(key)))
+                out.append(":")
+            if tries > 0:
+                try:
+                    out.append(_dumps(item))
+                    continue
+                except _HasJsonNumber:
+                    pass
+            _encode(item, out, tries - 1)
+        out.append("}" if is_dict else "]")
+    else:
+        out.append(_dumps(value))
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
@@ -50,11 +157,11 @@ def _deeper_than(value: Any, limit: int) -> bool:
 
 def parse_json(raw: bytes, what: str = "request body") -> Any:
     """
-    Decode ``raw`` as one JSON value.
+    Decode ``raw`` as one JSON value, numbers kept exact (L{JsonNumber}).
 
     @raise ApiError: 400 when it is empty, not UTF-8, not JSON, holds
-        C{NaN}, C{Infinity} or a number too large for a double, or nests
-        deeper than L{MAX_JSON_DEPTH} levels.
+        C{NaN} or C{Infinity} (not JSON), or nests deeper than
+        L{MAX_JSON_DEPTH} levels.
     """
     if not raw.strip():
         raise bad_request(f"{what} is empty; a JSON value is required")
@@ -66,7 +173,7 @@ def parse_json(raw: bytes, what: str = "request body") -> Any:
         text = text[1:]
     too_deep = f"{what} is nested too deeply (at most {MAX_JSON_DEPTH} levels of arrays and objects)"
     try:
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = _loads(text)
     except RecursionError:
         raise bad_request(too_deep)
     except ValueError as e:
@@ -75,6 +182,22 @@ def parse_json(raw: bytes, what: str = "request body") -> Any:
     if isinstance(value, (dict, list)) and raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH:
         if _deeper_than(value, MAX_JSON_DEPTH):
             raise bad_request(too_deep)
+    return value
+
+
+def stored_json_value(text: str) -> Any:
+    """
+    How the inspection API shows a stored payload: valid JSON text is shown
+    as that JSON value (numbers exactly as stored), anything else -- and
+    JSON nested deeper than L{MAX_JSON_DEPTH} levels -- as a string.
+    """
+    try:
+        value = _loads(text)
+    except (ValueError, RecursionError):
+        return text
+    if isinstance(value, (dict, list)) and text.count("[") + text.count("{") > MAX_JSON_DEPTH:
+        if _deeper_than(value, MAX_JSON_DEPTH):
+            return text
     return value
 
 
@@ -92,7 +215,7 @@ def json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, JsonNumber)):
         return "a number"
     if isinstance(value, str):
         return "a string"
@@ -101,45 +224,100 @@ def json_type(value: Any) -> str:
     return "an object"
 
 
+def shown(value: Any) -> str:
+    """A number (or path segment) as the client wrote it, shortened for a message."""
+    if isinstance(value, JsonNumber):
+        text = value.text
+    elif isinstance(value, float):
+        text = repr(value)
+    else:
+        text = str(value)
+    if len(text) > 40:
+        return f"{text[:20]}… ({len(text)} characters)"
+    return text
+
+
+def _exact(value: Union[int, float, JsonNumber]) -> Decimal:
+    """The exact value of a JSON number, whatever its size."""
+    if not isinstance(value, JsonNumber):
+        return Decimal(value)
+    try:
+        return Decimal(value.text)
+    except InvalidOperation:
+        # An exponent beyond what Decimal holds: the value is astronomically
+        # large or small (or zero).
+        mantissa, _, exponent = value.text.lower().partition("e")
+        if not mantissa.strip("-+0."):
+            return Decimal(0)
+        sign = "-" if mantissa.startswith("-") else ""
+        return Decimal(f"{sign}1e-999999" if exponent.startswith("-") else f"{sign}1e999999")
+
+
+def _plain(number: Union[int, float]) -> str:
+    """``number`` for a message: 1000000 rather than 1000000.0."""
+    if isinstance(number, float) and number.is_integer():
+        return str(int(number))
+    return str(number)
+
+
 def unsigned(
     body: Mapping[str, Any],
     field: str,
     default: int = 0,
     maximum: int = UINT32_MAX,
     where: str = "",
+    unit: str = "",
 ) -> int:
     """
     Field ``field`` of ``body`` as a whole number from 0 to ``maximum``;
-    ``default`` when absent or null.
+    ``default`` when absent or null.  A number with a fraction or exponent
+    whose value is whole (C{2.0}, C{1e3}) is accepted as that integer.
+    ``unit`` (say C{"seconds"}) is named in the message for a fraction.
 
-    @raise ApiError: 400 naming the field otherwise.
+    @raise ApiError: 400 naming the field and the value otherwise.
     """
     value = body.get(field)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer() and 0 <= value <= maximum:
-            return int(value)
-        raise bad_request(f"{where}field {field} must be a whole number, not {json_type(value)}")
-    if value < 0:
-        raise bad_request(f"{where}field {field} must not be negative")
-    if value > maximum:
-        raise bad_request(f"{where}field {field} must be at most {maximum}")
-    return value
+    if type(value) is int and 0 <= value <= maximum:
+        return value
+    whole = f"a whole number of {unit}" if unit else "a whole number"
+    if isinstance(value, bool) or not isinstance(value, (int, float, JsonNumber)):
+        raise bad_request(f"{where}field {field} must be {whole}, not {json_type(value)}")
+    exact = _exact(value)
+    if exact < 0:
+        raise bad_request(f"{where}field {field} must not be negative, got {shown(value)}")
+    if exact != exact.to_integral_value():
+        raise bad_request(f"{where}field {field} must be {whole}, got {shown(value)}")
+    if exact > maximum:
+        raise bad_request(f"{where}field {field} must be at most {maximum}, got {shown(value)}")
+    return int(exact)
 
 
-def number(body: Mapping[str, Any], field: str, maximum: float) -> float:
-    """Field ``field`` as a non-negative number (0 when absent or null)."""
+def number(body: Mapping[str, Any], field: str, maximum: float, minimum: float = 0.0) -> float:
+    """
+    Field ``field`` as a number: 0 (also when absent or null), or from
+    ``minimum`` to ``maximum``.
+
+    @raise ApiError: 400 naming the field and the value otherwise.
+    """
     value = body.get(field)
     if value is None:
         return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float, JsonNumber)):
         raise bad_request(f"field {field} must be a number, not {json_type(value)}")
-    if value < 0:
-        raise bad_request(f"field {field} must not be negative")
-    if value > maximum:
-        raise bad_request(f"field {field} must be at most {maximum}")
-    return float(value)
+    exact = _exact(value)
+    if exact < 0:
+        raise bad_request(f"field {field} must not be negative, got {shown(value)}")
+    if exact > Decimal(maximum):
+        raise bad_request(f"field {field} must be at most {_plain(maximum)}, got {shown(value)}")
+    if exact == 0:
+        return 0.0
+    if exact < Decimal(str(minimum)):
+        raise bad_request(
+            f"field {field} must be 0 or at least {_plain(minimum)}, got {shown(value)}"
+        )
+    return float(value) if isinstance(value, (int, float)) else float(exact)
 
 
 def query_arg(request: Any, name: str) -> Optional[str]:
@@ -186,21 +364,31 @@ def query_choice(request: Any, name: str, default: str, choices: tuple) -> str:
 
 
 def path_id(text: str, what: str) -> int:
-    """A positive id from a URL path segment (400 when not a number)."""
-    if not (text.isascii() and text.isdigit()):
-        raise bad_request(f"{what} must be a positive whole number, not {text[:40]!r}")
-    if len(text) > 20 or not 0 < int(text) <= MAX_ID:
-        raise bad_request(f"{what} must be a positive whole number up to {MAX_ID}")
-    return int(text)
+    """
+    An id from a URL path segment: a whole number from 0 to L{MAX_ID} (an id
+    that is not stored is then a 404).  400 when it is not a whole number,
+    negative or beyond L{MAX_ID}.
+    """
+    if text.isascii() and text.isdigit():
+        if len(text.lstrip("0")) <= 19 and int(text) <= MAX_ID:
+            return int(text)
+        raise bad_request(f"{what} must be at most {MAX_ID}, got {shown(text)}")
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+        raise bad_request(f"{what} must not be negative, got {shown(text)}")
+    raise bad_request(f"{what} must be a whole number, not {text[:40]!r}")
 
 
 __all__ = [
     "ApiError",
+    "JsonNumber",
+    "dump_json",
     "parse_json",
+    "stored_json_value",
     "json_object",
     "json_type",
     "unsigned",
     "number",
+    "shown",
     "query_arg",
     "query_int",
     "query_choice",

@@ -15,9 +15,8 @@ from fireworq.model import (
     Page,
     decode_cursor,
     encode_cursor,
-    payload_as_json_value,
 )
-from fireworq.web.body import path_id, query_arg, query_choice, query_int
+from fireworq.web.body import path_id, query_arg, query_choice, query_int, stored_json_value
 from fireworq.web.errors import bad_request, not_found
 from fireworq.web.routes import app, failed_job_json, job_json, json_response
 
@@ -162,7 +161,7 @@ class InspectRoutes:
                     "queue_name": name,
                     "category": stored.category,
                     "url": stored.url,
-                    "payload": payload_as_json_value(stored.payload) if stored.payload else None,
+                    "payload": stored_json_value(stored.payload) if stored.payload else None,
                     "run_after": 0,
                     "max_retries": stored.retry_count,
                     "retry_delay": stored.retry_delay,

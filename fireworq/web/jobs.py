@@ -5,12 +5,11 @@ Pushing jobs: ``POST /job/{category}`` (A2) and ``POST /jobs/{category}``
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, List, Tuple
 
 from fireworq.model import Job, NewJob
 from fireworq.names import InvalidName, check_category, check_worker_url
-from fireworq.web.body import json_object, json_type, parse_json, unsigned
+from fireworq.web.body import dump_json, json_object, json_type, parse_json, unsigned
 from fireworq.web.errors import bad_request
 from fireworq.web.routes import app, json_response
 
@@ -21,14 +20,15 @@ MAX_BATCH = 1000
 def decode_payload(value: Any, where: str = "") -> str:
     """
     The delivery body of a pushed ``payload`` (A2): a JSON string is sent as
-    its raw text, null or absent as nothing, anything else as its JSON text.
+    its raw text, null or absent as nothing, anything else as its compact
+    JSON text, numbers exactly as written (L{fireworq.web.body.JsonNumber}).
     """
     if value is None:
         return ""
     if isinstance(value, str):
         text = value
     else:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = dump_json(value)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -59,10 +59,10 @@ def parse_job(category: str, body: Any, where: str = "") -> Tuple[NewJob, Dict[s
         category=category,
         url=url,
         payload=decode_payload(payload, where),
-        run_after=unsigned(body, "run_after", where=where),
+        run_after=unsigned(body, "run_after", where=where, unit="seconds"),
         max_retries=unsigned(body, "max_retries", where=where),
-        retry_delay=unsigned(body, "retry_delay", where=where),
-        timeout=unsigned(body, "timeout", where=where),
+        retry_delay=unsigned(body, "retry_delay", where=where, unit="seconds"),
+        timeout=unsigned(body, "timeout", where=where, unit="seconds"),
     )
     return job, {"payload": payload}
 

@@ -14,6 +14,10 @@ from fireworq.web.routes import app, json_response
 MAX_POLLING_INTERVAL = 86_400_000
 MAX_WORKERS = 100_000
 MAX_DISPATCHES_PER_SECOND = 1_000_000.0
+#: The smallest non-zero rate: MySQL keeps the rate in a FLOAT column, where
+#: a tiny rate would read back as 0 (no throttle at all) on the other nodes.
+#: (The bounds are well inside the range of a FLOAT.)
+MIN_DISPATCHES_PER_SECOND = 0.001
 MAX_BURST_SIZE = 1_000_000
 
 
@@ -34,9 +38,13 @@ def parse_definition(
     and max_workers take the configured defaults; a throttle needs both
     max_dispatches_per_second and max_burst_size.
     """
-    polling_interval = unsigned(body, "polling_interval", maximum=MAX_POLLING_INTERVAL)
+    polling_interval = unsigned(
+        body, "polling_interval", maximum=MAX_POLLING_INTERVAL, unit="milliseconds"
+    )
     max_workers = unsigned(body, "max_workers", maximum=MAX_WORKERS)
-    rate = number(body, "max_dispatches_per_second", MAX_DISPATCHES_PER_SECOND)
+    rate = number(
+        body, "max_dispatches_per_second", MAX_DISPATCHES_PER_SECOND, MIN_DISPATCHES_PER_SECOND
+    )
     burst = unsigned(body, "max_burst_size", maximum=MAX_BURST_SIZE)
     if rate > 0 and burst == 0:
         raise bad_request("field max_burst_size is required (and positive) with max_dispatches_per_second")
@@ -53,13 +61,25 @@ def parse_definition(
     )
 
 
+def definition_json(definition: QueueDefinition) -> Dict[str, Any]:
+    """
+    A definition as the queue API shows it (A3), a whole rate without
+    ".0" (C{3}, not C{3.0}), as the original server writes it.
+    """
+    out = definition.to_json()
+    rate = out.get("max_dispatches_per_second")
+    if isinstance(rate, float) and rate.is_integer():
+        out["max_dispatches_per_second"] = int(rate)
+    return out
+
+
 class QueueRoutes:
     """Routes that define queues and show their state."""
 
     @app.route("/queues", methods=["GET"])
     def list_queues(self, request: Any) -> Any:
         d = self.manager.repository.list_queues()
-        d.addCallback(lambda queues: json_response(request, [q.to_json() for q in queues]))
+        d.addCallback(lambda queues: json_response(request, [definition_json(q) for q in queues]))
         return d
 
     @app.route("/queues/stats", methods=["GET"])
@@ -72,7 +92,7 @@ class QueueRoutes:
     @app.route("/queue/<name>", methods=["GET"])
     def get_queue(self, request: Any, name: str) -> Any:
         d = self.manager.repository.find_queue(name)
-        d.addCallback(lambda q: json_response(request, _found(q, name).to_json()))
+        d.addCallback(lambda q: json_response(request, definition_json(_found(q, name))))
         return d
 
     @app.route("/queue/<name>", methods=["PUT"])
@@ -84,13 +104,13 @@ class QueueRoutes:
             self.config.queue_default_max_workers,
         )
         d = self.manager.put_queue(definition)
-        d.addCallback(lambda q: json_response(request, q.to_json()))
+        d.addCallback(lambda q: json_response(request, definition_json(q)))
         return d
 
     @app.route("/queue/<name>", methods=["DELETE"])
     def delete_queue(self, request: Any, name: str) -> Any:
         d = self.manager.delete_queue(name)
-        d.addCallback(lambda q: json_response(request, _found(q, name).to_json()))
+        d.addCallback(lambda q: json_response(request, definition_json(_found(q, name))))
         return d
 
     @app.route("/queue/<name>/node", methods=["GET"])

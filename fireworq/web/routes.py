@@ -5,14 +5,14 @@ they share to render JSON.
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
+import time
 from typing import Any, Dict
 
 from klein import Klein
 from werkzeug.routing import PathConverter
 
-from fireworq.model import FailedJob, Job, payload_as_json_value
+from fireworq.model import FailedJob, Job
+from fireworq.web.body import dump_json, stored_json_value
 
 #: The Klein application of the API.  Route modules decorate methods of
 #: mixin classes with it; L{fireworq.web.app.FireworqAPI} combines them.
@@ -33,12 +33,10 @@ class CategoryConverter(PathConverter):
 
 app.url_map.converters["category"] = CategoryConverter
 
-_LOCAL = datetime.now(timezone.utc).astimezone().tzinfo
-
 
 def json_response(request: Any, value: Any) -> bytes:
     """Answer with ``value`` as JSON (with a Content-Length: no chunking)."""
-    body = json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    body = dump_json(value).encode("utf-8")
     request.setHeader(b"Content-Type", b"application/json")
     request.setHeader(b"Content-Length", b"%d" % len(body))
     return body
@@ -46,21 +44,28 @@ def json_response(request: Any, value: Any) -> bytes:
 
 def timestamp(ms: int) -> str:
     """
-    An RFC 3339 time with milliseconds and the server's UTC offset, e.g.
+    An RFC 3339 time with milliseconds and the server's UTC offset at that
+    moment (so daylight saving time is followed), e.g.
     ``2017-06-26T00:51:54.537+09:00`` (``Z`` for UTC).
     """
-    moment = datetime.fromtimestamp(ms / 1000.0, _LOCAL)
-    text = moment.isoformat(timespec="milliseconds")
-    if text.endswith("+00:00"):
-        text = text[:-6] + "Z"
-    return text
+    seconds, millis = divmod(ms, 1000)
+    t = time.localtime(seconds)
+    text = "%04d-%02d-%02dT%02d:%02d:%02d.%03d" % (
+        t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, millis,
+    )
+    offset = t.tm_gmtoff
+    if offset == 0:
+        return text + "Z"
+    sign = "+" if offset > 0 else "-"
+    minutes = abs(offset) // 60
+    return "%s%s%02d:%02d" % (text, sign, minutes // 60, minutes % 60)
 
 
 def job_json(job: Job) -> Dict[str, Any]:
     """A job in a queue, as the inspection API shows it (A5)."""
     out: Dict[str, Any] = {"id": job.id, "category": job.category, "url": job.url}
     if job.payload:
-        out["payload"] = payload_as_json_value(job.payload)
+        out["payload"] = stored_json_value(job.payload)
     out.update(
         {
             "status": job.status,
@@ -84,7 +89,7 @@ def failed_job_json(failed: FailedJob) -> Dict[str, Any]:
         "url": failed.url,
     }
     if failed.payload:
-        out["payload"] = payload_as_json_value(failed.payload)
+        out["payload"] = stored_json_value(failed.payload)
     out.update(
         {
             "result": failed.result.to_json(),
