@@ -34,7 +34,7 @@ from fireworq.model import (
     job_ids,
     sort_key,
 )
-from fireworq.store.interface import ILeaseStore, NodeInfo, StoreUnavailable
+from fireworq.store.interface import ILeaseStore, JobTooLarge, NodeInfo, StoreUnavailable
 from fireworq.store.mysql import MySQLJobStore, MySQLLeaseStore, open_mysql
 from fireworq.store.mysql.driver import available_drivers
 from fireworq.store.mysql.lease import FIRST_EPOCH
@@ -544,6 +544,48 @@ class ConnectionLossTests(_MySQLCase):
         await self.assertFailure(store.ping(), StoreUnavailable)
 
 
+class SessionTests(_MySQLCase):
+    """What every connection is set up with, and jobs too large for a statement."""
+
+    async def session(self, store: MySQLJobStore, *names: str) -> tuple:
+        def work(cursor: Any) -> tuple:
+            cursor.execute("SELECT " + ", ".join(f"@@SESSION.{n}" for n in names))
+            return cursor.fetchone()
+
+        return await store._pool.run(work, idempotent=True, what="read session variables")
+
+    async def test_dsn_system_variables_are_set(self) -> None:
+        db = self.database()
+        dsn = db.dsn + ("&" if "?" in db.dsn else "?") + "wait_timeout=321&sql_mode=%27NO_ZERO_DATE%27&parseTime=true"
+        store, _, _ = await self.stores(dsn)
+        wait_timeout, sql_mode, isolation = await self.session(
+            store, "wait_timeout", "sql_mode", "tx_isolation"
+        )
+        self.assertEqual(int(wait_timeout), 321)
+        # The store's own needs come after the DSN's: strict mode is added,
+        # the isolation level is READ COMMITTED.
+        self.assertEqual(set(str(sql_mode).split(",")), {"NO_ZERO_DATE", "STRICT_TRANS_TABLES"})
+        self.assertEqual(isolation, "READ-COMMITTED")
+
+    async def test_unknown_variable_is_a_clear_error(self) -> None:
+        db = self.database()
+        dsn = db.dsn + ("&" if "?" in db.dsn else "?") + "no_such_variable=1"
+        store, _, _ = open_mysql(dsn, None, reactor)
+        self.addCleanup(store.stop)
+        error = await self.assertFailure(store.start(), StoreUnavailable)
+        self.assertIn("no_such_variable", str(error))
+
+    async def test_job_larger_than_a_statement_is_refused(self) -> None:
+        db = self.database()
+        store, _, _ = await self.stores(db.dsn)
+        (packet,) = await self.session(store, "max_allowed_packet")
+        big = "x" * int(packet)
+        with self.assertRaises(JobTooLarge) as caught:
+            await store.push([PushEntry("q", job("small")), PushEntry("q", job(big))])
+        self.assertIn("max_allowed_packet", str(caught.exception))
+        self.assertEqual(await store.count_jobs("q"), JobCounts())
+
+
 class MySQLLeaseTests(_MySQLCase):
     """Lease rows on the database clock (B2)."""
 
@@ -607,6 +649,39 @@ class MySQLLeaseTests(_MySQLCase):
         await store.complete("q", [Completion(mine, CompletionKind.SUCCESS, Result("success"))], grant.epoch)
         self.assertEqual(await store.count_jobs("q"), JobCounts(grabbed=4))
 
+
+    async def test_grab_waits_for_a_takeover_in_progress(self) -> None:
+        """
+        A grab under the current epoch that meets a takeover not yet
+        committed waits for it and then grabs nothing: it never leaves jobs
+        grabbed under an epoch the new holder has already recovered.
+        """
+        import threading
+
+        db = self.database()
+        store, _, leases = await self.stores(db.dsn, fence=True)
+        await store.push([PushEntry("q", job(str(i))) for i in range(3)])
+        grant = await leases.acquire("q", self.A, 60000)
+        updated, release = threading.Event(), threading.Event()
+
+        def takeover() -> None:
+            conn = self.server.admin_connect(db.name)
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute("UPDATE fireworq_lease SET epoch = epoch + 1, holder = 'node-b' WHERE name = 'q'")
+                    updated.set()
+                    release.wait(10)
+                conn.commit()
+            finally:
+                conn.close()
+
+        taking = threads.deferToThread(takeover)
+        await threads.deferToThread(updated.wait, 10)
+        grabbing = store.grab("q", 10, grant.epoch)
+        reactor.callLater(0.3, release.set)
+        self.assertEqual(await grabbing, [])
+        await taking
+        self.assertEqual(await store.count_jobs("q"), JobCounts(waiting=3))
 
     async def test_fenced_direct_pushes(self) -> None:
         """A job is stored grabbed only under the queue's current lease epoch."""

@@ -39,6 +39,13 @@ class StoreUnavailable(Exception):
     """
 
 
+class JobTooLarge(ValueError):
+    """
+    A job is larger than the store can hold (MySQL: a row must fit in one
+    statement of ``max_allowed_packet`` bytes).  The HTTP API answers 413.
+    """
+
+
 class CommitOutcomeUnknown(StoreUnavailable):
     """
     The connection was lost while committing: the change may or may not have

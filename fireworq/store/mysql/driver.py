@@ -86,7 +86,7 @@ class Driver:
             user=dsn.user,
             password=dsn.password,
             database=dsn.database,
-            charset=dsn.charset or "utf8mb4",
+            charset="utf8mb4",  # the tables are binary: always send UTF-8 (see dsn.py)
             autocommit=False,
         )
         if dsn.unix_socket:

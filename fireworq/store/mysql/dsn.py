@@ -4,22 +4,46 @@ Data source names in the Go MySQL driver's syntax (A8):
     [user[:password]@][net[(address)]]/dbname[?param=value&...]
 
 with ``net`` ``tcp`` (address ``host:port``, default ``localhost:3306``) or
-``unix`` (address a socket path).  The parameters this server honours are
-``charset``, ``timeout`` (connect), ``readTimeout`` and ``writeTimeout`` (Go
-durations such as ``5s`` or ``500ms``) and ``tls`` (``true``,
-``skip-verify``, ``false``); others are accepted and ignored.
+``unix`` (address a socket path).  As in the Go driver:
+
+  - ``timeout`` (connect), ``readTimeout`` and ``writeTimeout`` are Go
+    durations (``5s``, ``500ms``, ``1m30s``);
+  - ``tls`` is ``true``, ``skip-verify``, ``preferred`` or ``false``;
+  - ``charset`` is accepted, but text is always exchanged as utf8mb4: the
+    tables are binary, and the original server stored the UTF-8 bytes of
+    every string whatever the connection's character set;
+  - a parameter that is not one of the driver's own options is a session
+    system variable, set with ``SET <name>=<value>`` on every new connection
+    (``wait_timeout=600``, ``sql_mode='...'``) -- except the few the store
+    must control (isolation level, time zone), which it sets afterwards;
+  - the driver's other options (``parseTime``, ``loc``, ...) are accepted and
+    have no effect here.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 from urllib.parse import unquote
 
 import attr
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^(?:\d+(?:\.\d*)?(?:ns|us|\u00b5s|ms|s|m|h))+$")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?)(ns|us|\u00b5s|ms|s|m|h)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+#: Parameters of the Go driver itself: everything else in a DSN's query is a
+#: session system variable.
+DRIVER_OPTIONS = frozenset({
+    "allowAllFiles", "allowCleartextPasswords", "allowFallbackToPlaintext",
+    "allowNativePasswords", "allowOldPasswords", "charset", "checkConnLiveness",
+    "clientFoundRows", "collation", "columnsWithAlias", "connectionAttributes",
+    "interpolateParams", "loc", "maxAllowedPacket", "multiStatements", "parseTime",
+    "readTimeout", "rejectReadOnly", "serverPubKey", "timeTruncate", "timeout", "tls",
+    "writeTimeout",
+})
+
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -39,6 +63,8 @@ class DSN:
     write_timeout: Optional[float] = None
     tls: str = "false"
     params: Dict[str, str] = attr.ib(factory=dict)
+    #: Session system variables to set on every connection, in DSN order.
+    variables: Tuple[Tuple[str, str], ...] = ()
 
     def masked(self, original: str) -> str:
         """``original`` with the password replaced by ``***``."""
@@ -51,10 +77,22 @@ class DSN:
 
 
 def _duration(name: str, text: str) -> float:
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"parameter {name}={text!r} is not a duration like 5s or 500ms")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    if not _DURATION.match(text):
+        raise ValueError(f"parameter {name}={text!r} is not a duration like 5s, 500ms or 1m30s")
+    return sum(float(number) * _UNITS[unit] for number, unit in _DURATION_PART.findall(text))
+
+
+def _variables(params: Dict[str, str]) -> Tuple[Tuple[str, str], ...]:
+    variables = []
+    for name, value in params.items():
+        if name in DRIVER_OPTIONS:
+            continue
+        if not _VARIABLE_NAME.match(name):
+            raise ValueError(f"parameter {name!r} is neither a driver option nor a system variable name")
+        if not value or ";" in value:
+            raise ValueError(f"parameter {name}={value!r} is not a value a system variable can be set to")
+        variables.append((name, value))
+    return tuple(variables)
 
 
 def parse_dsn(text: str) -> DSN:
@@ -137,4 +175,5 @@ def parse_dsn(text: str) -> DSN:
         write_timeout=_duration("writeTimeout", params["writeTimeout"]) if "writeTimeout" in params else None,
         tls=tls,
         params=params,
+        variables=_variables(params),
     )

@@ -38,7 +38,7 @@ from fireworq.model import (
     PageKey,
     PushEntry,
 )
-from fireworq.store.interface import IJobStore, StoreUnavailable
+from fireworq.store.interface import IJobStore, JobTooLarge, StoreUnavailable
 from fireworq.store.memory import check_storable, failure_result_text
 from fireworq.store.mysql.pool import CommitOutcomeUnknown, MySQLPool
 from fireworq.store.mysql.rows import (
@@ -63,6 +63,10 @@ INSERT_CHUNK_BYTES = 4 << 20
 
 #: Bytes a row costs in an INSERT besides its text columns (numbers, quotes).
 _ROW_OVERHEAD = 96
+
+#: Bytes of a statement besides its one row: a row must leave this much of
+#: max_allowed_packet free (the statement's text, escaping).
+_PACKET_MARGIN = 4096
 
 
 def _chunks(rows: Sequence[Tuple[Any, ...]], sizes: Sequence[int], limit: int) -> List[Sequence[Tuple[Any, ...]]]:
@@ -245,6 +249,12 @@ class MySQLJobStore:
                         len(job.payload.encode("utf-8")) + len(job.url.encode("utf-8"))
                         + len(job.category.encode("utf-8")) + _ROW_OVERHEAD
                     )
+                largest = max(sizes)
+                if largest > settings.max_allowed_packet - _PACKET_MARGIN:
+                    raise JobTooLarge(
+                        f"a job of {largest} bytes does not fit in one statement to the database "
+                        f"(its max_allowed_packet is {settings.max_allowed_packet} bytes)"
+                    )
                 for chunk in _chunks(rows, sizes, limit):
                     first = self._insert(
                         cursor, queue_name, [(job, grabber) for _, job, grabber in chunk], now
@@ -339,8 +349,12 @@ class MySQLJobStore:
         def work(cursor: Any) -> List[Job]:
             del selected[:]
             if self._fence:
+                # A shared lock on the lease row: a takeover (which updates
+                # the row) waits for this grab's commit and then recovers
+                # what it grabbed, so nothing stays grabbed under an old epoch.
                 cursor.execute(
-                    f"SELECT epoch FROM `fireworq_lease` WHERE name = %s AND expires_at > {NOW_MS}",
+                    f"SELECT epoch FROM `fireworq_lease` WHERE name = %s AND expires_at > {NOW_MS} "
+                    "LOCK IN SHARE MODE",
                     (queue_name,),
                 )
                 row = cursor.fetchone()

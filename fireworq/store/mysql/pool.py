@@ -93,6 +93,7 @@ class MySQLPool(adbapi.ConnectionPool):
         self.driver = driver
         self.dsn_info = dsn
         self.size = size
+        self._variables = dsn.variables
         self._info: Dict[int, _ConnectionInfo] = {}
         self._pending: Set[Deferred] = set()
         self._closed = False
@@ -123,7 +124,14 @@ class MySQLPool(adbapi.ConnectionPool):
     def _setup_connection(self, conn: Any) -> None:
         cursor = conn.cursor()
         try:
+            # The DSN's system variables first (as the Go driver sets them),
+            # then what the store relies on, which they must not change.
+            for name, value in self._variables:
+                cursor.execute(f"SET SESSION {name} = {value}")
             cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.execute(
+                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), 'STRICT_TRANS_TABLES')"
+            )
             cursor.execute(
                 "SET SESSION time_zone = '+00:00', "
                 f"SESSION innodb_lock_wait_timeout = {LOCK_WAIT_TIMEOUT}"
