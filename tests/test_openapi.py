@@ -366,7 +366,8 @@ class ConformanceTests(SynchronousTestCase):
         self.assertEqual(self.call("GET", "/queues/stats")[0], 200)
         self.assertEqual(self.call("PUT", "/queue/q3", {"max_workers": -1})[0], 400)
         self.assertEqual(self.call("PUT", "/queue/q-1", {})[0], 200)
-        self.assertEqual(self.call("PUT", "/queue/q.1", {})[0], 400)
+        self.assertEqual(self.call("PUT", "/queue/q.1", {})[0], 200)
+        self.assertEqual(self.call("PUT", "/queue/" + "q" * 256, {})[0], 400)
         self.assertEqual(self.call("DELETE", "/queue/q1")[0], 200)
         for path in ("/queue/q1", "/queue/q1/node", "/queue/q1/stats"):
             self.assertEqual(self.call("GET", path)[0], 404)

@@ -50,8 +50,6 @@ def parse_definition(
         raise bad_request("field max_burst_size is required (and positive) with max_dispatches_per_second")
     if burst > 0 and rate == 0:
         raise bad_request("field max_burst_size cannot be set without max_dispatches_per_second")
-    if rate > 0:
-        polling_interval = 100
     return QueueDefinition(
         name=name,
         polling_interval=polling_interval or default_polling_interval,
