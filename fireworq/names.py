@@ -16,6 +16,9 @@ from fireworq.model import NAME_MAX_BYTES
 #: Bytes a worker URL may take (the ``url`` column is a BLOB).
 URL_MAX_BYTES = 65535
 
+#: Bytes a job's payload may take (the ``payload`` column is a MEDIUMBLOB).
+PAYLOAD_MAX_BYTES = (1 << 24) - 1
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TABLE_UNSAFE = re.compile(r"[^0-9a-z_]")
 

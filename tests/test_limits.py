@@ -318,6 +318,32 @@ class BodySizeTests(InProcessTestCase):
         yield self.accepted("GET", "/health")
 
 
+class PayloadSizeTests(InProcessTestCase):
+    """A payload must fit the payload column (16 MiB - 1) whatever max_request_body allows."""
+
+    settings = {"driver": "in-memory", "queue_default": "default", "max_request_body": str(64 << 20)}
+
+    @inlineCallbacks
+    def test_payload_over_the_column_is_413_naming_payload(self):
+        big = "x" * (1 << 24)
+        message = yield self.refused(413, "POST", "/job/big", {"url": "http://w.test/", "payload": big},
+                                     mentions="payload")
+        self.assertIn(str((1 << 24) - 1), message)
+        message = yield self.refused(413, "POST", "/jobs/big", [{"url": "http://w.test/"},
+                                                                {"url": "http://w.test/", "payload": big}],
+                                     mentions="job [1]")
+        counts = yield self.store.count_jobs("default")
+        self.assertEqual(counts.waiting + counts.deferred + counts.grabbed, 0)
+
+    @inlineCallbacks
+    def test_payload_at_the_column_size_is_accepted(self):
+        payload = "x" * ((1 << 24) - 1)
+        answer = yield self.accepted("POST", "/job/big", {"url": "http://w.test/", "payload": payload,
+                                                          "run_after": 3600})
+        job = yield self.store.find_job("default", answer["id"])
+        self.assertEqual(len(job.payload), (1 << 24) - 1)
+
+
 class NameTests(InProcessTestCase):
     """Categories and queue names: 255 bytes of UTF-8, no control characters."""
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any, Dict, List, Tuple
 
 from fireworq.model import Job, NewJob
-from fireworq.names import InvalidName, check_category, check_worker_url
+from fireworq.names import PAYLOAD_MAX_BYTES, InvalidName, check_category, check_worker_url
 from fireworq.web.body import dump_json, json_object, json_type, parse_json, unsigned
-from fireworq.web.errors import bad_request
+from fireworq.web.errors import ApiError, bad_request
 from fireworq.web.routes import app, json_response
 
 #: Most jobs one batch push may carry (B6).
@@ -30,9 +30,13 @@ def decode_payload(value: Any, where: str = "") -> str:
     else:
         text = dump_json(value)
     try:
-        text.encode("utf-8")
+        size = len(text.encode("utf-8"))
     except UnicodeEncodeError:
         raise bad_request(f"{where}field payload contains text that is not valid Unicode")
+    if size > PAYLOAD_MAX_BYTES:
+        raise ApiError(
+            413, f"{where}field payload is {size} bytes; a job's payload may take at most {PAYLOAD_MAX_BYTES} bytes"
+        )
     return text
 
 
