@@ -9,9 +9,11 @@ start-up with one line naming the setting (see L{ConfigError}).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from typing import Dict, Mapping, Optional, Tuple
+import socket
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 import attr
 
@@ -126,10 +128,18 @@ class Config:
     raw: Mapping[str, str] = attr.ib(factory=dict, repr=False)
 
     def settings(self) -> Dict[str, str]:
-        """The effective configuration as strings, secrets masked (A7)."""
+        """
+        The effective configuration as strings, secrets masked (A7): what
+        the server really uses, so inherited and defaulted values are
+        resolved (``dispatch_user_agent`` is ``Fireworq/<version>``,
+        ``dispatch_keep_alive`` follows ``keep_alive``, the job and
+        definition DSNs follow ``mysql_dsn``, levels are names).  A log path
+        stays empty when the log goes to a standard stream, so that every
+        value can be given back as a setting.
+        """
         out: Dict[str, str] = {}
         for setting in SETTINGS:
-            value = self.raw.get(setting.name, "")
+            value = self._effective(setting.name)
             if setting.secret and value:
                 try:
                     value = parse_dsn(value).masked(value)
@@ -137,6 +147,18 @@ class Config:
                     value = "***"
             out[setting.name] = value
         return out
+
+    def _effective(self, name: str) -> str:
+        """The value of setting ``name`` as the server uses it, as a string."""
+        if name == "bind":
+            host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
+            return f"{host}:{self.bind_port}"
+        value = getattr(self, name, None)
+        if value is None:
+            return self.raw.get(name, "")
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
 
 
 def _bool(name: str, text: str) -> bool:
@@ -293,3 +315,73 @@ def load(
         raw=raw,
     )
 
+
+
+#: The signature of L{socket.getaddrinfo}, replaceable in tests.
+Resolver = Callable[..., Any]
+
+
+def check_resources(config: Config, resolve: Resolver = socket.getaddrinfo) -> None:
+    """
+    Check what the settings of ``config`` name outside the process, before
+    the server starts: the ``bind`` host resolves, every log file can be
+    opened for appending (it is created if missing), the ``pid`` file can be
+    written and the ``sqlite_path`` database can be created or opened.
+    L{load} only parses values; this looks at the host it runs on (and
+    creates the log files), so the server calls it once, at start-up.
+
+    @param resolve: L{socket.getaddrinfo}, or a stand-in.
+    @raise ConfigError: for the first setting that cannot be used.
+    """
+    _check_bind_host(config, resolve)
+    for name in ("error_log", "access_log", "queue_log"):
+        path = getattr(config, name)
+        if path:
+            _check_appendable(name, path)
+    if config.pid:
+        _check_writable_file("pid", config.pid, "pid file")
+    if config.driver == "sqlite":
+        _check_writable_file("sqlite_path", config.sqlite_path, "database")
+
+
+def _check_bind_host(config: Config, resolve: Resolver) -> None:
+    host = config.bind_host
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    try:
+        found = resolve(host, config.bind_port, 0, socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise ConfigError("bind", config.raw.get("bind", host), f"cannot resolve the host {host!r}: {reason}")
+    if not found:
+        raise ConfigError("bind", config.raw.get("bind", host), f"the host {host!r} has no address")
+
+
+def _check_appendable(name: str, path: str) -> None:
+    """Open ``path`` for appending (creating it) and close it again."""
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        raise ConfigError(name, path, f"cannot open the file for appending: {e.strerror or e}")
+
+
+def _check_writable_file(name: str, path: str, what: str) -> None:
+    """
+    ``path`` is a file the server creates or rewrites, with companions in
+    its directory (a sqlite database's journal and lock files): its
+    directory must exist and be writable, and the file, when it exists,
+    must be a writable regular file.  Nothing is created.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ConfigError(name, path, f"the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(name, path, f"the directory {directory} is not writable")
+    if os.path.isdir(path):
+        raise ConfigError(name, path, f"is a directory, not a {what} file")
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        raise ConfigError(name, path, f"the {what} file is not writable")

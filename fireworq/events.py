@@ -6,8 +6,11 @@ events through L{IQueueEvents}.
 
 from __future__ import annotations
 
-from typing import List, Sequence
+import time
+from typing import Callable, Dict, List, Sequence, Tuple
 
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import Interface, implementer
 
 from fireworq.model import Completion, Job
@@ -31,23 +34,72 @@ class IQueueEvents(Interface):
 
 @implementer(IQueueEvents)
 class EventFanout:
-    """Tells every registered observer about each event."""
+    """
+    Tells every registered observer about each event.
 
-    def __init__(self, observers: Sequence[IQueueEvents] = ()) -> None:
+    An observer that raises does not keep the event from the others, nor
+    from whoever reported it (a push is answered and its jobs are handed to
+    the dispatcher whatever the observers do): its failure is logged with
+    the traceback, then at most once every L{report_interval} seconds per
+    observer, with the number of failures not logged in between.
+    """
+
+    #: Seconds between two logged failures of the same observer.
+    report_interval = 60.0
+
+    _log = Logger()
+
+    def __init__(
+        self,
+        observers: Sequence[IQueueEvents] = (),
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.observers: List[IQueueEvents] = list(observers)
+        self._now = now
+        #: Per observer (by id): when its next failure may be logged, and
+        #: how many failures were not logged since the last one.
+        self._quiet: Dict[int, Tuple[float, int]] = {}
 
     def add(self, observer: IQueueEvents) -> None:
         """Register one more observer."""
         self.observers.append(observer)
 
+    def _failed(self, observer: IQueueEvents, event: str, queue_name: str) -> None:
+        now = self._now()
+        next_report, suppressed = self._quiet.get(id(observer), (0.0, 0))
+        if now < next_report:
+            self._quiet[id(observer)] = (next_report, suppressed + 1)
+            return
+        self._quiet[id(observer)] = (now + self.report_interval, 0)
+        text = "Event observer {observer} failed on {event} of queue {queue}"
+        if suppressed:
+            text += " ({suppressed} more failures of it since the last report were not logged)"
+        self._log.failure(
+            text,
+            Failure(),
+            observer=type(observer).__name__,
+            event=event,
+            queue=queue_name,
+            suppressed=suppressed,
+        )
+
     def pushed(self, queue_name: str, jobs: Sequence[Job]) -> None:
         for observer in self.observers:
-            observer.pushed(queue_name, jobs)
+            try:
+                observer.pushed(queue_name, jobs)
+            except Exception:
+                self._failed(observer, "pushed", queue_name)
 
     def popped(self, queue_name: str, jobs: Sequence[Job]) -> None:
         for observer in self.observers:
-            observer.popped(queue_name, jobs)
+            try:
+                observer.popped(queue_name, jobs)
+            except Exception:
+                self._failed(observer, "popped", queue_name)
 
     def finished(self, queue_name: str, completion: Completion, duration: float) -> None:
         for observer in self.observers:
-            observer.finished(queue_name, completion, duration)
+            try:
+                observer.finished(queue_name, completion, duration)
+            except Exception:
+                self._failed(observer, "finished", queue_name)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import ILogObserver, LogLevel, formatEvent
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fireworq.events import IQueueEvents
@@ -34,9 +36,24 @@ _TWISTED_LEVELS = {
 }
 
 
+_log = Logger()
+
+
 def now_ms() -> int:
     """Milliseconds since the epoch."""
     return int(time.time() * 1000)
+
+
+def _report_to_stderr(message: str) -> None:
+    """Write ``message`` to the process's original standard error, if it can."""
+    stream = sys.__stderr__
+    if stream is None:
+        return
+    try:
+        stream.write(f"fireworq: {message}\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 class LogFile:
@@ -46,35 +63,105 @@ class LogFile:
     the file is first used (so after twistd has daemonized and redirected
     ``sys.stdout``).  Lines are buffered; L{LogFiles} flushes them
     periodically.
+
+    Writing never raises: a log that cannot be opened or written (its
+    directory removed, the disk full) drops its lines, tells ``report``
+    once (until it works again, when it tells that too), and tries to open
+    the file again at most every L{retry_interval} seconds.
     """
 
-    def __init__(self, path: str, fd: int) -> None:
+    #: Seconds between attempts to open a file that could not be opened.
+    retry_interval = 1.0
+
+    def __init__(
+        self,
+        path: str,
+        fd: int,
+        report: Callable[[str], None] = _report_to_stderr,
+        now: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.path = path
         self.fd = fd
         self._file: Optional[IO[str]] = None
+        self._report = report
+        self._now = now
+        self._retry_at = 0.0
+        #: Whether the last attempt to open, write or flush failed.
+        self.failing = False
+
+    @property
+    def name(self) -> str:
+        """The path, or the standard stream, for messages."""
+        return self.path or ("standard error" if self.fd == 2 else "standard output")
 
     def _open(self) -> IO[str]:
         if self.path:
             return open(self.path, "a", encoding="utf-8", buffering=65536)
         return open(os.dup(self.fd), "w", encoding="utf-8", buffering=65536)
 
+    def _failed(self, doing: str, error: BaseException) -> None:
+        if self.failing:
+            return
+        # Set first: the report may log, and so write to this very file.
+        self.failing = True
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        self._report(
+            f"cannot {doing} the log file {self.name}: {reason}; "
+            "its lines are dropped until it can be written again"
+        )
+
+    def _recovered(self) -> None:
+        if self.failing:
+            self.failing = False
+            self._report(f"the log file {self.name} can be written again")
+
+    def _ensure_open(self) -> Optional[IO[str]]:
+        if self._file is None:
+            if self._now() < self._retry_at:
+                return None
+            try:
+                self._file = self._open()
+            except (OSError, ValueError) as e:
+                self._retry_at = self._now() + self.retry_interval
+                self._failed("open", e)
+                return None
+        return self._file
+
     def reopen(self) -> None:
         """Close and open the file again (after it was rotated)."""
         if not self.path and self._file is not None:
             self.flush()
             return
-        old, self._file = self._file, self._open()
+        try:
+            new = self._open()
+        except (OSError, ValueError) as e:
+            if self._file is None:
+                self._retry_at = self._now() + self.retry_interval
+                self._failed("open", e)
+            else:  # keep writing to the file opened before
+                reason = getattr(e, "strerror", None) or str(e)
+                self._report(
+                    f"cannot reopen the log file {self.name}: {reason}; "
+                    "still writing to the file opened before"
+                )
+            return
+        old, self._file = self._file, new
         if old is not None:
-            old.close()
+            try:
+                old.close()
+            except (OSError, ValueError):
+                pass
+        self._recovered()
 
     def write_line(self, line: str) -> None:
-        """Append one line."""
-        if self._file is None:
-            self._file = self._open()
+        """Append one line (or drop it, when the file cannot be written)."""
+        output = self._ensure_open()
+        if output is None:
+            return
         try:
-            self._file.write(line + "\n")
-        except (OSError, ValueError):
-            pass
+            output.write(line + "\n")
+        except (OSError, ValueError) as e:
+            self._failed("write", e)
 
     def flush(self) -> None:
         """Push buffered lines to the operating system."""
@@ -82,8 +169,10 @@ class LogFile:
             return
         try:
             self._file.flush()
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError) as e:
+            self._failed("write", e)
+        else:
+            self._recovered()
 
     def close(self) -> None:
         """Flush and close."""
@@ -91,28 +180,54 @@ class LogFile:
             self.flush()
             try:
                 self._file.close()
-            except OSError:
+            except (OSError, ValueError):
                 pass
             self._file = None
 
 
 class LogFiles:
-    """All log files of the process: flushed periodically, reopened together."""
+    """
+    All log files of the process: flushed periodically, reopened together.
 
-    def __init__(self, clock: IReactorTime, flush_interval: float = 0.2) -> None:
+    A file that cannot be written is reported once through ``report``; by
+    default to the error log (the L{Logger} of this module) and, for the
+    error log itself (which cannot carry its own trouble), to the process's
+    original standard error.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        flush_interval: float = 0.2,
+        report: Optional[Callable[[LogFile, str], None]] = None,
+    ) -> None:
         self._files: List[LogFile] = []
         self._flusher = LoopingCall(self.flush)
         self._flusher.clock = clock
         self._flush_interval = flush_interval
+        self._report = report if report is not None else self._default_report
+        #: The file of the error log, once L{open_error_log} opened it.
+        self.error_log: Optional[LogFile] = None
+
+    def _default_report(self, log_file: LogFile, message: str) -> None:
+        if log_file is self.error_log or self.error_log is None or self.error_log.failing:
+            _report_to_stderr(message)
+        else:
+            _log.error("{problem}", problem=message)
 
     def open(self, path: str, fd: int) -> LogFile:
         """The log file of ``path`` (or of standard stream ``fd`` when empty)."""
         for existing in self._files:
             if existing.path == path and (path or existing.fd == fd):
                 return existing
-        log_file = LogFile(path, fd)
+        log_file = LogFile(path, fd, report=lambda message: self._report(log_file, message))
         self._files.append(log_file)
         return log_file
+
+    def open_error_log(self, path: str) -> LogFile:
+        """The error log's file (standard error when ``path`` is empty)."""
+        self.error_log = self.open(path, 2)
+        return self.error_log
 
     def start(self) -> None:
         """Begin periodic flushing."""
@@ -127,10 +242,7 @@ class LogFiles:
     def reopen(self) -> None:
         """Reopen every file (SIGUSR1)."""
         for log_file in self._files:
-            try:
-                log_file.reopen()
-            except OSError:
-                pass
+            log_file.reopen()
 
     def close(self) -> None:
         """Stop flushing and close every file."""
@@ -138,6 +250,24 @@ class LogFiles:
             self._flusher.stop()
         for log_file in self._files:
             log_file.close()
+
+
+def log_failure(logger: Logger, format: str, **fields: Any) -> Callable[[Failure], None]:
+    """
+    An errback that logs the failure it gets through ``logger`` as
+    ``format`` (a L{twisted.logger} format string, filled from ``fields``)
+    with its traceback, and swallows it::
+
+        d.addErrback(log_failure(self._log, "Cannot stop queue {queue}", queue=name))
+
+    (``d.addErrback(self._log.failure, "...")`` would pass the failure as
+    the format string and lose both the message and the traceback.)
+    """
+
+    def errback(failure: Failure) -> None:
+        logger.failure(format, failure, **fields)
+
+    return errback
 
 
 def _dumps(record: Dict[str, Any]) -> str:

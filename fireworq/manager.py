@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 
 from fireworq.dispatch.dispatcher import QueueDispatcher
 from fireworq.events import IQueueEvents
+from fireworq.logging import log_failure
 from fireworq.model import FailedJob, Job, NewJob, PushEntry, QueueDefinition, Routing
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
@@ -109,7 +110,7 @@ class QueueManager(MultiService):
         self._watcher = LoopingCall(self.refresh)
         self._watcher.clock = self._clock
         self._watcher.start(self._refresh_interval, now=True).addErrback(
-            self._log.failure, "The configuration watcher stopped"
+            log_failure(self._log, "The configuration watcher stopped")
         )
 
     def stopService(self) -> Deferred:

@@ -46,6 +46,7 @@ from zope.interface import directlyProvides, implementer, providedBy
 
 from fireworq import __version__
 from fireworq.events import IQueueEvents
+from fireworq.logging import log_failure
 from fireworq.model import Completion, CompletionKind, Job, JobCounts, ResultStatus
 
 #: Seconds between two background counts of the jobs of every queue.
@@ -498,7 +499,7 @@ class Metrics(Service):
         self._loop = LoopingCall(self.refresh_queue_counts)
         self._loop.clock = self._clock
         self._loop.start(self.refresh_interval, now=True).addErrback(
-            self._log.failure, "Counting the jobs of the queues stopped"
+            log_failure(self._log, "Counting the jobs of the queues stopped")
         )
 
     def stopService(self) -> None:

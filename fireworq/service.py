@@ -18,24 +18,26 @@ import os
 import random
 import signal
 import socket
+import sys
 import time
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import attr
 from twisted.application.internet import TCPServer
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 
 from fireworq import __version__
-from fireworq.config import Config
+from fireworq.config import Config, ConfigError
 from fireworq.dispatch.delivery import HTTPDeliverer, make_http_client, make_pool
 from fireworq.dispatch.dispatcher import QueueDispatcher
 from fireworq.dispatch.lease import IQueueLease, SoleLease
 from fireworq.events import EventFanout
-from fireworq.logging import AccessLog, ErrorLogObserver, LogFiles, QueueLog, now_ms
+from fireworq.logging import AccessLog, ErrorLogObserver, LogFiles, QueueLog, log_failure, now_ms
 from fireworq.manager import QueueManager
 from fireworq.metrics import Metrics, observe_stores
 from fireworq.model import QueueDefinition
@@ -148,12 +150,36 @@ def make_node(config: Config) -> NodeInfo:
     return NodeInfo(id=f"{host}:{config.bind_port}:{os.getpid()}:{unique}", host=host)
 
 
+class StartupFailed(Exception):
+    """
+    The server cannot start (raised in daemon mode, where twistd's parent
+    process prints the message).
+    """
+
+
 class FireworqService(MultiService):
-    """One Fireworq server process."""
+    """
+    One Fireworq server process.
+
+    Start-up stops with one line naming the setting, and exit status 2,
+    when the API cannot listen on ``bind`` or the ``pid`` file cannot be
+    written (L{startup_failed}).
+    """
 
     _log = Logger()
 
-    def __init__(self, config: Config, reactor: Any = None, stores: Optional[Stores] = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        reactor: Any = None,
+        stores: Optional[Stores] = None,
+        daemon: bool = False,
+    ) -> None:
+        """
+        @param daemon: whether twistd daemonized the process (then a failure
+            to start is raised as L{StartupFailed}, for twistd to report,
+            rather than printed to a standard error that is gone).
+        """
         super().__init__()
         limit_malloc_arenas()
         if reactor is None:
@@ -162,10 +188,11 @@ class FireworqService(MultiService):
             reactor = default_reactor
         self.config = config
         self.reactor = reactor
+        self.daemon = daemon
         self.node = make_node(config)
         self.log_files = LogFiles(reactor)
         self.error_observer = ErrorLogObserver(
-            self.log_files.open(config.error_log, 2), config.error_log_level
+            self.log_files.open_error_log(config.error_log), config.error_log_level
         )
         self.stores = stores if stores is not None else open_stores(config, reactor)
         self.stats = QueueStats(reactor, now_ms)
@@ -301,11 +328,45 @@ class FireworqService(MultiService):
 
     # -- lifecycle -----------------------------------------------------------
 
+    def startup_failed(self, error: ConfigError) -> NoReturn:
+        """
+        Stop start-up because of ``error``: one line on the original
+        standard error and exit status 2 (in daemon mode, L{StartupFailed}
+        for twistd to report, and the line in the error log).
+        """
+        message = f"fireworq: {error}"
+        if self.daemon:
+            self._log.critical("{problem}", problem=message)
+            self.log_files.flush()
+            # twistd's parent prints about 60 characters of this: the essentials.
+            raise StartupFailed(f"{error.name}={error.value!r}: {error.problem}") from None
+        stream = sys.__stderr__
+        if stream is not None:
+            stream.write(message + "\n")
+            stream.flush()
+        raise SystemExit(2)
+
+    def _cannot_listen(self, error: CannotListenError) -> NoReturn:
+        reason = getattr(error.socketError, "strerror", None) or str(error.socketError)
+        self.startup_failed(
+            ConfigError("bind", self.config.raw.get("bind", ""), f"cannot listen: {reason}")
+        )
+
+    def privilegedStartService(self) -> None:
+        """Listen on ``bind`` (twistd calls this before it sheds privileges)."""
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            self._cannot_listen(e)
+
     def startService(self) -> None:
-        super().startService()
+        try:
+            super().startService()
+        except CannotListenError as e:  # not listening yet: no privilegedStartService
+            self._cannot_listen(e)
+        self._write_pid()
         tune_garbage_collector()
         self.log_files.start()
-        self._write_pid()
         self._install_signals()
         self._log.info(
             "Fireworq {version} ({driver} driver) listening on {host}:{port}",
@@ -359,14 +420,14 @@ class FireworqService(MultiService):
             self._log.info("Shutting down: finishing in-flight deliveries")
             d = maybeDeferred(self.manager.stopService)
             d.addTimeout(self.config.shutdown_timeout + 10, self.reactor)
-            d.addErrback(self._log.failure, "Error while stopping the dispatchers")
+            d.addErrback(log_failure(self._log, "Error while stopping the dispatchers"))
         if self.metrics.running:
             d.addBoth(lambda _: self.metrics.stopService())
         if self.balancer is not None:
             d.addBoth(lambda _: self.balancer.stop())
         d.addBoth(lambda _: maybeDeferred(self.web.stopService))
         d.addBoth(lambda _: self.stores.stop())
-        d.addErrback(self._log.failure, "Error while closing the store")
+        d.addErrback(log_failure(self._log, "Error while closing the store"))
         d.addBoth(self._closed)
         return d
 
@@ -393,8 +454,13 @@ class FireworqService(MultiService):
 
     def _write_pid(self) -> None:
         if self.config.pid:
-            with open(self.config.pid, "w") as f:
-                f.write(f"{os.getpid()}\n")
+            try:
+                with open(self.config.pid, "w") as f:
+                    f.write(f"{os.getpid()}\n")
+            except OSError as e:
+                self.startup_failed(
+                    ConfigError("pid", self.config.pid, f"cannot write the pid file: {e.strerror or e}")
+                )
 
     def _remove_pid(self) -> None:
         if self.config.pid:

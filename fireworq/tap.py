@@ -4,7 +4,9 @@ service maker.
 
 A bad setting, given as an option or as a ``FIREWORQ_*`` variable, stops
 start-up with one line on standard error naming the setting, and exit
-status 2.
+status 2: a value that does not parse, and (L{check_resources}) a bind host
+that does not resolve, or a log, pid or sqlite file that cannot be written.
+So does an address that cannot be listened on (see L{FireworqService}).
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Optional
 from twisted.python import usage
 
 from fireworq import __version__
-from fireworq.config import SETTINGS, Config, ConfigError, load
+from fireworq.config import SETTINGS, Config, ConfigError, Setting, check_resources, load
+
+
+def help_text(setting: Setting) -> str:
+    """The ``--help`` text of ``setting``: its description and its default."""
+    if "(default:" in setting.description:
+        return setting.description
+    return f"{setting.description} (default: {setting.default or 'none'})"
 
 
 class Options(usage.Options):
@@ -27,7 +36,9 @@ class Options(usage.Options):
         "Every option can also be given as the environment variable "
         "FIREWORQ_<NAME> (upper case, underscores); the option wins."
     )
-    optParameters = [[s.option, None, None, s.description] for s in SETTINGS]
+    # Defaults stay None so that an option not given lets its FIREWORQ_*
+    # variable through; the help text tells each default instead.
+    optParameters = [[s.option, None, None, help_text(s)] for s in SETTINGS]
 
     config: Optional[Config] = None
 
@@ -38,7 +49,9 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         try:
-            self.config = load({s.name: self[s.option] for s in SETTINGS})
+            config = load({s.name: self[s.option] for s in SETTINGS})
+            check_resources(config)
+            self.config = config
         except ConfigError as e:
             sys.stderr.write(f"fireworq: {e}\n")
             sys.stderr.flush()
@@ -50,4 +63,6 @@ def makeService(options: Options):
     from fireworq.service import FireworqService
 
     assert options.config is not None
-    return FireworqService(options.config)
+    twistd = getattr(options, "parent", None)
+    daemon = twistd is not None and not twistd.get("nodaemon", True)
+    return FireworqService(options.config, daemon=daemon)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from fireworq import __version__
-from fireworq.config import SETTINGS, ConfigError, load
+from fireworq.config import SETTINGS, ConfigError, check_resources, load
 from fireworq.store.mysql.dsn import parse_dsn
+from fireworq.tap import Options
 
 
 class LoadTests(SynchronousTestCase):
@@ -79,6 +83,139 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual(set(settings), {s.name for s in SETTINGS})
         self.assertTrue(all(isinstance(v, str) for v in settings.values()))
         self.assertEqual(settings["driver"], "sqlite")
+
+    def test_settings_show_resolved_defaults(self):
+        settings = load({}, {}).settings()
+        self.assertEqual(settings["dispatch_user_agent"], f"Fireworq/{__version__}")
+        self.assertEqual(settings["keep_alive"], "false")
+        self.assertEqual(settings["dispatch_keep_alive"], "false")
+        self.assertEqual(settings["error_log_level"], "info")
+        self.assertEqual(settings["queue_log_level"], "info")
+        self.assertEqual(settings["bind"], "127.0.0.1:8080")
+        self.assertEqual(settings["queue_default_max_workers"], "20")
+        # A log on a standard stream stays "", which is what gives it back.
+        self.assertEqual(settings["access_log"], "")
+
+    def test_settings_show_inherited_and_normalised_values(self):
+        config = load(
+            {
+                "mysql_dsn": "u:pw@tcp(db:3306)/fw",
+                "keep_alive": "yes",
+                "queue_log_level": "3",
+                "queue_default_max_workers": " 7",
+                "bind": "[::1]:9000",
+            },
+            {"DEBUG": "1"},
+        )
+        settings = config.settings()
+        self.assertEqual(settings["mysql_dsn"], "u:***@tcp(db:3306)/fw")
+        self.assertEqual(settings["queue_mysql_dsn"], "u:***@tcp(db:3306)/fw")
+        self.assertEqual(settings["repository_mysql_dsn"], "u:***@tcp(db:3306)/fw")
+        self.assertEqual((settings["keep_alive"], settings["dispatch_keep_alive"]), ("true", "true"))
+        self.assertEqual((settings["queue_log_level"], settings["error_log_level"]), ("error", "debug"))
+        self.assertEqual(settings["queue_default_max_workers"], "7")
+        self.assertEqual(settings["bind"], "[::1]:9000")
+        self.assertNotIn("pw", "".join(settings.values()))
+
+    def test_settings_mask_separate_dsns(self):
+        config = load({"queue_mysql_dsn": "q:qpw@tcp(a)/q", "repository_mysql_dsn": "r:rpw@tcp(b)/r"}, {})
+        settings = config.settings()
+        self.assertEqual(settings["queue_mysql_dsn"], "q:***@tcp(a)/q")
+        self.assertEqual(settings["repository_mysql_dsn"], "r:***@tcp(b)/r")
+        self.assertEqual(settings["mysql_dsn"], "")
+
+    def test_help_tells_every_default(self):
+        help_text = " ".join(str(Options()).split())
+        for setting in SETTINGS:
+            if setting.default:
+                self.assertIn(f"(default: {setting.default})", help_text, setting.name)
+        self.assertIn("(default: Fireworq/<version>)", help_text)
+        self.assertIn("(default: none)", help_text)
+
+
+def no_dns(*args):
+    raise AssertionError(f"resolved {args!r}")
+
+
+class CheckResourcesTests(SynchronousTestCase):
+    """check_resources: the host, log, pid and sqlite files named by settings."""
+
+    def setUp(self):
+        self.dir = os.path.abspath(self.mktemp())
+        os.makedirs(self.dir)
+        self.missing = os.path.join(self.dir, "missing")
+
+    def check(self, options, resolve=no_dns):
+        options = dict(options)
+        options.setdefault("driver", "in-memory")
+        check_resources(load(options, {}), resolve=resolve)
+
+    def assertBad(self, name, options, words, resolve=no_dns):
+        with self.assertRaises(ConfigError) as caught:
+            self.check(options, resolve)
+        self.assertEqual(caught.exception.name, name)
+        text = str(caught.exception)
+        self.assertIn(f"--{name.replace('_', '-')}", text)
+        self.assertIn(words, text)
+        self.assertNotIn("\n", text)
+
+    def test_good_settings_pass_and_create_log_files(self):
+        logs = {name: os.path.join(self.dir, f"{name}.log") for name in ("access_log", "queue_log", "error_log")}
+        self.check(
+            dict(logs, pid=os.path.join(self.dir, "x.pid"), driver="sqlite",
+                 sqlite_path=os.path.join(self.dir, "db.sqlite3"))
+        )
+        for path in logs.values():
+            self.assertTrue(os.path.isfile(path))
+        # Neither the pid file nor the database is created by the check.
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "x.pid")))
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "db.sqlite3")))
+
+    def test_log_file_that_cannot_be_opened(self):
+        for name in ("access_log", "queue_log", "error_log"):
+            self.assertBad(name, {name: os.path.join(self.missing, "x.log")}, "cannot open the file for appending")
+            self.assertBad(name, {name: self.dir}, "cannot open the file for appending")
+
+    def test_pid_in_missing_directory(self):
+        self.assertBad("pid", {"pid": os.path.join(self.missing, "x.pid")}, f"the directory {self.missing} does not exist")
+        self.assertBad("pid", {"pid": self.dir}, "is a directory")
+
+    def test_sqlite_path_in_missing_directory(self):
+        path = os.path.join(self.missing, "db.sqlite3")
+        self.assertBad("sqlite_path", {"driver": "sqlite", "sqlite_path": path}, "does not exist")
+        self.assertBad("sqlite_path", {"driver": "sqlite", "sqlite_path": self.dir}, "is a directory")
+        # Only the sqlite driver uses the file.
+        self.check({"driver": "in-memory", "sqlite_path": path})
+
+    def test_unwritable_directories(self):
+        if os.geteuid() == 0:
+            raise self.skipTest("root writes to any directory")
+        os.chmod(self.dir, 0o500)
+        self.addCleanup(os.chmod, self.dir, 0o700)
+        self.assertBad("pid", {"pid": os.path.join(self.dir, "x.pid")}, "is not writable")
+        self.assertBad(
+            "sqlite_path", {"driver": "sqlite", "sqlite_path": os.path.join(self.dir, "db")}, "is not writable"
+        )
+
+    def test_literal_bind_addresses_are_not_resolved(self):
+        for bind in ("127.0.0.1:0", "[::1]:0", ":8080", "0.0.0.0:1"):
+            self.check({"bind": bind})
+
+    def test_bind_host_names_must_resolve(self):
+        asked = []
+
+        def resolve(host, port, family, kind):
+            asked.append((host, port, kind))
+            return [(socket.AF_INET, kind, 6, "", ("10.0.0.1", port))]
+
+        self.check({"bind": "api.example:9000"}, resolve)
+        self.assertEqual(asked, [("api.example", 9000, socket.SOCK_STREAM)])
+
+        def unknown(*args):
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+        self.assertBad("bind", {"bind": "nowhere.invalid:9000"}, "cannot resolve the host 'nowhere.invalid'", unknown)
+        self.assertBad("bind", {"bind": "empty.example:9000"}, "has no address", lambda *a: [])
 
 
 class DSNTests(SynchronousTestCase):

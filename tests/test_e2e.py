@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import time
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
@@ -528,6 +530,77 @@ class LifecycleTests(ServerTestCase):
         lines = server.stderr().strip().splitlines()
         self.assertEqual(len(lines), 1, lines)
         self.assertIn("queue_default_max_workers", lines[0])
+        self.assertNotIn("Traceback", server.stderr())
+
+    @inlineCallbacks
+    def assert_stops_with_one_line(self, settings, name, words, port=None):
+        """A server with ``settings`` exits 2 with one line naming setting ``name``."""
+        settings = dict(settings)
+        settings.setdefault("sqlite_path", os.path.join(self.workdir, "fireworq.sqlite3"))
+        server = FireworqProcess(self.workdir, settings, port=port)
+        self.addCleanup(server.kill)
+        server.spawn()
+        yield wait_until(lambda: server.process.poll() is not None, 30, message="the server to exit")
+        stderr = server.stderr()
+        # One process after another writes the same file when ports repeat.
+        os.remove(server.stderr_path)
+        self.assertEqual(server.process.returncode, 2, stderr)
+        lines = stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertTrue(lines[0].startswith(f"fireworq: invalid setting {name}="), lines[0])
+        self.assertIn(f"--{name.replace('_', '-')}", lines[0])
+        self.assertIn(words, lines[0])
+        self.assertNotIn("Traceback", stderr)
+
+    def test_busy_port_stops_startup_with_one_line(self):
+        busy = socket.socket()
+        self.addCleanup(busy.close)
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        return self.assert_stops_with_one_line(
+            {}, "bind", "cannot listen: Address already in use", port=busy.getsockname()[1]
+        )
+
+    def test_bad_pid_path_stops_startup_with_one_line(self):
+        missing = os.path.join(self.workdir, "missing")
+        return self.assert_stops_with_one_line(
+            {"pid": os.path.join(missing, "x.pid")}, "pid", f"the directory {missing} does not exist"
+        )
+
+    @inlineCallbacks
+    def test_bad_log_paths_stop_startup_with_one_line(self):
+        for name in ("queue_log", "error_log", "access_log"):
+            yield self.assert_stops_with_one_line(
+                {name: os.path.join(self.workdir, "missing", f"{name}.log")},
+                name,
+                "cannot open the file for appending: No such file or directory",
+            )
+
+    def test_bad_sqlite_dir_stops_startup_with_one_line(self):
+        missing = os.path.join(self.workdir, "missing", "dir")
+        return self.assert_stops_with_one_line(
+            {"driver": "sqlite", "sqlite_path": os.path.join(missing, "db.sqlite3")},
+            "sqlite_path",
+            f"the directory {missing} does not exist",
+        )
+
+    @inlineCallbacks
+    def test_log_directory_removed_at_run_time_breaks_no_push(self):
+        logs = os.path.join(self.workdir, "logs")
+        os.makedirs(logs)
+        server = yield self.server(queue_log=os.path.join(logs, "q.log"))
+        # The queue log is opened at its first line, the first push's.
+        shutil.rmtree(logs)
+        ids = []
+        for _ in range(3):
+            code, body = yield self.push(server, "c", url=self.worker.url("/success"))
+            self.assertEqual(code, 200, body)
+            ids.append(body["id"])
+        yield wait_until(lambda: set(ids) <= set(self.worker.ids()), 15, message="the jobs delivered")
+        status = yield server.stop()
+        self.assertIn(status, STOPPED_BY_SIGTERM)
+        reports = [line for line in server.stderr().splitlines() if "cannot open the log file" in line]
+        self.assertEqual(len(reports), 1, server.stderr()[-3000:])
         self.assertNotIn("Traceback", server.stderr())
 
     @inlineCallbacks

@@ -534,6 +534,14 @@ class OpsTests(APITestCase):
         self.assertTrue(all(isinstance(v, str) for v in settings.values()))
         self.assertEqual(settings["mysql_dsn"], "u:***@tcp(db:3306)/fw")
         self.assertEqual(settings["bind"], "127.0.0.1:8080")
+        # Effective values, not the raw (empty) ones: inherited DSNs (masked
+        # too), the default user agent, booleans and level names.
+        self.assertEqual(settings["queue_mysql_dsn"], "u:***@tcp(db:3306)/fw")
+        self.assertEqual(settings["repository_mysql_dsn"], "u:***@tcp(db:3306)/fw")
+        self.assertEqual(settings["dispatch_user_agent"], f"Fireworq/{__version__}")
+        self.assertEqual(settings["dispatch_keep_alive"], "false")
+        self.assertEqual(settings["error_log_level"], "info")
+        self.assertEqual(settings["queue_log_level"], "info")
 
     def test_stats(self):
         code, stats = self.call("GET", "/stats")

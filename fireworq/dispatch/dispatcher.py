@@ -25,6 +25,7 @@ from fireworq.dispatch.completion import CompletionBatcher
 from fireworq.dispatch.lease import IQueueLease
 from fireworq.dispatch.throttle import TokenBucket
 from fireworq.events import IQueueEvents
+from fireworq.logging import log_failure
 from fireworq.model import (
     Job,
     JobState,
@@ -204,7 +205,7 @@ class QueueDispatcher(Service):
         d.addCallback(lambda _: self.completions.drain())
         d.addCallback(lambda _: self.lease.stop())
         d.addCallback(lambda _: self._close_deliverer())
-        d.addErrback(self._log.failure, "Error while stopping queue {queue}", queue=self.name)
+        d.addErrback(log_failure(self._log, "Error while stopping queue {queue}", queue=self.name))
         return d
 
     def when_idle(self) -> "Deferred[None]":
@@ -255,7 +256,9 @@ class QueueDispatcher(Service):
                 waiter.callback(None)
             released = self._store.release(self.name, list(abandoned), self.lease.grabber_id)
             released.addErrback(
-                self._log.failure, "Cannot return abandoned jobs of queue {queue}", queue=self.name
+                log_failure(
+                    self._log, "Cannot return abandoned jobs of queue {queue}", queue=self.name
+                )
             )
             released.addBoth(lambda _: done.callback(None))
 
@@ -447,8 +450,9 @@ class QueueDispatcher(Service):
         if not self._dispatching:
             if mine:
                 released = self._store.release(self.name, [job.id for job in mine], grabber_id)
-                released.addErrback(self._log.failure, "Cannot return pushed jobs of {queue}",
-                                    queue=self.name)
+                released.addErrback(
+                    log_failure(self._log, "Cannot return pushed jobs of {queue}", queue=self.name)
+                )
             return
         if mine:
             self._events.popped(self.name, mine)
@@ -469,7 +473,7 @@ class QueueDispatcher(Service):
         self._inflight[job.id] = d
         d.addErrback(self._delivery_crashed, job)
         d.addCallback(self._delivered, job, grabber_id, started)
-        d.addErrback(self._log.failure, "Cannot finish delivery of job {id}", id=job.id)
+        d.addErrback(log_failure(self._log, "Cannot finish delivery of job {id}", id=job.id))
 
     def _delivery_crashed(self, failure: Failure, job: Job) -> Optional[Result]:
         if job.id not in self._inflight:

@@ -17,6 +17,7 @@ from twisted.web.server import NOT_DONE_YET
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from fireworq.config import Config
+from fireworq.logging import log_failure
 from fireworq.manager import NotReady, QueueConflict, QueueManager, UndefinedQueue, UnknownCategory
 from fireworq.store.interface import CommitOutcomeUnknown, StoreUnavailable
 from fireworq.web.errors import ApiError, write_error
@@ -152,7 +153,7 @@ class PushFastPath(Resource):
             d = fail()
         d.addErrback(lambda failure: self._api.render_failure(request, failure))
         d.addCallback(self._write, request)
-        d.addErrback(self._api._log.failure, "Cannot answer a push")
+        d.addErrback(log_failure(self._api._log, "Cannot answer a push"))
         return NOT_DONE_YET
 
     @staticmethod
