@@ -188,14 +188,43 @@ class CheckResourcesTests(SynchronousTestCase):
         self.check({"driver": "in-memory", "sqlite_path": path})
 
     def test_unwritable_directories(self):
-        if os.geteuid() == 0:
-            raise self.skipTest("root writes to any directory")
-        os.chmod(self.dir, 0o500)
-        self.addCleanup(os.chmod, self.dir, 0o700)
-        self.assertBad("pid", {"pid": os.path.join(self.dir, "x.pid")}, "is not writable")
-        self.assertBad(
-            "sqlite_path", {"driver": "sqlite", "sqlite_path": os.path.join(self.dir, "db")}, "is not writable"
-        )
+        # A directory everybody may enter and nobody may write to, on a path
+        # an unprivileged user can reach.
+        import shutil
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="fireworq-test-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        os.chmod(directory, 0o555)
+        self.addCleanup(os.chmod, directory, 0o700)
+
+        def check() -> None:
+            self.assertBad("pid", {"pid": os.path.join(directory, "x.pid")}, "is not writable")
+            self.assertBad(
+                "sqlite_path", {"driver": "sqlite", "sqlite_path": os.path.join(directory, "db")}, "is not writable"
+            )
+
+        if os.geteuid() != 0:
+            check()
+            return
+        # Root may write to any directory: check as an unprivileged user, in
+        # a child process (the check only reads the file system).
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover (the child)
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                check()
+                code = 0
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0, "the check as user 65534 failed (see above)")
 
     def test_literal_bind_addresses_are_not_resolved(self):
         for bind in ("127.0.0.1:0", "[::1]:0", ":8080", "0.0.0.0:1"):

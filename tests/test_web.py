@@ -261,7 +261,7 @@ class QueueTests(APITestCase):
         )
         self.assertEqual(
             body,
-            {"name": "q3", "polling_interval": 100, "max_workers": 10,
+            {"name": "q3", "polling_interval": 200, "max_workers": 10,
              "max_dispatches_per_second": 2.5, "max_burst_size": 5},
         )
         code, queues = self.call("GET", "/queues")
@@ -285,6 +285,14 @@ class QueueTests(APITestCase):
                 self.assertIn(written, self.call_raw(method, path)[1], (method, path))
         self.call("PUT", "/queue/q", {"max_dispatches_per_second": 0.5, "max_burst_size": 2})
         self.assertIn(b'"max_dispatches_per_second":0.5,', self.call_raw("GET", "/queue/q")[1])
+
+    def test_throttled_queue_keeps_its_polling_interval(self):
+        """As the original: stored as given; the dispatcher polls every 100 ms."""
+        code, body = self.call(
+            "PUT", "/queue/q", {"polling_interval": 500, "max_dispatches_per_second": 2, "max_burst_size": 1}
+        )
+        self.assertEqual((code, body["polling_interval"]), (200, 500))
+        self.assertEqual(self.call("GET", "/queue/q")[1]["polling_interval"], 500)
 
     def test_stats_shape(self):
         self.call("POST", "/job/c", {"url": "http://w/"})

@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from fireworq.config import Config
 from fireworq.logging import log_failure
 from fireworq.manager import NotReady, QueueConflict, QueueManager, UndefinedQueue, UnknownCategory
-from fireworq.store.interface import CommitOutcomeUnknown, StoreUnavailable
+from fireworq.store.interface import CommitOutcomeUnknown, JobTooLarge, StoreUnavailable
 from fireworq.web.errors import ApiError, write_error
 from fireworq.web.console import ConsoleRoutes
 from fireworq.web.inspect import InspectRoutes
@@ -85,6 +85,8 @@ class FireworqAPI(
         if isinstance(error, NotReady):
             request.setHeader(b"Retry-After", b"1")
             return write_error(request, 503, str(error))
+        if isinstance(error, JobTooLarge):
+            return write_error(request, 413, str(error))
         if isinstance(error, CommitOutcomeUnknown):
             request.setHeader(b"Retry-After", b"1")
             return write_error(
