@@ -335,6 +335,24 @@ class DispatcherTests(SynchronousTestCase):
         counts = self.state()
         self.assertEqual((counts.grabbed, counts.waiting), (0, 3))
 
+    def test_pushed_jobs_committed_as_the_lease_is_lost_are_put_back(self):
+        """A reserved push whose commit is answered after the lease was lost delivers nothing."""
+        dispatcher = self.make(max_workers=3)
+        dispatcher.startService()
+        self.clock.advance(0)
+        grabber_id, granted = dispatcher.reserve(2)
+        self.assertEqual(granted, 2)
+        job = NewJob(category="c", url="http://worker/")
+        stored = self.successResultOf(self.store.push([PushEntry("q", job, grabber_id)] * 2))
+        self.assertEqual(self.state().grabbed, 2)
+        dispatcher.lease.held = lambda: False  # paused past the lease's expiry
+        dispatcher.pushed(stored, grabber_id, granted)
+        self.clock.advance(0)
+        self.assertEqual(self.deliverer.calls, [])
+        counts = self.state()
+        self.assertEqual((counts.grabbed, counts.waiting), (0, 2))
+        self.assertEqual(dispatcher.reserve(3), (None, 0))  # no lease: nothing reserved
+
     def test_completion_kinds_reach_events(self):
         ids = self.push(1, max_retries=1)
         seen = []

@@ -7,7 +7,7 @@ from twisted.trial.unittest import TestCase
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from tests.store_contract import (
     ContractClock,
-    JobStoreContractMixin,
+    ExactNameContractMixin,
     RepositoryContractMixin,
 )
 
@@ -21,7 +21,7 @@ class _MemoryStores:
         return store.start().addCallback(lambda _: (store, MemoryRepository()))
 
 
-class MemoryJobStoreContractTests(_MemoryStores, JobStoreContractMixin, TestCase):
+class MemoryJobStoreContractTests(_MemoryStores, ExactNameContractMixin, TestCase):
     """L{MemoryJobStore} keeps the job store contract."""
 
 

@@ -47,7 +47,7 @@ from fireworq.store.sqlite import (
 )
 from tests.store_contract import (
     ContractClock,
-    JobStoreContractMixin,
+    ExactNameContractMixin,
     RepositoryContractMixin,
 )
 
@@ -74,7 +74,7 @@ class _SqliteStores:
         return os.path.join(directory, "fireworq.sqlite3")
 
 
-class SqliteJobStoreContractTests(_SqliteStores, JobStoreContractMixin, TestCase):
+class SqliteJobStoreContractTests(_SqliteStores, ExactNameContractMixin, TestCase):
     """L{SqliteJobStore} keeps the job store contract."""
 
 

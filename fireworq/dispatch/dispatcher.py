@@ -325,7 +325,7 @@ class QueueDispatcher(Service):
         self._grab_succeeded = True
         if not jobs:
             return
-        if not self.lease.held() or self.lease.grabber_id != grabber_id:
+        if not self._may_deliver(grabber_id):
             # The lease was lost (or is being given up) while the grab was
             # answered -- e.g. the process was paused: the next holder
             # recovers these jobs, so delivering them here would only
@@ -342,9 +342,13 @@ class QueueDispatcher(Service):
             self._backlog = True
             self._again = True
 
+    def _may_deliver(self, grabber_id: int) -> bool:
+        """Whether jobs grabbed under ``grabber_id`` are still ours to deliver."""
+        return self.lease.held() and self.lease.grabber_id == grabber_id
+
     def _release_unsent(self, job_ids: List[int], grabber_id: int) -> None:
         self._log.info(
-            "Queue {queue}: the lease was lost during a grab; returning {count} job(s) undelivered",
+            "Queue {queue}: returning {count} job(s) undelivered (no longer ours to deliver)",
             queue=self.name,
             count=len(job_ids),
         )
@@ -447,12 +451,12 @@ class QueueDispatcher(Service):
             for job in jobs
             if job.status == JobStatus.GRABBED.value and job.grabber_id == grabber_id
         ]
-        if not self._dispatching:
+        if not self._dispatching or not self._may_deliver(grabber_id):
+            # Stopping, or the lease was lost while the push was committed
+            # (the process was paused, say): the next holder recovers these
+            # jobs, so delivering them here would deliver them twice.
             if mine:
-                released = self._store.release(self.name, [job.id for job in mine], grabber_id)
-                released.addErrback(
-                    log_failure(self._log, "Cannot return pushed jobs of {queue}", queue=self.name)
-                )
+                self._release_unsent([job.id for job in mine], grabber_id)
             return
         if mine:
             self._events.popped(self.name, mine)
