@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
@@ -32,6 +32,7 @@ from twisted.python import log
 
 from tests.support.mariadb import private_server
 from tests.support.polling import wait_until
+from tests.support.worker import Delivery
 from tests.test_multinode import LEASE_TTL_MS, ClusterTestCase, Node, PushStream
 
 #: The queue of the tests and the category routed to it.
@@ -128,13 +129,26 @@ class FailoverTestCase(ClusterTestCase):
         self.assertGreater(stats["total_pops"], 0)
         return took
 
-    def check_duplicates(self, fault_at: float) -> None:
-        """Only jobs whose delivery was in flight at ``fault_at`` were delivered twice."""
+    def check_duplicates(self, fault_at: float, resumed_at: Optional[float] = None) -> None:
+        """
+        Only jobs whose delivery was in flight at ``fault_at`` were delivered
+        twice.  A delivery is seen in flight when the worker received it
+        within AFTER_FAULT of the fault -- or, for a paused node, within
+        AFTER_FAULT of its resumption (``resumed_at``): a request the node
+        had begun to send when it was stopped leaves the process only then.
+        """
         earliest = fault_at - WORK_SECONDS - COMPLETION_SLACK
+
+        def in_flight(deliveries: List[Delivery]) -> bool:
+            if earliest <= deliveries[0].received_at <= fault_at + AFTER_FAULT:
+                return True
+            return resumed_at is not None and any(
+                resumed_at <= d.received_at <= resumed_at + AFTER_FAULT for d in deliveries
+            )
+
         for key, deliveries in self.duplicates().items():
-            first = deliveries[0].received_at
             self.assertTrue(
-                earliest <= first <= fault_at + AFTER_FAULT,
+                in_flight(deliveries),
                 f"job {key} delivered {len(deliveries)} times, at "
                 f"{[round(d.received_at - fault_at, 3) for d in deliveries]}s from the fault: "
                 f"it was not in flight then; {self.events(fault_at)}",
@@ -145,7 +159,7 @@ class FailoverTestCase(ClusterTestCase):
         return ", ".join(f"{name} {t - fault_at:+.3f}s" for name, t in sorted(self.moments.items(), key=lambda i: i[1]))
 
     @inlineCallbacks
-    def finish(self, stream: PushStream, fault_at: float) -> Any:
+    def finish(self, stream: PushStream, fault_at: float, resumed_at: Optional[float] = None) -> Any:
         """
         Keep jobs flowing through the backup for a while, stop the stream,
         and check that every accepted job was delivered, duplicates only for
@@ -158,7 +172,7 @@ class FailoverTestCase(ClusterTestCase):
         yield self.wait_delivered(stream.accepted)
         log.msg(f"failover: {len(stream.accepted)} jobs accepted, "
                 f"{len(self.duplicates())} delivered twice, pushes {dict(stream.codes())}")
-        self.check_duplicates(fault_at)
+        self.check_duplicates(fault_at, resumed_at)
 
 
 class KillPrimaryTests(FailoverTestCase):
@@ -202,8 +216,8 @@ class PausePrimaryTests(FailoverTestCase):
 
         self.addCleanup(resume)
         yield self.backup_dispatches(b, paused_at)
-        resume()
         self.moments["resumed"] = time.time()
+        resume()
         # The resumed node knows at once that its lease is not proven, and
         # grabs nothing more: a grab answered while it was paused is put
         # back, not delivered (the backup recovered those jobs).
@@ -221,7 +235,7 @@ class PausePrimaryTests(FailoverTestCase):
         self.assertEqual((stats["total_pops"], stats["active_nodes"]), (pops, 0), stats)
         self.assertTrue((yield self.names_holder(a, b)))
         self.assertTrue((yield self.active(b)))
-        yield self.finish(stream, paused_at)
+        yield self.finish(stream, paused_at, self.moments["resumed"])
 
 
 class DatabaseRestartTests(ClusterTestCase):
