@@ -13,6 +13,9 @@ MariaDB, the server(s), a worker process -- and measures:
            p50 / p95 / p99 in ms
   memory   server RSS when idle, and after the run
 
+``--profile`` samples the first server with py-spy during the e2e phase with
+single pushes and prints where its reactor thread spends its time.
+
 ``--calibrate`` measures the load generator against the worker alone, to
 show that neither is the bottleneck.  ``--url`` measures a running server
 instead (push and e2e; its worker URL must reach this machine).
@@ -45,6 +48,7 @@ from bench.harness import (
     rss_bytes,
     wait_for,
 )
+from bench.profile import Profiler, format_summary
 
 MB = 1024 * 1024
 
@@ -241,7 +245,11 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) ->
         result["push"] = measure_push(servers, args)
         result["batch"] = measure_batch(servers, args)
         result["e2e"] = measure_e2e(servers, worker, args, batched=True)
+        profiler = Profiler(servers[0].pid, os.path.join(workdir, f"profile-{store}-{nodes}.txt")) \
+            if args.profile else None
         result["e2e_single"] = measure_e2e(servers, worker, args, batched=False)
+        if profiler is not None:
+            result["profile"] = profiler.stop()
         if args.soak:
             result["soak"] = measure_soak(servers, worker, args)
         result["final_rss_mb"] = [round(rss_bytes(s.pid) / MB, 1) for s in servers]
@@ -298,6 +306,13 @@ def table(results: List[dict], calibration: Optional[dict]) -> str:
                 f"({soak['rate']:.0f}/s); RSS MB by jobs delivered: "
                 + ", ".join(f"{s[0]}: {'/'.join(map(str, s[2:]))}" for s in soak["rss_mb_by_jobs"])
             )
+    for r in results:
+        if r.get("profile", {}).get("samples"):
+            lines.append("")
+            lines.append(format_summary(
+                f"the first server ({r['store']}, {r['nodes']} node(s)) during e2e with single pushes",
+                r["profile"],
+            ))
     if calibration:
         lines.append("")
         lines.append(
@@ -322,6 +337,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--calibrate", action="store_true", help="also measure the tools alone")
     parser.add_argument("--soak", type=int, default=0,
                         help="also deliver this many jobs, sampling memory every tenth")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the first server with py-spy during e2e with single pushes")
     parser.add_argument("--no-pin", dest="pin", action="store_false",
                         help="do not give one server process CPUs of its own (default: pin when "
                              "there are at least 2 CPUs and 1 server)")
