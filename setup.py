@@ -34,10 +34,10 @@ setup(
         "twisted[tls]>=23.10,<27",
         "klein>=23.5,<26",
         "treq>=23.11,<27",
-        "attrs>=22.2",
-        "zope.interface>=6.0",
+        "attrs>=22.2,<28",
+        "zope.interface>=6.0,<10",
         "prometheus-client>=0.17,<1",
-        "service-identity>=21.1",
+        "service-identity>=21.1,<28",
         "PyMySQL>=1.1,<2",
     ],
     extras_require={

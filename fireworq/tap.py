@@ -12,9 +12,12 @@ So does an address that cannot be listened on (see L{FireworqService}).
 from __future__ import annotations
 
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from twisted.python import usage
+
+if TYPE_CHECKING:  # the service (and the reactor) are imported only when twistd runs
+    from fireworq.service import FireworqService
 
 from fireworq import __version__
 from fireworq.config import SETTINGS, Config, ConfigError, Setting, check_resources, load
@@ -58,7 +61,7 @@ class Options(usage.Options):
             raise SystemExit(2)
 
 
-def makeService(options: Options):
+def makeService(options: Options) -> "FireworqService":
     """Build the server service from parsed options."""
     from fireworq.service import FireworqService
 

@@ -59,15 +59,18 @@ class InstalledPluginTests(SynchronousTestCase):
             "import sys; sys.path.insert(0, sys.argv[1]);"
             "from twisted.plugin import getPlugins; from twisted.application.service import IServiceMaker;"
             "import fireworq;"
-            "print(fireworq.__file__.startswith(sys.argv[1]), "
-            "'fireworq' in [p.tapname for p in getPlugins(IServiceMaker)])"
+            "found = 'fireworq' in [p.tapname for p in getPlugins(IServiceMaker)];"
+            "plugin = sys.modules.get('twisted.plugins.fireworq_plugin');"
+            "print(fireworq.__file__.startswith(sys.argv[1]), found, "
+            "plugin is not None and plugin.__file__.startswith(sys.argv[1]))"
         )
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         out = subprocess.run(
             [sys.executable, "-I", "-c", code, target], capture_output=True, text=True,
             check=True, cwd="/", env=env,
         )
-        self.assertEqual(out.stdout.split(), ["True", "True"])
+        # The server, and the plugin twistd found, are the installed copies.
+        self.assertEqual(out.stdout.split(), ["True", "True", "True"])
 
 
 class OptionsTests(SynchronousTestCase):

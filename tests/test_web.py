@@ -286,6 +286,15 @@ class QueueTests(APITestCase):
         self.call("PUT", "/queue/q", {"max_dispatches_per_second": 0.5, "max_burst_size": 2})
         self.assertIn(b'"max_dispatches_per_second":0.5,', self.call_raw("GET", "/queue/q")[1])
 
+    def test_deleted_default_queue_comes_back_at_the_next_reload(self):
+        """A3: the default queue is re-created on the next configuration reload."""
+        self.assertEqual(self.call("DELETE", "/queue/default")[0], 200)
+        self.assertEqual(self.call("GET", "/queue/default")[0], 404)
+        self.clock.advance(1.01)  # the manager reloads every second by default
+        code, body = self.call("GET", "/queue/default")
+        self.assertEqual((code, body["name"], body["max_workers"]), (200, "default", 20))
+        self.assertEqual(self.call("POST", "/job/anything", {"url": "http://w.test/"})[0], 200)
+
     def test_throttled_queue_keeps_its_polling_interval(self):
         """As the original: stored as given; the dispatcher polls every 100 ms."""
         code, body = self.call(
