@@ -134,8 +134,9 @@ class PushFastPath(Resource):
     The site's root: ``POST /job/{category}`` goes straight to
     L{JobRoutes.push_job} (the same code Klein's route runs), every other
     request to the Klein application.  Pushes are the hottest path of the
-    server, and URL matching, binding and Klein's rendering machinery were
-    a fifth of their cost (docs/performance.md).
+    server, and through Klein's URL matching, binding and rendering
+    machinery the benchmark's push rate drops by a third or more
+    (docs/performance.md).
     """
 
     isLeaf = True
