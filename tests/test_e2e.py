@@ -13,50 +13,13 @@ import socket
 import time
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
-from twisted.trial.unittest import TestCase
 
+from tests.support.cases import ServerTestCase
 from tests.support.polling import wait_until
 from tests.support.server import FireworqProcess
-from tests.support.worker import Worker
 
 #: twistd exits by re-raising the signal that stopped it (after a clean shutdown).
 STOPPED_BY_SIGTERM = (0, -signal.SIGTERM)
-
-
-class ServerTestCase(TestCase):
-    """Starts a worker and offers a server factory; everything is cleaned up."""
-
-    timeout = 120
-    driver = "sqlite"
-
-    def setUp(self):
-        self.worker = Worker()
-        self.worker.start()
-        self.addCleanup(self.worker.stop)
-        self.workdir = os.path.abspath(self.mktemp())
-        os.makedirs(self.workdir)
-
-    @inlineCallbacks
-    def server(self, **settings):
-        settings.setdefault("driver", self.driver)
-        settings.setdefault("queue_default", "default")
-        settings.setdefault("sqlite_path", os.path.join(self.workdir, "fireworq.sqlite3"))
-        settings.setdefault("queue_default_polling_interval", "100")
-        settings.setdefault("shutdown_timeout", "5")
-        server = FireworqProcess(self.workdir, {k: str(v) for k, v in settings.items()})
-        self.addCleanup(server.kill)
-        yield server.start()
-        return server
-
-    def push(self, server, category, **job):
-        return server.call("POST", f"/job/{category}", job)
-
-    def delivered(self, count, timeout=15.0):
-        return wait_until(
-            lambda: len(self.worker.deliveries) >= count,
-            timeout,
-            message=lambda: f"{count} deliveries (got {len(self.worker.deliveries)})",
-        )
 
 
 class DeliveryTests(ServerTestCase):

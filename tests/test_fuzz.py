@@ -33,11 +33,10 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
-from twisted.trial.unittest import TestCase
 
+from tests.support.cases import ServerTestCase
 from tests.support.polling import wait_until
 from tests.support.server import REPO, FireworqProcess
-from tests.support.worker import Worker
 
 #: The description the fuzzer reads (the packaged one, which the server serves).
 SPEC = os.path.join(REPO, "fireworq", "openapi.yaml")
@@ -138,17 +137,10 @@ def failures_section(output: str, limit: int = 12000) -> str:
     return output[start : start + limit]
 
 
-class FuzzTests(TestCase):
+class FuzzTests(ServerTestCase):
     """Schemathesis against a real server."""
 
     timeout = int(BUDGET) + 60
-
-    def setUp(self) -> None:
-        self.worker = Worker()
-        self.worker.start()
-        self.addCleanup(self.worker.stop)
-        self.workdir = os.path.abspath(self.mktemp())
-        os.makedirs(self.workdir)
 
     @inlineCallbacks
     def seed_failure_log(self, server: FireworqProcess, count: int = 5):
@@ -174,18 +166,7 @@ class FuzzTests(TestCase):
     def test_schemathesis(self):
         if importlib.util.find_spec("schemathesis") is None:
             self.fail("schemathesis is not installed: pip install -e '.[test]'")
-        server = FireworqProcess(
-            self.workdir,
-            {
-                "driver": "sqlite",
-                "sqlite_path": os.path.join(self.workdir, "fireworq.sqlite3"),
-                "queue_default": "default",
-                "queue_default_polling_interval": "100",
-                "shutdown_timeout": "5",
-            },
-        )
-        self.addCleanup(server.kill)
-        yield server.start()
+        server = yield self.server()
         yield self.seed_failure_log(server)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}

@@ -24,7 +24,6 @@ the limit against a real ``twistd fireworq`` and a real worker.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Dict, List, Optional, Tuple
 
 import treq
@@ -51,9 +50,8 @@ from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.web.app import FireworqAPI
 from fireworq.web.body import MAX_ID, MAX_JSON_DEPTH
 from fireworq.web.site import FireworqSite
+from tests.support.cases import ServerTestCase
 from tests.support.polling import wait_until
-from tests.support.server import FireworqProcess
-from tests.support.worker import Worker
 
 UINT32_MAX = 2**32 - 1
 NODE = NodeInfo("node-limits", "localhost")
@@ -672,29 +670,8 @@ def quote(text: str) -> str:
     return _quote(text, safe="/")
 
 
-class RealServerLimitTests(TestCase):
+class RealServerLimitTests(ServerTestCase):
     """The setting and a payload at the limit, through ``twistd fireworq`` to a worker."""
-
-    timeout = 120
-
-    def setUp(self) -> None:
-        self.worker = Worker()
-        self.worker.start()
-        self.addCleanup(self.worker.stop)
-        self.workdir = os.path.abspath(self.mktemp())
-        os.makedirs(self.workdir)
-
-    @inlineCallbacks
-    def server(self, **settings: str):
-        settings.setdefault("driver", "sqlite")
-        settings.setdefault("sqlite_path", os.path.join(self.workdir, "fireworq.sqlite3"))
-        settings.setdefault("queue_default", "default")
-        settings.setdefault("queue_default_polling_interval", "100")
-        settings.setdefault("shutdown_timeout", "5")
-        server = FireworqProcess(self.workdir, settings)
-        self.addCleanup(server.kill)
-        yield server.start()
-        return server
 
     @inlineCallbacks
     def test_payload_right_under_the_default_limit_is_delivered_unchanged(self):

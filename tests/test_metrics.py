@@ -21,7 +21,7 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, inlineCallbacks
 from twisted.internet.task import Clock
 from twisted.logger import globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from fireworq import __version__
@@ -38,9 +38,9 @@ from fireworq.stats import QueueStats
 from fireworq.store.interface import IJobStore, NodeInfo, StoreUnavailable
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.web.app import FireworqAPI
+from tests.support.cases import ServerTestCase
 from tests.support.polling import wait_until
 from tests.support.server import FireworqProcess
-from tests.support.worker import Worker
 
 NODE = NodeInfo("node-a", "host-a")
 
@@ -565,17 +565,8 @@ class ServiceWiringTests(SynchronousTestCase):
         self.assertEqual(json.loads(body)["error"], "Not Found")
 
 
-class MetricsEndToEndTests(TestCase):
+class MetricsEndToEndTests(ServerTestCase):
     """The real server and a real worker: counters move with real deliveries."""
-
-    timeout = 120
-
-    def setUp(self) -> None:
-        self.worker = Worker()
-        self.worker.start()
-        self.addCleanup(self.worker.stop)
-        self.workdir = os.path.abspath(self.mktemp())
-        os.makedirs(self.workdir)
 
     @inlineCallbacks
     def scrape(self, server: FireworqProcess) -> Any:
@@ -585,18 +576,7 @@ class MetricsEndToEndTests(TestCase):
 
     @inlineCallbacks
     def test_counters_and_gauges_follow_real_deliveries(self) -> None:
-        server = FireworqProcess(
-            self.workdir,
-            {
-                "driver": "sqlite",
-                "sqlite_path": os.path.join(self.workdir, "fireworq.sqlite3"),
-                "queue_default": "default",
-                "queue_default_polling_interval": "100",
-                "shutdown_timeout": "5",
-            },
-        )
-        self.addCleanup(server.kill)
-        yield server.start()
+        server = yield self.server()
         before = yield self.scrape(server)
         self.assertIn(sample(before, "fireworq_jobs_pushed_total", queue="default"), (None, 0))
         self.assertEqual(sample(before, "fireworq_ready"), 1)

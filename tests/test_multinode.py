@@ -25,12 +25,12 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.python import log
-from twisted.trial.unittest import TestCase
 
 from tests.support.mariadb import database_for
 from tests.support.polling import pause, wait_until
+from tests.support.cases import ServerTestCase
 from tests.support.server import FireworqProcess
-from tests.support.worker import Delivery, Worker
+from tests.support.worker import Delivery
 
 #: Lease time-to-live of the nodes (ms): short, to keep the tests quick.
 LEASE_TTL_MS = 1000
@@ -186,7 +186,7 @@ class PushStream:
         return Counter(answer[3] for answer in self.answers)
 
 
-class ClusterTestCase(TestCase):
+class ClusterTestCase(ServerTestCase):
     """
     A worker and a factory of server nodes sharing one MySQL database; every
     process is killed and the database dropped when the test ends.
@@ -195,11 +195,7 @@ class ClusterTestCase(TestCase):
     timeout = 180
 
     def setUp(self) -> None:
-        self.worker = Worker()
-        self.worker.start()
-        self.addCleanup(self.worker.stop)
-        self.workdir = os.path.abspath(self.mktemp())
-        os.makedirs(self.workdir)
+        super().setUp()
         self.dsn = self.make_database()
         self.nodes: List[Node] = []
 
