@@ -87,22 +87,13 @@ class FireworqAPI(
             return write_error(request, 503, str(error))
         if isinstance(error, JobTooLarge):
             return write_error(request, 413, str(error))
-        if isinstance(error, CommitOutcomeUnknown):
-            request.setHeader(b"Retry-After", b"1")
-            return write_error(
-                request,
-                503,
-                f"the job store lost its connection while committing: the change may or may not "
-                f"have been applied ({failure.getErrorMessage()})",
-            )
         if isinstance(error, StoreUnavailable):
             request.setHeader(b"Retry-After", b"1")
-            return write_error(
-                request,
-                503,
-                f"the job store is unavailable, nothing was changed; retry later "
-                f"({failure.getErrorMessage()})",
-            )
+            if isinstance(error, CommitOutcomeUnknown):
+                what = "the job store lost its connection while committing: the change may or may not have been applied"
+            else:
+                what = "the job store is unavailable, nothing was changed; retry later"
+            return write_error(request, 503, f"{what} ({failure.getErrorMessage()})")
         if isinstance(error, MethodNotAllowed):
             allowed = sorted(error.valid_methods or [])
             if allowed:
