@@ -426,7 +426,7 @@ class QueryTests(InProcessTestCase):
     def test_ids_in_paths(self):
         # Any whole number up to MAX_ID is an id: one that is not stored is
         # a 404 (protocol A5), 0 and leading zeros included.
-        for good in (str(MAX_ID), "0", "000", "0" * 30 + "7"):
+        for good in (str(MAX_ID), "0", "000", "0" * 30 + "7", "0" * 5000 + "1"):
             for method in ("GET", "DELETE"):
                 yield self.refused(404, method, f"/queue/default/job/{good}", mentions="holds no job")
                 yield self.refused(404, method, f"/queue/default/failed/{good}", mentions="holds no entry")

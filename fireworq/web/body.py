@@ -370,8 +370,9 @@ def path_id(text: str, what: str) -> int:
     negative or beyond L{MAX_ID}.
     """
     if text.isascii() and text.isdigit():
-        if len(text.lstrip("0")) <= 19 and int(text) <= MAX_ID:
-            return int(text)
+        digits = text.lstrip("0") or "0"
+        if len(digits) <= 19 and int(digits) <= MAX_ID:
+            return int(digits)
         raise bad_request(f"{what} must be at most {MAX_ID}, got {shown(text)}")
     if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
         raise bad_request(f"{what} must not be negative, got {shown(text)}")
