@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from fireworq.model import Job, PushEntry
-from fireworq.store.interface import IJobStore
+from fireworq.store.interface import IJobStore, JobTooLarge
 
 _Waiting = Tuple[Sequence[PushEntry], Deferred]
 
@@ -92,8 +92,14 @@ class PushBatcher:
 
     def _failed(self, failure: Failure, batch: List[_Waiting]) -> None:
         self._writes -= 1
-        for _, d in batch:
-            d.errback(failure)
+        if len(batch) > 1 and failure.check(JobTooLarge):
+            # One push's job does not fit: that push alone must fail, not
+            # every push written with it.  Write each again on its own.
+            for entries, d in batch:
+                self._store.push(entries).chainDeferred(d)
+        else:
+            for _, d in batch:
+                d.errback(failure)
         self._next()
 
     def _next(self) -> None:

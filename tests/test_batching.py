@@ -11,6 +11,7 @@ from fireworq.dispatch.throttle import TokenBucket
 from fireworq.model import Completion, CompletionKind, Job, NewJob, PushEntry, Result
 from fireworq.pushing import PushBatcher
 from fireworq.stats import RateCounter
+from fireworq.store.interface import JobTooLarge
 
 
 class RecordingStore:
@@ -78,6 +79,20 @@ class PushBatcherTests(SynchronousTestCase):
         store.pushes[0][1].errback(RuntimeError("down"))
         self.failureResultOf(a, RuntimeError)
         self.failureResultOf(b, RuntimeError)
+
+    def test_a_job_too_large_fails_only_its_own_push(self):
+        clock, store = Clock(), RecordingStore()
+        batcher = PushBatcher(store, clock)
+        small, big = batcher.push([entry(1)]), batcher.push([entry(2)])
+        clock.advance(0)
+        store.pushes[0][1].errback(JobTooLarge("too large"))
+        # Each push is written again on its own.
+        self.assertEqual([[e.job.url for e in entries] for entries, _ in store.pushes[1:]],
+                         [["http://w/1"], ["http://w/2"]])
+        store.pushes[1][1].callback(stored(store.pushes[1][0]))
+        store.pushes[2][1].errback(JobTooLarge("too large"))
+        self.assertEqual([j.url for j in self.successResultOf(small)], ["http://w/1"])
+        self.failureResultOf(big, JobTooLarge)
 
     def test_batches_are_bounded(self):
         clock, store = Clock(), RecordingStore()

@@ -335,6 +335,30 @@ class DispatcherTests(SynchronousTestCase):
         counts = self.state()
         self.assertEqual((counts.grabbed, counts.waiting), (0, 3))
 
+    def test_stop_waits_for_a_grab_in_flight_and_puts_its_jobs_back(self):
+        self.push(3)
+        dispatcher = self.make(max_workers=5)
+        real_grab = self.store.grab
+        answers: List[Tuple[Deferred, Deferred]] = []
+
+        def slow_grab(queue_name, limit, grabber_id):
+            answer: Deferred = Deferred()
+            answers.append((answer, real_grab(queue_name, limit, grabber_id)))
+            return answer
+
+        self.store.grab = slow_grab
+        dispatcher.startService()
+        self.clock.advance(0)
+        [(answer, committed)] = answers
+        stopped = dispatcher.stopService()
+        self.assertNoResult(stopped)  # the grab's answer is still to come
+        answer.callback(self.successResultOf(committed))
+        self.clock.advance(0)
+        self.successResultOf(stopped)
+        self.assertEqual(self.deliverer.calls, [])
+        counts = self.state()
+        self.assertEqual((counts.grabbed, counts.waiting), (0, 3))
+
     def test_pushed_jobs_committed_as_the_lease_is_lost_are_put_back(self):
         """A reserved push whose commit is answered after the lease was lost delivers nothing."""
         dispatcher = self.make(max_workers=3)

@@ -37,7 +37,7 @@ class VariableTests(SynchronousTestCase):
         self.assertEqual(dsn.variables, ())
 
     def test_bad_variables_are_refused(self) -> None:
-        for query in ("wait-timeout=1", "x=1;DROP%20TABLE%20queue", "sql_mode="):
+        for query in ("wait-timeout=1", "x=1;DROP%20TABLE%20queue", "sql_mode=", "autocommit=1", "AUTOCOMMIT=0"):
             with self.assertRaises(ValueError, msg=query):
                 parse_dsn(f"u@tcp(db)/fw?{query}")
 

@@ -7,7 +7,7 @@ the queue's lease and delivers them to their workers, at most
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Protocol, Tuple
+from typing import Dict, List, Optional, Protocol, Set, Tuple
 
 from twisted.application.service import Service
 from twisted.internet.defer import (
@@ -94,6 +94,10 @@ class QueueDispatcher(Service):
         self._loop: Optional[LoopingCall] = None
         self._inflight: Dict[int, Deferred] = {}
         self._grabbing = False
+        #: Fire when the grab in flight (if any) and its handling are over.
+        self._grab_waiters: List[Deferred] = []
+        #: Returns of jobs that are not ours to deliver, still being written.
+        self._releasing: Set[Deferred] = set()
         self._again = False
         self._backlog = False
         self._kick_call: Optional[IDelayedCall] = None
@@ -201,7 +205,12 @@ class QueueDispatcher(Service):
         self._stop_loop()
         if self._kick_call is not None and self._kick_call.active():
             self._kick_call.cancel()
-        d = self._drain_deliveries()
+        # A grab answered from now on puts its jobs back (not ours to deliver
+        # any more): wait for it, and for such returns, before the lease and
+        # the store go.
+        d = self._grab_over()
+        d.addCallback(lambda _: DeferredList(list(self._releasing), consumeErrors=True))
+        d.addCallback(lambda _: self._drain_deliveries())
         d.addCallback(lambda _: self.completions.drain())
         d.addCallback(lambda _: self.lease.stop())
         d.addCallback(lambda _: self._close_deliverer())
@@ -344,7 +353,15 @@ class QueueDispatcher(Service):
 
     def _may_deliver(self, grabber_id: int) -> bool:
         """Whether jobs grabbed under ``grabber_id`` are still ours to deliver."""
-        return self.lease.held() and self.lease.grabber_id == grabber_id
+        return self._dispatching and self.lease.held() and self.lease.grabber_id == grabber_id
+
+    def _grab_over(self) -> "Deferred[None]":
+        """Fire once no grab is in flight."""
+        if not self._grabbing:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._grab_waiters.append(d)
+        return d
 
     def _release_unsent(self, job_ids: List[int], grabber_id: int) -> None:
         self._log.info(
@@ -353,13 +370,22 @@ class QueueDispatcher(Service):
             count=len(job_ids),
         )
         released = self._store.release(self.name, job_ids, grabber_id)
+        self._releasing.add(released)
 
         def failed(failure: Failure) -> None:
             # Left grabbed under our epoch: released by the next reconcile
-            # (or recovered by the next holder).
+            # (or recovered by the next holder, or by this node's next start).
+            self._log.warn(
+                "Queue {queue}: cannot return {count} job(s) now ({error}); "
+                "they are recovered by the queue's next holder",
+                queue=self.name,
+                count=len(job_ids),
+                error=failure.getErrorMessage(),
+            )
             self._needs_reconcile = True
 
         released.addErrback(failed)
+        released.addBoth(lambda _: self._releasing.discard(released))
 
     def _grab_failed(self, failure: Failure) -> None:
         self._log.warn(
@@ -406,6 +432,9 @@ class QueueDispatcher(Service):
 
     def _grab_done(self, _: object) -> None:
         self._grabbing = False
+        waiters, self._grab_waiters = self._grab_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
         if self._grab_succeeded and self._needs_reconcile:
             self._reconcile()
         self._grab_succeeded = False
@@ -443,7 +472,9 @@ class QueueDispatcher(Service):
         """
         The push of a reservation is committed: deliver the jobs it stored
         grabbed by us (the store may have stored them claimed instead, if the
-        lease moved meanwhile; a poll takes those).
+        lease moved meanwhile; a poll takes those) -- or, when they are not
+        ours to deliver any more (stopping, or the lease was lost meanwhile),
+        put them back.
         """
         self._reserved -= reserved
         mine = [
@@ -451,7 +482,7 @@ class QueueDispatcher(Service):
             for job in jobs
             if job.status == JobStatus.GRABBED.value and job.grabber_id == grabber_id
         ]
-        if not self._dispatching or not self._may_deliver(grabber_id):
+        if not self._may_deliver(grabber_id):
             # Stopping, or the lease was lost while the push was committed
             # (the process was paused, say): the next holder recovers these
             # jobs, so delivering them here would deliver them twice.

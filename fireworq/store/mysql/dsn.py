@@ -14,8 +14,10 @@ with ``net`` ``tcp`` (address ``host:port``, default ``localhost:3306``) or
     every string whatever the connection's character set;
   - a parameter that is not one of the driver's own options is a session
     system variable, set with ``SET <name>=<value>`` on every new connection
-    (``wait_timeout=600``, ``sql_mode='...'``) -- except the few the store
-    must control (isolation level, time zone), which it sets afterwards;
+    (``wait_timeout=600``, ``sql_mode='...'``).  The store then sets what it
+    relies on: READ COMMITTED, the UTC time zone, the lock wait timeout, and
+    ``STRICT_TRANS_TABLES`` added to ``sql_mode``; ``autocommit`` is refused
+    (each unit of work must be one transaction);
   - the driver's other options (``parseTime``, ``loc``, ...) are accepted and
     have no effect here.
 """
@@ -44,6 +46,9 @@ DRIVER_OPTIONS = frozenset({
 })
 
 _VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+#: System variables the store's transactions depend on: a DSN may not set them.
+CONTROLLED_VARIABLES = frozenset({"autocommit"})
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -89,6 +94,10 @@ def _variables(params: Dict[str, str]) -> Tuple[Tuple[str, str], ...]:
             continue
         if not _VARIABLE_NAME.match(name):
             raise ValueError(f"parameter {name!r} is neither a driver option nor a system variable name")
+        if name.lower() in CONTROLLED_VARIABLES:
+            raise ValueError(
+                f"parameter {name} cannot be set: every unit of work of the server is one transaction"
+            )
         if not value or ";" in value:
             raise ValueError(f"parameter {name}={value!r} is not a value a system variable can be set to")
         variables.append((name, value))
