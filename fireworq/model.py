@@ -95,6 +95,27 @@ class NewJob:
     retry_delay: int = 0
     timeout: int = 0
 
+    def stored(self, job_id: int, now: int, grabber_id: Optional[int] = None) -> "Job":
+        """
+        The job as a store holds it once pushed at ``now`` (ms) with the id
+        ``job_id``: claimed and due after ``run_after`` -- or grabbed by
+        ``grabber_id`` when given -- with all its retries left.
+        """
+        return Job(
+            id=job_id,
+            category=self.category,
+            url=self.url,
+            payload=self.payload,
+            status=(JobStatus.CLAIMED if grabber_id is None else JobStatus.GRABBED).value,
+            created_at=now,
+            next_try=now + self.run_after * 1000,
+            timeout=self.timeout,
+            fail_count=0,
+            retry_count=self.max_retries,
+            retry_delay=self.retry_delay,
+            grabber_id=grabber_id,
+        )
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class PushEntry:

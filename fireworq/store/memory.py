@@ -215,21 +215,7 @@ class MemoryJobStore:
         stored = []
         for entry in entries:
             queue = self._queue(entry.queue_name)
-            new = entry.job
-            job = Job(
-                id=queue.next_id,
-                category=new.category,
-                url=new.url,
-                payload=new.payload,
-                status=_CLAIMED if entry.grabber_id is None else _GRABBED,
-                created_at=now,
-                next_try=now + new.run_after * 1000,
-                timeout=new.timeout,
-                fail_count=0,
-                retry_count=new.max_retries,
-                retry_delay=new.retry_delay,
-                grabber_id=entry.grabber_id,
-            )
+            job = entry.job.stored(queue.next_id, now, entry.grabber_id)
             queue.next_id += 1
             queue.add(job)
             stored.append(job)

@@ -41,9 +41,14 @@ def _job(job: Optional[Job], queue_name: str, job_id: int) -> Job:
     return job
 
 
+def _no_entry(queue_name: str, failure_id: int) -> Exception:
+    """The 404 of a failure-log entry that does not exist."""
+    return not_found(f"the failure log of queue {queue_name!r} holds no entry {failure_id}")
+
+
 def _failed(failed: Optional[FailedJob], queue_name: str, failure_id: int) -> FailedJob:
     if failed is None:
-        raise not_found(f"the failure log of queue {queue_name!r} holds no entry {failure_id}")
+        raise _no_entry(queue_name, failure_id)
     return failed
 
 
@@ -153,7 +158,7 @@ class InspectRoutes:
 
         def answer(stored: Optional[Job]) -> bytes:
             if stored is None:
-                raise not_found(f"the failure log of queue {name!r} holds no entry {number}")
+                raise _no_entry(name, number)
             return json_response(
                 request,
                 {

@@ -83,6 +83,16 @@ def _chunks(rows: Sequence[Tuple[Any, ...]], sizes: Sequence[int], limit: int) -
     return out
 
 
+def _take_failed(cursor: Any, table: str, failure_id: int) -> Optional[FailedJob]:
+    """Delete a failure-log entry (in the cursor's transaction); return it as it was."""
+    cursor.execute(f"SELECT {FAILED_COLUMNS} FROM {table} WHERE failure_id = %s FOR UPDATE", (failure_id,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    cursor.execute(f"DELETE FROM {table} WHERE failure_id = %s", (failure_id,))
+    return failed_from_row(row)
+
+
 def _clock_ms(cursor: Any, clock: str) -> int:
     """
     The time a statement of this transaction should stamp, in ms: ``clock``
@@ -260,20 +270,7 @@ class MySQLJobStore:
                         cursor, queue_name, [(job, grabber) for _, job, grabber in chunk], now
                     )
                     for n, (i, job, grabber) in enumerate(chunk):
-                        out[i] = Job(
-                            id=first + n * increment,
-                            category=job.category,
-                            url=job.url,
-                            payload=job.payload,
-                            status=(JobStatus.CLAIMED if grabber is None else JobStatus.GRABBED).value,
-                            created_at=now,
-                            next_try=now + job.run_after * 1000,
-                            timeout=job.timeout,
-                            fail_count=0,
-                            retry_count=job.max_retries,
-                            retry_delay=job.retry_delay,
-                            grabber_id=grabber,
-                        )
+                        out[i] = job.stored(first + n * increment, now, grabber)
             return out  # type: ignore[return-value]
 
         return self._run(list(by_queue), work, idempotent=False, what="push")
@@ -576,12 +573,7 @@ class MySQLJobStore:
         table = failure_table(queue_name)
 
         def work(cursor: Any) -> Optional[FailedJob]:
-            cursor.execute(f"SELECT {FAILED_COLUMNS} FROM {table} WHERE failure_id = %s FOR UPDATE", (failure_id,))
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            cursor.execute(f"DELETE FROM {table} WHERE failure_id = %s", (failure_id,))
-            return failed_from_row(row)
+            return _take_failed(cursor, table, failure_id)
 
         return self._run([queue_name], work, idempotent=False, what=f"delete a failed job of {queue_name!r}")
 
@@ -590,21 +582,12 @@ class MySQLJobStore:
         clock_now = self._now()
 
         def work(cursor: Any) -> Optional[Tuple[FailedJob, Job]]:
-            cursor.execute(f"SELECT {FAILED_COLUMNS} FROM {table} WHERE failure_id = %s FOR UPDATE", (failure_id,))
-            row = cursor.fetchone()
-            if row is None:
+            failed = _take_failed(cursor, table, failure_id)
+            if failed is None:
                 return None
-            cursor.execute(f"DELETE FROM {table} WHERE failure_id = %s", (failure_id,))
-            failed = failed_from_row(row)
             job = failed.as_new_job()
             now = _clock_ms(cursor, clock_now)
-            job_id = self._insert(cursor, queue_name, [(job, None)], now)
-            return failed, Job(
-                id=job_id, category=job.category, url=job.url, payload=job.payload,
-                status=JobStatus.CLAIMED.value, created_at=now, next_try=now, timeout=job.timeout,
-                fail_count=0, retry_count=job.max_retries, retry_delay=job.retry_delay,
-                grabber_id=None,
-            )
+            return failed, job.stored(self._insert(cursor, queue_name, [(job, None)], now), now)
 
         return self._run([queue_name], work, idempotent=False, what=f"retry a failed job of {queue_name!r}")
 
