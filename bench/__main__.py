@@ -48,7 +48,7 @@ from bench.harness import (
     rss_bytes,
     wait_for,
 )
-from bench.profile import Profiler, format_summary
+from bench.profile import Profiler, format_summary, py_spy
 
 MB = 1024 * 1024
 
@@ -247,9 +247,11 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) ->
         result["e2e"] = measure_e2e(servers, worker, args, batched=True)
         profiler = Profiler(servers[0].pid, os.path.join(workdir, f"profile-{store}-{nodes}.txt")) \
             if args.profile else None
-        result["e2e_single"] = measure_e2e(servers, worker, args, batched=False)
-        if profiler is not None:
-            result["profile"] = profiler.stop()
+        try:
+            result["e2e_single"] = measure_e2e(servers, worker, args, batched=False)
+        finally:
+            if profiler is not None:
+                result["profile"] = profiler.stop()
         if args.soak:
             result["soak"] = measure_soak(servers, worker, args)
         result["final_rss_mb"] = [round(rss_bytes(s.pid) / MB, 1) for s in servers]
@@ -343,6 +345,11 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="do not give one server process CPUs of its own (default: pin when "
                              "there are at least 2 CPUs and 1 server)")
     args = parser.parse_args(argv)
+    if args.profile:
+        try:
+            py_spy()
+        except RuntimeError as e:
+            parser.error(str(e))
 
     workdir = tempfile.mkdtemp(prefix="fireworq-bench-")
     results = []

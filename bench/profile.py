@@ -46,17 +46,22 @@ PARTS: List[Tuple[str, str]] = [
 ]
 
 
+def py_spy() -> str:
+    """The py-spy command. @raise RuntimeError: when it is not installed."""
+    found = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
+    if not os.path.exists(found):
+        raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+    return found
+
+
 class Profiler:
     """py-spy recording one process until L{stop}."""
 
     def __init__(self, pid: int, output: str, rate: int = 250) -> None:
         self.output = output
         self.process: Optional[subprocess.Popen] = None
-        spy = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
-        if not os.path.exists(spy):
-            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
         self.process = subprocess.Popen(
-            [spy, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
+            [py_spy(), "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw",
              "--output", output, "--nonblocking", "--threads"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
