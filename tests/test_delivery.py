@@ -13,7 +13,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from fireworq.dispatch.delivery import HTTPDeliverer, classify
+from fireworq.dispatch.client import abort_connection
+from fireworq.dispatch.delivery import (
+    HTTPDeliverer,
+    _classify_exactly,
+    _plain_fields,
+    classify,
+)
 from fireworq.model import Job
 
 
@@ -133,6 +139,89 @@ class ClassifyTests(SynchronousTestCase):
         self.assertEqual(result.status, "success")
 
 
+#: Answers whose plain parse could be read differently from Go's decoder:
+#: duplicate keys, case variants, null and non-string members, nesting,
+#: extra fields, constants and other encodings.
+TRICKY_ANSWERS = [
+    b'{"status":"success"}',
+    b'{"status":"success","message":"m"}',
+    b'{"message":"m","status":"failure"}',
+    b' {"status" : "success" , "message" : "m" } ',
+    b'{"status":"success","message":"m","extra":1,"nested":{"status":"failure"}}',
+    b'{"status":"success","status":"failure"}',
+    b'{"status":"success","status":null}',
+    b'{"status":null,"status":"success"}',
+    b'{"status":"failure","Status":null}',
+    b'{"Status":"success"}',
+    b'{"status":"success","Status":"failure"}',
+    b'{"STATUS":"failure","status":"success"}',
+    b'{"\u017ftatus":"failure","status":"success"}',
+    b'{"status":"success","message":"a","message":"b"}',
+    b'{"status":"success","message":"a","message":null}',
+    b'{"status":"success","message":null}',
+    b'{"status":"success","Message":"x"}',
+    b'{"status":"success","message":"a","MESSAGE":"b"}',
+    b'{"status":"success","MESSAGE":"b","message":"a"}',
+    b'{"status":"success","message":{"a":[1,2.5,"x"],"a":null}}',
+    b'{"status":"success","message":12}',
+    b'{"status":"success","message":1.0}',
+    b'{"status":"success","message":true}',
+    b'{"status":"success","message":[1,{"b":"\u00e9"}]}',
+    b'{"status":"success","message":"\u00e9\ud83d\ude00"}',
+    b'{"status":1}',
+    b'{"status":true}',
+    b'{"status":["success"]}',
+    b'{"status":{"status":"success"}}',
+    b'{"status":"done"}',
+    b'{"status":""}',
+    b'{"status":null}',
+    b'{"message":"m"}',
+    b"{}",
+    b"null",
+    b'["success"]',
+    b'"success"',
+    b"1",
+    b"<html>",
+    b"",
+    b'{"status":"success","n":NaN}',
+    b'{"status":"success","n":-Infinity}',
+    b'{"status":"success","n":1e400}',
+    b'{"status":"success"} x',
+    b'\xef\xbb\xbf{"status":"success"}',
+    '{"status":"success","message":"\u00e9"}'.encode("utf-16"),
+    '{"status":"success","message":"m"}'.encode("utf-32-le"),
+    b'{"status":"success","message":"\xff"}',
+]
+
+
+class ClassifyFastPathTests(SynchronousTestCase):
+    """L{classify}'s plain parse decides exactly as the member-by-member one."""
+
+    def test_same_result_as_the_exact_reading(self):
+        for body in TRICKY_ANSWERS:
+            for code in (200, 500):
+                self.assertEqual(classify(code, body), _classify_exactly(code, body), body)
+
+    def test_plain_answers_take_the_fast_path(self):
+        # Else the comparison above would compare the slow path with itself.
+        for body in (
+            b'{"status":"success"}',
+            b'{"status":"failure","message":"m","extra":{"Status":1}}',
+            b'{"status":"success","status":"failure"}',
+            b'{"status":"success","message":12}',
+        ):
+            self.assertIsNotNone(_plain_fields(body), body)
+        for body in (
+            b'{"status":"success","status":null}',
+            b'{"status":"success","Status":"failure"}',
+            b'{"status":"success","message":"a","message":null}',
+            b'{"status":"success","n":NaN}',
+            b'{"status":1}',
+            b"null",
+        ):
+            self.assertIsNone(_plain_fields(body), body)
+
+
 class DeliveryTests(SynchronousTestCase):
     def deliver(self, resource, the_job=None, clock=None, **kwargs):
         stub = StubTreq(resource)
@@ -235,3 +324,35 @@ class DeliveryTests(SynchronousTestCase):
         result = self.successResultOf(HTTPDeliverer(Refusing(), "ua", Clock()).deliver("q", job()))
         self.assertEqual(result.status, "internal-failure")
         self.assertIn("Cannot create http request: bad url", result.message)
+
+
+class TwistedInternalsTests(SynchronousTestCase):
+    """What L{abort_connection} relies on in Twisted's private API."""
+
+    MOVED = (
+        "twisted.web._newclient.TransportProxyProducer no longer keeps the transport it "
+        "wraps as _producer: a Twisted upgrade renamed it, and abort_connection now falls "
+        "back to loseConnection, so a stalled worker's socket stays open (until its unsent "
+        "request bytes drain, which may be never).  Update fireworq.dispatch.client.abort_connection."
+    )
+
+    def test_transport_proxy_producer_keeps_its_transport_as_producer(self):
+        from twisted.web._newclient import TransportProxyProducer
+
+        self.assertTrue(hasattr(TransportProxyProducer(None), "_producer"), self.MOVED)
+
+    def test_abort_connection_aborts_the_wrapped_transport(self):
+        from twisted.web._newclient import TransportProxyProducer
+
+        class Transport:
+            aborted = lost = False
+
+            def abortConnection(self):
+                self.aborted = True
+
+            def loseConnection(self):
+                self.lost = True
+
+        transport = Transport()
+        abort_connection(TransportProxyProducer(transport))
+        self.assertEqual((transport.aborted, transport.lost), (True, False), self.MOVED)

@@ -7,7 +7,7 @@ L{Result}.
 from __future__ import annotations
 
 import json
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.error import TimeoutError as ConnectionTimeoutError
@@ -93,6 +93,46 @@ def _member(value: _Object, name: str) -> Any:
     return found
 
 
+#: Reads an answer as plain C{json.loads} does, refusing NaN and Infinity
+#: as L{_classify_exactly} does.
+_PLAIN_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+_FIELD_NAMES = ("status", "message")
+
+#: The statuses a worker may report.
+_REPORTABLE = frozenset(
+    (ResultStatus.SUCCESS.value, ResultStatus.FAILURE.value, ResultStatus.PERMANENT_FAILURE.value)
+)
+
+
+def _plain_fields(body: bytes) -> Optional[Tuple[str, Any]]:
+    """
+    The status and message of an answer whose plain parse is certain to
+    find what L{_member} finds: a JSON object whose ``status`` is a string
+    and with no other key matching ``status`` or ``message`` (a duplicate
+    key is met by the plain parse as its last value, as L{_member} does when
+    that value is not null).  None for any other answer.
+    """
+    try:
+        value = _PLAIN_DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except ValueError:
+        return None
+    if type(value) is not dict:
+        return None
+    status = value.get("status")
+    if type(status) is not str:
+        return None
+    message = value.get("message", "")
+    if message is None:
+        # Maybe the last of several, after one that is not null.
+        return None
+    if len(value) > 1 + ("message" in value):
+        for key in value:
+            if key != "status" and key != "message" and key.casefold() in _FIELD_NAMES:
+                return None
+    return status, message
+
+
 def classify(code: int, body: bytes) -> Result:
     """
     Turn a worker's HTTP answer into a L{Result}: its JSON ``status`` decides
@@ -102,7 +142,18 @@ def classify(code: int, body: bytes) -> Result:
     that is not JSON, or JSON of the wrong shape (not an object, a status
     that is not a string) cannot be parsed; JSON ``null``, a missing or null
     status is an empty status, reported as "Invalid result status: ".
+
+    Most answers are plain (L{_plain_fields}); the others are read member
+    by member (L{_classify_exactly}), with the same outcome.
     """
+    fields = _plain_fields(body)
+    if fields is None:
+        return _classify_exactly(code, body)
+    return _result(code, body, *fields)
+
+
+def _classify_exactly(code: int, body: bytes) -> Result:
+    """L{classify}, every member of the answer seen as Go's decoder sees it."""
     try:
         value: Any = json.loads(body, object_pairs_hook=_object, parse_constant=_no_constant)
     except ValueError as e:
@@ -122,16 +173,16 @@ def classify(code: int, body: bytes) -> Result:
             body,
             f"cannot unmarshal {_json_type(status)} into result field status of type string",
         )
-    message = _member(value, "message")
+    return _result(code, body, status, _member(value, "message"))
+
+
+def _result(code: int, body: bytes, status: str, message: Any) -> Result:
+    """The L{Result} of an answer whose status is ``status``."""
     if message is None:
         message = ""
     elif not isinstance(message, str):
         message = json.dumps(message)
-    if status not in (
-        ResultStatus.SUCCESS.value,
-        ResultStatus.FAILURE.value,
-        ResultStatus.PERMANENT_FAILURE.value,
-    ):
+    if status not in _REPORTABLE:
         return Result(
             ResultStatus.FAILURE.value,
             code,
