@@ -24,6 +24,7 @@ the limit against a real ``twistd fireworq`` and a real worker.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 import treq
@@ -31,7 +32,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import HTTPConnectionPool
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
@@ -47,8 +48,9 @@ from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
 from fireworq.store.interface import NodeInfo
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
+from fireworq.web import body
 from fireworq.web.app import FireworqAPI
-from fireworq.web.body import MAX_ID, MAX_JSON_DEPTH
+from fireworq.web.body import MAX_ID, MAX_JSON_DEPTH, JsonNumber, dump_json
 from fireworq.web.site import FireworqSite
 from tests.support.cases import ServerTestCase
 from tests.support.polling import wait_until
@@ -748,3 +750,115 @@ class CrossOriginTests(InProcessTestCase):
         code, _ = yield self.origin_call("GET", "/queues", "http://evil.example", {})
         self.assertEqual(code, 200)
         yield self.accepted("POST", "/job/c", {"url": "http://127.0.0.1:9/x"})
+
+
+def _typed(value: Any) -> Any:
+    """``value`` with the type of every part, so that 1, 1.0 and True differ."""
+    if isinstance(value, dict):
+        return ("object", [(key, _typed(item)) for key, item in value.items()])
+    if isinstance(value, list):
+        return ("array", [_typed(item) for item in value])
+    if isinstance(value, JsonNumber):
+        return ("JsonNumber", value.text)
+    return (type(value).__name__, value)
+
+
+def _exact_loads(text: str) -> Any:
+    """How the body was read before the fast path: every integer through the hook."""
+    return json.loads(
+        text,
+        parse_constant=body._refuse_constant,
+        parse_float=body._exact_float,
+        parse_int=body._exact_int,
+    )
+
+
+def _outcome(loads: Any, text: str) -> Any:
+    try:
+        return _typed(loads(text))
+    except (ValueError, RecursionError) as e:
+        return (type(e).__name__, str(e))
+
+
+class ExactNumberFastPathTests(SynchronousTestCase):
+    """Bodies read without the integer hook come out as they would with it."""
+
+    def texts(self) -> List[str]:
+        texts = [
+            "-0", "[-0]", '{"a":-0}', "-0 ", "\t-0\n", '{"a":-0,"b":1}', "[1,-0]", "-0.0", "-0e1",
+            "-0E1", "-01", "-00", "0", "[0,-1,10,-10]", '"2024-01-02"', '"x-0"', '{"-0":1}',
+            '{"created":"2024-01-02T03:04:05Z","n":-0}', "1e400", "1E5", "2.50", "0.1", "1.0",
+            "1e-400", "-1e999", "0." + "0" * 400 + "1", "1" + "0" * 400 + ".5", '"' + "1" * 700 + '"',
+            "NaN", "[Infinity]", '{"a":-Infinity}', "", " ", "{", '{"a":1}x', "[1,]", "\ufeff{}",
+            "\ufeff\ufeff{}", '{"a":1,"a":2}', '{"a":"\\ud800"}', "[" * 600 + "]" * 600,
+            "[" * 100_000 + "]" * 100_000,
+            (
+                '{"url":"http://w/","run_after":3600,"payload":{"user":12345,'
+                '"items":[1,2,3,4,5],"count":7,"page":2,"limit":50}}'
+            ),
+        ]
+        for digits in (299, 300, 301, 599, 600, 601, 4300, 4301, 100_000):
+            for sign in ("", "-"):
+                texts.append(sign + "9" * digits)
+                texts.append(sign + "1" + "0" * (digits - 1))
+        # Runs of digits at every offset from the sampled characters.
+        for run in (298, 299, 300, 301):
+            for offset in range(0, 605, 11):
+                texts.append("[" + " " * offset + "7" * run + "]")
+                texts.append('["' + "x" * offset + '",' + "-" + "7" * run + ",1]")
+                texts.append("[" + "1," * offset + "7" * run + "]")
+        return texts
+
+    def test_same_values_as_with_the_integer_hook(self):
+        for text in self.texts():
+            self.assertEqual(_outcome(body._loads, text), _outcome(_exact_loads, text), text[:80])
+
+    def test_long_runs_are_found_wherever_they_are(self):
+        pattern = re.compile(f"[0-9]{{{body.LONG_INTEGER}}}")
+        for text in self.texts():
+            self.assertEqual(
+                body._may_hold_long_integer(text), pattern.search(text) is not None, text[:80]
+            )
+
+    def test_common_bodies_take_the_fast_path(self):
+        for text in (
+            '{"url":"http://w/","run_after":3600,"payload":{"n":[1,-2,30],"at":"2024-01-02"}}',
+            "[" + "12345678," * 1000 + "0]",
+            '{"a":-0.5,"b":-0e3}',
+        ):
+            self.assertFalse(body._needs_exact_integers(text), text[:80])
+        for text in ("-0", '{"a":[-0]}', "9" * 300, "[" + "1," * 500 + "9" * 300 + "]"):
+            self.assertTrue(body._needs_exact_integers(text), text[:80])
+
+
+class DumpJsonTests(SynchronousTestCase):
+    """L{dump_json} through its shared encoder writes what json.dumps would."""
+
+    def test_plain_values_as_json_dumps(self):
+        values = [
+            {"a": [1, 2.5, "é\u2028", None, True], "b": {"c": {}}},
+            [float("nan"), float("inf"), -0.0, 1e300],
+            {1: "int key", False: "bool key", None: "null key", 2.5: "float key"},
+            "text \" quoted \\ \x00",
+            12,
+            None,
+        ]
+        for value in values:
+            expected = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            self.assertEqual(dump_json(value), expected)
+            self.assertEqual(dump_json(value), expected)
+
+    def test_json_numbers_are_written_as_their_text(self):
+        for _ in range(2):
+            self.assertEqual(
+                dump_json({"a": JsonNumber("1e400"), "b": [1, "x", {"c": JsonNumber("-0")}]}),
+                '{"a":1e400,"b":[1,"x",{"c":-0}]}',
+            )
+            self.assertEqual(dump_json([JsonNumber("2.50")]), "[2.50]")
+            self.assertEqual(dump_json(JsonNumber("1E5")), "1E5")
+            self.assertEqual(dump_json({"plain": [1, 2]}), '{"plain":[1,2]}')
+
+    def test_other_objects_are_still_refused(self):
+        with self.assertRaises(TypeError) as raised:
+            dump_json({"a": object()})
+        self.assertEqual(str(raised.exception), "Object of type object is not JSON serializable")

@@ -14,6 +14,7 @@ and the validators can quote the number the client wrote.
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal, InvalidOperation
 from json.encoder import encode_basestring
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
@@ -75,10 +76,58 @@ def _exact_int(text: str) -> Union[int, JsonNumber]:
     return int(text)
 
 
+#: Reads integers as C{int} (C speed): right for every integer literal but
+#: C{-0} and those of L{LONG_INTEGER} characters or more.
+_FAST_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_exact_float)
+
+#: Reads every integer literal through L{_exact_int}, a Python call each.
+_EXACT_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant, parse_float=_exact_float, parse_int=_exact_int
+)
+
+#: A C{-0} that may be an integer literal (not C{-0.5}, C{-0e1} or the
+#: C{-01} of a date); inside a string it only costs the slower parse.
+_MINUS_ZERO = re.compile(r"-0(?![0-9.eE])")
+
+_DIGITS = "0123456789"
+
+
+def _may_hold_long_integer(text: str) -> bool:
+    """
+    Whether ``text`` has a run of L{LONG_INTEGER} or more digits, which an
+    integer kept as a L{JsonNumber} needs.  Such a run covers one of every
+    L{LONG_INTEGER}th character, so only the runs through those are measured.
+    """
+    step = LONG_INTEGER
+    for at in range(step - 1, len(text), step):
+        if text[at] in _DIGITS:
+            before = text[max(0, at - step + 1) : at]
+            after = text[at + 1 : at + step]
+            digits_before = len(before) - len(before.rstrip(_DIGITS))
+            digits_after = len(after) - len(after.lstrip(_DIGITS))
+            if digits_before + 1 + digits_after >= step:
+                return True
+    return False
+
+
+def _needs_exact_integers(text: str) -> bool:
+    """Whether ``text`` may hold an integer literal that C{int} would not keep."""
+    return ("-0" in text and _MINUS_ZERO.search(text) is not None) or _may_hold_long_integer(text)
+
+
 def _loads(text: str) -> Any:
-    return json.loads(
-        text, parse_constant=_refuse_constant, parse_float=_exact_float, parse_int=_exact_int
-    )
+    """
+    ``text`` as one JSON value, numbers kept exact: as L{_EXACT_DECODER}
+    reads it, but through L{_FAST_DECODER} when no integer literal needs
+    L{_exact_int} (every integer beyond Python's digit limit is long, so the
+    fast parse never meets that limit).
+    """
+    if text.startswith("\ufeff"):
+        # As json.loads refuses it.
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    if _needs_exact_integers(text):
+        return _EXACT_DECODER.decode(text)
+    return _FAST_DECODER.decode(text)
 
 
 class _HasJsonNumber(Exception):
@@ -104,8 +153,12 @@ def dump_json(value: Any) -> str:
         return "".join(parts)
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_no_default)
+#: The encoder of L{dump_json}, made once: C{json.dumps} with options makes
+#: a new one per call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_no_default)
+
+#: ``value`` as compact JSON text; L{_HasJsonNumber} when it holds a L{JsonNumber}.
+_dumps = _ENCODER.encode
 
 
 def _encode(value: Any, out: List[str], tries: int) -> None:
