@@ -12,7 +12,7 @@ import base64
 import binascii
 import enum
 import json
-from typing import Any, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Generic, List, Optional, Sequence, Tuple, TypeVar
 
 import attr
 
@@ -389,18 +389,6 @@ def decode_cursor(cursor: str) -> PageKey:
     if key[0] < 0 or key[1] < 0:
         raise ValueError("cursor is not a value returned as next_cursor")
     return key
-
-
-def payload_as_json_value(payload: str) -> Any:
-    """
-    How the inspection API shows a stored payload: valid JSON text is shown
-    as that JSON value, anything else as a string.  (An empty payload is
-    left out of the response by the caller.)
-    """
-    try:
-        return json.loads(payload)
-    except (ValueError, RecursionError):
-        return payload
 
 
 def sort_key(job: Job) -> PageKey:

@@ -12,9 +12,9 @@ from fireworq.model import (
     completion_for,
     decode_cursor,
     encode_cursor,
-    payload_as_json_value,
 )
 from fireworq.names import InvalidName, check_category, check_queue_name, check_worker_url, storage_key
+from fireworq.web.body import JsonNumber, stored_json_value
 
 
 def job(retry_count: int) -> Job:
@@ -55,9 +55,11 @@ class ShapeTests(SynchronousTestCase):
         )
 
     def test_payload_display(self):
-        self.assertEqual(payload_as_json_value('{"a":1}'), {"a": 1})
-        self.assertEqual(payload_as_json_value("hello"), "hello")
-        self.assertEqual(payload_as_json_value("12"), 12)
+        self.assertEqual(stored_json_value('{"a":1}'), {"a": 1})
+        self.assertEqual(stored_json_value("hello"), "hello")
+        self.assertEqual(stored_json_value("12"), 12)
+        self.assertEqual(stored_json_value('{"n":-0,"f":2.50}'), {"n": JsonNumber("-0"), "f": JsonNumber("2.50")})
+        self.assertEqual(stored_json_value("NaN"), "NaN")
 
     def test_result_from_odd_json(self):
         self.assertEqual(Result.from_json("not json"), Result("", 0, ""))

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import sqlite3
@@ -138,6 +139,7 @@ class DatabaseInUse(StoreUnavailable):
     """Another process holds the database file's lock."""
 
 
+@functools.lru_cache(maxsize=4096)
 def table_key(queue_name: str) -> str:
     """
     The key that names the queue's tables, unique to the exact name: the
@@ -145,7 +147,8 @@ def table_key(queue_name: str) -> str:
     name such as ``jobs_2``), else the storage key, ``-`` and 16 hex digits
     of the SHA-256 of the name (``queueA`` -> ``queue_-...``).  ``-`` never
     occurs in a storage key, so the two kinds never meet, and sqlite's
-    case-insensitive identifiers see only lowercase.
+    case-insensitive identifiers see only lowercase.  (Cached: every push,
+    grab and completion asks.)
     """
     key = storage_key(queue_name)
     if key == queue_name:
