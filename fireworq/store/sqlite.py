@@ -665,22 +665,7 @@ class SqliteJobStore:
                 (next_try, entry.grabber_id, status, now, new.max_retries, new.retry_delay,
                  new.category, new.url, new.payload, new.timeout),
             )
-            stored.append(
-                Job(
-                    id=cursor.lastrowid,
-                    category=new.category,
-                    url=new.url,
-                    payload=new.payload,
-                    status=status,
-                    created_at=now,
-                    next_try=next_try,
-                    timeout=new.timeout,
-                    fail_count=0,
-                    retry_count=new.max_retries,
-                    retry_delay=new.retry_delay,
-                    grabber_id=entry.grabber_id,
-                )
-            )
+            stored.append(new.stored(cursor.lastrowid, now, entry.grabber_id))
         return stored
 
     def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
