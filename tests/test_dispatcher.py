@@ -90,6 +90,23 @@ class DispatcherTests(SynchronousTestCase):
         jobs = self.successResultOf(self.store.push([PushEntry(queue, job)] * count))
         return [j.id for j in jobs]
 
+    def hold_grab_answers(self) -> List[Tuple[Deferred, Deferred]]:
+        """
+        From now on the store commits each grab at once, but its answer
+        reaches the dispatcher only when the test fires it: the list gets
+        (answer to fire, the committed grab's result) per grab.
+        """
+        real_grab = self.store.grab
+        answers: List[Tuple[Deferred, Deferred]] = []
+
+        def slow_grab(queue_name, limit, grabber_id):
+            answer: Deferred = Deferred()
+            answers.append((answer, real_grab(queue_name, limit, grabber_id)))
+            return answer
+
+        self.store.grab = slow_grab
+        return answers
+
     def state(self, queue: str = "q"):
         return self.successResultOf(self.store.count_jobs(queue))
 
@@ -310,16 +327,7 @@ class DispatcherTests(SynchronousTestCase):
         """A grab answered after the lease was lost delivers nothing."""
         self.push(3)
         dispatcher = self.make(max_workers=5)
-        real_grab = self.store.grab
-        answers: List[Tuple[Deferred, Deferred]] = []
-
-        def slow_grab(queue_name, limit, grabber_id):
-            # The store commits the grab; its answer arrives when the test says.
-            answer: Deferred = Deferred()
-            answers.append((answer, real_grab(queue_name, limit, grabber_id)))
-            return answer
-
-        self.store.grab = slow_grab
+        answers = self.hold_grab_answers()
         dispatcher.startService()
         self.clock.advance(0)
         self.assertEqual(len(answers), 1)
@@ -338,15 +346,7 @@ class DispatcherTests(SynchronousTestCase):
     def test_stop_waits_for_a_grab_in_flight_and_puts_its_jobs_back(self):
         self.push(3)
         dispatcher = self.make(max_workers=5)
-        real_grab = self.store.grab
-        answers: List[Tuple[Deferred, Deferred]] = []
-
-        def slow_grab(queue_name, limit, grabber_id):
-            answer: Deferred = Deferred()
-            answers.append((answer, real_grab(queue_name, limit, grabber_id)))
-            return answer
-
-        self.store.grab = slow_grab
+        answers = self.hold_grab_answers()
         dispatcher.startService()
         self.clock.advance(0)
         [(answer, committed)] = answers

@@ -83,14 +83,19 @@ def _chunks(rows: Sequence[Tuple[Any, ...]], sizes: Sequence[int], limit: int) -
     return out
 
 
+def _take_row(cursor: Any, table: str, columns: str, key: str, value: int) -> Optional[tuple]:
+    """Delete the row whose ``key`` is ``value`` (in the cursor's transaction); return it as it was."""
+    cursor.execute(f"SELECT {columns} FROM {table} WHERE {key} = %s FOR UPDATE", (value,))
+    row = cursor.fetchone()
+    if row is not None:
+        cursor.execute(f"DELETE FROM {table} WHERE {key} = %s", (value,))
+    return row
+
+
 def _take_failed(cursor: Any, table: str, failure_id: int) -> Optional[FailedJob]:
     """Delete a failure-log entry (in the cursor's transaction); return it as it was."""
-    cursor.execute(f"SELECT {FAILED_COLUMNS} FROM {table} WHERE failure_id = %s FOR UPDATE", (failure_id,))
-    row = cursor.fetchone()
-    if row is None:
-        return None
-    cursor.execute(f"DELETE FROM {table} WHERE failure_id = %s", (failure_id,))
-    return failed_from_row(row)
+    row = _take_row(cursor, table, FAILED_COLUMNS, "failure_id", failure_id)
+    return failed_from_row(row) if row is not None else None
 
 
 def _clock_ms(cursor: Any, clock: str) -> int:
@@ -504,12 +509,8 @@ class MySQLJobStore:
         table = job_table(queue_name)
 
         def work(cursor: Any) -> Optional[Job]:
-            cursor.execute(f"SELECT {JOB_COLUMNS} FROM {table} WHERE job_id = %s FOR UPDATE", (job_id,))
-            row = cursor.fetchone()
-            if row is None:
-                return None
-            cursor.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
-            return job_from_row(row)
+            row = _take_row(cursor, table, JOB_COLUMNS, "job_id", job_id)
+            return job_from_row(row) if row is not None else None
 
         return self._run([queue_name], work, idempotent=False, what=f"delete a job of {queue_name!r}")
 
