@@ -35,7 +35,7 @@ from fireworq import __version__
 from fireworq.config import Config, ConfigError
 from fireworq.dispatch.delivery import HTTPDeliverer, make_http_client, make_pool
 from fireworq.dispatch.dispatcher import QueueDispatcher
-from fireworq.dispatch.lease import IQueueLease, SoleLease
+from fireworq.lease import ILeaseStore, IQueueLease, SoleLease
 from fireworq.events import EventFanout
 from fireworq.logging import AccessLog, ErrorLogObserver, LogFiles, QueueLog, log_failure, now_ms
 from fireworq.manager import QueueManager
@@ -43,7 +43,7 @@ from fireworq.metrics import Metrics, observe_stores
 from fireworq.model import QueueDefinition
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
-from fireworq.store.interface import IJobStore, ILeaseStore, IRepository, NodeInfo
+from fireworq.store.interface import IJobStore, IRepository, NodeInfo
 from fireworq.web.app import FireworqAPI
 from fireworq.web.site import FireworqSite
 
@@ -248,7 +248,7 @@ class FireworqService(MultiService):
         self.metrics.setServiceParent(self)
         self.balancer: Any = None
         if self.stores.leases is not None:
-            from fireworq.failover import LeaseBalancer
+            from fireworq.lease import LeaseBalancer
 
             self.balancer = LeaseBalancer(
                 self.stores.leases,
@@ -283,7 +283,7 @@ class FireworqService(MultiService):
             return SoleLease(
                 queue_name, self.stores.jobs, self.node, self._grabber_id, self.reactor
             )
-        from fireworq.failover import LeaseKeeper
+        from fireworq.lease import LeaseKeeper
 
         return LeaseKeeper(
             queue_name,

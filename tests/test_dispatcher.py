@@ -13,7 +13,7 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
 from fireworq.dispatch.dispatcher import QueueDispatcher
-from fireworq.dispatch.lease import SoleLease
+from fireworq.lease.sole import SoleLease
 from fireworq.events import EventFanout
 from fireworq.model import (
     CompletionKind,

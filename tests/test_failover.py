@@ -15,9 +15,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from fireworq.dispatch.lease import IQueueLease
-from fireworq.failover import LeaseBalancer, LeaseKeeper, fair_share
-from fireworq.store.interface import ILeaseStore, LeaseGrant, NodeInfo, StoreUnavailable
+from fireworq.lease.interface import ILeaseStore, IQueueLease, LeaseGrant
+from fireworq.lease.balancer import LeaseBalancer, fair_share
+from fireworq.lease.keeper import LeaseKeeper
+from fireworq.store.interface import NodeInfo, StoreUnavailable
 
 TTL_MS = 3000
 TTL = TTL_MS / 1000.0
@@ -35,7 +36,7 @@ class _Row:
 class FakeLeaseStore:
     """
     Lease rows in memory, on a clock in milliseconds -- the semantics of
-    L{fireworq.store.mysql.lease.MySQLLeaseStore}.
+    L{fireworq.lease.mysql.MySQLLeaseStore}.
 
     @ivar broken: when true, every call fails with L{StoreUnavailable}.
     @ivar stalled: when true, calls return Deferreds that fire (with the

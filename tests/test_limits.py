@@ -39,7 +39,7 @@ from zope.interface import implementer
 
 from fireworq.config import load
 from fireworq.dispatch.dispatcher import QueueDispatcher
-from fireworq.dispatch.lease import SoleLease
+from fireworq.lease.sole import SoleLease
 from fireworq.events import EventFanout
 from fireworq.logging import now_ms
 from fireworq.manager import QueueManager

@@ -27,7 +27,7 @@ from zope.interface.verify import verifyObject
 from fireworq import __version__
 from fireworq.config import load
 from fireworq.dispatch.dispatcher import QueueDispatcher
-from fireworq.dispatch.lease import SoleLease
+from fireworq.lease.sole import SoleLease
 from fireworq.events import EventFanout
 from fireworq.manager import QueueManager
 from fireworq.metrics import Metrics, ObservedStore, observe_stores

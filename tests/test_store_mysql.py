@@ -34,10 +34,11 @@ from fireworq.model import (
     job_ids,
     sort_key,
 )
-from fireworq.store.interface import ILeaseStore, JobTooLarge, NodeInfo, StoreUnavailable
-from fireworq.store.mysql import MySQLJobStore, MySQLLeaseStore, open_mysql
+from fireworq.lease.interface import ILeaseStore
+from fireworq.store.interface import JobTooLarge, NodeInfo, StoreUnavailable
+from fireworq.lease.mysql import FIRST_EPOCH, MySQLLeaseStore
+from fireworq.store.mysql import MySQLJobStore, open_mysql
 from fireworq.store.mysql.driver import available_drivers
-from fireworq.store.mysql.lease import FIRST_EPOCH
 from fireworq.store.mysql.schema import KEY_MAX, failure_table, job_table, table_key
 from tests.store_contract import ContractClock, JobStoreContractMixin, RepositoryContractMixin
 from tests.support import mariadb
@@ -708,7 +709,7 @@ class MySQLLeaseKeeperTests(_MySQLCase):
 
         from twisted.internet.task import deferLater
 
-        from fireworq.failover import LeaseKeeper
+        from fireworq.lease.keeper import LeaseKeeper
 
         db = self.database()
         store, _, leases = await self.stores(db.dsn, fence=True)

@@ -18,7 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from fireworq import __version__
 from fireworq.config import load
 from fireworq.dispatch.dispatcher import QueueDispatcher
-from fireworq.dispatch.lease import SoleLease
+from fireworq.lease.sole import SoleLease
 from fireworq.events import EventFanout
 from fireworq.manager import QueueManager
 from fireworq.model import QueueDefinition, Result

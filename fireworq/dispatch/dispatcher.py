@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from fireworq.dispatch.completion import CompletionBatcher
-from fireworq.dispatch.lease import IQueueLease
+from fireworq.lease.interface import IQueueLease
 from fireworq.dispatch.throttle import TokenBucket
 from fireworq.events import IQueueEvents
 from fireworq.logging import log_failure

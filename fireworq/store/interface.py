@@ -9,7 +9,7 @@ are the store's own clock (the database clock for MySQL), in milliseconds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 import attr
 from zope.interface import Attribute, Interface
@@ -64,21 +64,6 @@ class NodeInfo:
     def to_json(self) -> dict:
         """The ``{"id", "host"}`` object of the node API."""
         return {"id": self.id, "host": self.host}
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class LeaseGrant:
-    """
-    A lease held by the caller.
-
-    ``epoch`` is the fencing token stamped into ``grabber_id`` of every job
-    grabbed under this lease; it changes whenever the holder changes.
-    ``taken_over`` is true when the caller did not hold the lease before this
-    grant (so the previous holder's grabbed jobs must be recovered).
-    """
-
-    epoch: int
-    taken_over: bool
 
 
 class IJobStore(Interface):
@@ -264,31 +249,3 @@ class IRepository(Interface):
 
     def revision() -> "Deferred[str]":
         """A token that changes whenever definitions or routings change."""
-
-
-class ILeaseStore(Interface):
-    """
-    Lease rows (B2): which node may dispatch each queue, decided by the
-    store's clock.  Only shared stores (MySQL) provide this.
-    """
-
-    def acquire(
-        queue_name: str, node: NodeInfo, ttl_ms: int
-    ) -> "Deferred[Optional[LeaseGrant]]":
-        """
-        Take or renew the queue's lease for ``ttl_ms`` from now (store
-        clock).  Fire with the grant, or None when another node holds an
-        unexpired lease.
-        """
-
-    def release(queue_name: str, node: NodeInfo) -> "Deferred[None]":
-        """Give the lease up at once, if ``node`` holds it."""
-
-    def holder(queue_name: str) -> "Deferred[Optional[NodeInfo]]":
-        """The node holding an unexpired lease on the queue, or None."""
-
-    def heartbeat(node: NodeInfo, ttl_ms: int) -> "Deferred[Dict[str, int]]":
-        """
-        Record that ``node`` is alive for ``ttl_ms``; fire with the live nodes
-        and how many leases each holds (node id -> count).
-        """

@@ -10,19 +10,23 @@ tables if missing) and C{stop()}.  Modules:
   - L{pool}: the adbapi pool: session set-up, recycling, retry once,
     L{StoreUnavailable <fireworq.store.interface.StoreUnavailable>};
   - L{schema}: table names and DDL;
-  - L{jobs}, L{repository}, L{lease}: the three stores.
+  - L{jobs}, L{repository}: the job store and the definitions;
+  - the lease store lives with the rest of the lease concept, in
+    L{fireworq.lease.mysql}; L{open_mysql} builds it too.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
 from fireworq.store.mysql.driver import Driver, get_driver
 from fireworq.store.mysql.dsn import parse_dsn
 from fireworq.store.mysql.jobs import MySQLJobStore
-from fireworq.store.mysql.lease import MySQLLeaseStore
 from fireworq.store.mysql.pool import MySQLPool
 from fireworq.store.mysql.repository import MySQLRepository
+
+if TYPE_CHECKING:
+    from fireworq.lease.mysql import MySQLLeaseStore
 
 #: Connections (= threads) of the pool for job tables and definitions.
 #: The server's traffic arrives batched (one multi-row push, one grab and one
@@ -40,7 +44,6 @@ __all__ = [
     "DEFAULT_POOL_SIZE",
     "LEASE_POOL_SIZE",
     "MySQLJobStore",
-    "MySQLLeaseStore",
     "MySQLPool",
     "MySQLRepository",
     "open_mysql",
@@ -70,7 +73,7 @@ def open_mysql(
     pool_size: int = DEFAULT_POOL_SIZE,
     fence_grabs: bool = True,
     clock: Optional[Callable[[], int]] = None,
-) -> Tuple[MySQLJobStore, MySQLRepository, MySQLLeaseStore]:
+) -> "Tuple[MySQLJobStore, MySQLRepository, MySQLLeaseStore]":
     """
     Build the MySQL job store, repository and lease store.
 
@@ -87,7 +90,7 @@ def open_mysql(
     @param driver: C{pymysql} or C{mysqlclient}; None for the default.
     @param pool_size: connections of the job (and shared) pool.
     @param fence_grabs: see L{MySQLJobStore}; keep it on when dispatch goes
-        through L{fireworq.failover.LeaseKeeper} (it must be off if grabs
+        through L{fireworq.lease.keeper.LeaseKeeper} (it must be off if grabs
         are not made under lease epochs).
     @param clock: tests only; see L{MySQLJobStore}.
     @raise ValueError: for a bad DSN or an unavailable driver.
@@ -98,6 +101,9 @@ def open_mysql(
                                     name="mysql-repository")
     else:
         repository_pool = job_pool
+    # Imported here: the lease package sits above the store layer.
+    from fireworq.lease.mysql import MySQLLeaseStore
+
     lease_pool = open_pool(queue_dsn, reactor, size=LEASE_POOL_SIZE, driver=driver, name="mysql-lease")
     return (
         MySQLJobStore(job_pool, fence_grabs=fence_grabs, clock=clock),

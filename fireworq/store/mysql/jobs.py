@@ -120,7 +120,7 @@ class MySQLJobStore:
     @param fence_grabs: grab only while the lease row of the queue
         (C{fireworq_lease}, same database) is unexpired with C{epoch} equal
         to the grabber id.  Use it when dispatch is driven by
-        L{fireworq.failover.LeaseKeeper}: a node that lost its lease without
+        L{fireworq.lease.keeper.LeaseKeeper}: a node that lost its lease without
         noticing yet (paused, slow) then cannot grab even once.
     @param clock: for tests only: milliseconds since the epoch to use
         instead of the database clock for job times (so the store contract's

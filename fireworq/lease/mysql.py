@@ -24,7 +24,8 @@ from typing import Any, Dict, Optional
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from fireworq.store.interface import ILeaseStore, LeaseGrant, NodeInfo, StoreUnavailable
+from fireworq.lease.interface import ILeaseStore, LeaseGrant
+from fireworq.store.interface import NodeInfo, StoreUnavailable
 from fireworq.store.mysql.pool import MySQLPool
 from fireworq.store.mysql.rows import text
 from fireworq.store.mysql.schema import LEASE_DDL, NOW_MS

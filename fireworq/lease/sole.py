@@ -1,54 +1,22 @@
 """
-The right to dispatch a queue, as the dispatcher sees it.
+L{SoleLease}: the lease of a single-node store (in-memory, sqlite).
 
-A dispatcher grabs jobs only while its L{IQueueLease} says the lease is held,
-and stamps every grab with the lease's ``grabber_id`` (the fencing epoch).
-Single-node stores use L{SoleLease}, which is always held by this process;
-MySQL uses L{fireworq.failover.LeaseKeeper}, which competes with other nodes
-through lease rows.
+This process is the only dispatcher, so the lease is held from start to
+stop; the MySQL store uses L{fireworq.lease.keeper.LeaseKeeper} instead,
+which competes with other nodes through lease rows.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional
+from typing import List
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from zope.interface import Attribute, Interface, implementer
+from zope.interface import implementer
 
+from fireworq.lease.interface import IQueueLease, LeaseListener
 from fireworq.store.interface import IJobStore, NodeInfo
-
-#: Called with True when the lease is acquired (after the previous holder's
-#: grabbed jobs were recovered) and with False when it is lost or released.
-LeaseListener = Callable[[bool], None]
-
-
-class IQueueLease(Interface):
-    """This node's lease on one queue."""
-
-    queue_name = Attribute("The queue the lease is for.")
-    grabber_id = Attribute(
-        "The fencing token to stamp on grabbed jobs; meaningful while held."
-    )
-
-    def held() -> bool:
-        """
-        Whether this node may grab now.  False the moment the lease cannot be
-        proven (for example after the process was paused past its expiry).
-        """
-
-    def subscribe(listener: LeaseListener) -> None:
-        """Call ``listener`` on every change of L{held}."""
-
-    def start() -> None:
-        """Begin acquiring (and then renewing) the lease."""
-
-    def stop() -> "Deferred[None]":
-        """Stop renewing and give the lease up."""
-
-    def holder() -> "Deferred[Optional[NodeInfo]]":
-        """The node that holds the lease now, or None."""
 
 
 @implementer(IQueueLease)
@@ -83,6 +51,10 @@ class SoleLease:
 
     def held(self) -> bool:
         return self._held
+
+    def proven(self, grabber_id: int) -> bool:
+        """Always true: no other node can take a single-node store's queue."""
+        return True
 
     def subscribe(self, listener: LeaseListener) -> None:
         self._listeners.append(listener)
