@@ -176,6 +176,83 @@ class DispatcherTests(SynchronousTestCase):
         idle.lease.held = lambda: False
         self.assertEqual(idle.reserve(1), (None, 0))
 
+    def test_a_grab_in_flight_holds_its_workers(self):
+        """
+        Bug 1 of issue 11: reserve() ignored a grab in flight, so with
+        max_workers 2 a push reserved two workers while a grab of two was
+        on its way -- four jobs grabbed, four reported in flight, two of
+        them waiting in memory.  One counter owns capacity now: a node
+        never holds more grabbed jobs than free workers.
+        """
+        self.push(2)
+        dispatcher = self.make(max_workers=2)
+        answers = self.hold_grab_answers()
+        dispatcher.startService()
+        self.clock.advance(0)
+        [(answer, committed)] = answers
+        self.assertEqual(self.store.grabs, [2])
+        self.assertEqual(dispatcher.reserve(2), (None, 0))  # both workers are the grab's
+        answer.callback(self.successResultOf(committed))
+        self.clock.advance(0)
+        self.assertEqual(dispatcher.in_flight, 2)
+        self.assertEqual(self.state().grabbed, 2)
+        self.assertEqual(len(self.deliverer.calls), 2)
+
+    def test_a_short_grab_frees_what_it_did_not_use(self):
+        """A grab that finds fewer jobs than its limit gives the rest back at once."""
+        self.push(1)
+        dispatcher = self.make(max_workers=3)
+        answers = self.hold_grab_answers()
+        dispatcher.startService()
+        self.clock.advance(0)
+        [(answer, committed)] = answers
+        self.assertEqual(dispatcher.reserve(1), (None, 0))
+        answer.callback(self.successResultOf(committed))
+        self.assertEqual(dispatcher.in_flight, 1)
+        self.assertEqual(dispatcher.reserve(5), (42, 2))
+
+    def test_reservations_hold_workers_against_polls(self):
+        """Workers reserved for a push are not grabbed for by a poll meanwhile."""
+        dispatcher = self.make(max_workers=2)
+        dispatcher.startService()
+        self.clock.advance(0)
+        grabber_id, granted = dispatcher.reserve(1)
+        self.assertEqual(granted, 1)
+        self.push(3)
+        grabs = len(self.store.grabs)
+        dispatcher.kick()
+        self.clock.advance(0)
+        self.assertEqual(self.store.grabs[grabs:], [1])  # one worker left for the poll
+        job = NewJob(category="c", url="http://worker/")
+        stored = self.successResultOf(self.store.push([PushEntry("q", job, grabber_id)]))
+        dispatcher.pushed(stored, grabber_id, granted)
+        self.assertEqual(dispatcher.in_flight, 2)
+        self.assertEqual(self.state().grabbed, 2)
+
+    def test_a_failed_grab_frees_its_workers(self):
+        dispatcher = self.make(max_workers=2)
+        answers = self.hold_grab_answers()
+        dispatcher.startService()
+        self.clock.advance(0)
+        [(answer, _)] = answers
+        answer.errback(RuntimeError("database down"))
+        self.assertEqual(dispatcher.reserve(2), (42, 2))
+
+    def test_shrunk_limit_applies_to_new_deliveries(self):
+        """After max_workers shrinks, no delivery starts until fewer than the new limit run."""
+        ids = self.push(6)
+        dispatcher = self.make(max_workers=3)
+        dispatcher.startService()
+        self.clock.advance(0)
+        self.assertEqual(dispatcher.in_flight, 3)
+        dispatcher.reconfigure(QueueDefinition("q", 200, 2))
+        self.deliverer.answer(ids[0])
+        self.clock.advance(1)
+        self.assertEqual((dispatcher.in_flight, len(self.deliverer.calls)), (2, 3))
+        self.deliverer.answer(ids[1])
+        self.clock.advance(1)
+        self.assertEqual((dispatcher.in_flight, len(self.deliverer.calls)), (2, 4))
+
     def test_failed_push_frees_the_reservation(self):
         dispatcher = self.make(max_workers=2)
         dispatcher.startService()

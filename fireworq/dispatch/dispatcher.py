@@ -10,12 +10,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Protocol, Set, Tuple
 
 from twisted.application.service import Service
-from twisted.internet.defer import (
-    Deferred,
-    DeferredList,
-    DeferredSemaphore,
-    succeed,
-)
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -54,10 +49,14 @@ class QueueDispatcher(Service):
     Dispatches one queue.
 
     A L{LoopingCall} polls every ``polling_interval``; L{kick} polls at once
-    (a local push, a freed worker with more jobs due).  Each poll grabs at
-    most the free capacity (and the throttle's tokens), so jobs are never
-    grabbed only to wait in memory.  Deliveries run under a
-    L{DeferredSemaphore} of ``max_workers``; their outcomes go to a
+    (a local push, a freed worker with more jobs due).
+
+    One counter owns capacity: C{_claimed} workers of ``max_workers`` are
+    taken -- one per running delivery, the whole limit of a grab in flight
+    (until its answer says how many jobs it brought), and those reserved for
+    a push being stored grabbed (L{reserve}).  A poll grabs at most the rest
+    (and the throttle's tokens), so a node never holds more grabbed jobs
+    than free workers and no job waits in memory for one.  Outcomes go to a
     L{CompletionBatcher}.
 
     Stopping (L{stopService}) stops grabbing at once, waits for in-flight
@@ -89,7 +88,6 @@ class QueueDispatcher(Service):
         self._shutdown_timeout = shutdown_timeout
         self._grab_retry_delay = grab_retry_delay
         self.completions = completions or CompletionBatcher(store, definition.name, clock)
-        self._semaphore = DeferredSemaphore(definition.max_workers)
         self._bucket = self._make_bucket(definition)
         self._loop: Optional[LoopingCall] = None
         self._inflight: Dict[int, Deferred] = {}
@@ -106,7 +104,9 @@ class QueueDispatcher(Service):
         self._needs_reconcile = False
         self._grab_succeeded = False
         self._idle_waiters: List[Deferred] = []
-        self._reserved = 0
+        #: Workers taken: running deliveries + a grab in flight's limit +
+        #: reservations of pushes (see the class docstring).
+        self._claimed = 0
         lease.subscribe(self._lease_changed)
 
     # -- configuration -----------------------------------------------------
@@ -134,7 +134,8 @@ class QueueDispatcher(Service):
         old = self.definition
         self.definition = definition
         if definition.max_workers != old.max_workers:
-            self._semaphore = DeferredSemaphore(definition.max_workers)
+            # Running deliveries keep their workers: after a shrink, new ones
+            # start only once fewer than the new limit run.
             resize = getattr(self.deliverer, "resize", None)
             if resize is not None:
                 resize(definition.max_workers)
@@ -154,6 +155,11 @@ class QueueDispatcher(Service):
     def in_flight(self) -> int:
         """Deliveries running now."""
         return len(self._inflight)
+
+    @property
+    def free_workers(self) -> int:
+        """Workers neither delivering nor promised to a grab or push in flight."""
+        return self.definition.max_workers - self._claimed
 
     @property
     def max_workers(self) -> int:
@@ -251,6 +257,7 @@ class QueueDispatcher(Service):
         def expire() -> None:
             expired.append(True)
             abandoned, self._inflight = self._inflight, {}
+            self._claimed -= len(abandoned)
             self._log.warn(
                 "Queue {queue}: {count} delivery(ies) still running after {timeout}s; "
                 "returning their jobs to the queue",
@@ -300,7 +307,7 @@ class QueueDispatcher(Service):
             return
         if self._clock.seconds() < self._paused_until:
             return
-        free = self.max_workers - self.in_flight - self._reserved
+        free = self.free_workers
         if free <= 0:
             self._backlog = True
             return
@@ -317,12 +324,16 @@ class QueueDispatcher(Service):
             limit = min(limit, tokens)
         self._grabbing = True
         self._backlog = False
+        # The grab holds ``limit`` workers until its answer (_grabbed,
+        # _grab_failed) gives them back, to its jobs' deliveries or free.
+        self._claimed += limit
         grabber_id = self.lease.grabber_id
         d = self._store.grab(self.name, limit, grabber_id)
         d.addCallbacks(
             self._grabbed,
             self._grab_failed,
             callbackArgs=(limit, grabber_id),
+            errbackArgs=(limit,),
         )
         d.addBoth(self._grab_done)
 
@@ -332,6 +343,7 @@ class QueueDispatcher(Service):
 
     def _grabbed(self, jobs: List[Job], limit: int, grabber_id: int) -> None:
         self._grab_succeeded = True
+        self._claimed -= limit  # each delivery started below takes one back
         if not jobs:
             return
         if not self._may_deliver(grabber_id):
@@ -387,7 +399,8 @@ class QueueDispatcher(Service):
         released.addErrback(failed)
         released.addBoth(lambda _: self._releasing.discard(released))
 
-    def _grab_failed(self, failure: Failure) -> None:
+    def _grab_failed(self, failure: Failure, limit: int) -> None:
+        self._claimed -= limit
         self._log.warn(
             "Cannot grab jobs of queue {queue}: {error}",
             queue=self.name,
@@ -440,7 +453,7 @@ class QueueDispatcher(Service):
         self._grab_succeeded = False
         if self._again:
             self._again = False
-            if self.in_flight < self.max_workers:
+            if self.free_workers > 0:
                 self.kick()
 
     # -- immediate dispatch of local pushes (B4) ----------------------------------
@@ -462,10 +475,10 @@ class QueueDispatcher(Service):
             or not self.lease.held()
         ):
             return None, 0
-        granted = min(wanted, self.max_workers - self.in_flight - self._reserved)
+        granted = min(wanted, self.free_workers)
         if granted <= 0:
             return None, 0
-        self._reserved += granted
+        self._claimed += granted
         return self.lease.grabber_id, granted
 
     def pushed(self, jobs: List[Job], grabber_id: int, reserved: int) -> None:
@@ -476,7 +489,7 @@ class QueueDispatcher(Service):
         ours to deliver any more (stopping, or the lease was lost meanwhile),
         put them back.
         """
-        self._reserved -= reserved
+        self._claimed -= reserved  # each delivery started below takes one back
         mine = [
             job
             for job in jobs
@@ -498,13 +511,18 @@ class QueueDispatcher(Service):
 
     def unreserve(self, reserved: int) -> None:
         """The push of a reservation failed: free the workers again."""
-        self._reserved -= reserved
+        self._claimed -= reserved
 
     # -- delivering ------------------------------------------------------------
 
     def _start(self, job: Job, grabber_id: int) -> None:
+        """Deliver ``job`` on a worker of its own (taken from L{free_workers})."""
         started = self._clock.seconds()
-        d = self._semaphore.run(self.deliverer.deliver, self.name, job)
+        self._claimed += 1  # given back in _delivered, or when abandoned at stop
+        try:
+            d = self.deliverer.deliver(self.name, job)
+        except Exception:
+            d = fail()
         self._inflight[job.id] = d
         d.addErrback(self._delivery_crashed, job)
         d.addCallback(self._delivered, job, grabber_id, started)
@@ -523,6 +541,7 @@ class QueueDispatcher(Service):
     ) -> None:
         if result is None or self._inflight.pop(job.id, None) is None:
             return
+        self._claimed -= 1
         completion = completion_for(job, result)
         self.completions.add(completion, grabber_id)
         self._events.finished(self.name, completion, self._clock.seconds() - started)
