@@ -408,8 +408,8 @@ class LeaseBalancerTests(_Fixture):
         # b dies: nothing of it runs any more.
         for keeper in b:
             keeper._running = False
-            keeper._loop.stop()
-        b_balancer._loop.stop()
+            keeper._loop.stopService()
+        b_balancer._loop.stopService()
         died = self.clock.seconds()
         while len(self.store.held_by("a")) < 8:
             self.clock.advance(0.05)

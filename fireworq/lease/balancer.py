@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Callable, Dict, List, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from fireworq.lease.interface import DEFAULT_TTL_MS, ILeaseStore
 from fireworq.store.interface import NodeInfo
+from fireworq.timers import Periodic
 
 if TYPE_CHECKING:
     from fireworq.lease.keeper import LeaseKeeper
@@ -95,7 +95,7 @@ class LeaseBalancer:
         #: Live node id -> leases held, from the latest heartbeat (None
         #: before the first one answered).
         self.live: Optional[Dict[str, int]] = None
-        self._loop: Optional[LoopingCall] = None
+        self._loop: Optional[Periodic] = None
         self._beating: Optional[Deferred] = None
 
     # -- life cycle ---------------------------------------------------------------------
@@ -104,16 +104,14 @@ class LeaseBalancer:
         """Begin the heartbeats."""
         if self._loop is not None:
             return
-        self._loop = LoopingCall(self._beat)
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=True)
+        self._loop = Periodic(self.interval, self._beat, clock=self._clock, name="lease heartbeat")
+        self._loop.startService()
 
     def stop(self) -> Deferred:
         """Stop the heartbeats and mark this node gone (best effort)."""
         if self._loop is None:
             return succeed(None)
-        if self._loop.running:
-            self._loop.stop()
+        self._loop.stopService()
         self._loop = None
         d = self._leases.heartbeat(self.node, 0)
         d.addErrback(lambda f: None)

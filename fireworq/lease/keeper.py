@@ -24,7 +24,6 @@ from typing import Callable, List, Optional
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -32,6 +31,7 @@ from zope.interface import implementer
 from fireworq.lease.balancer import GRACE, SHARE, Clock, LeaseBalancer
 from fireworq.lease.interface import DEFAULT_TTL_MS, ILeaseStore, IQueueLease, LeaseGrant, LeaseListener
 from fireworq.store.interface import IJobStore, NodeInfo
+from fireworq.timers import Periodic
 
 __all__ = ["DEFAULT_TTL_MS", "LeaseKeeper"]
 
@@ -98,7 +98,7 @@ class LeaseKeeper:
         self._drain = drain
         self._drain_timeout = self._ttl * 10 if drain_timeout is None else drain_timeout
         self._listeners: List[LeaseListener] = []
-        self._loop: Optional[LoopingCall] = None
+        self._loop: Optional[Periodic] = None
         self._running = False
         #: The latest grant: we believe the row is ours (possibly expired
         #: locally, then the next renewal tells).
@@ -151,16 +151,15 @@ class LeaseKeeper:
         self._running = True
         if self._balancer is not None:
             self._balancer.register(self)
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = self._clock
-        self._loop.start(self.interval, now=True)
+        self._loop = Periodic(self.interval, self._tick, clock=self._clock, name=f"lease {self.queue_name}")
+        self._loop.startService()
 
     def stop(self) -> Deferred:
         if not self._running:
             return succeed(None)
         self._running = False
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
+        if self._loop is not None:
+            self._loop.stopService()
         self._loop = None
         if self._balancer is not None:
             self._balancer.unregister(self)
