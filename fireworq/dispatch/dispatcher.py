@@ -517,6 +517,13 @@ class QueueDispatcher(Service):
 
     def _start(self, job: Job, grabber_id: int) -> None:
         """Deliver ``job`` on a worker of its own (taken from L{free_workers})."""
+        if not self.lease.proven(grabber_id):
+            # Fenced: this node cannot prove its lease of ``grabber_id`` now
+            # (paused past its deadline, lost, taken over), so another node
+            # may deliver the job: not sent, returned (the next holder
+            # recovers it if it has taken the queue).
+            self._release_unsent([job.id], grabber_id)
+            return
         started = self._clock.seconds()
         self._claimed += 1  # given back in _delivered, or when abandoned at stop
         try:
@@ -543,8 +550,17 @@ class QueueDispatcher(Service):
             return
         self._claimed -= 1
         completion = completion_for(job, result)
-        self.completions.add(completion, grabber_id)
-        self._events.finished(self.name, completion, self._clock.seconds() - started)
+        self.completions.add(completion, grabber_id)  # fenced by grabber_id in the store
+        if self.lease.proven(grabber_id):
+            self._events.finished(self.name, completion, self._clock.seconds() - started)
+        else:
+            # The lease lapsed during the delivery: another node may have
+            # recovered the job and finished it, so do not report it done.
+            self._log.warn(
+                "Queue {queue}: job {id} was delivered after this node's lease lapsed; "
+                "its outcome is written only if no other node has taken the job over",
+                queue=self.name, id=job.id,
+            )
         if not self._inflight and self._idle_waiters:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
