@@ -33,7 +33,7 @@ from fireworq.model import (
 )
 from fireworq.store.interface import StoreUnavailable
 from fireworq.store.sqlite import (
-    _SHARED_SCHEMA,
+    SHARED_SCHEMA,
     LAYOUT_VERSION,
     DatabaseInUse,
     SqliteDatabase,
@@ -230,7 +230,7 @@ class SqliteDatabaseTests(_SqliteStores, TestCase):
         """
         conn = sqlite3.connect(self.path, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
-        for statement in _SHARED_SCHEMA:
+        for statement in SHARED_SCHEMA:
             conn.execute(statement)
         for name in ("queueA", "my_q", "my.q2"):
             conn.execute("INSERT INTO queue VALUES (?, 100, 2)", (name,))

@@ -12,16 +12,15 @@ Each queue keeps its claimed and its grabbed jobs as sorted lists of
 are two bisections, and an inspection page is a slice; only L{recover}
 looks at every grabbed job.
 
-The helpers L{check_storable}, L{failure_result_text},
-L{normalize_definition} and L{system_clock} are shared with the sqlite
-driver, so that both read and refuse exactly the same values.
+The helpers it shares with the other drivers (refusing unstorable text,
+the failure-log column, normalized definitions, the clock) are in
+L{fireworq.store.common}.
 """
 
 from __future__ import annotations
 
-import time
 from bisect import bisect_left, bisect_right, insort
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
@@ -40,54 +39,21 @@ from fireworq.model import (
     PageKey,
     PushEntry,
     QueueDefinition,
-    Result,
     Routing,
     decode_failure_result,
-    encode_failure_result,
+)
+from fireworq.store.common import (
+    Clock,
+    check_storable,
+    failure_result_text,
+    normalize_definition,
+    system_clock,
 )
 from fireworq.store.interface import IJobStore, IRepository
-
-#: A clock: milliseconds since the epoch.
-Clock = Callable[[], int]
 
 _INFINITY = float("inf")
 _CLAIMED = JobStatus.CLAIMED.value
 _GRABBED = JobStatus.GRABBED.value
-
-
-def system_clock() -> int:
-    """The system time in milliseconds since the epoch."""
-    return int(time.time() * 1000)
-
-
-def check_storable(entry: PushEntry) -> None:
-    """
-    @raise ValueError: when a text field of the job cannot be stored as
-        UTF-8 (a lone surrogate), which no driver can keep faithfully.
-    """
-    job = entry.job
-    for field, text in (
-        ("queue name", entry.queue_name),
-        ("category", job.category),
-        ("url", job.url),
-        ("payload", job.payload),
-    ):
-        if not isinstance(text, str):
-            raise ValueError(f"the {field} of a job must be text")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(f"the {field} of a job is not valid Unicode text")
-
-
-def failure_result_text(job: Job, result: Result) -> str:
-    """
-    The ``result`` column of a failure-log entry (L{encode_failure_result}),
-    with anything that is not valid Unicode (a lone surrogate in a worker's
-    message) replaced, so that the entry can always be stored.
-    """
-    text = encode_failure_result(job, result)
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _remove(keys: List[Tuple[int, int]], key: Tuple[int, int]) -> None:
@@ -397,20 +363,6 @@ class MemoryJobStore:
                 grabbed=len(queue.grabbed),
             )
         )
-
-
-def normalize_definition(definition: QueueDefinition) -> QueueDefinition:
-    """
-    The definition as a store reads it back: an unthrottled queue has
-    ``max_dispatches_per_second`` 0.0 and ``max_burst_size`` 0, and the
-    rate is a float.
-    """
-    if definition.max_dispatches_per_second > 0:
-        return attr.evolve(
-            definition,
-            max_dispatches_per_second=float(definition.max_dispatches_per_second),
-        )
-    return attr.evolve(definition, max_dispatches_per_second=0.0, max_burst_size=0)
 
 
 @implementer(IRepository)

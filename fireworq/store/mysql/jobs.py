@@ -39,7 +39,7 @@ from fireworq.model import (
     PushEntry,
 )
 from fireworq.store.interface import IJobStore, JobTooLarge, StoreUnavailable
-from fireworq.store.memory import check_storable, failure_result_text
+from fireworq.store.common import check_storable, failure_result_text
 from fireworq.store.mysql.pool import CommitOutcomeUnknown, MySQLPool
 from fireworq.store.mysql.rows import (
     FAILED_COLUMNS,

@@ -1,0 +1,79 @@
+"""
+Helpers shared by the store drivers (in-memory, sqlite, MySQL), so that
+every driver refuses, stores and reads back exactly the same values.
+
+No driver imports another driver's module: what two of them share lives
+here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import attr
+
+from fireworq.model import Job, PushEntry, QueueDefinition, Result, encode_failure_result
+
+#: A clock: milliseconds since the epoch.
+Clock = Callable[[], int]
+
+
+def system_clock() -> int:
+    """The system time in milliseconds since the epoch."""
+    return int(time.time() * 1000)
+
+
+def check_storable(entry: PushEntry) -> None:
+    """
+    @raise ValueError: when a text field of the job cannot be stored as
+        UTF-8 (a lone surrogate), which no driver can keep faithfully.
+    """
+    job = entry.job
+    for field, text in (
+        ("queue name", entry.queue_name),
+        ("category", job.category),
+        ("url", job.url),
+        ("payload", job.payload),
+    ):
+        if not isinstance(text, str):
+            raise ValueError(f"the {field} of a job must be text")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"the {field} of a job is not valid Unicode text")
+
+
+def failure_result_text(job: Job, result: Result) -> str:
+    """
+    The ``result`` column of a failure-log entry (L{encode_failure_result}),
+    with anything that is not valid Unicode (a lone surrogate in a worker's
+    message) replaced, so that the entry can always be stored.
+    """
+    text = encode_failure_result(job, result)
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def normalize_definition(definition: QueueDefinition) -> QueueDefinition:
+    """
+    The definition as a store reads it back: an unthrottled queue has
+    ``max_dispatches_per_second`` 0.0 and ``max_burst_size`` 0, and the
+    rate is a float.
+    """
+    if definition.max_dispatches_per_second > 0:
+        return attr.evolve(
+            definition,
+            max_dispatches_per_second=float(definition.max_dispatches_per_second),
+        )
+    return attr.evolve(definition, max_dispatches_per_second=0.0, max_burst_size=0)
+
+
+def attempts_at_grab(attempts: int, fail_count: int) -> int:
+    """
+    The ``attempts`` of a job once grabbed again: one more than the
+    deliveries counted so far.  A job whose count is behind its
+    ``fail_count`` (a row retried by the original Fireworq, which does not
+    count attempts) counts from its failures, so the result is never below
+    ``fail_count + 1``.  The SQL drivers compute the same in their UPDATE.
+    """
+    return max(attempts, fail_count) + 1

@@ -1,0 +1,323 @@
+"""
+L{SqliteJobStore}: the jobs and failure logs of every queue in a
+L{SqliteDatabase}, one pair of tables per queue (L{fireworq.store.sqlite.schema}).
+
+Every call is one function run on the database thread inside the current
+group-commit transaction: a grab is one SELECT of the due jobs through the
+``(status, next_try)`` index and one UPDATE of their status; a completion
+batch is one statement per kind of outcome.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, List, Optional, Tuple
+
+from twisted.internet.defer import Deferred, fail, succeed
+from zope.interface import implementer
+
+from fireworq.model import (
+    Completion,
+    CompletionKind,
+    FailedJob,
+    FailureOrder,
+    Job,
+    JobCounts,
+    JobState,
+    Page,
+    PageKey,
+    PushEntry,
+)
+from fireworq.store.common import Clock, check_storable, failure_result_text, system_clock
+from fireworq.store.interface import IJobStore
+from fireworq.store.sqlite.database import Operation, SqliteDatabase
+from fireworq.store.sqlite.rows import (
+    FAILED_COLUMNS,
+    JOB_COLUMNS,
+    OWNED,
+    chunks,
+    failed_from_row,
+    job_from_row,
+)
+from fireworq.store.sqlite.schema import failures_table, jobs_table, table_key
+
+
+@implementer(IJobStore)
+class SqliteJobStore:
+    """
+    L{IJobStore} over a L{SqliteDatabase}.
+
+    @param db: the database (shared with a L{SqliteRepository}).
+    @param clock: returns the time in milliseconds since the epoch; it stamps
+        ``created_at``, ``next_try`` and ``failed_at``.
+    """
+
+    name = "sqlite"
+
+    def __init__(self, db: SqliteDatabase, clock: Optional[Clock] = None) -> None:
+        self.db = db
+        self._clock: Clock = clock or system_clock
+
+    def start(self) -> Deferred:
+        return self.db.start()
+
+    def stop(self) -> Deferred:
+        return self.db.stop()
+
+    def ping(self) -> Deferred:
+        return self.db.run(lambda conn: conn.execute("SELECT 1").fetchone() and None)
+
+    def storage_key(self, queue_name: str) -> str:
+        """The queue's L{table_key}: every exact name has tables of its own."""
+        return table_key(queue_name)
+
+    def _run(self, queue_name: str, function: Operation, *args: Any) -> Deferred:
+        key = table_key(queue_name)
+
+        def call(conn: sqlite3.Connection) -> Any:
+            self.db.ensure_queue(conn, key)
+            return function(conn, jobs_table(key), failures_table(key), *args)
+
+        return self.db.run(call)
+
+    def prepare_queue(self, queue_name: str) -> Deferred:
+        return self._run(queue_name, lambda conn, jobs, failures: None)
+
+    def push(self, entries: Sequence[PushEntry]) -> Deferred:
+        entries = list(entries)
+        try:
+            for entry in entries:
+                check_storable(entry)
+        except ValueError:
+            return fail()
+        return self.db.run(self._push, entries, self._clock())
+
+    def _push(self, conn: sqlite3.Connection, entries: List[PushEntry], now: int) -> List[Job]:
+        stored = []
+        for entry in entries:
+            key = table_key(entry.queue_name)
+            self.db.ensure_queue(conn, key)
+            new = entry.job
+            next_try = now + new.run_after * 1000
+            status = "claimed" if entry.grabber_id is None else "grabbed"
+            cursor = conn.execute(
+                f"INSERT INTO {jobs_table(key)} (next_try, grabber_id, status, created_at,"
+                " retry_count, retry_delay, fail_count, category, url, payload, timeout)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                (next_try, entry.grabber_id, status, now, new.max_retries, new.retry_delay,
+                 new.category, new.url, new.payload, new.timeout),
+            )
+            stored.append(new.stored(cursor.lastrowid, now, entry.grabber_id))
+        return stored
+
+    def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
+        if limit <= 0:
+            return succeed([])
+        return self._run(queue_name, self._grab, limit, grabber_id, self._clock())
+
+    @staticmethod
+    def _grab(conn, jobs, failures, limit: int, grabber_id: int, now: int) -> List[Job]:
+        rows = conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM {jobs} WHERE status = 'claimed' AND next_try <= ?"
+            " ORDER BY next_try, job_id LIMIT ?",
+            (now, limit),
+        ).fetchall()
+        ids = [row[0] for row in rows]
+        for chunk in chunks(ids):
+            conn.execute(
+                f"UPDATE {jobs} SET status = 'grabbed', grabber_id = ?"
+                f" WHERE job_id IN ({','.join('?' * len(chunk))})",
+                [grabber_id, *chunk],
+            )
+        return [job_from_row(row[:4] + ("grabbed",) + row[5:11] + (grabber_id,)) for row in rows]
+
+    def complete(
+        self, queue_name: str, completions: Sequence[Completion], grabber_id: int
+    ) -> Deferred:
+        if not completions:
+            return succeed(None)
+        return self._run(queue_name, self._complete, list(completions), grabber_id, self._clock())
+
+    @staticmethod
+    def _complete(conn, jobs, failures, completions: List[Completion], grabber_id: int, now: int) -> None:
+        success, retry, failed = [], [], []
+        for completion in completions:
+            owned = (completion.job.id, grabber_id)
+            if completion.kind == CompletionKind.SUCCESS:
+                success.append(owned)
+            elif completion.kind == CompletionKind.RETRY:
+                retry.append((now,) + owned)
+            else:
+                result = failure_result_text(completion.job, completion.result)
+                failed.append((result, now) + owned)
+        if failed:
+            conn.executemany(
+                f"INSERT INTO {failures} (job_id, category, url, payload, result, fail_count,"
+                " failed_at, created_at) SELECT job_id, category, url, payload, ?,"
+                f" fail_count + 1, ?, created_at FROM {jobs} WHERE {OWNED}",
+                failed,
+            )
+        if success or failed:
+            conn.executemany(
+                f"DELETE FROM {jobs} WHERE {OWNED}", success + [row[2:] for row in failed]
+            )
+        if retry:
+            conn.executemany(
+                f"UPDATE {jobs} SET status = 'claimed', grabber_id = NULL,"
+                " next_try = ? + retry_delay * 1000, retry_count = MAX(retry_count - 1, 0),"
+                f" fail_count = fail_count + 1 WHERE {OWNED}",
+                retry,
+            )
+
+    def release(self, queue_name: str, job_ids: Sequence[int], grabber_id: int) -> Deferred:
+        ids = sorted(set(job_ids))
+        if not ids:
+            return succeed(0)
+        return self._run(queue_name, self._release, ids, grabber_id)
+
+    @staticmethod
+    def _release(conn, jobs, failures, ids: List[int], grabber_id: int) -> int:
+        cursor = conn.executemany(
+            f"UPDATE {jobs} SET status = 'claimed', grabber_id = NULL WHERE {OWNED}",
+            [(job_id, grabber_id) for job_id in ids],
+        )
+        return cursor.rowcount
+
+    def recover(self, queue_name: str, grabber_id: int) -> Deferred:
+        return self._run(queue_name, self._recover, grabber_id)
+
+    @staticmethod
+    def _recover(conn, jobs, failures, grabber_id: int) -> int:
+        cursor = conn.execute(
+            f"UPDATE {jobs} SET status = 'claimed', grabber_id = NULL"
+            " WHERE status = 'grabbed' AND (grabber_id IS NULL OR grabber_id <> ?)",
+            (grabber_id,),
+        )
+        return cursor.rowcount
+
+    def find_job(self, queue_name: str, job_id: int) -> Deferred:
+        return self._run(queue_name, self._find_job, job_id, False)
+
+    def delete_job(self, queue_name: str, job_id: int) -> Deferred:
+        return self._run(queue_name, self._find_job, job_id, True)
+
+    @staticmethod
+    def _find_job(conn, jobs, failures, job_id: int, delete: bool) -> Optional[Job]:
+        row = conn.execute(
+            f"SELECT {JOB_COLUMNS} FROM {jobs} WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        if delete:
+            conn.execute(f"DELETE FROM {jobs} WHERE job_id = ?", (job_id,))
+        return job_from_row(row)
+
+    def list_jobs(
+        self,
+        queue_name: str,
+        state: JobState,
+        limit: int,
+        start: Optional[PageKey],
+        descending: bool,
+    ) -> Deferred:
+        if limit <= 0:
+            return fail(ValueError("limit must be positive"))
+        conditions = ["status = ?"]
+        params: List[Any] = ["grabbed" if state == JobState.GRABBED else "claimed"]
+        if state == JobState.WAITING:
+            conditions.append("next_try <= ?")
+            params.append(self._clock())
+        elif state == JobState.DEFERRED:
+            conditions.append("next_try > ?")
+            params.append(self._clock())
+        if start is not None:
+            conditions.append(f"(next_try, job_id) {'<=' if descending else '>='} (?, ?)")
+            params.extend(start)
+        direction = "DESC" if descending else "ASC"
+        params.append(limit + 1)
+
+        def query(conn, jobs, failures) -> Page:
+            rows = conn.execute(
+                f"SELECT {JOB_COLUMNS} FROM {jobs} WHERE {' AND '.join(conditions)}"
+                f" ORDER BY next_try {direction}, job_id {direction} LIMIT ?",
+                params,
+            ).fetchall()
+            items = [job_from_row(row) for row in rows]
+            if len(items) > limit:
+                return Page(items[:limit], (items[limit].next_try, items[limit].id))
+            return Page(items, None)
+
+        return self._run(queue_name, query)
+
+    def find_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        return self._run(queue_name, self._find_failed, failure_id, False)
+
+    def delete_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        return self._run(queue_name, self._find_failed, failure_id, True)
+
+    def retry_failed(self, queue_name: str, failure_id: int) -> Deferred:
+        return self._run(queue_name, self._retry_failed, queue_name, failure_id, self._clock())
+
+    def _retry_failed(
+        self, conn, jobs, failures, queue_name: str, failure_id: int, now: int
+    ) -> Optional[Tuple[FailedJob, Job]]:
+        failed = self._find_failed(conn, jobs, failures, failure_id, True)
+        if failed is None:
+            return None
+        entry = PushEntry(queue_name, failed.as_new_job())
+        check_storable(entry)
+        return failed, self._push(conn, [entry], now)[0]
+
+    @staticmethod
+    def _find_failed(conn, jobs, failures, failure_id: int, delete: bool) -> Optional[FailedJob]:
+        row = conn.execute(
+            f"SELECT {FAILED_COLUMNS} FROM {failures} WHERE failure_id = ?", (failure_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        if delete:
+            conn.execute(f"DELETE FROM {failures} WHERE failure_id = ?", (failure_id,))
+        return failed_from_row(row)
+
+    def list_failed(
+        self, queue_name: str, order: FailureOrder, limit: int, start: Optional[PageKey]
+    ) -> Deferred:
+        if limit <= 0:
+            return fail(ValueError("limit must be positive"))
+        params: List[Any] = []
+        if order == FailureOrder.FAILED:
+            where = "WHERE failure_id <= ?" if start is not None else ""
+            if start is not None:
+                params.append(start[1])
+            order_by = "failure_id DESC"
+        else:
+            where = "WHERE (created_at, failure_id) <= (?, ?)" if start is not None else ""
+            if start is not None:
+                params.extend(start)
+            order_by = "created_at DESC, failure_id DESC"
+        params.append(limit + 1)
+
+        def query(conn, jobs, failures) -> Page:
+            rows = conn.execute(
+                f"SELECT {FAILED_COLUMNS} FROM {failures} {where} ORDER BY {order_by} LIMIT ?",
+                params,
+            ).fetchall()
+            items = [failed_from_row(row) for row in rows]
+            if len(items) > limit:
+                return Page(items[:limit], (items[limit].created_at, items[limit].id))
+            return Page(items, None)
+
+        return self._run(queue_name, query)
+
+    def count_jobs(self, queue_name: str) -> Deferred:
+        return self._run(queue_name, self._count_jobs, self._clock())
+
+    @staticmethod
+    def _count_jobs(conn, jobs, failures, now: int) -> JobCounts:
+        waiting, deferred, grabbed = conn.execute(
+            f"SELECT (SELECT count(*) FROM {jobs} WHERE status = 'claimed' AND next_try <= ?),"
+            f" (SELECT count(*) FROM {jobs} WHERE status = 'claimed' AND next_try > ?),"
+            f" (SELECT count(*) FROM {jobs} WHERE status = 'grabbed')",
+            (now, now),
+        ).fetchone()
+        return JobCounts(waiting=waiting, deferred=deferred, grabbed=grabbed)
