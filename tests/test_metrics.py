@@ -30,13 +30,14 @@ from fireworq.dispatch.dispatcher import QueueDispatcher
 from fireworq.lease.sole import SoleLease
 from fireworq.events import EventFanout
 from fireworq.manager import QueueManager
-from fireworq.metrics import Metrics, ObservedStore, observe_stores
+from fireworq.metrics import Metrics
 from fireworq.model import Job, NewJob, QueueDefinition, Result
 from fireworq.pushing import PushBatcher
 from fireworq.service import FireworqService, Stores
 from fireworq.stats import QueueStats
 from fireworq.store.interface import IJobStore, NodeInfo, StoreUnavailable
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
+from fireworq.store.observed import ObservedStore, observe_stores
 from fireworq.web.app import FireworqAPI
 from tests.support.cases import ServerTestCase
 from tests.support.polling import wait_until
