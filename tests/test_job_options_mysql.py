@@ -1,0 +1,303 @@
+"""
+The original Fireworq can still serve a MySQL database this server wrote
+(protocol "Part B, second wave"): its statements, taken from its source
+(L{tests.support.original_sql}), run against the schema this server
+creates -- whatever columns and tables this server adds for B7-B9 -- and
+find the rows they expect; and this server reads what they wrote.
+
+Run again whenever the MySQL schema changes: a column added without a
+default that the original's INSERTs can leave out, a renamed column or a
+new index the original's rows could violate makes these tests fail.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+from twisted.internet import reactor, threads
+from twisted.trial.unittest import TestCase
+
+from fireworq.model import JobStatus
+from fireworq.store.mysql import open_mysql
+from fireworq.store.mysql.schema import failure_table, job_table
+from tests.support import mariadb
+from tests.support.original_sql import (
+    JOB_QUERIES,
+    JOB_SCHEMA,
+    LOCK_QUERIES,
+    REPOSITORY_QUERIES,
+    REPOSITORY_SCHEMA,
+    Statement,
+    all_statements,
+    columns_of,
+)
+
+QUEUE = "legacy"
+
+
+def _unquoted(table: str) -> str:
+    return table.strip("`")
+
+
+class OriginalStatementsTests(TestCase):
+    """The original's statements against the schema of this server."""
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        self.server = mariadb.shared_server()
+        self.db = self.server.fresh_database("fwqcompat")
+        self.addCleanup(self.db.drop)
+        self.jobqueue = _unquoted(job_table(QUEUE))
+        self.failure = _unquoted(failure_table(QUEUE))
+
+    async def our_schema(self) -> Any:
+        """Create every table as this server does (job tables of QUEUE included)."""
+        store, repository, leases = open_mysql(self.server.dsn(self.db.name), None, reactor)
+        self.addCleanup(leases.stop)
+        self.addCleanup(repository.stop)
+        self.addCleanup(store.stop)
+        await store.start()
+        await repository.start()
+        await leases.start()
+        await store.prepare_queue(QUEUE)
+        return store, repository
+
+    def run_original(self, work: Any) -> Any:
+        """Run ``work(cursor, run)`` in a thread on an administrator connection."""
+
+        def blocking() -> Any:
+            conn = self.server.admin_connect(self.db.name)
+            try:
+                with conn.cursor() as cursor:
+
+                    def run(statement: Statement, args: tuple = (), marks: int = 1, limit: int = 10) -> List[tuple]:
+                        sql = statement.pymysql(self.jobqueue, self.failure, marks=marks, limit=limit)
+                        cursor.execute(sql, args or None)
+                        return list(cursor.fetchall())
+
+                    result = work(cursor, run)
+                conn.commit()
+                return result
+            finally:
+                conn.close()
+
+        return threads.deferToThread(blocking)
+
+    def columns(self) -> Dict[str, Dict[str, tuple]]:
+        """Every column of the database: table -> column -> (nullable, default, extra)."""
+
+        def blocking() -> Dict[str, Dict[str, tuple]]:
+            rows = self.server.execute(
+                "SELECT table_name, column_name, is_nullable, column_default, extra "
+                "FROM information_schema.columns WHERE table_schema = %s",
+                (self.db.name,),
+            )
+            out: Dict[str, Dict[str, tuple]] = {}
+            for table, column, nullable, default, extra in rows:
+                out.setdefault(table, {})[column] = (nullable, default, extra)
+            return out
+
+        return threads.deferToThread(blocking)
+
+    def required_columns(self, columns: Dict[str, Dict[str, tuple]]) -> List[str]:
+        """The columns that the original's INSERTs leave out and that have no default."""
+        inserts = {
+            self.jobqueue: JOB_QUERIES["insert_job"],
+            self.failure: JOB_QUERIES["insert_failed_job"],
+            "queue": REPOSITORY_QUERIES["queue_add"],
+            "queue_throttle": REPOSITORY_QUERIES["queue_throttle_add"],
+            "routing": REPOSITORY_QUERIES["routing_add"],
+            "config_revision": REPOSITORY_QUERIES["queue_revision_bump"],
+        }
+        required = []
+        for table, insert in inserts.items():
+            self.assertIn(table, columns, f"{table} is not created by this server")
+            given = set(columns_of(insert))
+            for column, (nullable, default, extra) in columns[table].items():
+                if column in given or nullable == "YES" or default is not None or "auto_increment" in extra:
+                    continue
+                required.append(f"{table}.{column} (the original's {insert.name}, {insert.source})")
+        return required
+
+    async def test_original_inserts_leave_nothing_required(self) -> None:
+        """
+        Every column the original's INSERTs leave out has a default (or takes
+        NULL): an added column of ours never makes them fail.
+        """
+        await self.our_schema()
+        self.assertEqual(self.required_columns(await self.columns()), [])
+
+    async def test_required_column_detected(self) -> None:
+        """The check above fails for a column added without a default, as the original's INSERT does."""
+        await self.our_schema()
+        await threads.deferToThread(
+            self.server.execute, f"ALTER TABLE `{self.jobqueue}` ADD COLUMN `needed` INT NOT NULL", None, self.db.name
+        )
+        self.assertEqual(len(self.required_columns(await self.columns())), 1)
+
+        def work(cursor: Any, run: Any) -> None:
+            cursor.execute("SET SESSION sql_mode = 'STRICT_ALL_TABLES'")
+            run(JOB_QUERIES["insert_job"], (0, 0, 0, 0, "c", b"u", b"p", 0))
+
+        import pymysql
+
+        d = self.run_original(work)
+        await self.assertFailure(d, pymysql.MySQLError)
+
+    async def test_schema_statements_are_no_ops(self) -> None:
+        """The original's CREATE TABLE IF NOT EXISTS statements accept our tables."""
+        await self.our_schema()
+
+        def work(cursor: Any, run: Any) -> None:
+            for statement in (*JOB_SCHEMA, *REPOSITORY_SCHEMA):
+                run(statement)
+
+        await self.run_original(work)
+
+    async def test_job_queue_statements(self) -> None:
+        """Push, grab, retry, delete, recover and inspect as the original does."""
+        store, _ = await self.our_schema()
+
+        def work(cursor: Any, run: Any) -> Dict[str, Any]:
+            q = JOB_QUERIES
+            seen: Dict[str, Any] = {}
+            ids = []
+            for delay, payload in ((-5000, b'{"n":1}'), (-4000, b"two"), (3_600_000, b"later")):
+                run(q["insert_job"], (delay, 3, 60, 0, "legacy/cat", b"http://w.test/", payload, 30))
+                ids.append(cursor.lastrowid)
+            seen["ids"] = ids
+            grab = [row[0] for row in run(q["grab_jobs"], limit=10)]
+            seen["grab"] = grab
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.execute("BEGIN")
+            rows = run(q["grabbed_jobs"], ("claimed", *grab), marks=len(grab))
+            seen["grabbed_rows"] = rows
+            run(q["launch_jobs"], tuple(grab), marks=len(grab))
+            cursor.execute("COMMIT")
+            run(q["update_job"], (1000, 2, 1, grab[0]))
+            run(q["delete_job"], (grab[1],))
+            seen["inspect"] = run(q["inspect_job"], (grab[0],))
+            seen["waiting_desc"] = [r[0] for r in run(q["inspect_jobs"], ("claimed", 0, 2**62, 2**63), limit=10)]
+            seen["waiting_asc"] = [r[0] for r in run(q["inspect_jobs_asc"], ("claimed", 0, 2**62, 0), limit=10)]
+            # A job grabbed by another connection (a dead node) is recovered.
+            cursor.execute(f"UPDATE `{self.jobqueue}` SET status = 'grabbed', grabber_id = 1 WHERE job_id = %s", (ids[2],))
+            orphans = [r[0] for r in run(q["orphan_jobs"])]
+            seen["orphans"] = orphans
+            run(q["recover_jobs"], tuple(orphans), marks=len(orphans))
+            seen["after_recover"] = run(q["inspect_job"], (ids[2],))
+            run(q["node"])
+            return seen
+
+        seen = await self.run_original(work)
+        first, second, later = seen["ids"]
+        self.assertEqual(seen["grab"], [first, second])
+        self.assertEqual([row[0] for row in seen["grabbed_rows"]], [first, second])
+        self.assertEqual(len(seen["grabbed_rows"][0]), 11)
+        # Binary tables: text comes back as bytes.
+        self.assertEqual(seen["inspect"][0][5], b"claimed")
+        self.assertEqual(seen["inspect"][0][7:10], (2, 60, 1))
+        self.assertEqual(sorted(seen["waiting_desc"]), [first, later])
+        self.assertEqual(seen["orphans"], [later])
+        self.assertEqual(seen["after_recover"][0][5], b"claimed")
+        # This server reads what the original wrote.
+        job = await store.find_job(QUEUE, first)
+        self.assertEqual((job.id, job.status, job.payload, job.fail_count, job.retry_count), (first, JobStatus.CLAIMED.value, '{"n":1}', 1, 2))
+        self.assertIsNone(await store.find_job(QUEUE, second))
+
+    async def test_failure_log_statements(self) -> None:
+        store, _ = await self.our_schema()
+
+        def work(cursor: Any, run: Any) -> Dict[str, Any]:
+            q = JOB_QUERIES
+            result = b'{"status":"failure","code":500,"message":"boom"}'
+            run(q["insert_failed_job"], (7, "legacy/cat", b"http://w.test/", b"p", result, 1, 2000, 1000))
+            failure_id = cursor.lastrowid
+            return {
+                "id": failure_id,
+                "one": run(q["failed_job"], (failure_id,)),
+                "by_created": run(q["failed_jobs"], (2**62, 2**62, 2**63), limit=10),
+                "recent": run(q["recently_failed_jobs"], (0, 0, 2**63), limit=10),
+            }
+
+        seen = await self.run_original(work)
+        self.assertEqual(len(seen["one"]), 1)
+        self.assertEqual(len(seen["one"][0]), 9)
+        self.assertEqual([r[0] for r in seen["by_created"]], [seen["id"]])
+        self.assertEqual([r[0] for r in seen["recent"]], [seen["id"]])
+        failed = await store.find_failed(QUEUE, seen["id"])
+        self.assertEqual((failed.job_id, failed.result.message), (7, "boom"))
+
+        def delete(cursor: Any, run: Any) -> None:
+            run(JOB_QUERIES["delete_failed_job"], (seen["id"],))
+
+        await self.run_original(delete)
+        self.assertIsNone(await store.find_failed(QUEUE, seen["id"]))
+
+    async def test_definition_statements(self) -> None:
+        """The original's definition statements (MariaDB: the VALUES(col) forms)."""
+        _, repository = await self.our_schema()
+
+        def work(cursor: Any, run: Any) -> Dict[str, Any]:
+            q = REPOSITORY_QUERIES
+            run(q["queue_add"], ("orig", 300, 4))
+            run(q["queue_add"], ("orig", 400, 5))
+            run(q["queue_throttle_add"], ("orig", 2.5, 7))
+            run(q["queue_revision_bump"])
+            run(q["routing_queue_exists"], ("orig",))
+            run(q["routing_add"], ("orig/cat", "orig"))
+            run(q["routing_revision_bump"])
+            seen = {
+                "all": run(q["queue_find_all"]),
+                "one": run(q["queue_find"], ("orig",)),
+                "throttles": run(q["queue_throttles"], ("orig",), marks=1),
+                "routings": run(q["routing_find_all"]),
+                "revisions": (run(q["queue_revision"]), run(q["routing_revision"])),
+            }
+            return seen
+
+        seen = await self.run_original(work)
+        self.assertIn((b"orig", 400, 5), [tuple(r) for r in seen["all"]])
+        self.assertEqual(len(seen["one"]), 1)
+        self.assertEqual(len(seen["throttles"]), 1)
+        self.assertEqual(len(seen["routings"]), 1)
+        definition = await repository.find_queue("orig")
+        self.assertEqual((definition.polling_interval, definition.max_workers), (400, 5))
+        self.assertEqual((definition.max_dispatches_per_second, definition.max_burst_size), (2.5, 7))
+
+        def delete(cursor: Any, run: Any) -> None:
+            run(REPOSITORY_QUERIES["routing_delete"], ("orig/cat",))
+            run(REPOSITORY_QUERIES["queue_delete"], ("orig",))
+            run(REPOSITORY_QUERIES["queue_throttle_delete"], ("orig",))
+
+        await self.run_original(delete)
+        self.assertIsNone(await repository.find_queue("orig"))
+
+    async def test_lock_statements(self) -> None:
+        await self.our_schema()
+
+        def work(cursor: Any, run: Any) -> tuple:
+            got = run(LOCK_QUERIES["get_lock"], (f"fireworq_jq({QUEUE})", 1))
+            has = run(LOCK_QUERIES["has_lock"], (f"fireworq_jq({QUEUE})",))
+            return got[0][0], has[0][0]
+
+        self.assertEqual(await self.run_original(work), (1, 1))
+
+
+class StatementDataTests(TestCase):
+    """The statement data itself (no database)."""
+
+    def test_render(self) -> None:
+        grab = JOB_QUERIES["grabbed_jobs"]
+        self.assertTrue(grab.render("t", marks=3).endswith("job_id IN (?,?,?) FOR UPDATE"))
+        self.assertIn("`t`", grab.render("t"))
+        self.assertTrue(JOB_QUERIES["grab_jobs"].render("t", limit=5).endswith("LIMIT 5"))
+        self.assertNotIn("?", JOB_QUERIES["grabbed_jobs"].pymysql("t", marks=2))
+
+    def test_every_statement_names_its_source(self) -> None:
+        for statement in all_statements():
+            self.assertTrue(statement.source.startswith(("data/", "jobqueue/", "repository/")), statement)
+        self.assertEqual(
+            columns_of(JOB_QUERIES["insert_job"]),
+            ["next_try", "created_at", "retry_count", "retry_delay", "fail_count", "category", "url", "payload", "timeout"],
+        )
