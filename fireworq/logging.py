@@ -174,6 +174,26 @@ class LogFile:
         else:
             self._recovered()
 
+    def discard(self) -> None:
+        """
+        Drop the buffered lines and close: the file's descriptor is pointed
+        at the null device first, so that the buffer goes nowhere.  For a
+        start-up failure, whose one-line message must be all that standard
+        error shows.
+        """
+        if self._file is None:
+            return
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self._file.fileno())
+            finally:
+                os.close(null)
+            self._file.close()
+        except (OSError, ValueError):
+            pass
+        self._file = None
+
     def close(self) -> None:
         """Flush and close."""
         if self._file is not None:
@@ -238,6 +258,14 @@ class LogFiles:
         """Flush every file."""
         for log_file in self._files:
             log_file.flush()
+
+    def discard_standard_streams(self) -> None:
+        """Drop what is buffered for standard output and error; flush the files."""
+        for log_file in self._files:
+            if log_file.path:
+                log_file.flush()
+            else:
+                log_file.discard()
 
     def reopen(self) -> None:
         """Reopen every file (SIGUSR1)."""

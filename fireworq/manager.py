@@ -3,21 +3,27 @@ The queues of this node: their definitions and routings (cached from the
 repository), one L{QueueDispatcher} per defined queue (children of a
 L{MultiService}), and the path of a push from category to committed job.
 
-A L{LoopingCall} polls the repository's revision every
+A L{Periodic} child polls the repository's revision every
 ``config_refresh_interval``; when it moved (a change made here or on another
 node) definitions and routings are reloaded and dispatchers are added,
 reconfigured or removed to match.  The default queue is re-created by that
 reload when it is missing.
+
+Readiness (bug 4 of issue 11): the API listens before the store has opened
+and the definitions are loaded.  Until the first load, definition changes
+and pushes wait for it (L{QueueManager.when_ready}) for up to
+L{READY_TIMEOUT} seconds and only then fail with L{NotReady} (a 503), so a
+client that starts the server and configures it at once never sees an
+error, while ``/health`` still answers 503 ``starting`` at once.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, DeferredLock, succeed
+from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -28,6 +34,11 @@ from fireworq.model import FailedJob, Job, NewJob, PushEntry, QueueDefinition, R
 from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
 from fireworq.store.interface import IJobStore, IRepository, NodeInfo
+from fireworq.timers import Periodic
+
+#: Seconds a definition change or push made before the first load of the
+#: definitions waits for it before it fails with L{NotReady}.
+READY_TIMEOUT = 10.0
 
 #: Makes the dispatcher of a queue definition.
 DispatcherFactory = Callable[[QueueDefinition], QueueDispatcher]
@@ -82,6 +93,7 @@ class QueueManager(MultiService):
         clock: IReactorTime,
         default_queue: Optional[QueueDefinition] = None,
         refresh_interval: float = 1.0,
+        ready_timeout: float = READY_TIMEOUT,
     ) -> None:
         super().__init__()
         self.store = store
@@ -99,24 +111,74 @@ class QueueManager(MultiService):
         self._stopping: Dict[str, List[Deferred]] = {}
         self._revision: Optional[str] = None
         self._lock = DeferredLock()
-        self._watcher: Optional[LoopingCall] = None
+        self._watcher = Periodic(
+            refresh_interval, lambda: self.refresh(), clock=clock, name="the configuration watcher"
+        )
         self._refreshing = False
         self.ready = False
+        self._ready_timeout = ready_timeout
+        self._ready_waiters: List[Deferred] = []
 
     # -- lifecycle ---------------------------------------------------------
 
     def startService(self) -> None:
         super().startService()
-        self._watcher = LoopingCall(self.refresh)
-        self._watcher.clock = self._clock
-        self._watcher.start(self._refresh_interval, now=True).addErrback(
-            log_failure(self._log, "The configuration watcher stopped")
-        )
+        self._watcher.startService()
 
     def stopService(self) -> Deferred:
-        if self._watcher is not None and self._watcher.running:
-            self._watcher.stop()
-        return super().stopService()
+        """Stop watching (after a reload in progress), then the dispatchers."""
+        self._fail_waiters()
+        watched = self._watcher.stopService() if self._watcher.running else succeed(None)
+        d = super().stopService()
+        return watched.addCallback(lambda _: d)
+
+    # -- readiness -----------------------------------------------------------
+
+    def when_ready(self) -> "Deferred[None]":
+        """
+        Fire once the definitions are loaded: at once when they are; while
+        the server boots (never loaded yet), when the first load finishes
+        or, after L{READY_TIMEOUT} seconds, with L{NotReady}.
+        """
+        if self.ready:
+            return succeed(None)
+        if self._revision is not None:  # loaded once: not a boot; do not wait
+            return fail(NotReady("the server is starting: queue definitions are not loaded yet"))
+        d: Deferred = Deferred()
+        self._ready_waiters.append(d)
+        timer = self._clock.callLater(self._ready_timeout, self._give_up, d)
+        d.addBoth(self._cancel_timer, timer)
+        return d
+
+    @staticmethod
+    def _cancel_timer(result: object, timer: Any) -> object:
+        if timer.active():
+            timer.cancel()
+        return result
+
+    def _give_up(self, d: Deferred) -> None:
+        if d in self._ready_waiters:
+            self._ready_waiters.remove(d)
+            d.errback(NotReady("the server is starting: queue definitions are not loaded yet"))
+
+    def _became_ready(self) -> None:
+        self.ready = True
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.callback(None)
+
+    def _fail_waiters(self) -> None:
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for d in waiters:
+            d.errback(NotReady("the server is stopping"))
+
+    def _after_ready(self, f: Callable[..., Deferred], *args: Any) -> Deferred:
+        """Call ``f(*args)`` now when ready, else once ready (bounded)."""
+        if self.ready:
+            return f(*args)
+        d = self.when_ready()
+        d.addCallback(lambda _: f(*args))
+        return d
 
     def refresh(self) -> "Deferred[None]":
         """Reload definitions and routings if the repository's revision moved."""
@@ -173,7 +235,7 @@ class QueueManager(MultiService):
             if self._revision is not None and self._revision != revision:
                 self._log.info("Reloaded queue definitions and routings")
             self._revision = revision
-            self.ready = True
+            self._became_ready()
 
         d.addCallback(got_queues)
         d.addCallback(apply)
@@ -254,7 +316,8 @@ class QueueManager(MultiService):
 
         @raise UndefinedQueue: (as a failure) when it is defined nowhere.
         """
-        self._check_ready()
+        if not self.ready:
+            return self._after_ready(self.ensure_queue, name)
         cached = self._definitions.get(name)
         if cached is not None:
             return succeed(cached)
@@ -280,7 +343,8 @@ class QueueManager(MultiService):
 
     def put_queue(self, definition: QueueDefinition) -> "Deferred[QueueDefinition]":
         """Create or replace a queue definition and apply it here."""
-        self._check_ready()
+        if not self.ready:
+            return self._after_ready(self.put_queue, definition)
 
         def put() -> Deferred:
             d = self.repository.list_queues()
@@ -307,7 +371,8 @@ class QueueManager(MultiService):
 
     def delete_queue(self, name: str) -> "Deferred[Optional[QueueDefinition]]":
         """Delete a queue definition (not its jobs); fire with it or None."""
-        self._check_ready()
+        if not self.ready:
+            return self._after_ready(self.delete_queue, name)
 
         def delete() -> Deferred:
             d = self.repository.delete_queue(name)
@@ -337,6 +402,8 @@ class QueueManager(MultiService):
 
     def delete_routing(self, category: str) -> "Deferred[Optional[Routing]]":
         """Delete the routing of ``category``; fire with it or None."""
+        if not self.ready:
+            return self._after_ready(self.delete_routing, category)
         d = self.repository.delete_routing(category)
 
         def deleted(routing: Optional[Routing]) -> Optional[Routing]:
@@ -348,10 +415,6 @@ class QueueManager(MultiService):
 
     # -- pushing -------------------------------------------------------------
 
-    def _check_ready(self) -> None:
-        if not self.ready:
-            raise NotReady("the server is starting: queue definitions are not loaded yet")
-
     def push(
         self, category: str, jobs: Sequence[NewJob]
     ) -> "Deferred[Tuple[str, List[Job]]]":
@@ -360,7 +423,8 @@ class QueueManager(MultiService):
         atomically.  Fires with the queue name and the stored jobs once
         committed.
         """
-        self._check_ready()
+        if not self.ready:
+            return self._after_ready(self.push, category, jobs)
         queue_name = self._routings.get(category)
         if queue_name is None and self.default_queue is not None:
             queue_name = self.default_queue.name

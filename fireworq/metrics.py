@@ -40,17 +40,16 @@ from prometheus_client.registry import Collector
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from fireworq import __version__
 from fireworq.events import IQueueEvents
-from fireworq.logging import log_failure
 from fireworq.model import Completion, CompletionKind, Job, JobCounts, ResultStatus
 # The store proxy that counts failed calls lives with the stores; imported
 # here for the Metrics service and for callers of its old location.
 from fireworq.store.observed import ErrorObserver, ObservedStore, observe_stores  # noqa: F401
+from fireworq.timers import Periodic
 
 #: Seconds between two background counts of the jobs of every queue.
 QUEUE_COUNTS_INTERVAL = 5.0
@@ -212,19 +211,12 @@ class Metrics(Service):
     """
     The Prometheus metrics of one server process.
 
-    Given the L{fireworq.service.FireworqService} (``service``), it
-
-      - wraps ``service.stores`` to count failed store calls
-        (L{observe_stores}); the service must build its queue manager,
-        pusher and dispatchers after this object, as it does;
-      - becomes a child service of ``service``, so the background job counts
-        run while the service runs (they stop by themselves once it stops,
-        since the service does not stop its children);
-      - reads the queues from ``service.manager``.
-
-    Without a service (unit tests), give ``clock``, set L{manager} (it may be
-    built after this object, which it sends events to) and call
-    L{startService} yourself.
+    It takes what it observes as arguments: the ``clock``, the queue
+    ``manager`` whose queues it reports (or set L{manager} later: the
+    manager is built after this object, which it sends events to) and the
+    store ``driver``'s name.  The service tree wraps the stores with
+    L{observe_stores} and L{db_error}, and runs this service (its periodic
+    job counts, a L{Periodic} child) once the store is open.
 
     @param refresh_interval: seconds between background job counts.
     @param process_metrics: also export the process, platform and garbage
@@ -235,25 +227,23 @@ class Metrics(Service):
 
     def __init__(
         self,
-        service: Any = None,
         clock: Optional[IReactorTime] = None,
         manager: Any = None,
         refresh_interval: float = QUEUE_COUNTS_INTERVAL,
         process_metrics: bool = True,
+        driver: str = "",
     ) -> None:
-        self.service = service
-        if clock is None:
-            clock = getattr(service, "reactor", None)
         if clock is None:
             from twisted.internet import reactor as clock
         self._clock: IReactorTime = clock
         self._manager = manager
+        self._driver = driver
         self.refresh_interval = refresh_interval
         #: Queue name -> (job counts, Unix time they were counted).
         self.queue_counts: Dict[str, Tuple[JobCounts, float]] = {}
         self._queues: Dict[str, _QueueMetrics] = {}
         self._db_errors: Dict[Tuple[str, str], Any] = {}
-        self._loop: Optional[LoopingCall] = None
+        self._loop: Optional[Periodic] = None
         self._count_failing = False
 
         self.registry = CollectorRegistry()
@@ -318,9 +308,7 @@ class Metrics(Service):
     @property
     def manager(self) -> Any:
         """The queue manager whose queues are reported, or None."""
-        if self._manager is not None:
-            return self._manager
-        return getattr(self.service, "manager", None)
+        return self._manager
 
     @manager.setter
     def manager(self, manager: Any) -> None:
@@ -328,9 +316,8 @@ class Metrics(Service):
 
     def driver(self) -> str:
         """The store driver's name (``""`` when unknown)."""
-        config = getattr(self.service, "config", None)
-        if config is not None:
-            return str(config.driver)
+        if self._driver:
+            return self._driver
         manager = self.manager
         store = getattr(manager, "store", None)
         return str(getattr(store, "name", ""))
@@ -414,18 +401,16 @@ class Metrics(Service):
     def startService(self) -> None:
         """Start counting the jobs of every queue every L{refresh_interval}."""
         Service.startService(self)
-        self._loop = LoopingCall(self.refresh_queue_counts)
-        self._loop.clock = self._clock
-        self._loop.start(self.refresh_interval, now=True).addErrback(
-            log_failure(self._log, "Counting the jobs of the queues stopped")
-        )
+        self._loop = Periodic(self.refresh_interval, self.refresh_queue_counts, clock=self._clock, name="queue-counts")
+        self._loop.startService()
 
-    def stopService(self) -> None:
-        """Stop counting (a count under way finishes, its result is kept)."""
+    def stopService(self) -> "Deferred[None]":
+        """Stop counting; fires once a count under way has finished (its result is kept)."""
         Service.stopService(self)
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+        loop, self._loop = self._loop, None
+        if loop is not None and loop.running:
+            return loop.stopService()
+        return succeed(None)
 
     def refresh_queue_counts(self) -> "Deferred[None]":
         """
@@ -434,11 +419,6 @@ class Metrics(Service):
         are loaded; a failed count keeps the previous one (its timestamp
         tells its age) and is counted in C{fireworq_db_errors_total}.
         """
-        if self.service is not None and not getattr(self.service, "running", True):
-            # The server is stopping; it does not stop its children itself.
-            if self.running:
-                self.stopService()
-            return succeed(None)
         manager = self.manager
         if manager is None or not manager.running or not manager.ready:
             return succeed(None)

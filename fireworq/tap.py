@@ -7,6 +7,10 @@ start-up with one line on standard error naming the setting, and exit
 status 2: a value that does not parse, and (L{check_resources}) a bind host
 that does not resolve, or a log, pid or sqlite file that cannot be written.
 So does an address that cannot be listened on (see L{FireworqService}).
+
+L{makeService} builds the service tree of L{fireworq.server.tree}; the
+reactor and the server modules are imported only then, not when twistd
+lists its plugins.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING, Optional
 from twisted.python import usage
 
 if TYPE_CHECKING:  # the service (and the reactor) are imported only when twistd runs
-    from fireworq.service import FireworqService
+    from fireworq.server.tree import FireworqService
 
 from fireworq import __version__
 from fireworq.config import SETTINGS, Config, ConfigError, Setting, check_resources, load
@@ -62,8 +66,8 @@ class Options(usage.Options):
 
 
 def makeService(options: Options) -> "FireworqService":
-    """Build the server service from parsed options."""
-    from fireworq.service import FireworqService
+    """Build the server's service tree from parsed options."""
+    from fireworq.server.tree import FireworqService
 
     assert options.config is not None
     twistd = getattr(options, "parent", None)

@@ -92,7 +92,12 @@ class Periodic(Service):
         return d
 
     def _failed(self, failure: Failure) -> None:
-        self._log.failure("Periodic call {name} failed", failure, name=self.name or repr(self._f))
+        self._log.failure(
+            "Periodic work {name} failed; it runs again in {interval}s",
+            failure,
+            name=self.name or repr(self._f),
+            interval=self.interval,
+        )
 
     def _called(self, _: object) -> "Optional[Deferred[None]]":
         self._calling = False

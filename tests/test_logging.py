@@ -342,5 +342,11 @@ class CallSiteTests(SynchronousTestCase):
             manager.startService()
         self.flushLoggedErrors(RuntimeError)
         logged = failures(events)
-        self.assertEqual([formatEvent(e) for e in logged], ["The configuration watcher stopped"])
+        # Issue 11: periodic work (timers.Periodic) logs a failed call and goes
+        # on, where the bare LoopingCall stopped for good.
+        self.assertEqual(
+            [formatEvent(e) for e in logged],
+            ["Periodic work the configuration watcher failed; it runs again in 1.0s"],
+        )
+        self.assertTrue(manager._watcher.running)
         manager.stopService()

@@ -367,16 +367,22 @@ class QueueGaugeTests(MetricsTestCase):
         names = {labels for (name, labels) in self.scrape() if ("queue", "gone") in labels}
         self.assertEqual(names, set())
 
-    def test_stops_when_the_service_stops(self) -> None:
-        """The service does not stop its children; the refresh notices by itself."""
-        service = SimpleNamespace(running=True, manager=self.manager, reactor=self.clock)
-        metrics = Metrics(service, process_metrics=False)
+    def test_stop_ends_the_counts(self) -> None:
+        """
+        Stopping ends the periodic counts.  (Issue 11: the service tree now
+        stops its children, so Metrics no longer watches the server object
+        to stop by itself; it takes the manager and clock as arguments.)
+        """
+        metrics = Metrics(clock=self.clock, manager=self.manager, process_metrics=False, refresh_interval=5.0)
+        counts: List[float] = []
+        metrics.refresh_queue_counts = lambda: counts.append(self.clock.seconds())  # type: ignore[method-assign]
         metrics.startService()
-        self.assertTrue(metrics.running)
-        service.running = False
         self.settle(5)
+        self.assertEqual(len(counts), 2)
+        self.successResultOf(metrics.stopService())
         self.assertFalse(metrics.running)
-        self.assertIsNone(metrics._loop)
+        self.settle(20)
+        self.assertEqual(len(counts), 2)
 
 
 class LiveCollectorTests(SynchronousTestCase):
@@ -529,7 +535,8 @@ class ServiceWiringTests(SynchronousTestCase):
     def test_stores_are_observed(self) -> None:
         metrics = self.service.metrics
         self.assertIsInstance(self.service.manager.store, ObservedStore)
-        self.assertIs(metrics.parent, self.service)
+        # In the service tree, Metrics starts once the store is open (issue 11).
+        self.assertIs(metrics.parent, self.service.after_store)
         self.assertIs(metrics.manager, self.service.manager)
         get(self, self.service, "/health")
         self.assertEqual(
@@ -559,7 +566,7 @@ class ServiceWiringTests(SynchronousTestCase):
         self.assertTrue(ctype.startswith(b"application/openmetrics-text"), ctype)
 
     def test_no_metrics_is_404(self) -> None:
-        api = FireworqAPI(self.service.manager, self.service.config)
+        api = FireworqAPI(self.service.manager, self.service.inspection, self.service.config)
         self.service.api = api
         code, ctype, body = get(self, self.service, "/metrics")
         self.assertEqual(code, 404)

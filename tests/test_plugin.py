@@ -26,10 +26,11 @@ class PluginTests(SynchronousTestCase):
         """Loading the plugin imports neither the reactor nor the server."""
         code = (
             "import sys, twisted.plugins.fireworq_plugin;"
-            "print('twisted.internet.reactor' in sys.modules, 'fireworq.service' in sys.modules)"
+            "print('twisted.internet.reactor' in sys.modules, 'fireworq.service' in sys.modules,"
+            " 'fireworq.server' in sys.modules)"
         )
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        self.assertEqual(out.stdout.split(), ["False", "False"])
+        self.assertEqual(out.stdout.split(), ["False", "False", "False"])
 
     def test_no_init_in_plugins_folder(self):
         self.assertFalse(os.path.exists(os.path.join(REPO, "twisted", "plugins", "__init__.py")))

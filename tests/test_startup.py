@@ -79,8 +79,8 @@ class StartupFailureTests(TestCase):
         pid = os.path.join(self.dir, "gone", "x.pid")
         service = self.service(bind="127.0.0.1:0", pid=pid)
         service.privilegedStartService()
-        self.addCleanup(service.web._port.stopListening)
-        self.addCleanup(service.metrics.stopService)
+        # The tree is stopped as a whole (its API listener among its children).
+        self.addCleanup(service.stopService)
         with self.assertRaises(SystemExit) as caught:
             service.startService()
         self.assertEqual(caught.exception.code, 2)
