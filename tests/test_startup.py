@@ -100,3 +100,29 @@ class StartupFailureTests(TestCase):
         service = makeService(options)
         self.addCleanup(service.log_files.close)
         self.assertFalse(service.daemon)
+
+
+class DiscardBufferedLinesTests(TestCase):
+    """
+    Bug 9 of issue 11: log lines buffered for a standard stream are
+    discarded on a start-up failure, so that the interpreter does not write
+    them out at exit after the one-line error (Python 3.13 does).
+    """
+
+    def test_buffered_standard_stream_lines_go_nowhere(self):
+        from fireworq.logging import LogFiles
+
+        read, write = os.pipe()
+        self.addCleanup(os.close, read)
+        files = LogFiles(reactor)
+        stream = files.open("", write)  # a duplicate of ``write``, like standard error
+        path = os.path.abspath(self.mktemp())
+        on_disk = files.open(path, 1)
+        stream.write_line("buffered, for the pipe")
+        on_disk.write_line("buffered, for the file")
+        files.discard_standard_streams()
+        with open(path) as f:
+            self.assertEqual(f.read(), "buffered, for the file\n")
+        files.close()  # would flush what was not discarded
+        os.close(write)
+        self.assertEqual(os.read(read, 1000), b"")  # every write end closed, nothing written
