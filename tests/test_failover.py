@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import attr
 from twisted.internet import task
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -51,6 +52,8 @@ class FakeLeaseStore:
         self.stalled = False
         self._stalled: List[Tuple[Deferred, object]] = []
         self.calls: List[Tuple[str, str]] = []
+        #: Queue name -> connection id of an original node holding its lock.
+        self.original_locks: Dict[str, int] = {}
 
     def _answer(self, value: object) -> Deferred:
         if self.broken:
@@ -113,6 +116,12 @@ class FakeLeaseStore:
             if expires > now
         }
         return self._answer(live)
+
+    def original_lock_holder(self, queue_name: str) -> Deferred:
+        # Answered at once even when ``stalled`` (which models slow claims).
+        if self.broken:
+            return fail(StoreUnavailable("the database is down"))
+        return succeed(self.original_locks.get(queue_name))
 
     def held_by(self, node_id: str) -> List[str]:
         """The queues whose unexpired lease ``node_id`` holds, sorted."""
@@ -498,3 +507,51 @@ class LeaseBalancerTests(_Fixture):
         self.settle(TTL)
         self.successResultOf(balancer.stop())
         self.assertLessEqual(self.store.nodes["a"][1], self.store.now_ms())
+
+
+class OriginalLockTests(_Fixture):
+    """
+    Issue 11 bug 8: beside an original (Go) Fireworq node on one database,
+    a queue whose original election lock is held is left to that node.
+    """
+
+    def test_lock_held_before_start(self) -> None:
+        self.store.original_locks["q"] = 77
+        keeper = self.keeper()
+        with capturedLogs() as events:
+            keeper.start()
+            self.clock.pump([TTL / 3] * 10)
+        self.assertNotIn(("acquire", "a"), self.store.calls)
+        self.assertFalse(keeper.held())
+        self.assertEqual(keeper.original_holder, 77)
+        said = [e for e in events if "original Fireworq node holds" in e.get("log_format", "")]
+        self.assertEqual(len(said), 1)  # logged once, not every renewal
+        self.assertEqual(said[0]["lock"], "fireworq_jq(q)")
+
+    def test_lock_taken_while_holding(self) -> None:
+        keeper = self.keeper()
+        keeper.start()
+        epoch = keeper.grabber_id
+        self.assertTrue(keeper.held())
+        self.store.original_locks["q"] = 9
+        self.clock.advance(TTL / 3)
+        # Dispatch stops at the next renewal; the row is released at once.
+        self.assertFalse(keeper.held())
+        self.assertFalse(keeper.proven(epoch))
+        self.assertEqual(self.store.held_by("a"), [])
+        self.assertEqual(self.events[-1], ("held", "a", "q", False))
+        # The original goes away: the queue is taken again.
+        del self.store.original_locks["q"]
+        self.clock.advance(TTL / 3)
+        self.assertTrue(keeper.held())
+        self.assertIsNone(keeper.original_holder)
+
+    def test_check_failure_proves_nothing(self) -> None:
+        keeper = self.keeper()
+        keeper.start()
+        self.store.broken = True
+        self.clock.pump([0.1] * 40)
+        self.assertFalse(keeper.held())
+        self.store.broken = False
+        self.clock.advance(TTL / 3)
+        self.assertTrue(keeper.held())

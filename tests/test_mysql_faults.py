@@ -7,7 +7,8 @@ pushed to both nodes all the time, and then
      within ``lease_ttl`` + 1 s, every accepted job is delivered, and only
      jobs in flight at the kill are delivered twice;
   2. the primary is paused (SIGSTOP): the same bound; once resumed
-     (SIGCONT) it grabs nothing more;
+     (SIGCONT) it grabs nothing more; paused for 10 s, it sends nothing
+     after it resumes and logs no completion of a job it lost (issue 11);
   3. the database server is killed and restarted: pushes answer 503 with a
      clear message (never 500, never a long hang) while it is down, the
      nodes stay up, dispatch resumes by itself, nothing accepted is lost;
@@ -236,6 +237,72 @@ class PausePrimaryTests(FailoverTestCase):
         self.assertTrue((yield self.names_holder(a, b)))
         self.assertTrue((yield self.active(b)))
         yield self.finish(stream, paused_at, self.moments["resumed"])
+
+
+class LongPauseTests(FailoverTestCase):
+    """
+    Issue 11 bug 3: the holder is stopped (SIGSTOP) for 10 s under load --
+    long after the backup took the queue over and delivered and completed
+    the paused node's jobs -- then resumed (SIGCONT).  The resumed node must
+    not send anything (its deliveries are fenced by its own monotonic lease
+    deadline) nor report the deliveries it had in flight as complete.
+    """
+
+    #: Seconds the holder stays stopped.
+    PAUSE = 10.0
+
+    @inlineCallbacks
+    def test_no_stale_delivery_after_resume(self) -> Any:
+        a, b = yield self.primary_and_backup()
+        stream = PushStream([a, b], [CATEGORY], self.worker.url(f"/sleep/{WORK_SECONDS}/success"))
+        yield self.flowing(stream)
+        stream.remove(a)
+        paused_at = self.moments["paused"] = time.time()
+        a.process.signal(signal.SIGSTOP)
+        resumed = [False]
+
+        def resume() -> None:
+            if not resumed[0]:
+                resumed[0] = True
+                a.process.signal(signal.SIGCONT)
+
+        self.addCleanup(resume)
+        yield self.backup_dispatches(b, paused_at)
+        yield wait_until(lambda: time.time() >= paused_at + self.PAUSE, self.PAUSE + 5, 0.1, "the pause")
+        resumed_at = self.moments["resumed"] = time.time()
+        resume()
+        # Jobs keep flowing through b for several lease periods after the
+        # resumption, then every accepted job must have been delivered.
+        delivered = len(self.worker.deliveries)
+        yield wait_until(
+            lambda: len(self.worker.deliveries) >= delivered + 30
+            and time.time() - resumed_at >= 3 * LEASE_TTL_MS / 1000.0,
+            30, 0.05, "jobs flowing through b",
+        )
+        yield stream.stop()
+        yield self.wait_delivered(stream.accepted)  # 0 lost jobs
+        # 0 stale deliveries: no job delivered again after the resumption
+        # (bytes a had begun to send when it was stopped may leave it right
+        # after SIGCONT: AFTER_FAULT).  Every duplicate is a job that was in
+        # flight at the pause, delivered again by b before a resumed.
+        stale = {
+            key: [round(d.received_at - resumed_at, 3) for d in deliveries]
+            for key, deliveries in self.duplicates().items()
+            if any(d.received_at > resumed_at + AFTER_FAULT for d in deliveries[1:])
+        }
+        self.assertEqual(stale, {}, f"delivered again after the resumption (s from it); {self.events(paused_at)}")
+        self.check_duplicates(paused_at, resumed_at)
+        # The deliveries a had in flight were answered while it was stopped;
+        # their jobs were recovered and completed by b, so a must not log
+        # them as complete after it runs again.
+        late = [
+            line for line in a.process.queue_log()
+            if line.get("action") == "complete" and line["time"] / 1000.0 > resumed_at
+        ]
+        self.assertEqual(late, [], "the resumed node logged completions of jobs it no longer held")
+        stats = yield a.queue_stats(QUEUE)
+        self.assertEqual(stats["active_nodes"], 0, stats)
+        log.msg(f"long pause: {len(stream.accepted)} jobs accepted, {len(self.duplicates())} delivered twice")
 
 
 class DatabaseRestartTests(ClusterTestCase):

@@ -739,7 +739,7 @@ class MySQLLeaseKeeperTests(_MySQLCase):
         self.assertTrue(a.held())
         self.assertFalse(b.held())
         # a freezes: it stops renewing without releasing.
-        a._loop.stop()
+        a._loop.stopService()
         frozen = time.monotonic()
         await until(lambda: not a.held(), ttl_ms / 1000)
         waited = await until(b.held, 5)

@@ -33,6 +33,11 @@ class IQueueLease(Interface):
     """This node's lease on one queue."""
 
     queue_name = Attribute("The queue the lease is for.")
+    original_holder = Attribute(
+        "The database connection id of an original (Go) Fireworq node holding "
+        "the queue's election lock (then this node does not dispatch the "
+        "queue), or None."
+    )
     grabber_id = Attribute(
         "The fencing token to stamp on grabbed jobs; meaningful while held."
     )
@@ -106,4 +111,11 @@ class ILeaseStore(Interface):
         """
         Record that ``node`` is alive for ``ttl_ms``; fire with the live nodes
         and how many leases each holds (node id -> count).
+        """
+
+    def original_lock_holder(queue_name: str) -> "Deferred[Optional[int]]":
+        """
+        The database connection id holding the original (Go) Fireworq's
+        election lock of the queue, or None: while an original node holds
+        it, that node dispatches the queue and this server must not.
         """

@@ -30,6 +30,7 @@ from zope.interface import implementer
 
 from fireworq.lease.balancer import GRACE, SHARE, Clock, LeaseBalancer
 from fireworq.lease.interface import DEFAULT_TTL_MS, ILeaseStore, IQueueLease, LeaseGrant, LeaseListener
+from fireworq.lease.original import original_lock_name
 from fireworq.store.interface import IJobStore, NodeInfo
 from fireworq.timers import Periodic
 
@@ -116,6 +117,9 @@ class LeaseKeeper:
         #: the balance until the set of live nodes changes.
         self.sticky = False
         self._taking_by_grace = False
+        #: The connection id of an original node holding the queue's lock,
+        #: as last checked (then this node neither takes nor renews).
+        self.original_holder: Optional[int] = None
 
     # -- IQueueLease ------------------------------------------------------------------
 
@@ -227,6 +231,57 @@ class LeaseKeeper:
     def _step(self) -> None:
         if not self._running or self._request is not None:
             return
+        # First, whether an original (Go) Fireworq node dispatches the queue
+        # from the same database (its GET_LOCK election knows nothing of our
+        # lease rows): then neither take nor renew.  A check of its own, so
+        # that the claim stays one statement.
+        d = self._leases.original_lock_holder(self.queue_name)
+        self._request = d
+        d.addCallbacks(
+            self._original_checked, self._original_check_failed, callbackArgs=(d,), errbackArgs=(d,)
+        )
+
+    def _original_checked(self, holder: Optional[int], d: Deferred) -> None:
+        if self._request is d:
+            self._request = None
+        if not self._running:
+            return
+        if holder is not None:
+            self._defer_to_original(holder)
+            return
+        if self.original_holder is not None:
+            self._log.info(
+                "Queue {queue}: the original Fireworq released its lock {lock}; "
+                "this node may dispatch the queue again",
+                queue=self.queue_name, lock=original_lock_name(self.queue_name),
+            )
+            self.original_holder = None
+        self._claim_step()
+
+    def _original_check_failed(self, failure: Failure, d: Deferred) -> None:
+        if self._request is d:
+            self._request = None
+        # Nothing is proven this round: held() turns False at the deadline.
+        self._log.warn(
+            "Cannot renew the lease of queue {queue}: {why}",
+            queue=self.queue_name, why=failure.getErrorMessage(),
+        )
+
+    def _defer_to_original(self, holder: int) -> None:
+        """An original node holds the queue's lock: leave the queue to it."""
+        if self.original_holder is None:
+            self._log.warn(
+                "Queue {queue}: an original Fireworq node holds its lock {lock} (database "
+                "connection {holder}) and dispatches it; this node does not dispatch the "
+                "queue while that lock is held",
+                queue=self.queue_name, lock=original_lock_name(self.queue_name), holder=holder,
+            )
+        self.original_holder = holder
+        self._free_since = None
+        if self._grant is not None:
+            self._release_row()
+
+    def _claim_step(self) -> None:
         if self._grant is not None:
             self._acquire()
             return

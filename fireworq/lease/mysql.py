@@ -1,20 +1,34 @@
 """
 L{MySQLLeaseStore}: queue leases and node heartbeats (protocol B2) in our
-own tables ``fireworq_lease`` and ``fireworq_node``, beside the job tables.
+own tables ``fireworq_lease`` and ``fireworq_node``, beside the job tables
+-- and a look at the original Fireworq's per-queue lock.
 
 Every time is the database clock, so nodes whose clocks disagree still
-agree on who holds a lease.  A lease row is taken or renewed by one
-conditional UPDATE::
+agree on who holds a lease.  A lease is taken or renewed by I{one}
+conditional statement in its own transaction, whose row count says
+whether it was granted (so it stays correct on Galera, where a write is
+certified on commit and a locking read protects nothing)::
 
     UPDATE fireworq_lease
-    SET epoch = <old epoch, + 1 unless the holder was me>, ...,
-        holder = me, expires_at = now + ttl
+    SET epoch = LAST_INSERT_ID(<epoch, + 1 unless the holder was me>
+                               packed with <whether the holder was not me>) ...,
+        taken_at = ..., holder = me, expires_at = now + ttl
     WHERE name = q AND (holder = me OR expires_at <= now)
 
-(preceded by a locking read of the row, which tells the previous holder),
-so the epoch -- the fencing token stamped on grabbed jobs -- changes exactly
-when the holder changes; a renewal, or the same node taking its own expired
-lease back, keeps it.
+MySQL evaluates the assignments left to right, so ``epoch`` and
+``taken_at`` still see the previous holder; C{LAST_INSERT_ID(expr)} hands
+the new epoch and the took-over bit back with the statement's answer (the
+cursor's C{lastrowid}), without a second read.  The epoch -- the fencing
+token stamped on grabbed jobs -- changes exactly when the holder changes; a
+renewal, or the same node taking its own expired lease back, keeps it.  A
+queue without a row gets one by a single C{INSERT ... ON DUPLICATE KEY
+UPDATE} that changes nothing when another node created it first.
+
+The original (Go) Fireworq elects a queue's dispatcher with the MySQL
+user lock C{fireworq_jq(<queue>)} (C{GET_LOCK}, jobqueue/mysql/activator.go
+of fireworq/fireworq); L{MySQLLeaseStore.original_lock_holder} reads it
+with C{IS_USED_LOCK}, so that a node of ours sharing the database with an
+original one during a migration leaves that queue to it.
 """
 
 from __future__ import annotations
@@ -25,6 +39,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from fireworq.lease.interface import ILeaseStore, LeaseGrant
+from fireworq.lease.original import ER_USER_LOCK_WRONG_NAME, original_lock_name
 from fireworq.store.interface import NodeInfo, StoreUnavailable
 from fireworq.store.mysql.pool import MySQLPool
 from fireworq.store.mysql.rows import text
@@ -34,6 +49,13 @@ from fireworq.store.mysql.schema import LEASE_DDL, NOW_MS
 #: CONNECTION_ID(), which the original Fireworq stored as ``grabber_id``, so
 #: jobs an original server left grabbed never look like ours.
 FIRST_EPOCH = 1 << 32
+
+
+def _error_code(error: BaseException) -> Optional[int]:
+    """The MySQL error number of a PyMySQL or mysqlclient exception."""
+    args = getattr(error, "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
+
 
 #: Milliseconds after which the heartbeat row of a node that left is deleted.
 NODE_ROW_RETENTION_MS = 24 * 3600 * 1000
@@ -77,41 +99,61 @@ class MySQLLeaseStore:
     def acquire(self, queue_name: str, node: NodeInfo, ttl_ms: int) -> Deferred:
         ttl_ms = int(ttl_ms)
 
-        def work(cursor: Any) -> Optional[LeaseGrant]:
-            # Lock the row (a record lock only: READ COMMITTED takes no gap
-            # locks), decide, then write with the same condition in SQL.
-            cursor.execute(
-                f"SELECT holder, epoch, expires_at, {NOW_MS} FROM `fireworq_lease` "
-                "WHERE name = %s FOR UPDATE",
-                (queue_name,),
-            )
-            row = cursor.fetchone()
-            if row is None:
-                cursor.execute(
-                    "INSERT INTO `fireworq_lease` "
-                    "(name, holder, host, epoch, expires_at, taken_at) "
-                    f"VALUES (%s, %s, %s, %s, {NOW_MS} + %s, {NOW_MS}) "
-                    "ON DUPLICATE KEY UPDATE name = name",
-                    (queue_name, node.id, node.host, FIRST_EPOCH, ttl_ms),
-                )
-                if cursor.rowcount == 1:
-                    return LeaseGrant(epoch=FIRST_EPOCH, taken_over=True)
-                return None  # another node created it first and holds it
-            holder, epoch, expires_at, now = text(row[0]), int(row[1]), int(row[2]), int(row[3])
-            mine = holder == node.id
-            if not mine and expires_at > now:
-                return None
-            new_epoch = epoch if mine else epoch + 1
+        def claim(cursor: Any) -> Optional[LeaseGrant]:
             cursor.execute(
                 "UPDATE `fireworq_lease` SET "
-                f"epoch = %s, taken_at = IF(holder = %s, taken_at, {NOW_MS}), "
-                f"holder = %s, host = %s, expires_at = {NOW_MS} + %s "
+                "epoch = LAST_INSERT_ID((IF(holder = %s, epoch, epoch + 1) << 1) | (holder <> %s)) >> 1, "
+                f"taken_at = IF(holder = %s, taken_at, {NOW_MS}), "
+                # GREATEST: a renewal within the same millisecond still
+                # changes the row, so its row count says "granted".
+                f"holder = %s, host = %s, expires_at = GREATEST({NOW_MS} + %s, expires_at + 1) "
                 f"WHERE name = %s AND (holder = %s OR expires_at <= {NOW_MS})",
-                (new_epoch, node.id, node.id, node.host, ttl_ms, queue_name, node.id),
+                (node.id, node.id, node.id, node.id, node.host, ttl_ms, queue_name, node.id),
             )
-            return LeaseGrant(epoch=new_epoch, taken_over=not mine)
+            if cursor.rowcount != 1:
+                return None
+            packed = int(cursor.lastrowid)
+            return LeaseGrant(epoch=packed >> 1, taken_over=bool(packed & 1))
 
-        return self._go(work, idempotent=True, what=f"acquire the lease of {queue_name!r}")
+        def create(cursor: Any) -> Optional[LeaseGrant]:
+            cursor.execute(
+                "INSERT INTO `fireworq_lease` "
+                "(name, holder, host, epoch, expires_at, taken_at) "
+                f"VALUES (%s, %s, %s, %s, {NOW_MS} + %s, {NOW_MS}) "
+                "ON DUPLICATE KEY UPDATE name = name",
+                (queue_name, node.id, node.host, FIRST_EPOCH, ttl_ms),
+            )
+            if cursor.rowcount == 1:
+                return LeaseGrant(epoch=FIRST_EPOCH, taken_over=True)
+            return None  # another node created it first (and holds it)
+
+        what = f"acquire the lease of {queue_name!r}"
+        # Both are safe to repeat after a lost COMMIT: a repeated claim is a
+        # renewal by the same node, a repeated create finds the row.
+        d = self._go(claim, idempotent=True, what=what)
+
+        def maybe_create(grant: Optional[LeaseGrant]) -> Any:
+            if grant is not None:
+                return grant
+            return self._go(create, idempotent=True, what=what)
+
+        d.addCallback(maybe_create)
+        return d
+
+    def original_lock_holder(self, queue_name: str) -> Deferred:
+        name = original_lock_name(queue_name)
+
+        def work(cursor: Any) -> Optional[int]:
+            try:
+                cursor.execute("SELECT IS_USED_LOCK(%s)", (name,))
+            except Exception as error:
+                if _error_code(error) == ER_USER_LOCK_WRONG_NAME:
+                    return None  # too long for MySQL: the original cannot hold it either
+                raise
+            row = cursor.fetchone()
+            return int(row[0]) if row is not None and row[0] is not None else None
+
+        return self._go(work, idempotent=True, what=f"check the original Fireworq's lock of {queue_name!r}")
 
     def release(self, queue_name: str, node: NodeInfo) -> Deferred:
         def work(cursor: Any) -> None:

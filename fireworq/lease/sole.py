@@ -8,7 +8,7 @@ which competes with other nodes through lease rows.
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -48,6 +48,8 @@ class SoleLease:
         clock: IReactorTime,
     ) -> None:
         self.queue_name = queue_name
+        #: Always None: a single-node store is never shared with the original.
+        self.original_holder: Optional[int] = None
         self._clock = clock
         self.grabber_id = grabber_id
         self._store = store

@@ -1,0 +1,25 @@
+"""
+What this server knows of the original (Go) Fireworq's leader election,
+for running beside it on one database during a migration.
+
+The original elects the node that dispatches a queue with a MySQL user
+lock, C{GET_LOCK('fireworq_jq(<queue>)', 10)} on a connection of its own,
+and re-checks it every second with C{IS_USED_LOCK(name) = CONNECTION_ID()}
+(jobqueue/mysql/activator.go in fireworq/fireworq).  It knows nothing of
+our lease rows, so our nodes look at its lock instead: see
+L{fireworq.lease.mysql.MySQLLeaseStore.original_lock_holder}.
+"""
+
+from __future__ import annotations
+
+#: The MySQL error of a user lock name it refuses (over 64 characters,
+#: MySQL 5.7 and later): the original cannot hold such a lock either.
+ER_USER_LOCK_WRONG_NAME = 3057
+
+
+def original_lock_name(queue_name: str) -> str:
+    """
+    The name of the MySQL user lock by which the original Fireworq elects
+    the node dispatching ``queue_name`` (C{activator.lockName()}).
+    """
+    return f"fireworq_jq({queue_name})"
