@@ -8,7 +8,13 @@ from __future__ import annotations
 import attr
 from twisted.trial.unittest import SynchronousTestCase
 
-from fireworq.joboptions import (
+from fireworq.joboptions.parse import (
+    header_refusal,
+    parse_job_options,
+    parse_queue_defaults,
+    with_idempotency_header,
+)
+from fireworq.joboptions.values import (
     HEADERS_MAX,
     HEADERS_MAX_BYTES,
     HOP_BY_HOP_HEADERS,
@@ -19,10 +25,6 @@ from fireworq.joboptions import (
     decode_options,
     encode_options,
     given_fields,
-    header_refusal,
-    parse_job_options,
-    parse_queue_defaults,
-    with_idempotency_header,
 )
 from fireworq.model import NewJob
 from fireworq.web.body import JsonNumber, parse_json

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from fireworq.dispatch.delivery import classify
 from fireworq.dispatch.retry import MAX_WAIT, RetryPolicy, parse_retry_after, retry_after_of
 from fireworq.dispatch.success import Verdict, is_2xx, judge, judge_2xx, verdict_of
-from fireworq.joboptions import JobOptions
+from fireworq.joboptions.values import JobOptions
 from fireworq.model import CompletionKind, Job, Result, completion_for
 
 

@@ -21,7 +21,7 @@ from typing import Optional, Protocol, Sequence, Union
 import attr
 from twisted.web.http import stringToDatetime
 
-from fireworq.joboptions import JobOptions
+from fireworq.joboptions.values import JobOptions
 from fireworq.model import UINT32_MAX
 
 #: The longest wait, in seconds: the largest C{retry_delay} a job may have.

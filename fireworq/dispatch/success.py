@@ -20,7 +20,7 @@ from typing import Any, Optional
 import attr
 
 from fireworq.dispatch.delivery import QUOTED_BODY_BYTES, classify
-from fireworq.joboptions import SUCCESS_2XX
+from fireworq.joboptions.values import SUCCESS_2XX
 from fireworq.model import Completion, CompletionKind, Job, Result, ResultStatus
 
 #: The statuses of A1 that a worker may report.
@@ -123,7 +123,7 @@ def judge_2xx(code: int, body: bytes) -> Verdict:
 def judge(rule: str, code: int, body: bytes) -> Verdict:
     """
     The L{Verdict} on a complete answer (``code``, ``body``) under the
-    job's success ``rule`` (L{fireworq.joboptions.JobOptions.effective_success}).
+    job's success ``rule`` (L{fireworq.joboptions.values.JobOptions.effective_success}).
     Under C{"status"} the outcome is the classified status (A1), exactly as
     L{classify} decides it.
     """
