@@ -32,6 +32,8 @@ from fireworq.events import IQueueEvents
 from fireworq.logging import log_failure
 from fireworq.model import FailedJob, Job, NewJob, PushEntry, QueueDefinition, Routing
 from fireworq.pushing import PushBatcher
+from fireworq.queue_errors import QueueConflict, UndefinedQueue, UnknownCategory
+from fireworq.readiness import NotReady, ReadyWaiters
 from fireworq.stats import QueueStats
 from fireworq.store.interface import IJobStore, IRepository, NodeInfo
 from fireworq.timers import Periodic
@@ -40,41 +42,19 @@ from fireworq.timers import Periodic
 #: definitions waits for it before it fails with L{NotReady}.
 READY_TIMEOUT = 10.0
 
+STARTING = "the server is starting: queue definitions are not loaded yet"
+
+__all__ = [
+    "NotReady",
+    "QueueConflict",
+    "QueueManager",
+    "READY_TIMEOUT",
+    "UndefinedQueue",
+    "UnknownCategory",
+]
+
 #: Makes the dispatcher of a queue definition.
 DispatcherFactory = Callable[[QueueDefinition], QueueDispatcher]
-
-
-class UnknownCategory(Exception):
-    """No routing for the category and no default queue."""
-
-    def __init__(self, category: str) -> None:
-        super().__init__(
-            f"no routing exists for job category {category!r} and no default queue is configured"
-        )
-        self.category = category
-
-
-class UndefinedQueue(Exception):
-    """The queue a request names (or a routing points to) is not defined."""
-
-    def __init__(self, queue_name: str, category: Optional[str] = None) -> None:
-        if category is None:
-            message = f"queue {queue_name!r} is not defined"
-        else:
-            message = (
-                f"queue {queue_name!r}, to which job category {category!r} is routed, "
-                "is not defined"
-            )
-        super().__init__(message)
-        self.queue_name = queue_name
-
-
-class QueueConflict(Exception):
-    """A new queue name would share storage with an existing queue."""
-
-
-class NotReady(Exception):
-    """The definitions have not been loaded yet (the store is unavailable)."""
 
 
 class QueueManager(MultiService):
@@ -116,8 +96,7 @@ class QueueManager(MultiService):
         )
         self._refreshing = False
         self.ready = False
-        self._ready_timeout = ready_timeout
-        self._ready_waiters: List[Deferred] = []
+        self._ready_waiters = ReadyWaiters(clock, ready_timeout, STARTING)
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -127,7 +106,7 @@ class QueueManager(MultiService):
 
     def stopService(self) -> Deferred:
         """Stop watching (after a reload in progress), then the dispatchers."""
-        self._fail_waiters()
+        self._ready_waiters.fail("the server is stopping")
         watched = self._watcher.stopService() if self._watcher.running else succeed(None)
         d = super().stopService()
         return watched.addCallback(lambda _: d)
@@ -143,34 +122,12 @@ class QueueManager(MultiService):
         if self.ready:
             return succeed(None)
         if self._revision is not None:  # loaded once: not a boot; do not wait
-            return fail(NotReady("the server is starting: queue definitions are not loaded yet"))
-        d: Deferred = Deferred()
-        self._ready_waiters.append(d)
-        timer = self._clock.callLater(self._ready_timeout, self._give_up, d)
-        d.addBoth(self._cancel_timer, timer)
-        return d
-
-    @staticmethod
-    def _cancel_timer(result: object, timer: Any) -> object:
-        if timer.active():
-            timer.cancel()
-        return result
-
-    def _give_up(self, d: Deferred) -> None:
-        if d in self._ready_waiters:
-            self._ready_waiters.remove(d)
-            d.errback(NotReady("the server is starting: queue definitions are not loaded yet"))
+            return fail(NotReady(STARTING))
+        return self._ready_waiters.wait()
 
     def _became_ready(self) -> None:
         self.ready = True
-        waiters, self._ready_waiters = self._ready_waiters, []
-        for d in waiters:
-            d.callback(None)
-
-    def _fail_waiters(self) -> None:
-        waiters, self._ready_waiters = self._ready_waiters, []
-        for d in waiters:
-            d.errback(NotReady("the server is stopping"))
+        self._ready_waiters.ready()
 
     def _after_ready(self, f: Callable[..., Deferred], *args: Any) -> Deferred:
         """Call ``f(*args)`` now when ready, else once ready (bounded)."""
