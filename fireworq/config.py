@@ -80,6 +80,9 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("dispatch_idle_conn_timeout", "0", "Seconds before an idle worker connection is closed; 0 = never."),
     Setting("dispatch_user_agent", "", "User-Agent of deliveries (default: Fireworq/<version>)."),
     Setting("max_request_body", "1048576", "Largest request body the API accepts, in bytes."),
+    Setting("request_header_timeout", "10", "Seconds a request's line and headers may take to arrive (408 beyond); 0 = no limit."),
+    Setting("request_body_timeout", "60", "Seconds a request's body may take to arrive after its headers (408 beyond); 0 = no limit."),
+    Setting("max_connections", "1000", "HTTP API connections open at once; more are answered 503 (0 = no limit)."),
     Setting("access_log", "", "Access log file (default: standard output)."),
     Setting("access_log_tag", "fireworq.access", "The tag field of access log lines."),
     Setting("queue_log", "", "Queue log file (default: standard output)."),
@@ -124,6 +127,9 @@ class Config:
     error_log: str
     error_log_level: str
     pid: str
+    request_header_timeout: int = 10
+    request_body_timeout: int = 60
+    max_connections: int = 1000
     #: The raw (unparsed but defaulted) value of every setting, for /settings.
     raw: Mapping[str, str] = attr.ib(factory=dict, repr=False)
 
@@ -312,6 +318,9 @@ def load(
         error_log=raw["error_log"],
         error_log_level=error_log_level,
         pid=raw["pid"],
+        request_header_timeout=_int("request_header_timeout", raw["request_header_timeout"], 0, 3600),
+        request_body_timeout=_int("request_body_timeout", raw["request_body_timeout"], 0, 86_400),
+        max_connections=_int("max_connections", raw["max_connections"], 0, 1_000_000),
         raw=raw,
     )
 

@@ -19,7 +19,13 @@ URL_MAX_BYTES = 65535
 #: Bytes a job's payload may take (the ``payload`` column is a MEDIUMBLOB).
 PAYLOAD_MAX_BYTES = (1 << 24) - 1
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Control characters: C0, DEL and C1 (U+0080-U+009F, NEL U+0085 among them).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+#: Queue names that a path cannot carry: browsers, proxies and most HTTP
+#: clients resolve ``/queue/.`` and ``/queue/..`` as dot-segments (RFC 3986
+#: 5.2.4) before sending, so such a queue could never be reached.
+_DOT_SEGMENTS = (".", "..")
 _TABLE_UNSAFE = re.compile(r"[^0-9a-z_]")
 
 
@@ -43,11 +49,16 @@ def _check_text(kind: str, text: str) -> None:
 def check_queue_name(name: str) -> None:
     """
     @raise InvalidName: unless ``name`` is 1-255 bytes of UTF-8 without
-        control characters or ``/``.
+        control characters or ``/``, and not ``.`` or ``..``.
     """
     _check_text("queue name", name)
     if "/" in name:
         raise InvalidName("queue name must not contain '/'")
+    if name in _DOT_SEGMENTS:
+        raise InvalidName(
+            f"queue name must not be {name!r}: clients resolve it as a path segment, "
+            "so the queue could not be reached"
+        )
 
 
 def check_category(category: str) -> None:

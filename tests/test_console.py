@@ -63,7 +63,7 @@ class ConsoleServingTests(TestCase):
 
     def setUp(self):
         config = load({"driver": "in-memory"}, environ={})
-        api = FireworqAPI(None, config)
+        api = FireworqAPI(None, None, config)
         site = FireworqSite(api.app.resource(), None, 1 << 20, keep_alive=False)
         self.port = reactor.listenTCP(0, site, interface="127.0.0.1")
         self.addCleanup(self.port.stopListening)

@@ -1,5 +1,5 @@
 """
-Fuzzing the real server with schemathesis, driven by docs/openapi.yaml.
+Fuzzing the real server with schemathesis, driven by fireworq/openapi.yaml.
 
 One test starts ``twistd fireworq`` (sqlite store) and a worker, and runs
 the schemathesis command line against the server in a child process: every

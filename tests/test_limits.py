@@ -29,8 +29,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.task import deferLater
 from twisted.internet.protocol import Protocol
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import HTTPConnectionPool
@@ -49,6 +50,7 @@ from fireworq.stats import QueueStats
 from fireworq.store.interface import NodeInfo
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.web import body
+from fireworq.inspection import Inspection
 from fireworq.web.app import FireworqAPI
 from fireworq.web.body import MAX_ID, MAX_JSON_DEPTH, JsonNumber, dump_json
 from fireworq.web.site import FireworqSite
@@ -188,7 +190,9 @@ class InProcessTestCase(TestCase):
         )
         self.manager.startService()
         self.addCleanup(self.manager.stopService)
-        api = FireworqAPI(self.manager, self.config)
+        api = FireworqAPI(
+            self.manager, Inspection(self.store, self.repository, self.manager), self.config
+        )
         site = FireworqSite(
             api.resource(), None, self.config.max_request_body, self.config.keep_alive
         )
@@ -393,9 +397,10 @@ class NameTests(InProcessTestCase):
     def test_queue_name_characters(self):
         for bad in ("%00", "%1F", "%7F"):
             yield self.refused(400, "PUT", f"/queue/a{bad}b", {}, mentions="control characters")
-        # A "/" cannot reach the queue routes at all, and is refused in bodies.
-        status, _, _ = yield self.call("PUT", "/queue/a%2Fb", {})
-        self.assertEqual(status, 404)
+        # An encoded "/" in a queue name is refused with 400 like any other
+        # refused name (a 404 before issue 11, bug 7), and refused in bodies.
+        for path in ("/queue/a%2Fb", "/queue/a%2fb/stats", "/queue/%2F/waiting"):
+            yield self.refused(400, "PUT" if path.count("/") == 2 else "GET", path, {}, mentions="'/'")
         yield self.refused(400, "PUT", "/routing/r", {"queue_name": "a/b"}, mentions="'/'")
         yield self.refused(400, "PUT", "/routing/r", {"queue_name": "a\u0000b"})
 
@@ -711,6 +716,50 @@ class RealServerLimitTests(ServerTestCase):
         code, settings = yield server.call("GET", "/settings")
         self.assertEqual(settings["max_request_body"], "4096")
 
+    @inlineCallbacks
+    def test_slow_request_and_connection_settings(self):
+        """
+        The real server applies request_header_timeout, request_body_timeout
+        and max_connections (issue 11, bug 7): a request that stops arriving
+        is answered 408, connections over the cap 503.
+        """
+        server = yield self.server(request_header_timeout="1", request_body_timeout="1", max_connections="3")
+        port = server.port
+        answer = yield raw_request(port, b"GET /queues HTTP/1.1\r\nHo", timeout=15)
+        self.assertEqual(parse_raw(answer)[0], 408)
+        answer = yield raw_request(port, b"POST /job/c HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{", timeout=15)
+        status, _, body = parse_raw(answer)
+        self.assertEqual(status, 408)
+        self.assertIn("body", json.loads(body)["message"])
+        # Three idle connections are open: the fourth is refused at once.
+        held = []
+        for _ in range(3):
+            client = _RawClient(b"")
+            yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), client)
+            held.append(client)
+        try:
+            answer = yield raw_request(port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n", timeout=15)
+            status, headers, body = parse_raw(answer)
+            self.assertEqual((status, headers.get("retry-after")), (503, "1"))
+            self.assertIn("max_connections", json.loads(body)["message"])
+        finally:
+            for client in held:
+                client.transport.loseConnection()
+            yield gatherResults([client.done for client in held])
+        code, settings = yield server.call("GET", "/settings")
+        self.assertEqual(
+            (settings["request_header_timeout"], settings["request_body_timeout"], settings["max_connections"]),
+            ("1", "1", "3"),
+        )
+        # Once they are closed (the server notices soon), requests are served again.
+        deadline = reactor.seconds() + 10
+        while True:
+            code, _ = yield server.call("GET", "/health")
+            if code == 200 or reactor.seconds() > deadline:
+                break
+            yield deferLater(reactor, 0.1)
+        self.assertEqual(code, 200)
+
 
 class CrossOriginTests(InProcessTestCase):
     """A browser page of another site cannot change anything."""
@@ -862,3 +911,271 @@ class DumpJsonTests(SynchronousTestCase):
         with self.assertRaises(TypeError) as raised:
             dump_json({"a": object()})
         self.assertEqual(str(raised.exception), "Object of type object is not JSON serializable")
+
+
+class EdgeInputTests(InProcessTestCase):
+    """
+    Input a new user tries (issue 11, bug 7): names a path cannot carry,
+    control characters, requests the HTTP parser refuses.  Every one is
+    answered with the API's JSON error, never silence or an empty body.
+    """
+
+    @inlineCallbacks
+    def raw_refused(self, code: int, request: bytes, mentions: str = "") -> Any:
+        """Send ``request`` as is; assert a JSON error ``code`` whose phrase matches the status line."""
+        answer = yield raw_request(self.port, request)
+        self.assertTrue(answer, "no answer at all")
+        status, headers, body = parse_raw(answer)
+        self.assertEqual(status, code, answer[:300])
+        self.assertEqual(headers.get("content-type"), "application/json", answer[:300])
+        error = json.loads(body)
+        self.assertEqual(set(error), {"error", "message"})
+        self.assertEqual(answer.split(b"\r\n", 1)[0].split(b" ", 2)[2].decode(), error["error"])
+        self.assertIn(mentions, error["message"])
+        self.assertEqual(headers.get("content-length"), str(len(body)))
+        return error
+
+    @inlineCallbacks
+    def test_dot_queue_names_are_400(self):
+        # Sent raw: HTTP client libraries would resolve the dot-segments.
+        for name in (b".", b".."):
+            yield self.raw_refused(
+                400, b"PUT /queue/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}" % name,
+                mentions="must not be",
+            )
+            yield self.refused(400, "PUT", "/routing/r", {"queue_name": name.decode()}, mentions="must not be")
+        # Names that merely contain dots are fine.
+        for name in ("...", ".a", "a."):
+            yield self.accepted("PUT", f"/queue/{name}", {})
+
+    @inlineCallbacks
+    def test_c1_control_characters_are_400(self):
+        for char in ("\u0085", "\u0080", "\u009f"):
+            encoded = quote(char)
+            yield self.refused(400, "PUT", f"/queue/a{encoded}b", {}, mentions="control characters")
+            yield self.refused(400, "POST", f"/job/a{encoded}b", {"url": "http://w/"}, mentions="control characters")
+            yield self.refused(400, "PUT", f"/routing/a{encoded}b", {"queue_name": "default"},
+                               mentions="control characters")
+            yield self.refused(400, "PUT", "/routing/r", {"queue_name": f"a{char}b"}, mentions="control characters")
+            yield self.refused(400, "POST", "/job/c", {"url": f"http://w/{char}"}, mentions="control characters")
+        # The characters right after the C1 block are text.
+        yield self.accepted("PUT", f"/queue/a{quote(chr(0xA0))}b{quote(chr(0xE9))}", {})
+
+    @inlineCallbacks
+    def test_raw_byte_in_the_path_is_a_json_400(self):
+        yield self.raw_refused(400, b"GET /queue/\xff HTTP/1.1\r\nHost: x\r\n\r\n", mentions="0xff")
+        yield self.raw_refused(400, b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n", mentions="single spaces")
+        yield self.raw_refused(400, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", mentions="HTTP/1.1")
+
+    @inlineCallbacks
+    def test_bad_content_length_is_a_json_400(self):
+        for value in (b"-5", b"abc", b"1.5", b""):
+            yield self.raw_refused(
+                400, b"POST /job/c HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\n\r\n{}" % value,
+                mentions="Content-Length",
+            )
+        yield self.raw_refused(400, b"GET / HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", mentions="header line")
+        yield self.raw_refused(
+            400, b"POST /job/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            mentions="chunked",
+        )
+
+    @inlineCallbacks
+    def test_long_request_line_is_414(self):
+        path = b"/queue/" + b"a" * 20_000
+        yield self.raw_refused(414, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path, mentions="request line")
+        # Even when it never ends.
+        yield self.raw_refused(414, b"GET /" + b"a" * 70_000, mentions="request line")
+
+    @inlineCallbacks
+    def test_long_header_line_is_431(self):
+        for size in (20_000, 70_000):
+            yield self.raw_refused(
+                431, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n" % (b"a" * size), mentions="header line"
+            )
+
+    @inlineCallbacks
+    def test_too_many_header_bytes_or_fields_is_431(self):
+        many = b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 10_000) for i in range(8))
+        yield self.raw_refused(431, b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n" % many, mentions="together")
+        fields = b"".join(b"X-H%d: v\r\n" % i for i in range(501))
+        yield self.raw_refused(431, b"GET / HTTP/1.1\r\nHost: x\r\n%s\r\n" % fields, mentions="header fields")
+
+    @inlineCallbacks
+    def test_requests_at_the_limits_are_answered(self):
+        answer = yield raw_request(
+            self.port,
+            b"GET /queues?x=%s HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\nConnection: close\r\n\r\n"
+            % (b"a" * 15_000, b"b" * 15_000),
+        )
+        self.assertEqual(parse_raw(answer)[0], 200)
+
+    @inlineCallbacks
+    def test_id_zero_is_a_404_as_for_any_id_not_stored(self):
+        # docs/security.md and docs/api.md say so (they said 400 before issue 11).
+        yield self.refused(404, "GET", "/queue/default/job/0", mentions="holds no job 0")
+
+
+class ErrorBodyTests(SynchronousTestCase):
+    """Error bodies (issue 11, bugs 9 and 10): one phrase table, compact JSON."""
+
+    def test_status_line_and_body_use_one_phrase_table(self):
+        from twisted.web.test.requesthelper import DummyRequest
+
+        from fireworq.web.errors import PHRASES, write_error
+
+        for code, text in PHRASES.items():
+            request = DummyRequest([b""])
+            body = write_error(request, code, "m")
+            self.assertEqual(request.responseCode, code)
+            self.assertEqual(request.responseMessage, text.encode("ascii"))
+            self.assertEqual(json.loads(body)["error"], text)
+        # The phrases clients have always seen, whatever http.HTTPStatus says
+        # on this Python (3.13 renamed these).
+        self.assertEqual(PHRASES[413], "Request Entity Too Large")
+        self.assertEqual(PHRASES[414], "Request-URI Too Long")
+        self.assertEqual(PHRASES[416], "Requested Range Not Satisfiable")
+        self.assertEqual(PHRASES[422], "Unprocessable Entity")
+
+    def test_error_bodies_are_compact_like_every_other_answer(self):
+        from fireworq.web.errors import error_body
+
+        self.assertEqual(
+            error_body(404, "no such endpoint: /x"),
+            b'{"error":"Not Found","message":"no such endpoint: /x"}',
+        )
+        self.assertEqual(error_body(400, "caf\u00e9"), '{"error":"Bad Request","message":"caf\u00e9"}'.encode())
+
+
+class ChannelTests(SynchronousTestCase):
+    """
+    L{FireworqChannel}'s deadlines and the connection cap, on a Clock and
+    string transports (no real time passes).
+    """
+
+    def site(self, **kwargs: Any) -> Any:
+        from twisted.internet.task import Clock
+        from twisted.web.resource import Resource
+
+        class Hello(Resource):
+            isLeaf = True
+
+            def render(self, request: Any) -> bytes:
+                request.content.read()
+                return b"hello"
+
+        self.clock = Clock()
+        return FireworqSite(Hello(), None, 1 << 20, True, reactor=self.clock, **kwargs)
+
+    def connect(self, site: Any) -> Tuple[Any, Any]:
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        protocol = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 12345))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def answer(self, transport: Any) -> Tuple[int, Dict[str, Any]]:
+        status, _, body = parse_raw(transport.value())
+        return status, json.loads(body)
+
+    def test_headers_must_arrive_within_header_timeout(self):
+        site = self.site(header_timeout=10, body_timeout=60)
+        protocol, transport = self.connect(site)
+        # A byte every 5 seconds: the idle timeout would never fire.
+        for byte in b"GET / HT":
+            protocol.dataReceived(bytes([byte]))
+            self.clock.advance(1.2)
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(0.5)
+        status, error = self.answer(transport)
+        self.assertEqual(status, 408)
+        self.assertIn("10 seconds", error["message"])
+        self.assertTrue(transport.disconnecting)
+
+    def test_body_must_arrive_within_body_timeout(self):
+        site = self.site(header_timeout=10, body_timeout=60)
+        protocol, transport = self.connect(site)
+        protocol.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
+        self.clock.advance(59)
+        protocol.dataReceived(b"d")
+        self.assertEqual(transport.value(), b"")
+        self.clock.advance(1)
+        status, error = self.answer(transport)
+        self.assertEqual((status, error["error"]), (408, "Request Timeout"))
+        self.assertIn("body", error["message"])
+
+    def test_prompt_requests_are_answered_and_each_gets_its_own_deadline(self):
+        site = self.site(header_timeout=10, body_timeout=60)
+        protocol, transport = self.connect(site)
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"200 OK", transport.value())
+        self.assertTrue(transport.value().endswith(b"hello"))
+        transport.clear()
+        self.clock.advance(30)  # idle between requests: only the idle timeout applies
+        self.assertEqual(transport.value(), b"")
+        self.assertFalse(transport.disconnecting)
+        protocol.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nab")
+        self.clock.advance(30)
+        protocol.dataReceived(b"c")
+        self.assertIn(b"200 OK", transport.value())
+        transport.clear()
+        protocol.dataReceived(b"GET")
+        self.clock.advance(10)
+        self.assertEqual(self.answer(transport)[0], 408)
+
+    def test_no_deadline_when_disabled(self):
+        site = self.site(header_timeout=0, body_timeout=None)
+        protocol, transport = self.connect(site)
+        protocol.dataReceived(b"GET / HT")
+        self.clock.advance(50)
+        self.assertEqual(transport.value(), b"")
+        protocol.connectionLost(None)
+
+    def test_connections_over_the_cap_are_answered_503(self):
+        site = self.site(max_connections=2)
+        first, first_transport = self.connect(site)
+        second, _ = self.connect(site)
+        self.assertEqual(site.open_connections, 2)
+        third, third_transport = self.connect(site)
+        status, error = self.answer(third_transport)
+        self.assertEqual(status, 503)
+        self.assertIn("max_connections", error["message"])
+        self.assertIn(b"Retry-After: 1", third_transport.value())
+        self.clock.advance(1)  # a client that does not close is cut off
+        self.assertTrue(third_transport.disconnecting or third_transport.value())
+        third.connectionLost(None)
+        first.connectionLost(None)
+        self.assertEqual(site.open_connections, 1)
+        fourth, fourth_transport = self.connect(site)
+        fourth.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        self.assertIn(b"200 OK", fourth_transport.value())
+
+    def test_twisted_private_api_canary(self):
+        """
+        The private parts of Twisted the channel relies on still exist and
+        still mean what they did: if this fails after a Twisted upgrade,
+        revisit L{fireworq.web.site.FireworqChannel}.
+        """
+        from twisted.web import http
+
+        from fireworq.web.site import TWISTED_PRIVATE_API, FireworqChannel
+
+        for dotted in TWISTED_PRIVATE_API:
+            owner, name = dotted.split(".")
+            self.assertTrue(callable(getattr(getattr(http, owner), name, None)), dotted)
+        # Twisted answers a bad request line through that method.
+        calls: List[str] = []
+        channel = http.HTTPChannel()
+        channel._respondToBadRequestAndDisconnect = lambda: calls.append("called")
+        from twisted.internet.testing import StringTransport
+
+        channel.makeConnection(StringTransport())
+        channel.dataReceived(b"GET /\xff HTTP/1.1\r\n")
+        self.assertEqual(calls, ["called"])
+        # Its line limit and header hooks are the ones overridden.
+        self.assertTrue(issubclass(FireworqChannel, http.HTTPChannel))
+        for hook in ("lineReceived", "headerReceived", "allHeadersReceived", "allContentReceived",
+                     "requestDone", "lineLengthExceeded"):
+            self.assertTrue(callable(getattr(http.HTTPChannel, hook, None)), hook)

@@ -27,6 +27,7 @@ from fireworq.pushing import PushBatcher
 from fireworq.stats import QueueStats
 from fireworq.store.interface import CommitOutcomeUnknown, NodeInfo, StoreUnavailable
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
+from fireworq.inspection import Inspection
 from fireworq.web.app import FireworqAPI
 from fireworq.web.routes import timestamp
 
@@ -87,7 +88,9 @@ class APITestCase(SynchronousTestCase):
         self.manager.startService()
         self.clock.advance(0)
         self.addCleanup(self.manager.stopService)
-        self.api = FireworqAPI(self.manager, self.config)
+        self.api = FireworqAPI(
+            self.manager, Inspection(self.store, self.repository, self.manager), self.config
+        )
         self.stub = StubTreq(self.api.resource())
 
     def call(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):
@@ -259,9 +262,11 @@ class QueueTests(APITestCase):
         code, body = self.call(
             "PUT", "/queue/q3", {"max_workers": 10, "max_dispatches_per_second": 2.5, "max_burst_size": 5}
         )
+        # Throttled: the definition carries the fixed 100 ms polling interval,
+        # as the original's does (changed with issue 11, bug 6).
         self.assertEqual(
             body,
-            {"name": "q3", "polling_interval": 200, "max_workers": 10,
+            {"name": "q3", "polling_interval": 100, "max_workers": 10,
              "max_dispatches_per_second": 2.5, "max_burst_size": 5},
         )
         code, queues = self.call("GET", "/queues")
@@ -295,13 +300,23 @@ class QueueTests(APITestCase):
         self.assertEqual((code, body["name"], body["max_workers"]), (200, "default", 20))
         self.assertEqual(self.call("POST", "/job/anything", {"url": "http://w.test/"})[0], 200)
 
-    def test_throttled_queue_keeps_its_polling_interval(self):
-        """As the original: stored as given; the dispatcher polls every 100 ms."""
-        code, body = self.call(
-            "PUT", "/queue/q", {"polling_interval": 500, "max_dispatches_per_second": 2, "max_burst_size": 1}
-        )
-        self.assertEqual((code, body["polling_interval"]), (200, 500))
-        self.assertEqual(self.call("GET", "/queue/q")[1]["polling_interval"], 500)
+    def test_throttled_queue_stores_the_fixed_polling_interval(self):
+        """
+        As the original (its service sets the fixed interval of a throttled
+        queue before storing it, and its tests pin "Defined queue should
+        store the fixed polling interval"): whatever polling_interval was
+        given, a throttled queue is stored and shown with 100 ms, the
+        interval its dispatcher polls at.  (Before issue 11 this test pinned
+        the given 500.)
+        """
+        for given in ({"polling_interval": 500}, {"polling_interval": 0}, {}):
+            code, body = self.call(
+                "PUT", "/queue/q", dict(given, max_dispatches_per_second=2, max_burst_size=1)
+            )
+            self.assertEqual((code, body["polling_interval"]), (200, 100), given)
+            self.assertEqual(self.call("GET", "/queue/q")[1]["polling_interval"], 100)
+            self.assertEqual(self.successResultOf(self.repository.find_queue("q")).polling_interval, 100)
+        self.assertEqual(self.call("PUT", "/queue/q", {"polling_interval": 500})[1]["polling_interval"], 500)
 
     def test_stats_shape(self):
         self.call("POST", "/job/c", {"url": "http://w/"})
@@ -578,3 +593,88 @@ class OpsTests(APITestCase):
         code, body = self.call("POST", "/job/c", {"url": "http://w/"})
         self.assertEqual(code, 503)
         self.assertIn("starting", body["message"])
+
+
+class BoundaryTests(SynchronousTestCase):
+    """
+    The web layer changes things through the queue manager and looks at
+    stored data through an L{IInspection}; it never holds a store (issue 11).
+    """
+
+    def test_web_modules_never_reach_a_store(self):
+        import ast
+        import os
+
+        import fireworq.web
+
+        web_dir = os.path.dirname(fireworq.web.__file__)
+        found = []
+        for name in sorted(os.listdir(web_dir)):
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(web_dir, name), encoding="utf-8") as f:
+                tree = ast.parse(f.read(), name)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr in ("store", "repository", "stores"):
+                    found.append(f"{name}:{node.lineno}: .{node.attr}")
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    module = getattr(node, "module", None) or ""
+                    names = [alias.name for alias in node.names]
+                    if module.startswith("fireworq.store") and module != "fireworq.store.interface":
+                        found.append(f"{name}:{node.lineno}: imports {module}")
+                    if any(n.startswith("fireworq.store.") for n in names):
+                        found.append(f"{name}:{node.lineno}: imports {names}")
+        self.assertEqual(found, [])
+
+    def test_inspection_provides_its_interface(self):
+        from zope.interface.verify import verifyObject
+
+        from fireworq.inspection import IInspection, Inspection
+
+        store = MemoryJobStore()
+        inspection = Inspection(store, MemoryRepository(), None)
+        self.assertTrue(verifyObject(IInspection, inspection))
+        self.assertEqual(inspection.driver, store.name)
+
+
+class UserDocsTests(SynchronousTestCase):
+    """What users read (issue 11, bug 10)."""
+
+    def test_no_internal_labels(self):
+        """
+        User documents say what they mean in words or link the section; the
+        protocol's labels (A1-A9, B1-...) are defined in no user document.
+        """
+        import re
+
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        paths = [os.path.join(repo, "README.md"), os.path.join(repo, "fireworq", "openapi.yaml")]
+        docs = os.path.join(repo, "docs")
+        paths += [os.path.join(docs, n) for n in sorted(os.listdir(docs)) if n.endswith(".md")]
+        label = re.compile(r"\((?:protocol )?[AB][0-9]{1,2}(?:, ?[AB][0-9]{1,2})*\)|protocol [AB][0-9]{1,2}\b")
+        found = []
+        for path in paths:
+            with open(path, encoding="utf-8") as f:
+                for number, line in enumerate(f, 1):
+                    for match in label.finditer(line):
+                        found.append(f"{os.path.relpath(path, repo)}:{number}: {match.group(0)}")
+        self.assertEqual(found, [])
+
+    def test_links_to_api_sections_resolve(self):
+        import re
+
+        repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        with open(os.path.join(repo, "docs", "api.md"), encoding="utf-8") as f:
+            headings = [line.lstrip("#").strip() for line in f if line.startswith("#")]
+
+        def anchor(heading: str) -> str:  # as GitHub makes them
+            text = re.sub(r"[^\w\- ]", "", heading.lower())
+            return text.replace(" ", "-")
+
+        anchors = {anchor(h) for h in headings}
+        docs = os.path.join(repo, "docs")
+        for name in sorted(os.listdir(docs)):
+            if name.endswith(".md"):
+                with open(os.path.join(docs, name), encoding="utf-8") as f:
+                    for target in re.findall(r"\]\(api\.md#([^)]+)\)", f.read()):
+                        self.assertIn(target, anchors, f"{name}: api.md#{target}")

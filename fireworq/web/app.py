@@ -17,6 +17,7 @@ from twisted.web.server import NOT_DONE_YET
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from fireworq.config import Config
+from fireworq.inspection import IInspection
 from fireworq.logging import log_failure
 from fireworq.manager import NotReady, QueueConflict, QueueManager, UndefinedQueue, UnknownCategory
 from fireworq.store.interface import CommitOutcomeUnknown, JobTooLarge, StoreUnavailable
@@ -27,7 +28,7 @@ from fireworq.web.jobs import JobRoutes
 from fireworq.web.metrics import MetricsRoutes
 from fireworq.web.openapi import OpenAPIRoutes
 from fireworq.web.ops import OpsRoutes
-from fireworq.web.queues import QueueRoutes
+from fireworq.web.queues import QueueRoutes, encoded_slash_problem
 from fireworq.web.routes import app
 from fireworq.web.routings import RoutingRoutes
 
@@ -43,17 +44,30 @@ class FireworqAPI(
     OpenAPIRoutes,
 ):
     """
-    The API of one server process over its L{QueueManager}.
+    The API of one server process: changes go to its L{QueueManager},
+    look-ups to its L{IInspection}; the API never holds a store.
 
-    Use C{FireworqAPI(manager, config).resource()} as the site's root.
-    ``metrics`` is the process's L{fireworq.metrics.Metrics}, when there is one.
+    Use C{FireworqAPI(manager, inspection, config).resource()} as the site's
+    root.  ``metrics`` is the process's L{fireworq.metrics.Metrics}, when
+    there is one.
     """
 
     app = app
     _log = Logger()
 
-    def __init__(self, manager: QueueManager, config: Config, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        manager: QueueManager,
+        inspection: Optional[IInspection],
+        config: Config,
+        metrics: Any = None,
+    ) -> None:
+        """
+        @param inspection: None only for a site that serves no stored data
+            (the console's tests).
+        """
         self.manager = manager
+        self.inspection = inspection
         self.config = config
         self.metrics = metrics
 
@@ -103,6 +117,9 @@ class FireworqAPI(
                 request, 405, f"method {method} is not allowed here; allowed: {', '.join(allowed)}"
             )
         if isinstance(error, NotFound):
+            slash = encoded_slash_problem(request.path)
+            if slash is not None:
+                return write_error(request, 400, slash)
             path = request.path.decode("utf-8", "replace")
             return write_error(request, 404, f"no such endpoint: {path}")
         if isinstance(error, HTTPException):

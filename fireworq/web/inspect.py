@@ -59,10 +59,7 @@ class InspectRoutes:
         limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         order = query_choice(request, "order", "desc", ("asc", "desc"))
         start = _cursor(request)
-        d = self.manager.ensure_queue(name)
-        d.addCallback(
-            lambda _: self.manager.store.list_jobs(name, state, limit, start, order == "desc")
-        )
+        d = self.inspection.list_jobs(name, state, limit, start, order == "desc")
 
         def answer(page: Page) -> bytes:
             return json_response(
@@ -91,16 +88,14 @@ class InspectRoutes:
     @app.route("/queue/<name>/job/<job_id>", methods=["GET"])
     def get_job(self, request: Any, name: str, job_id: str) -> Any:
         number = path_id(job_id, "job id")
-        d = self.manager.ensure_queue(name)
-        d.addCallback(lambda _: self.manager.store.find_job(name, number))
+        d = self.inspection.find_job(name, number)
         d.addCallback(lambda job: json_response(request, job_json(_job(job, name, number))))
         return d
 
     @app.route("/queue/<name>/job/<job_id>", methods=["DELETE"])
     def delete_job(self, request: Any, name: str, job_id: str) -> Any:
         number = path_id(job_id, "job id")
-        d = self.manager.ensure_queue(name)
-        d.addCallback(lambda _: self.manager.store.delete_job(name, number))
+        d = self.inspection.delete_job(name, number)
         d.addCallback(lambda job: json_response(request, job_json(_job(job, name, number))))
         return d
 
@@ -109,8 +104,7 @@ class InspectRoutes:
         limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         order = FailureOrder(query_choice(request, "order", "failed", ("failed", "created")))
         start = _cursor(request)
-        d = self.manager.ensure_queue(name)
-        d.addCallback(lambda _: self.manager.store.list_failed(name, order, limit, start))
+        d = self.inspection.list_failed(name, order, limit, start)
 
         def answer(page: Page) -> bytes:
             return json_response(
@@ -127,8 +121,7 @@ class InspectRoutes:
     @app.route("/queue/<name>/failed/<failure_id>", methods=["GET"])
     def get_failed(self, request: Any, name: str, failure_id: str) -> Any:
         number = path_id(failure_id, "failure id")
-        d = self.manager.ensure_queue(name)
-        d.addCallback(lambda _: self.manager.store.find_failed(name, number))
+        d = self.inspection.find_failed(name, number)
         d.addCallback(
             lambda f: json_response(request, failed_job_json(_failed(f, name, number)))
         )
@@ -137,8 +130,7 @@ class InspectRoutes:
     @app.route("/queue/<name>/failed/<failure_id>", methods=["DELETE"])
     def delete_failed(self, request: Any, name: str, failure_id: str) -> Any:
         number = path_id(failure_id, "failure id")
-        d = self.manager.ensure_queue(name)
-        d.addCallback(lambda _: self.manager.store.delete_failed(name, number))
+        d = self.inspection.delete_failed(name, number)
         d.addCallback(
             lambda f: json_response(request, failed_job_json(_failed(f, name, number)))
         )

@@ -3,8 +3,7 @@
 
 The document ships inside the package (``fireworq/openapi.yaml``, listed in
 ``package_data``) so that an installed server serves the description of
-exactly its own API; ``docs/openapi.yaml`` is a copy that a test keeps
-identical.
+exactly its own API.  It is the only copy: docs/api.md links to it.
 """
 
 from __future__ import annotations

@@ -14,8 +14,6 @@ import threading
 import time
 from typing import Any, Dict
 
-from twisted.internet.defer import maybeDeferred
-
 from fireworq import __version__
 from fireworq.web.routes import app, json_response
 
@@ -85,7 +83,8 @@ class OpsRoutes:
     @app.route("/health", methods=["GET"])
     def health(self, request: Any) -> Any:
         manager = self.manager
-        d = maybeDeferred(manager.store.ping)
+        inspection = self.inspection
+        d = inspection.ping()
 
         def healthy(_: object) -> bytes:
             if not manager.ready:
@@ -94,7 +93,7 @@ class OpsRoutes:
                     request,
                     {
                         "status": "starting",
-                        "driver": manager.store.name,
+                        "driver": inspection.driver,
                         "message": "the store answers but queue definitions are not loaded yet",
                     },
                 )
@@ -102,7 +101,7 @@ class OpsRoutes:
                 request,
                 {
                     "status": "ok",
-                    "driver": manager.store.name,
+                    "driver": inspection.driver,
                     "queues": len(manager.definitions()),
                     "version": __version__,
                 },
@@ -114,7 +113,7 @@ class OpsRoutes:
                 request,
                 {
                     "status": "unavailable",
-                    "driver": manager.store.name,
+                    "driver": inspection.driver,
                     "message": f"the store does not answer: {failure.getErrorMessage()}",
                 },
             )

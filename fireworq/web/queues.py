@@ -1,9 +1,10 @@
-"""Queue management routes (A3)."""
+"""Queue management routes: defining, showing and deleting queues (see docs/api.md, Queues)."""
 
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from fireworq.dispatch.dispatcher import THROTTLED_POLLING_INTERVAL
 from fireworq.model import QueueDefinition
 from fireworq.names import InvalidName, check_queue_name
 from fireworq.web.body import json_object, number, unsigned
@@ -30,13 +31,31 @@ def queue_name(name: str) -> str:
     return name
 
 
+def encoded_slash_problem(path: bytes) -> Optional[str]:
+    """
+    Why a ``/queue/...`` path that matched no route was refused, when its
+    queue name holds an encoded ``/`` (``%2F``): the router decodes it into
+    a path separator, but a queue name may not contain ``/`` (400, as for
+    any other refused name, rather than a 404 for an unknown endpoint).
+    """
+    if not path.startswith(b"/queue/"):
+        return None
+    segment = path[len(b"/queue/"):].split(b"/", 1)[0].split(b"?", 1)[0]
+    if b"%2f" in segment.lower():
+        return "queue name must not contain '/' (written %2F in the path)"
+    return None
+
+
 def parse_definition(
     name: str, body: Dict[str, Any], default_polling_interval: int, default_max_workers: int
 ) -> QueueDefinition:
     """
     Validate a ``PUT /queue/{name}`` body.  Omitted (or 0) polling_interval
     and max_workers take the configured defaults; a throttle needs both
-    max_dispatches_per_second and max_burst_size.
+    max_dispatches_per_second and max_burst_size.  A throttled queue is
+    polled every L{THROTTLED_POLLING_INTERVAL} ms, and its definition says
+    so whatever polling_interval was given: the original stores and answers
+    that fixed interval (its service sets it before storing the definition).
     """
     polling_interval = unsigned(
         body, "polling_interval", maximum=MAX_POLLING_INTERVAL, unit="milliseconds"
@@ -50,6 +69,8 @@ def parse_definition(
         raise bad_request("field max_burst_size is required (and positive) with max_dispatches_per_second")
     if burst > 0 and rate == 0:
         raise bad_request("field max_burst_size cannot be set without max_dispatches_per_second")
+    if rate > 0:
+        polling_interval = THROTTLED_POLLING_INTERVAL
     return QueueDefinition(
         name=name,
         polling_interval=polling_interval or default_polling_interval,
@@ -76,7 +97,7 @@ class QueueRoutes:
 
     @app.route("/queues", methods=["GET"])
     def list_queues(self, request: Any) -> Any:
-        d = self.manager.repository.list_queues()
+        d = self.inspection.list_queues()
         d.addCallback(lambda queues: json_response(request, [definition_json(q) for q in queues]))
         return d
 
@@ -89,7 +110,7 @@ class QueueRoutes:
 
     @app.route("/queue/<name>", methods=["GET"])
     def get_queue(self, request: Any, name: str) -> Any:
-        d = self.manager.repository.find_queue(name)
+        d = self.inspection.find_queue(name)
         d.addCallback(lambda q: json_response(request, definition_json(_found(q, name))))
         return d
 

@@ -30,13 +30,13 @@ class RoutingRoutes:
 
     @app.route("/routings", methods=["GET"])
     def list_routings(self, request: Any) -> Any:
-        d = self.manager.repository.list_routings()
+        d = self.inspection.list_routings()
         d.addCallback(lambda routings: json_response(request, [r.to_json() for r in routings]))
         return d
 
     @app.route("/routing/<category:category>", methods=["GET"])
     def get_routing(self, request: Any, category: str) -> Any:
-        d = self.manager.repository.find_routing(category)
+        d = self.inspection.find_routing(category)
         d.addCallback(lambda r: json_response(request, _found(r, category).to_json()))
         return d
 

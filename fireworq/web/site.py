@@ -1,20 +1,45 @@
 """
 The HTTP server side of the API: a L{Request} that enforces the body size
-limit and keep-alive setting, and a L{Site} that writes the access log.
+limit and keep-alive setting, an L{HTTPChannel} that answers every request
+it cannot parse with a JSON error and bounds how long a request may take to
+arrive, and a L{Site} that caps open connections and writes the access log.
+
+Twisted's HTTP/1.1 parser (L{HTTPChannel}) answers a malformed request with
+a bare ``400`` and no body, and drops a connection whose request line or a
+header line is longer than its line limit without any answer.
+L{FireworqChannel} changes that through the parser's hooks; the only
+private names of Twisted it relies on are listed in L{TWISTED_PRIVATE_API}
+(and are checked by the canary tests in ``tests/test_limits.py``), so a
+Twisted upgrade that changes them fails those tests rather than going
+unnoticed.
 """
 
 from __future__ import annotations
 
 import io
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
+from twisted.internet.protocol import Protocol
+from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
 from fireworq.logging import AccessLog
-from fireworq.web.errors import error_body
+from fireworq.web.errors import error_body, phrase
 
+#: The private parts of Twisted's L{HTTPChannel} that L{FireworqChannel}
+#: overrides or reads: the method it calls for every request it cannot parse
+#: (which writes a bare 400), and the request line parser whose rules the
+#: 400 message explains.
+TWISTED_PRIVATE_API = ("HTTPChannel._respondToBadRequestAndDisconnect",)
+
+#: Longest request line, in bytes (414 beyond).
+MAX_REQUEST_LINE = 16384
+#: Most bytes of the request line and all header lines together (431 beyond).
+MAX_HEAD_BYTES = 65536
+#: Most header fields of one request (431 beyond).
+MAX_HEADER_FIELDS = 500
 
 #: Methods a cross-origin page may send without changing anything.
 SAFE_METHODS = (b"GET", b"HEAD", b"OPTIONS")
@@ -76,7 +101,7 @@ class FireworqRequest(Request):
     def _refuse(self, code: int, message: str, close: bool = False) -> None:
         """Answer ``code`` with a JSON error body without routing the request."""
         body = error_body(code, message)
-        self.setResponseCode(code)
+        self.setResponseCode(code, phrase(code).encode("ascii"))
         self.setHeader(b"Content-Type", b"application/json")
         self.setHeader(b"Content-Length", b"%d" % len(body))
         if close:
@@ -137,8 +162,253 @@ class FireworqRequest(Request):
         return bool(rest) and rest.lower() == host.lower()
 
 
+def raw_error(code: int, message: str, headers: Tuple[Tuple[bytes, bytes], ...] = ()) -> bytes:
+    """
+    A whole HTTP/1.1 error answer with a JSON body, for answering on a
+    connection that has no request object to answer through; it asks the
+    client to close (the server closes the connection after it).
+    """
+    body = error_body(code, message)
+    lines = [
+        b"HTTP/1.1 %d %s" % (code, phrase(code).encode("ascii")),
+        b"Content-Type: application/json",
+        b"Content-Length: %d" % len(body),
+        b"Connection: close",
+    ]
+    lines.extend(name + b": " + value for name, value in headers)
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def request_line_problem(line: bytes) -> str:
+    """
+    Why Twisted's parser refused the request line ``line``, in words (the
+    rules of C{twisted.web.http._parseRequestLine}).
+    """
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        return "the request line must be a method, a target and HTTP/1.1 separated by single spaces"
+    method, target, version = parts
+    if version not in (b"HTTP/1.0", b"HTTP/1.1"):
+        return "only HTTP/1.0 and HTTP/1.1 requests are understood"
+    for byte in target:
+        if byte <= 0x20 or byte >= 0x7F:
+            return (
+                f"the URL path contains the raw byte 0x{byte:02x}; "
+                "characters outside printable ASCII must be percent-encoded (UTF-8)"
+            )
+    if not target:
+        return "the request line has an empty target"
+    return "the request method is not a valid token"
+
+
+class FireworqChannel(HTTPChannel):
+    """
+    One client connection.  Compared with Twisted's L{HTTPChannel}:
+
+      - a request it cannot parse is answered with the API's JSON error
+        (400 naming the problem; 414 for a request line over
+        L{MAX_REQUEST_LINE} bytes; 431 for a header line over that, headers
+        over L{MAX_HEAD_BYTES} bytes together, or more than
+        L{MAX_HEADER_FIELDS} fields), never with silence or an empty body;
+      - the request line and headers must arrive within the site's
+        ``header_timeout`` seconds of the request's first byte, and a body
+        within ``body_timeout`` seconds after the headers; otherwise the
+        answer is 408 and the connection is closed (the idle timeout between
+        requests only restarts on every byte, so a client sending a byte a
+        minute would otherwise hold the connection forever);
+      - it tells the site when it opens and closes, for the connection cap.
+    """
+
+    MAX_LENGTH = MAX_REQUEST_LINE
+    # Larger than ours, so that our own count (which answers 431) comes first.
+    totalHeadersSize = MAX_HEAD_BYTES * 2
+    maxHeaders = MAX_HEADER_FIELDS * 2
+
+    #: ``idle`` (between requests), ``head`` (request line and headers
+    #: arriving), ``body`` (body arriving), ``handling`` (being answered).
+    phase = "idle"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._deadline: Any = None
+        self._head_bytes = 0
+        self._header_fields = 0
+        self._request_line: Optional[bytes] = None
+        self._refused = False
+
+    # -- the site's settings -------------------------------------------------
+
+    def _setting(self, name: str, default: Any) -> Any:
+        return getattr(getattr(self, "site", None), name, default)
+
+    # -- connection ------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        opened = getattr(getattr(self, "site", None), "connection_opened", None)
+        if opened is not None:
+            opened()
+
+    def connectionLost(self, reason: Any) -> None:
+        self._cancel_deadline()
+        closed = getattr(getattr(self, "site", None), "connection_closed", None)
+        if closed is not None:
+            closed()
+        super().connectionLost(reason)
+
+    # -- phases and deadlines --------------------------------------------------
+
+    def _start_deadline(self, seconds: Optional[float], what: str) -> None:
+        self._cancel_deadline()
+        if seconds:
+            self._deadline = self.callLater(seconds, self._too_slow, what, seconds)
+
+    def _cancel_deadline(self) -> None:
+        if self._deadline is not None and self._deadline.active():
+            self._deadline.cancel()
+        self._deadline = None
+
+    def _too_slow(self, what: str, seconds: float) -> None:
+        self._deadline = None
+        self.refuse(
+            408,
+            f"the request's {what} did not arrive within {seconds:g} seconds; "
+            "send the whole request at once",
+        )
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._refused:
+            return
+        if self.phase == "idle" and data:
+            self.phase = "head"
+            self._head_bytes = 0
+            self._header_fields = 0
+            self._request_line = None
+            self._start_deadline(self._setting("header_timeout", None), "line and headers")
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self._refused:
+            return
+        if self.phase == "head":
+            self._head_bytes += len(line) + 2
+            if self._request_line is None and line:
+                self._request_line = line
+            elif self._head_bytes > MAX_HEAD_BYTES:
+                self.refuse(431, f"the request's headers are over {MAX_HEAD_BYTES} bytes together")
+                return
+        super().lineReceived(line)
+
+    def headerReceived(self, line: bytes) -> bool:
+        self._header_fields += 1
+        if self._header_fields > MAX_HEADER_FIELDS:
+            self.refuse(431, f"a request may carry at most {MAX_HEADER_FIELDS} header fields")
+            return False
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            value = value.strip(b" \t")
+            if not value.isdigit():
+                shown = value[:40].decode("latin-1")
+                self.refuse(
+                    400, f"the Content-Length header must be a whole number of bytes, not {shown!r}"
+                )
+                return False
+        return super().headerReceived(line)
+
+    def allHeadersReceived(self) -> None:
+        super().allHeadersReceived()
+        if self.length != 0 and not self._refused:
+            self.phase = "body"
+            self._start_deadline(self._setting("body_timeout", None), "body")
+        else:
+            self._cancel_deadline()
+
+    def allContentReceived(self) -> None:
+        self._cancel_deadline()
+        self.phase = "handling"
+        super().allContentReceived()
+
+    def requestDone(self, request: Any) -> None:
+        # Before the base class replays data that arrived meanwhile (the
+        # next request), which goes through dataReceived again.
+        self.phase = "idle"
+        super().requestDone(request)
+
+    # -- answers without a request ---------------------------------------------
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if self.phase != "head" or self._request_line is None:
+            self.refuse(414, f"the request line is over {MAX_REQUEST_LINE} bytes; shorten the URL")
+        else:
+            self.refuse(431, f"a header line is over {MAX_REQUEST_LINE} bytes")
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        """
+        Twisted calls this (a private method) for every request it cannot
+        parse; its own version writes a bare 400.  Say what is wrong instead.
+        """
+        if self.phase == "head" and self._request_line is not None and self._header_fields == 0:
+            problem = request_line_problem(self._request_line)
+        elif self.phase == "body":
+            problem = "the chunked request body is malformed"
+        else:
+            problem = (
+                "a header line is malformed (a field needs a name, a colon and a value without "
+                "NUL, CR or LF), or Content-Length and Transfer-Encoding disagree"
+            )
+        self.refuse(400, problem)
+
+    def refuse(self, code: int, message: str) -> None:
+        """Answer ``code`` with a JSON error and close the connection."""
+        if self._refused:
+            return
+        self._refused = True
+        self._cancel_deadline()
+        self.phase = "refused"
+        if self.transport is not None:
+            self.transport.write(raw_error(code, message))
+        self.loseConnection()
+
+
+class TooManyConnections(Protocol):
+    """
+    A connection over the site's cap: answered 503 with ``Retry-After: 1`` at
+    once, without reading the request, then closed (the client's request
+    is read and dropped for up to a second so that it sees the answer, not
+    a reset).
+    """
+
+    def __init__(self, limit: int, callLater: Callable[..., Any]) -> None:
+        self._limit = limit
+        self._callLater = callLater
+        self._abort: Any = None
+
+    def connectionMade(self) -> None:
+        self.transport.write(
+            raw_error(
+                503,
+                f"the server has {self._limit} connections open, its limit (setting "
+                "max_connections); retry later",
+                ((b"Retry-After", b"1"),),
+            )
+        )
+        # Half-close: the client reads the answer, then closes its side.
+        getattr(self.transport, "loseWriteConnection", self.transport.loseConnection)()
+        self._abort = self._callLater(1.0, self.transport.abortConnection)
+
+    def dataReceived(self, data: bytes) -> None:
+        """The request is not read."""
+
+    def connectionLost(self, reason: Any) -> None:
+        if self._abort is not None and self._abort.active():
+            self._abort.cancel()
+
+
 class FireworqSite(Site):
-    """The API site: JSON access log, body limit, keep-alive setting."""
+    """
+    The API site: JSON access log, body limit, keep-alive setting, request
+    deadlines and a cap on open connections.
+    """
 
     requestFactory = FireworqRequest
     noisy = False
@@ -149,8 +419,19 @@ class FireworqSite(Site):
         access_log: Optional[AccessLog],
         max_request_body: int,
         keep_alive: bool,
+        header_timeout: Optional[float] = 10,
+        body_timeout: Optional[float] = 60,
+        max_connections: int = 1000,
         **kwargs: Any,
     ) -> None:
+        """
+        @param header_timeout: seconds a request's line and headers may take
+            to arrive from its first byte (408 beyond); None or 0: no limit.
+        @param body_timeout: seconds a request's body may take to arrive
+            after its headers (408 beyond); None or 0: no limit.
+        @param max_connections: connections open at once; one more is
+            answered 503 and closed.  0: no limit.
+        """
         # The API takes JSON only: never parse bodies as HTML form submissions
         # (which also spares parsing Content-Type on every push).
         kwargs.setdefault("parsePOSTFormSubmission", False)
@@ -158,6 +439,31 @@ class FireworqSite(Site):
         self.access_log = access_log
         self.max_request_body = max_request_body
         self.keep_alive = keep_alive
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.open_connections = 0
+
+    def protocol(self) -> FireworqChannel:  # type: ignore[override]
+        """
+        A channel for one connection.  (Twisted's default wraps an
+        L{HTTPChannel} in a proxy that can switch to HTTP/2 after TLS
+        negotiation; the API speaks HTTP/1.1 only.)
+        """
+        return FireworqChannel()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        if self.max_connections and self.open_connections >= self.max_connections:
+            return TooManyConnections(self.max_connections, self.reactor.callLater)
+        return super().buildProtocol(addr)
+
+    def connection_opened(self) -> None:
+        """A channel of this site connected."""
+        self.open_connections += 1
+
+    def connection_closed(self) -> None:
+        """A channel of this site disconnected."""
+        self.open_connections -= 1
 
     def log(self, request: Any) -> None:
         if self.access_log is not None:
