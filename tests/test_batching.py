@@ -6,6 +6,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
+from fireworq.backoff import Backoff
 from fireworq.dispatch.completion import CompletionBatcher
 from fireworq.dispatch.throttle import TokenBucket
 from fireworq.model import Completion, CompletionKind, Job, NewJob, PushEntry, Result
@@ -120,7 +121,9 @@ class CompletionBatcherTests(SynchronousTestCase):
 
     def test_groups_by_grabber_and_retries_failed_writes(self):
         clock, store = Clock(), RecordingStore()
-        batcher = CompletionBatcher(store, "q", clock, delay=0.001, retry_delays=(0.5,))
+        batcher = CompletionBatcher(
+            store, "q", clock, delay=0.001, retry=Backoff(clock, 0.5, 0.5, jitter=0)
+        )
         batcher.add(completion(1), 5)
         batcher.add(completion(2), 6)
         drained = batcher.drain()
@@ -136,6 +139,48 @@ class CompletionBatcherTests(SynchronousTestCase):
         store.completes[2][3].callback(None)
         self.successResultOf(drained)
         self.assertEqual(batcher.pending, 0)
+
+    def test_failed_writes_back_off_and_a_success_resets(self):
+        """Retries wait longer each time (fireworq.backoff); completions added meanwhile wait too."""
+        clock, store = Clock(), RecordingStore()
+        batcher = CompletionBatcher(
+            store, "q", clock, delay=0.001, max_batch=2, retry=Backoff(clock, 0.1, 5.0, jitter=0)
+        )
+        batcher.add(completion(1), 5)
+        clock.advance(0.001)
+        store.completes[0][3].errback(RuntimeError("db down"))
+        batcher.add(completion(2), 5)  # a full batch, but the store is failing
+        batcher.add(completion(3), 5)
+        clock.advance(0.099)
+        self.assertEqual(len(store.completes), 1)
+        clock.advance(0.001)
+        self.assertEqual(len(store.completes), 2)
+        store.completes[1][3].errback(RuntimeError("db down"))
+        clock.advance(0.199)
+        self.assertEqual(len(store.completes), 2)
+        clock.advance(0.001)
+        self.assertEqual(len(store.completes), 3)
+        store.completes[2][3].callback(None)  # the first two written
+        clock.advance(0.001)  # the rest after the usual batching delay
+        self.assertEqual(len(store.completes), 4)
+        store.completes[3][3].errback(RuntimeError("db down again"))
+        clock.advance(0.1)  # a success reset the delay to its first value
+        self.assertEqual(len(store.completes), 5)
+        store.completes[4][3].callback(None)
+        self.assertEqual(batcher.pending, 0)
+
+    def test_drain_retries_at_once(self):
+        clock, store = Clock(), RecordingStore()
+        batcher = CompletionBatcher(store, "q", clock, delay=0.001)
+        batcher.add(completion(1), 5)
+        clock.advance(0.001)
+        store.completes[0][3].errback(RuntimeError("db down"))
+        drained = batcher.drain()
+        self.assertEqual(len(store.completes), 2)
+        store.completes[1][3].callback(None)
+        self.successResultOf(drained)
+        clock.advance(10)
+        self.assertEqual(len(store.completes), 2)  # the cancelled retry does not write
 
     def test_full_batch_is_written_at_once(self):
         clock, store = Clock(), RecordingStore()

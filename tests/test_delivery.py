@@ -13,7 +13,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
-from fireworq.dispatch.client import abort_connection
 from fireworq.dispatch.delivery import (
     HTTPDeliverer,
     _classify_exactly,
@@ -324,35 +323,3 @@ class DeliveryTests(SynchronousTestCase):
         result = self.successResultOf(HTTPDeliverer(Refusing(), "ua", Clock()).deliver("q", job()))
         self.assertEqual(result.status, "internal-failure")
         self.assertIn("Cannot create http request: bad url", result.message)
-
-
-class TwistedInternalsTests(SynchronousTestCase):
-    """What L{abort_connection} relies on in Twisted's private API."""
-
-    MOVED = (
-        "twisted.web._newclient.TransportProxyProducer no longer keeps the transport it "
-        "wraps as _producer: a Twisted upgrade renamed it, and abort_connection now falls "
-        "back to loseConnection, so a stalled worker's socket stays open (until its unsent "
-        "request bytes drain, which may be never).  Update fireworq.dispatch.client.abort_connection."
-    )
-
-    def test_transport_proxy_producer_keeps_its_transport_as_producer(self):
-        from twisted.web._newclient import TransportProxyProducer
-
-        self.assertTrue(hasattr(TransportProxyProducer(None), "_producer"), self.MOVED)
-
-    def test_abort_connection_aborts_the_wrapped_transport(self):
-        from twisted.web._newclient import TransportProxyProducer
-
-        class Transport:
-            aborted = lost = False
-
-            def abortConnection(self):
-                self.aborted = True
-
-            def loseConnection(self):
-                self.lost = True
-
-        transport = Transport()
-        abort_connection(TransportProxyProducer(transport))
-        self.assertEqual((transport.aborted, transport.lost), (True, False), self.MOVED)

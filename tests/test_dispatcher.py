@@ -253,6 +253,45 @@ class DispatcherTests(SynchronousTestCase):
         self.clock.advance(1)
         self.assertEqual((dispatcher.in_flight, len(self.deliverer.calls)), (2, 4))
 
+    def test_failed_grabs_back_off_until_one_succeeds(self):
+        """
+        While the store fails grabs, polls wait longer each time
+        (fireworq.backoff: 1 s, 2 s, ... up to 5 s, +10% jitter at most); a
+        successful grab resets the delay.
+        """
+        ids = self.push(1)
+        dispatcher = self.make(max_workers=2)
+        real_grab = self.store.grab
+        failing = [True]
+
+        def grab(queue_name, limit, grabber_id):
+            self.store.grabs.append(limit)
+            if failing[0]:
+                from twisted.internet.defer import fail
+
+                return fail(ConnectionError("database down"))
+            return real_grab(queue_name, limit, grabber_id)
+
+        self.store.grab = grab
+        dispatcher.startService()
+        self.clock.advance(0)
+        self.assertEqual(len(self.store.grabs), 1)
+        self.clock.advance(0.95)  # polls every 0.2 s are held back
+        self.assertEqual(len(self.store.grabs), 1)
+        self.clock.advance(0.2)
+        self.assertEqual(len(self.store.grabs), 2)
+        self.clock.advance(1.9)  # the second wait is twice as long
+        self.assertEqual(len(self.store.grabs), 2)
+        failing[0] = False
+        self.clock.advance(0.3)
+        self.assertGreaterEqual(len(self.store.grabs), 3)
+        self.assertEqual([j for _, j in self.deliverer.calls], ids)
+        grabs = len(self.store.grabs)
+        for _ in range(5):  # polling every 0.2 s as usual again
+            self.clock.advance(0.2)
+        self.assertGreaterEqual(len(self.store.grabs), grabs + 4)
+        self.assertEqual(dispatcher.free_workers, 1)
+
     def test_failed_push_frees_the_reservation(self):
         dispatcher = self.make(max_workers=2)
         dispatcher.startService()

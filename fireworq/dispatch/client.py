@@ -1,23 +1,26 @@
 """
-The HTTP client of deliveries: treq's L{HTTPClient}, specialised for the one
-kind of request a dispatcher makes.
+The HTTP client of deliveries, built on twisted.web's public L{Agent} and
+L{HTTPConnectionPool}, specialised for the one kind of request a dispatcher
+makes.
 
 A delivery is a POST of bytes with a fixed set of headers to a URL that many
-jobs share.  It needs no cookies, follows no redirects (A1 judges the answer
-it gets) and asks for no compression, so L{DeliveryClient.request} skips
-those layers of treq's general request path; parses each distinct URL once;
-and reuses one endpoint per (scheme, host, port) instead of building one --
-with IDNA encoding of the host -- for every request.  With treq's general
-client instead, the benchmark's end-to-end rate drops by a third to a half
-(docs/performance.md).
+jobs share.  It needs no cookies, follows no redirects (the worker's answer
+is judged as it is) and asks for no compression, so L{DeliveryClient.post}
+goes straight to the agent, without the layers of treq's general request
+path; parses each distinct URL once; and reuses one endpoint per (scheme,
+host, port) instead of building one -- with IDNA encoding of the host -- for
+every request.  With treq's general client instead, the benchmark's
+end-to-end rate drops by a third to a half (docs/performance.md).
 
-It is still a treq client: the same L{post} signature and response type, so
-the deliverer works unchanged over treq's C{StubTreq} in tests.
+L{DeliveryClient.post} takes the arguments of treq's C{HTTPClient.post}
+and fires with an C{IResponse}, so the deliverer works unchanged over treq's
+C{StubTreq} in tests.
 
 L{collect} reads a response body like C{treq.collect}, but cancelling it
 (as a delivery timeout does) aborts the connection to the worker: a worker
 that sends its headers and then stalls must not keep a socket open, nor leave
-a half-read connection behind.
+a half-read connection behind.  That abort is the one thing with no public
+API; it lives in L{fireworq.dispatch.internals}.
 """
 
 from __future__ import annotations
@@ -26,17 +29,18 @@ from collections import OrderedDict
 from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from hyperlink import EncodedURL
-from treq.client import HTTPClient
-from treq.response import _Response
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer
+from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
+
+from fireworq.dispatch.internals import abort_response_connection
 
 #: Distinct worker URLs whose parsed form is kept.
 URL_CACHE_SIZE = 4096
@@ -64,25 +68,6 @@ class BytesProducer:
         pass
 
 
-def abort_connection(transport: Any) -> None:
-    """
-    Close the connection under a response body at once, unread data and all.
-
-    twisted.web gives a body protocol a C{TransportProxyProducer}, which only
-    offers C{loseConnection} -- and that waits for unsent request bytes to
-    drain, which a stalled worker may never allow.  So abort the connection it
-    wraps when there is one (C{_producer}, None once the response is done).
-    """
-    if transport is None:
-        return
-    wrapped = getattr(transport, "_producer", transport)
-    abort = getattr(wrapped, "abortConnection", None)
-    if abort is not None:
-        abort()
-    else:
-        transport.loseConnection()
-
-
 class _BodyReader(Protocol):
     """
     Feeds a response body to ``collector``; fires ``finished`` with None at
@@ -96,7 +81,7 @@ class _BodyReader(Protocol):
 
     def abort(self) -> None:
         """Stop reading: abort the connection to the worker."""
-        abort_connection(self.transport)
+        abort_response_connection(self.transport)
 
     def _fire(self, result: Any) -> None:
         if not self.finished.called:
@@ -143,10 +128,26 @@ def collect(response: Any, collector: Callable[[bytes], None]) -> "Deferred[None
     return finished
 
 
+@implementer(IStreamClientEndpoint)
+class QuietEndpoint:
+    """
+    An endpoint whose connections do not log "Starting factory" and
+    "Stopping factory" for every worker connection opened and closed: it
+    turns off the public L{Factory.noisy} of each factory it connects.
+    """
+
+    def __init__(self, endpoint: IStreamClientEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred:
+        protocolFactory.noisy = False  # type: ignore[attr-defined]
+        return self._endpoint.connect(protocolFactory)
+
+
 class CachedEndpoints:
     """
     An endpoint factory for L{Agent.usingEndpointFactory} that keeps one
-    endpoint per (scheme, host, port), with TLS for https.
+    (quiet) endpoint per (scheme, host, port), with TLS for https.
     """
 
     def __init__(self, reactor: Any, policy: Optional[Any] = None) -> None:
@@ -162,21 +163,21 @@ class CachedEndpoints:
             endpoint = HostnameEndpoint(self._reactor, host, uri.port)
             if uri.scheme == b"https":
                 endpoint = wrapClientTLS(self._policy.creatorForNetloc(uri.host, uri.port), endpoint)
+            endpoint = QuietEndpoint(endpoint)
             if len(self._endpoints) >= URL_CACHE_SIZE:
                 self._endpoints.clear()
             self._endpoints[key] = endpoint
         return endpoint
 
 
-class DeliveryClient(HTTPClient):
+class DeliveryClient:
     """
-    treq's client for deliveries: POST bytes with given headers, nothing
-    else.  Use L{make} to build one over a connection pool.
+    POSTs deliveries through an L{Agent}; its L{post} stands in for treq's
+    C{HTTPClient.post}.  Use L{make} to build one over a connection pool.
     """
 
     def __init__(self, agent: Any) -> None:
-        super().__init__(agent, data_to_body_producer=BytesProducer)
-        self._delivery_agent = agent
+        self._agent = agent
         self._urls: "OrderedDict[str, bytes]" = OrderedDict()
 
     @classmethod
@@ -193,23 +194,23 @@ class DeliveryClient(HTTPClient):
             self._urls[url] = encoded
         return encoded
 
-    def request(  # type: ignore[override]
+    def post(
         self,
-        method: str,
         url: str,
-        *,
         data: bytes = b"",
+        *,
         headers: Optional[Mapping[bytes, Any]] = None,
         **ignored: Any,
-    ) -> "Deferred[_Response]":
+    ) -> "Deferred[IResponse]":
         """
-        Send ``data`` to ``url``; fire with treq's response.  Redirects are
-        not followed, no cookies are kept and no compression is asked for.
+        Send ``data`` to ``url``; fire with the response (an C{IResponse}).
+        Redirects are not followed (``allow_redirects`` and other treq
+        arguments are accepted and ignored), no cookies are kept and no
+        compression is asked for.
         """
-        d = self._delivery_agent.request(
-            method.encode("ascii"),
+        return self._agent.request(
+            b"POST",
             self._encoded(url),
             Headers(dict(headers or {})),
             BytesProducer(data) if data else None,
         )
-        return d.addCallback(_Response, self._cookiejar)

@@ -12,6 +12,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from fireworq.backoff import Backoff
 from fireworq.model import Completion
 from fireworq.store.interface import IJobStore
 
@@ -21,9 +22,11 @@ class CompletionBatcher:
     Collects L{Completion}s of one queue and applies them with
     L{IJobStore.complete}, at most one write in flight at a time.
 
-    A write that fails (database down) is retried with growing delays until
-    it succeeds: the jobs stay ``grabbed`` in the store meanwhile, so if this
+    A write that fails (database down) is retried until it succeeds, after
+    growing delays (``retry``, a L{Backoff}: by default 0.1 s doubling up to
+    5 s): the jobs stay ``grabbed`` in the store meanwhile, so if this
     process dies they are recovered and delivered again (at-least-once).
+    L{drain} (at shutdown, before a lease is handed over) tries at once.
     """
 
     _log = Logger()
@@ -35,18 +38,17 @@ class CompletionBatcher:
         clock: IReactorTime,
         delay: float = 0.002,
         max_batch: int = 500,
-        retry_delays: Tuple[float, ...] = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+        retry: Optional[Backoff] = None,
     ) -> None:
         self._store = store
         self.queue_name = queue_name
         self._clock = clock
         self._delay = delay
         self._max_batch = max_batch
-        self._retry_delays = retry_delays
+        self._retry = retry or Backoff(clock, initial=0.1, maximum=5.0)
         self._pending: List[Tuple[Completion, int]] = []
         self._writing = False
         self._writing_batch: List[Tuple[Completion, int]] = []
-        self._failures = 0
         self._timer: Optional[IDelayedCall] = None
         self._drained: List[Deferred] = []
 
@@ -64,8 +66,8 @@ class CompletionBatcher:
     def add(self, completion: Completion, grabber_id: int) -> None:
         """Queue ``completion`` of a job grabbed under ``grabber_id``."""
         self._pending.append((completion, grabber_id))
-        if self._writing:
-            return
+        if self._writing or self._retry.pending:
+            return  # written after the write in progress, or by the retry
         if len(self._pending) >= self._max_batch:
             self._cancel_timer()
             self._write()
@@ -79,6 +81,7 @@ class CompletionBatcher:
         d: Deferred = Deferred()
         self._drained.append(d)
         if not self._writing:
+            self._retry.cancel()
             self._cancel_timer()
             self._write()
         return d
@@ -113,7 +116,7 @@ class CompletionBatcher:
     def _written(self, _: object) -> None:
         self._writing = False
         self._writing_batch = []
-        self._failures = 0
+        self._retry.reset()
         if self._pending:
             if len(self._pending) >= self._max_batch or self._drained:
                 self._write()
@@ -126,17 +129,15 @@ class CompletionBatcher:
         self._writing = False
         self._writing_batch = []
         self._pending[:0] = batch
-        delay = self._retry_delays[min(self._failures, len(self._retry_delays) - 1)]
-        self._failures += 1
+        self._cancel_timer()
+        delay = self._retry.schedule(self._fire)
         self._log.warn(
             "Cannot write {count} completion(s) of queue {queue}: {error}; retrying in {delay}s",
             count=len(batch),
             queue=self.queue_name,
             error=failure.getErrorMessage(),
-            delay=delay,
+            delay=round(delay, 2),
         )
-        self._cancel_timer()
-        self._timer = self._clock.callLater(delay, self._fire)
 
     def _notify_drained(self) -> None:
         waiting, self._drained = self._drained, []

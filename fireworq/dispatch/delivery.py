@@ -217,7 +217,9 @@ class HTTPDeliverer:
     Sends jobs to workers through one treq client (normally over a pooled
     L{twisted.web.client.HTTPConnectionPool}).
 
-    @ivar http: a treq C{HTTPClient} (or C{treq.testing.StubTreq} in tests).
+    @ivar http: anything with treq's C{post} that fires with an
+        C{IResponse}: a L{fireworq.dispatch.client.DeliveryClient}, or
+        C{treq.testing.StubTreq} in tests.
     """
 
     def __init__(
@@ -328,16 +330,12 @@ def make_pool(
     A connection pool for one queue's deliveries: keep-alive when
     ``persistent``, keeping up to ``max_per_host`` idle connections per
     worker host, closing idle ones after ``idle_timeout`` seconds (0: never).
+    Its connections do not log each start and stop: the client's endpoints
+    see to that (L{fireworq.dispatch.client.QuietEndpoint}).
     """
-    from twisted.web.client import HTTPConnectionPool, _HTTP11ClientFactory
-
-    class QuietClientFactory(_HTTP11ClientFactory):
-        """Does not log every worker connection it opens and closes."""
-
-        noisy = False
+    from twisted.web.client import HTTPConnectionPool
 
     pool = HTTPConnectionPool(reactor, persistent=persistent)
-    pool._factory = QuietClientFactory
     pool.maxPersistentPerHost = max(1, max_per_host)
     pool.cachedConnectionTimeout = idle_timeout if idle_timeout > 0 else 365 * 86400
     pool.retryAutomatically = False

@@ -12,10 +12,10 @@ from typing import Dict, List, Optional, Protocol, Set, Tuple
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from fireworq.backoff import Backoff
 from fireworq.dispatch.completion import CompletionBatcher
 from fireworq.lease.interface import IQueueLease
 from fireworq.dispatch.throttle import TokenBucket
@@ -32,6 +32,7 @@ from fireworq.model import (
     completion_for,
 )
 from fireworq.store.interface import IJobStore
+from fireworq.timers import Periodic
 
 #: When throttled, the queue is polled at this interval (ms), as the original does.
 THROTTLED_POLLING_INTERVAL = 100
@@ -48,7 +49,7 @@ class QueueDispatcher(Service):
     """
     Dispatches one queue.
 
-    A L{LoopingCall} polls every ``polling_interval``; L{kick} polls at once
+    A L{Periodic} polls every ``polling_interval``; L{kick} polls at once
     (a local push, a freed worker with more jobs due).
 
     One counter owns capacity: C{_claimed} workers of ``max_workers`` are
@@ -86,10 +87,14 @@ class QueueDispatcher(Service):
         self._events = events
         self._clock = clock
         self._shutdown_timeout = shutdown_timeout
-        self._grab_retry_delay = grab_retry_delay
+        #: After a failed grab, polls wait (growing delays, from
+        #: ``grab_retry_delay`` up to 5 s) while the store is down.
+        self._grab_retry = Backoff(
+            clock, initial=grab_retry_delay, maximum=max(grab_retry_delay, 5.0)
+        )
         self.completions = completions or CompletionBatcher(store, definition.name, clock)
         self._bucket = self._make_bucket(definition)
-        self._loop: Optional[LoopingCall] = None
+        self._poller: Optional[Periodic] = None
         self._inflight: Dict[int, Deferred] = {}
         self._grabbing = False
         #: Fire when the grab in flight (if any) and its handling are over.
@@ -99,7 +104,6 @@ class QueueDispatcher(Service):
         self._again = False
         self._backlog = False
         self._kick_call: Optional[IDelayedCall] = None
-        self._paused_until = 0.0
         self._dispatching = False
         self._needs_reconcile = False
         self._grab_succeeded = False
@@ -144,7 +148,7 @@ class QueueDispatcher(Service):
             old.max_burst_size,
         ):
             self._bucket = self._make_bucket(definition)
-        if self.polling_seconds(definition) != self.polling_seconds(old) and self._loop:
+        if self.polling_seconds(definition) != self.polling_seconds(old) and self._poller:
             self._stop_loop()
             self._start_loop()
         self.kick()
@@ -192,23 +196,25 @@ class QueueDispatcher(Service):
         self.lease.start()
 
     def _start_loop(self) -> None:
-        self._loop = LoopingCall(self.poll)
-        self._loop.clock = self._clock
-        d = self._loop.start(self.polling_seconds(self.definition), now=True)
-        d.addErrback(self._loop_died)
-
-    def _loop_died(self, failure: Failure) -> None:
-        self._log.failure("Polling of queue {queue} stopped", failure, queue=self.name)
+        self._poller = Periodic(
+            self.polling_seconds(self.definition),
+            self.poll,
+            clock=self._clock,
+            name=f"poll queue {self.name}",
+        )
+        self._poller.startService()
 
     def _stop_loop(self) -> None:
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
+        # poll() is synchronous: nothing to wait for once it stops.
+        if self._poller is not None and self._poller.running:
+            self._poller.stopService()
+        self._poller = None
 
     def stopService(self) -> "Deferred[None]":
         Service.stopService(self)
         self._dispatching = False
         self._stop_loop()
+        self._grab_retry.cancel()
         if self._kick_call is not None and self._kick_call.active():
             self._kick_call.cancel()
         # A grab answered from now on puts its jobs back (not ours to deliver
@@ -305,8 +311,8 @@ class QueueDispatcher(Service):
             return
         if not self._dispatching or not self.lease.held():
             return
-        if self._clock.seconds() < self._paused_until:
-            return
+        if self._grab_retry.pending:
+            return  # the store failed a grab; the retry kicks
         free = self.free_workers
         if free <= 0:
             self._backlog = True
@@ -343,6 +349,7 @@ class QueueDispatcher(Service):
 
     def _grabbed(self, jobs: List[Job], limit: int, grabber_id: int) -> None:
         self._grab_succeeded = True
+        self._grab_retry.reset()
         self._claimed -= limit  # each delivery started below takes one back
         if not jobs:
             return
@@ -401,12 +408,13 @@ class QueueDispatcher(Service):
 
     def _grab_failed(self, failure: Failure, limit: int) -> None:
         self._claimed -= limit
+        delay = self._grab_retry.schedule(self.kick)
         self._log.warn(
-            "Cannot grab jobs of queue {queue}: {error}",
+            "Cannot grab jobs of queue {queue}: {error}; retrying in {delay:.1f}s",
             queue=self.name,
             error=failure.getErrorMessage(),
+            delay=delay,
         )
-        self._paused_until = self._clock.seconds() + self._grab_retry_delay
         # The grab may have committed before the answer was lost: once the
         # store answers again, return such orphans to the queue.
         self._needs_reconcile = True
