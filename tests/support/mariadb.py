@@ -297,8 +297,12 @@ class MariaDBServer(_Server):
         else:
             args += ["--innodb-flush-log-at-trx-commit=2", "--innodb-doublewrite=0"]
         if os.geteuid() == 0:
-            args.append(f"--user={getpass.getuser()}")
+            args.append(f"--user={self.run_as()}")
         return args + self.extra_args
+
+    def run_as(self) -> str:
+        """The account the server runs as when the tests run as root."""
+        return getpass.getuser()
 
     def _initialise(self) -> None:
         install = find_install_db()
@@ -318,7 +322,7 @@ class MariaDBServer(_Server):
             "--innodb-buffer-pool-size=32M",
         ]
         if os.geteuid() == 0:
-            command.append(f"--user={getpass.getuser()}")
+            command.append(f"--user={self.run_as()}")
         with open(os.path.join(self.base_dir, "install-db.log"), "wb") as log:
             result = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, timeout=120)
         if result.returncode != 0:

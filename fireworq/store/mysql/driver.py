@@ -42,9 +42,16 @@ class ErrorKind:
     #: The connection is unusable (server gone, restarted, killed it, or it
     #: cannot be reached): drop it; the work may be tried again once.
     LOST = "lost"
-    #: The server rolled the transaction back (deadlock, lock wait timeout);
-    #: the connection is fine and the work may be tried again once.
+    #: The server rolled the transaction back because it waited too long for
+    #: a lock (1205); the connection is fine and the work may be tried again
+    #: once (each try may wait the whole lock wait timeout).
     TRANSIENT = "transient"
+    #: The transaction lost a conflict and was rolled back: a deadlock on
+    #: one server, or on Galera a certification conflict with a transaction
+    #: of another node (both are error 1213).  The outcome is known (nothing
+    #: was applied) even when it surfaces at COMMIT, so the work may be tried
+    #: again, a bounded number of times.
+    CONFLICT = "conflict"
     #: The server refuses work for now (read-only, too many connections).
     REFUSED = "refused"
     #: Anything else the driver raised: a fault in the statement or the data.
@@ -57,8 +64,11 @@ class ErrorKind:
 # server shutdown in progress (1053), connection killed (1927 MariaDB,
 # 1317 query interrupted), disconnected for inactivity (4031 MySQL 8).
 _LOST_CODES = frozenset({1053, 1317, 1927, 2002, 2003, 2005, 2006, 2013, 2014, 2055, 4031})
-# Deadlock found (1213), lock wait timeout (1205).
-_TRANSIENT_CODES = frozenset({1205, 1213})
+# Lock wait timeout (1205).
+_TRANSIENT_CODES = frozenset({1205})
+# Deadlock found, which is also how Galera reports a certification
+# conflict or a transaction aborted by a replicated one (1213).
+_CONFLICT_CODES = frozenset({1213})
 # Too many connections (1040), read-only server (1290, 1792, 1836),
 # WSREP/Galera not ready (1047).
 _REFUSED_CODES = frozenset({1040, 1047, 1290, 1792, 1836})
@@ -146,6 +156,8 @@ class Driver:
         code = self.error_code(error)
         if code in _LOST_CODES:
             return ErrorKind.LOST
+        if code in _CONFLICT_CODES:
+            return ErrorKind.CONFLICT
         if code in _TRANSIENT_CODES:
             return ErrorKind.TRANSIENT
         if code in _REFUSED_CODES:

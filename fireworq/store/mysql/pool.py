@@ -12,8 +12,17 @@ transaction in a pool thread and fires with its result.  Around it:
     than L{MAX_LIFETIME}) is replaced before use, so the server never closes
     one under us in the normal course of things;
   - when the connection turns out to be gone anyway (server restarted,
-    connection killed) or the server rolled the transaction back (deadlock,
-    lock wait timeout), the work is retried once on a new connection;
+    connection killed) or the server rolled the transaction back after a
+    lock wait timeout, the work is retried once on a new connection;
+  - work that lost a conflict (error 1213: a deadlock on one server, a
+    certification conflict on a Galera cluster, where two nodes may change
+    the same row at once and the later commit loses) is run again up to
+    L{CONFLICT_RETRIES} times, after the one backoff policy of the server
+    (L{fireworq.backoff.policy}) -- nothing was applied, so this is safe
+    for every unit of work, even when the conflict surfaces at COMMIT;
+  - on Galera, work that must see every commit made on any node before it
+    (C{causal=True}) runs with ``wsrep_sync_wait`` set; L{MySQLPool.detect}
+    finds out whether the server is a Galera node and its limits;
   - what still fails reaches the caller as
     L{fireworq.store.interface.StoreUnavailable} with a one-line message --
     never as a driver exception, and nothing is logged with a traceback.
@@ -26,13 +35,15 @@ otherwise L{CommitOutcomeUnknown} (a L{StoreUnavailable}) is raised.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Dict, Set
+from typing import Any, Callable, Dict, Optional, Set
 
+import attr
 from twisted.enterprise import adbapi
 from twisted.internet import threads
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.logger import Logger
 
+from fireworq import backoff
 from fireworq.store.interface import CommitOutcomeUnknown, StoreUnavailable
 from fireworq.store.mysql.driver import Driver, ErrorKind
 from fireworq.store.mysql.dsn import DSN
@@ -49,7 +60,59 @@ IDLE_MARGIN = 5.0
 #: (the default 50 s would hold pool threads far too long).
 LOCK_WAIT_TIMEOUT = 10
 
+#: How many times work that lost a conflict (1213) is run again before the
+#: caller gets L{StoreUnavailable}.  On a Galera cluster two nodes grabbing,
+#: completing or taking leases at once conflict now and then; a handful of
+#: tries after short random delays resolves that, and a bound keeps a
+#: pathological hot spot from holding a pool thread.
+CONFLICT_RETRIES = 5
+
+#: Seconds to wait before the n-th rerun after a conflict (n = 0, 1, ...):
+#: 10 ms doubling up to 0.4 s, with up to 100 % jitter so that the two
+#: losers of a conflict do not collide again in lock step.
+conflict_delay = backoff.policy(initial=0.01, maximum=0.4, factor=2.0, jitter=1.0)
+
+#: ``wsrep_sync_wait`` for causal work: wait for the node to apply every
+#: write set committed anywhere in the cluster before reads (1),
+#: UPDATE/DELETE (2) and INSERT/REPLACE (4) of the work.
+CAUSAL_SYNC_WAIT = 7
+
 Work = Callable[[Any], Any]
+
+
+class RetryWork(Exception):
+    """
+    Raised by a unit of work that found it cannot finish correctly right now
+    (e.g. the Galera cluster changed size, and with it the auto-increment
+    step, in the middle of a push): the pool rolls the transaction back and
+    runs the work again, as after a conflict.
+    """
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class GaleraInfo:
+    """What L{MySQLPool.detect} found about a Galera node (None elsewhere)."""
+
+    #: The node's name (``wsrep_node_name``).
+    node_name: str = ""
+    #: ``wsrep_cluster_size``: nodes in the node's component.
+    cluster_size: int = 0
+    #: ``wsrep_cluster_status``: C{Primary} when the node may take writes.
+    cluster_status: str = ""
+    #: ``wsrep_local_state_comment``: C{Synced} normally.
+    state: str = ""
+    #: ``wsrep_provider_version``.
+    provider_version: str = ""
+    #: ``wsrep_max_ws_rows``: rows one transaction may change (0: no limit).
+    max_ws_rows: int = 0
+    #: ``wsrep_max_ws_size``: bytes of one transaction's write set.
+    max_ws_size: int = 2 << 30
+    #: The session's ``wsrep_sync_wait`` (0: reads may lag other nodes).
+    sync_wait: int = 0
+
+    def as_dict(self) -> Dict[str, Any]:
+        """For logs and C{/settings}."""
+        return attr.asdict(self)
 
 
 class ServerSettings:
@@ -100,12 +163,20 @@ class MySQLPool(adbapi.ConnectionPool):
         self._users = 0
         #: Settings read from the server by the latest new connection.
         self.settings = ServerSettings()
+        #: What L{detect} found: the Galera node's details, None for a plain
+        #: server (or before detection).
+        self.galera: Optional[GaleraInfo] = None
+        self._detected = False
         #: Counters for metrics and tests: connections replaced before use
         #: because they were stale, work retried after a lost connection or
         #: a rollback by the server, work that failed with StoreUnavailable.
         self.recycled = 0
         self.retried = 0
         self.failed = 0
+        #: Work run again after losing a conflict (1213), and work that
+        #: still lost after L{CONFLICT_RETRIES} reruns.
+        self.conflicts = 0
+        self.conflicts_failed = 0
         super().__init__(
             driver.module,
             cp_min=1,
@@ -182,14 +253,21 @@ class MySQLPool(adbapi.ConnectionPool):
 
     # -- running work -----------------------------------------------------------
 
-    def _run_in_thread(self, work: Work, idempotent: bool, what: str) -> Any:
-        for attempt in (1, 2):
+    def _run_in_thread(self, work: Work, idempotent: bool, what: str, causal: bool = False) -> Any:
+        conflicts = 0
+        retried = False
+        while True:
             committing = False
             try:
                 conn = self._fresh_connection()
                 cursor = conn.cursor()
                 try:
-                    result = work(cursor)
+                    if causal and not self._detected:
+                        self._detect_with(cursor)
+                    if causal and self.galera is not None:
+                        result = self._causally(cursor, work)
+                    else:
+                        result = work(cursor)
                 finally:
                     try:
                         cursor.close()
@@ -202,18 +280,25 @@ class MySQLPool(adbapi.ConnectionPool):
                     info.last_used = time.monotonic()
                 return result
             except BaseException as error:
-                kind = self.driver.classify(error)
-                if kind is None or kind == ErrorKind.OTHER or kind == ErrorKind.REFUSED:
-                    self._rollback_quietly()
-                elif kind == ErrorKind.LOST:
+                kind = ErrorKind.CONFLICT if isinstance(error, RetryWork) else self.driver.classify(error)
+                if kind == ErrorKind.LOST:
                     self._discard()
-                else:  # TRANSIENT: the server rolled back already
+                else:
                     self._rollback_quietly()
                 if kind is None:
                     raise
                 description = self.driver.describe(error)
+                if kind == ErrorKind.CONFLICT and conflicts < CONFLICT_RETRIES:
+                    # Known outcome: nothing was applied, even at COMMIT.
+                    time.sleep(conflict_delay(conflicts))
+                    conflicts += 1
+                    self.conflicts += 1
+                    continue
+                if kind == ErrorKind.CONFLICT:
+                    self.conflicts_failed += 1
                 retriable = kind in (ErrorKind.LOST, ErrorKind.TRANSIENT)
-                if attempt == 1 and retriable and (idempotent or not committing):
+                if not retried and retriable and (idempotent or not committing):
+                    retried = True
                     self.retried += 1
                     continue
                 self.failed += 1
@@ -223,7 +308,23 @@ class MySQLPool(adbapi.ConnectionPool):
                         f"the change may or may not have been applied: {description}"
                     ) from error
                 raise StoreUnavailable(f"the database cannot be used ({what}): {description}") from error
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _causally(self, cursor: Any, work: Work) -> Any:
+        """Run ``work`` with ``wsrep_sync_wait`` on, then put the session's value back."""
+        galera = self.galera
+        assert galera is not None
+        restore = f"SET SESSION wsrep_sync_wait = {int(galera.sync_wait)}"
+        cursor.execute(f"SET SESSION wsrep_sync_wait = {CAUSAL_SYNC_WAIT}")
+        try:
+            result = work(cursor)
+        except BaseException:
+            try:
+                cursor.execute(restore)
+            except Exception:
+                self._discard()  # the session is in doubt: do not reuse it
+            raise
+        cursor.execute(restore)
+        return result
 
     def _rollback_quietly(self) -> None:
         conn = self.connections.get(self.threadID())
@@ -234,7 +335,7 @@ class MySQLPool(adbapi.ConnectionPool):
         except Exception:
             self._discard()
 
-    def run(self, work: Work, idempotent: bool = False, what: str = "query") -> Deferred:
+    def run(self, work: Work, idempotent: bool = False, what: str = "query", causal: bool = False) -> Deferred:
         """
         Run ``work(cursor)`` in a pool thread as one transaction (committed
         when it returns) and fire with its result.
@@ -242,14 +343,19 @@ class MySQLPool(adbapi.ConnectionPool):
         @param idempotent: the work may be repeated after a connection was
             lost during COMMIT (it would change nothing the second time).
         @param what: names the operation in error messages.
+        @param causal: on a Galera node, the work must see every transaction
+            committed on any node before it started (C{wsrep_sync_wait}); a
+            no-op on a single server, where every read sees every commit.
         @raise StoreUnavailable: (asynchronously) when the database cannot be
-            used even after one retry, or the pool is closed.
+            used even after the retries, or the pool is closed.
         """
         if self._closed:
             return fail(StoreUnavailable(f"the database pool is closed ({what})"))
         if not self.running:
             self.start()
-        d = threads.deferToThreadPool(self.reactor, self.threadpool, self._run_in_thread, work, idempotent, what)
+        d = threads.deferToThreadPool(
+            self.reactor, self.threadpool, self._run_in_thread, work, idempotent, what, causal
+        )
         self._pending.add(d)
 
         def done(result: Any) -> Any:
@@ -258,6 +364,39 @@ class MySQLPool(adbapi.ConnectionPool):
 
         d.addBoth(done)
         return d
+
+    def detect(self) -> Deferred:
+        """
+        Find out whether the server is a Galera node (C{@@wsrep_on}; the
+        query also works on MySQL, which has no such variable) and fire with
+        its L{GaleraInfo}, or None for a plain server.  The result is kept in
+        L{galera}, where causal work and batch sizes look.
+        """
+        return self.run(self._detect_with, idempotent=True, what="detect Galera")
+
+    def _detect_with(self, cursor: Any) -> Optional[GaleraInfo]:
+        cursor.execute(
+            "SHOW VARIABLES WHERE Variable_name IN "
+            "('wsrep_on', 'wsrep_max_ws_rows', 'wsrep_max_ws_size', 'wsrep_sync_wait', 'wsrep_node_name')"
+        )
+        variables = {_text(name): _text(value) for name, value in cursor.fetchall()}
+        info: Optional[GaleraInfo] = None
+        if variables.get("wsrep_on", "OFF").upper() in ("ON", "1"):
+            cursor.execute("SHOW STATUS LIKE 'wsrep\\_%'")
+            status = {_text(name): _text(value) for name, value in cursor.fetchall()}
+            info = GaleraInfo(
+                node_name=variables.get("wsrep_node_name", ""),
+                cluster_size=_int(status.get("wsrep_cluster_size"), 0),
+                cluster_status=status.get("wsrep_cluster_status", ""),
+                state=status.get("wsrep_local_state_comment", ""),
+                provider_version=status.get("wsrep_provider_version", ""),
+                max_ws_rows=_int(variables.get("wsrep_max_ws_rows"), 0),
+                max_ws_size=_int(variables.get("wsrep_max_ws_size"), 2 << 30),
+                sync_wait=_int(variables.get("wsrep_sync_wait"), 0),
+            )
+        self.galera = info
+        self._detected = True
+        return info
 
     def retain(self) -> "MySQLPool":
         """Count one more user (a store) of the pool; see L{release}."""
@@ -293,3 +432,14 @@ class MySQLPool(adbapi.ConnectionPool):
     def _close_now(self) -> None:
         if self.running or self.shutdownID or self.startID:
             self.close()
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _int(value: Optional[str], default: int) -> int:
+    try:
+        return int(value) if value is not None else default
+    except ValueError:
+        return default
