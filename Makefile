@@ -29,6 +29,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	@tests/support/ensure-mariadb
+	@tests/support/ensure-galera
 	@tests/support/ensure-browser
 	@PYTHONPATH=$(CURDIR) $(VENV)/bin/python -m twisted.trial --temp-directory=$(VENV)/_trial_temp $(TESTS)
 
