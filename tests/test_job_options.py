@@ -393,3 +393,36 @@ class AnswerAndStorageTests(SynchronousTestCase):
     def test_evolve_keeps_frozen(self) -> None:
         options = JobOptions(name="a")
         self.assertRaises(attr.exceptions.FrozenInstanceError, setattr, options, "name", "b")
+
+
+class NeverAnErrorTests(SynchronousTestCase):
+    """Whatever JSON a client sends, the answer is the options or a 400 (never a 500)."""
+
+    def test_random_values(self) -> None:
+        import random as random_module
+
+        rng = random_module.Random(20261206)
+        atoms = [None, True, False, 0, -1, 1, 101, -101, 1.5, 10, 10.5, 2**70, "", "x", "2xx", "status",
+                 "\ud800", "a\r\nb", "k" * 300, JsonNumber("1e400"), JsonNumber("-0"), [], {}, [1], {"a": "b"},
+                 {"X-A": "v"}, {"Host": "h"}, {"a:b": "c"}, {"": ""}, {"X-A": 1}, {"é": "v"}]
+        fields = ["name", "tags", "headers", "priority", "retry_backoff", "retry_max_delay", "retry_jitter",
+                  "success", "deadline", "idempotency_key", "run_after"]
+        outcomes = {"ok": 0, "400": 0}
+        for _ in range(3000):
+            pushed = {field: rng.choice(atoms) for field in rng.sample(fields, rng.randint(1, len(fields)))}
+            try:
+                options = parse_job_options(pushed, run_after=rng.choice([0, 5]))
+            except ApiError as e:
+                self.assertEqual(e.code, 400)
+                self.assertIn("field", e.message)
+                outcomes["400"] += 1
+            else:
+                self.assertEqual(decode_options(encode_options(options)), options)
+                add_option_fields({}, options)
+                outcomes["ok"] += 1
+            try:
+                parse_queue_defaults(pushed)
+            except ApiError as e:
+                self.assertEqual(e.code, 400)
+        self.assertGreater(outcomes["ok"], 50)
+        self.assertGreater(outcomes["400"], 50)
