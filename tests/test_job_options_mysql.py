@@ -12,13 +12,22 @@ new index the original's rows could violate makes these tests fail.
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Dict, List
 
 from twisted.internet import reactor, threads
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from fireworq.model import JobStatus
 from fireworq.store.mysql import open_mysql
+from fireworq.store.mysql.idempotency import (
+    Replay,
+    claim_keys,
+    delete_expired,
+    idempotency_ddl,
+    idempotency_table,
+    record_keys,
+)
 from fireworq.store.mysql.schema import failure_table, job_table
 from tests.support import mariadb
 from tests.support.original_sql import (
@@ -301,3 +310,124 @@ class StatementDataTests(TestCase):
             columns_of(JOB_QUERIES["insert_job"]),
             ["next_try", "created_at", "retry_count", "retry_delay", "fail_count", "category", "url", "payload", "timeout"],
         )
+
+
+class IdempotencyKeyTableTests(SynchronousTestCase):
+    """
+    L{fireworq.store.mysql.idempotency} on a real MariaDB: claims are
+    race-free across connections (as across nodes), windows end, the
+    cleaner deletes in batches.  Blocking connections, as two nodes have.
+    """
+
+    def setUp(self) -> None:
+        self.server = mariadb.shared_server()
+        self.db = self.server.fresh_database("fwqidem")
+        self.addCleanup(self.db.drop)
+        self.server.execute(idempotency_ddl(QUEUE), database=self.db.name)
+
+    def connect(self) -> Any:
+        conn = self.server.admin_connect(self.db.name)
+        self.addCleanup(conn.close)
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = 20")
+        return conn
+
+    def test_claim_record_replay(self) -> None:
+        conn = self.connect()
+        with conn.cursor() as cursor:
+            claimed = claim_keys(cursor, QUEUE, ["b", "a", "b", "é"], window_ms=60_000)
+            self.assertEqual(claimed, {"a": None, "b": None, "é": None})
+            record_keys(cursor, QUEUE, [("a", 1, '{"queue_name":"q"}'), ("b", 2, "{}"), ("é", 3, '{"x":"é"}')])
+        conn.commit()
+        with conn.cursor() as cursor:
+            again = claim_keys(cursor, QUEUE, ["a", "é", "new"], window_ms=60_000)
+        conn.rollback()
+        self.assertEqual(
+            again, {"a": Replay(1, '{"queue_name":"q"}'), "é": Replay(3, '{"x":"é"}'), "new": None}
+        )
+        # The rollback freed "new".
+        with conn.cursor() as cursor:
+            self.assertEqual(claim_keys(cursor, QUEUE, ["new"], window_ms=60_000), {"new": None})
+        conn.rollback()
+        self.assertEqual(claim_keys(conn.cursor(), QUEUE, [], window_ms=1), {})
+
+    def test_window_ends(self) -> None:
+        """A key whose window ended is claimed again, even before the cleaner ran."""
+        conn = self.connect()
+        with conn.cursor() as cursor:
+            claim_keys(cursor, QUEUE, ["k"], window_ms=0)
+            record_keys(cursor, QUEUE, [("k", 1, "{}")])
+        conn.commit()
+        with conn.cursor() as cursor:
+            self.assertEqual(claim_keys(cursor, QUEUE, ["k"], window_ms=60_000), {"k": None})
+            record_keys(cursor, QUEUE, [("k", 2, "{}")])
+        conn.commit()
+        with conn.cursor() as cursor:
+            self.assertEqual(claim_keys(cursor, QUEUE, ["k"], window_ms=60_000), {"k": Replay(2, "{}")})
+        conn.rollback()
+
+    def concurrent(self, finish: str) -> Any:
+        """
+        Connection A claims "k" and holds it; B claims "k" in a thread and
+        must wait for A; then A commits (or rolls back).  Fire with B's claim.
+        """
+        a, b = self.connect(), self.connect()
+        with a.cursor() as cursor:
+            self.assertEqual(claim_keys(cursor, QUEUE, ["k"], window_ms=60_000), {"k": None})
+            record_keys(cursor, QUEUE, [("k", 41, '{"n":1}')])
+        result: Dict[str, Any] = {}
+
+        def other() -> None:
+            try:
+                with b.cursor() as cursor:
+                    result["claim"] = claim_keys(cursor, QUEUE, ["k"], window_ms=60_000)
+                b.commit()
+            except Exception as e:  # reported below
+                result["error"] = e
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        self.addCleanup(thread.join, 30)
+        waiting = mariadb.wait_until(
+            lambda: self.server.execute(
+                "SELECT COUNT(*) FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'"
+            )[0][0] == 1,
+            timeout=20,
+        )
+        self.assertTrue(waiting, "the second claim did not wait for the first")
+        self.assertNotIn("claim", result)
+        getattr(a, finish)()
+        thread.join(30)
+        self.assertNotIn("error", result)
+        return result["claim"]
+
+    def test_concurrent_claim_waits_then_replays(self) -> None:
+        """Two pushes of one key at once: the second waits and replays the first."""
+        self.assertEqual(self.concurrent("commit"), {"k": Replay(41, '{"n":1}')})
+
+    def test_concurrent_claim_after_rollback(self) -> None:
+        """If the first push fails (rolls back), the waiting one stores its job."""
+        self.assertEqual(self.concurrent("rollback"), {"k": None})
+
+    def test_delete_expired(self) -> None:
+        conn = self.connect()
+        with conn.cursor() as cursor:
+            claim_keys(cursor, QUEUE, [f"old{i}" for i in range(5)], window_ms=0)
+            claim_keys(cursor, QUEUE, ["live"], window_ms=60_000)
+            record_keys(cursor, QUEUE, [(f"old{i}", i + 1, "{}") for i in range(5)] + [("live", 9, "{}")])
+        conn.commit()
+        with conn.cursor() as cursor:
+            self.assertEqual(delete_expired(cursor, QUEUE, batch=3), 3)
+            self.assertEqual(delete_expired(cursor, QUEUE, batch=3), 2)
+            self.assertEqual(delete_expired(cursor, QUEUE, batch=3), 0)
+        conn.commit()
+        with conn.cursor() as cursor:
+            self.assertEqual(claim_keys(cursor, QUEUE, ["live"], window_ms=60_000), {"live": Replay(9, "{}")})
+        conn.rollback()
+
+    def test_table_name_fits(self) -> None:
+        """The key table's name is as long as the failure log's, within MySQL's 64."""
+        name = "q" * 255
+        self.assertEqual(len(idempotency_table(name)), len(failure_table(name)))
+        self.assertLessEqual(len(idempotency_table(name).strip("`")), 64)
