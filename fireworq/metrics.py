@@ -158,6 +158,12 @@ class LiveCollector(Collector):
                 "1 when this node holds the queue's lease (dispatches it), else 0.",
                 labels=["queue"],
             ),
+            "original": GaugeMetricFamily(
+                "fireworq_queue_original_lock_held",
+                "1 while an original (Go) Fireworq node holds the queue's election lock "
+                "fireworq_jq(<queue>) on the same database: this node leaves the queue to it.",
+                labels=["queue"],
+            ),
             "ready": GaugeMetricFamily(
                 "fireworq_ready",
                 "1 once the queue definitions are loaded (the node serves pushes and "
@@ -203,6 +209,8 @@ class LiveCollector(Collector):
             families["workers"].add_metric([name], workers)
             families["idle"].add_metric([name], max(0, workers - in_flight))
             families["lease"].add_metric([name], 1 if dispatcher.lease.held() else 0)
+            original = getattr(dispatcher.lease, "original_holder", None)
+            families["original"].add_metric([name], 0 if original is None else 1)
         return list(families.values())
 
 

@@ -39,7 +39,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from fireworq.lease.interface import ILeaseStore, LeaseGrant
-from fireworq.lease.original import ER_USER_LOCK_WRONG_NAME, original_lock_name
+from fireworq.lease.original import MAX_LOCK_NAME, WRONG_LOCK_NAME_ERRORS, original_lock_name
 from fireworq.store.interface import NodeInfo, StoreUnavailable
 from fireworq.store.mysql.pool import MySQLPool
 from fireworq.store.mysql.rows import text
@@ -142,13 +142,15 @@ class MySQLLeaseStore:
 
     def original_lock_holder(self, queue_name: str) -> Deferred:
         name = original_lock_name(queue_name)
+        if len(name) > MAX_LOCK_NAME:
+            return succeed(None)  # the original cannot hold it either
 
         def work(cursor: Any) -> Optional[int]:
             try:
                 cursor.execute("SELECT IS_USED_LOCK(%s)", (name,))
             except Exception as error:
-                if _error_code(error) == ER_USER_LOCK_WRONG_NAME:
-                    return None  # too long for MySQL: the original cannot hold it either
+                if _error_code(error) in WRONG_LOCK_NAME_ERRORS:
+                    return None  # refused: the original cannot hold it either
                 raise
             row = cursor.fetchone()
             return int(row[0]) if row is not None and row[0] is not None else None

@@ -12,9 +12,14 @@ L{fireworq.lease.mysql.MySQLLeaseStore.original_lock_holder}.
 
 from __future__ import annotations
 
-#: The MySQL error of a user lock name it refuses (over 64 characters,
-#: MySQL 5.7 and later): the original cannot hold such a lock either.
-ER_USER_LOCK_WRONG_NAME = 3057
+#: The longest user lock name MySQL (5.7 and later) and MariaDB accept, in
+#: characters: the original cannot hold a lock of a longer name, so the
+#: queues of such names need no check.
+MAX_LOCK_NAME = 64
+
+#: The errors of a lock name the server refuses: MySQL's
+#: ER_USER_LOCK_WRONG_NAME and MariaDB's ER_TOO_LONG_IDENT.
+WRONG_LOCK_NAME_ERRORS = frozenset({3057, 1059})
 
 
 def original_lock_name(queue_name: str) -> str:

@@ -60,6 +60,21 @@ def runtime_stats() -> Dict[str, Any]:
     }
 
 
+def original_locks(manager: Any) -> Dict[str, Any]:
+    """
+    ``{"original_locks": [queue, ...]}``: the queues this node leaves to an
+    original (Go) Fireworq node that holds their election lock on the same
+    database; ``{}`` when there are none (the usual case).
+    """
+    names = []
+    for definition in manager.definitions():
+        dispatcher = manager.dispatcher(definition.name)
+        lease = getattr(dispatcher, "lease", None)
+        if getattr(lease, "original_holder", None) is not None:
+            names.append(definition.name)
+    return {"original_locks": names} if names else {}
+
+
 class OpsRoutes:
     """Routes for operators and monitoring."""
 
@@ -104,6 +119,7 @@ class OpsRoutes:
                     "driver": inspection.driver,
                     "queues": len(manager.definitions()),
                     "version": __version__,
+                    **original_locks(manager),
                 },
             )
 
