@@ -62,7 +62,12 @@ class Setting:
 
 
 SETTINGS: Tuple[Setting, ...] = (
-    Setting("bind", "127.0.0.1:8080", "Listen address host:port of the HTTP API."),
+    Setting(
+        "bind",
+        "127.0.0.1:8080",
+        "Listen address of the HTTP API: host:port, or a Twisted server endpoint "
+        "description starting with tcp:, ssl: or unix: (e.g. unix:/run/fireworq.sock).",
+    ),
     Setting("driver", "", "Store driver: mysql, sqlite or in-memory (default: mysql when a MySQL DSN is set, else sqlite)."),
     Setting("mysql_dsn", "", "MySQL DSN user:pass@tcp(host:port)/db?opts for jobs and definitions.", secret=True),
     Setting("queue_mysql_dsn", "", "MySQL DSN for the job tables (default: mysql_dsn).", secret=True),
@@ -130,6 +135,9 @@ class Config:
     request_header_timeout: int = 10
     request_body_timeout: int = 60
     max_connections: int = 1000
+    #: ``bind`` when it is an endpoint description (``tcp:``, ``ssl:``,
+    #: ``unix:``), else empty (then ``bind_host`` and ``bind_port`` say it).
+    bind_endpoint: str = ""
     #: The raw (unparsed but defaulted) value of every setting, for /settings.
     raw: Mapping[str, str] = attr.ib(factory=dict, repr=False)
 
@@ -156,6 +164,8 @@ class Config:
 
     def _effective(self, name: str) -> str:
         """The value of setting ``name`` as the server uses it, as a string."""
+        if name == "bind" and self.bind_endpoint:
+            return self.bind_endpoint
         if name == "bind":
             host = f"[{self.bind_host}]" if ":" in self.bind_host else self.bind_host
             return f"{host}:{self.bind_port}"
@@ -197,6 +207,27 @@ def _level(name: str, text: str, debug: bool) -> str:
     if lowered in LOG_LEVELS:
         return lowered
     raise ConfigError(name, text, "must be debug, info, warn, error, fatal or 0-4")
+
+
+#: How an endpoint description given as ``bind`` may start.
+ENDPOINT_PREFIXES = ("tcp:", "ssl:", "unix:")
+
+
+def _bind_endpoint(text: str) -> Tuple[str, int]:
+    """
+    Check an endpoint description by building its endpoint (no reactor is
+    needed for that, and none is imported).  Returns no host and the port
+    (0 for ``unix:``), for the node id and messages.
+    """
+    from twisted.internet.endpoints import serverFromString
+
+    try:
+        serverFromString(object(), text)
+    except (ValueError, TypeError, KeyError, OSError, ImportError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise ConfigError("bind", text, f"not a valid endpoint description: {reason}")
+    first = text.split(":")[1]
+    return "", int(first) if first.isdigit() else 0
 
 
 def _bind(text: str) -> Tuple[str, int]:
@@ -266,7 +297,8 @@ def load(
         raise ConfigError("sqlite_path", raw["sqlite_path"], "must name a file")
     raw["driver"] = driver
 
-    host, port = _bind(raw["bind"])
+    bind_endpoint = raw["bind"].strip() if raw["bind"].strip().startswith(ENDPOINT_PREFIXES) else ""
+    host, port = _bind_endpoint(bind_endpoint) if bind_endpoint else _bind(raw["bind"])
     keep_alive = _bool("keep_alive", raw["keep_alive"])
     dispatch_keep_alive = (
         _bool("dispatch_keep_alive", raw["dispatch_keep_alive"])
@@ -283,6 +315,7 @@ def load(
     return Config(
         bind_host=host,
         bind_port=port,
+        bind_endpoint=bind_endpoint,
         driver=driver,
         mysql_dsn=raw["mysql_dsn"],
         queue_mysql_dsn=queue_dsn,
@@ -354,6 +387,8 @@ def check_resources(config: Config, resolve: Resolver = socket.getaddrinfo) -> N
 
 
 def _check_bind_host(config: Config, resolve: Resolver) -> None:
+    if config.bind_endpoint:  # checked when parsed; listening tells the rest
+        return
     host = config.bind_host
     try:
         ipaddress.ip_address(host)

@@ -16,13 +16,13 @@ import time
 from typing import IO, Any, Callable, Dict, List, Optional, Sequence
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from fireworq.events import IQueueEvents
 from fireworq.model import Completion, CompletionKind, Job
+from fireworq.timers import Periodic
 
 #: Level names of the configuration, lowest first, with their rank.
 LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3, "fatal": 4}
@@ -222,9 +222,7 @@ class LogFiles:
         report: Optional[Callable[[LogFile, str], None]] = None,
     ) -> None:
         self._files: List[LogFile] = []
-        self._flusher = LoopingCall(self.flush)
-        self._flusher.clock = clock
-        self._flush_interval = flush_interval
+        self._flusher = Periodic(flush_interval, self.flush, clock=clock, now=False, name="log flush")
         self._report = report if report is not None else self._default_report
         #: The file of the error log, once L{open_error_log} opened it.
         self.error_log: Optional[LogFile] = None
@@ -252,7 +250,7 @@ class LogFiles:
     def start(self) -> None:
         """Begin periodic flushing."""
         if not self._flusher.running:
-            self._flusher.start(self._flush_interval, now=False)
+            self._flusher.startService()
 
     def flush(self) -> None:
         """Flush every file."""
@@ -275,7 +273,7 @@ class LogFiles:
     def close(self) -> None:
         """Stop flushing and close every file."""
         if self._flusher.running:
-            self._flusher.stop()
+            self._flusher.stopService()
         for log_file in self._files:
             log_file.close()
 

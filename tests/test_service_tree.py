@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from fireworq.config import load
+from fireworq.config import ConfigError, load
 from fireworq.manager import READY_TIMEOUT, NotReady
 from fireworq.model import QueueDefinition
 from fireworq.server import FireworqService, Stores
@@ -129,6 +129,27 @@ class BootOrderTests(SynchronousTestCase):
     def test_endpoint_description(self) -> None:
         self.assertEqual(endpoint_description("127.0.0.1", 80), "tcp:80:interface=127.0.0.1")
         self.assertEqual(endpoint_description("::1", 80), r"tcp:80:interface=\:\:1")
+
+    def test_bind_may_be_an_endpoint_description(self) -> None:
+        path = os.path.abspath(self.mktemp())
+        service = make_tree(self, bind=f"unix:{path}")
+        self.assertEqual(service.config.settings()["bind"], f"unix:{path}")
+        service.privilegedStartService()
+        [(address, factory, backlog, mode, wantPID)] = service.reactor.unixServers
+        self.assertEqual(address, path)
+        self.assertIs(factory, service.site)
+        self.assertEqual(service.address, f"unix:{path}")
+
+    def test_bad_endpoint_description_is_a_config_error(self) -> None:
+        for text, words in (
+            ("tcp:http", "not a valid endpoint description: invalid literal"),
+            ("ssl:8443:privateKey=/nonexistent/key.pem", "No such file or directory"),
+        ):
+            with self.assertRaises(ConfigError) as caught:
+                load({"bind": text}, environ={})
+            self.assertEqual(caught.exception.name, "bind")
+            self.assertIn(words, str(caught.exception))
+            self.assertNotIn("\n", str(caught.exception))
 
     def test_store_retried_with_backoff_before_the_queues_start(self) -> None:
         store = FlakyStore(failures=3)

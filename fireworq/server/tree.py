@@ -166,7 +166,8 @@ class FireworqService(OrderedServices):
             max_connections=config.max_connections,
             reactor=reactor,
         )
-        self.web = APIListener(reactor, endpoint_description(config.bind_host, config.bind_port), self.site)
+        description = config.bind_endpoint or endpoint_description(config.bind_host, config.bind_port)
+        self.web = APIListener(reactor, description, self.site)
         self.after_store = StartAfter(self.store.opened, started=self.tuning.booted, name="queues")
 
         self.tuning.setServiceParent(self)
@@ -246,20 +247,26 @@ class FireworqService(OrderedServices):
         self._write_pid()
         self.log_files.start()
         self._log.info(
-            "Fireworq {version} ({driver} driver) listening on {host}:{port}",
+            "Fireworq {version} ({driver} driver) listening on {address}",
             version=__version__,
             driver=self.config.driver,
-            host=self.config.bind_host,
-            port=self.port,
+            address=self.address,
         )
 
     @property
     def port(self) -> int:
-        """The TCP port the API listens on (the real one when bound to 0)."""
+        """The TCP port the API listens on (the real one when bound to 0; 0 for unix:)."""
         listening = self.web.port
         if listening is not None:
-            return listening.getHost().port
+            return getattr(listening.getHost(), "port", self.config.bind_port)
         return self.config.bind_port
+
+    @property
+    def address(self) -> str:
+        """Where the API listens, for messages: host:port, or the endpoint description."""
+        if self.config.bind_endpoint:
+            return self.config.bind_endpoint
+        return f"{self.config.bind_host}:{self.port}"
 
     def stopService(self) -> "Deferred[None]":
         """Stop the children last first (see the module docstring), then close the logs."""
