@@ -12,6 +12,7 @@ new index the original's rows could violate makes these tests fail.
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import Any, Dict, List
 
@@ -28,7 +29,8 @@ from fireworq.store.mysql.idempotency import (
     idempotency_table,
     record_keys,
 )
-from fireworq.store.mysql.schema import failure_table, job_table
+from fireworq.store.mysql.schema import failure_table, job_table, queue_tables_ddl
+from fireworq.store.priority import due_priorities, mysql_add_columns_ddl, mysql_grab_sql, mysql_priorities_sql
 from tests.support import mariadb
 from tests.support.original_sql import (
     JOB_QUERIES,
@@ -431,3 +433,81 @@ class IdempotencyKeyTableTests(SynchronousTestCase):
         name = "q" * 255
         self.assertEqual(len(idempotency_table(name)), len(failure_table(name)))
         self.assertLessEqual(len(idempotency_table(name).strip("`")), 64)
+
+
+def _add_planned_columns(server: Any, database: str, table: str) -> str:
+    """Give ``table`` the B7 columns and index as docs/storage.md plans them; return the ALTER run."""
+    columns = [row[0] for row in server.execute(f"SHOW COLUMNS FROM `{table}`", database=database)]
+    keys = [row[2] for row in server.execute(f"SHOW INDEX FROM `{table}`", database=database)]
+    ddl = mysql_add_columns_ddl(f"`{table}`", columns, keys)
+    if ddl:
+        server.execute(ddl, database=database)
+    return ddl
+
+
+class PlannedSchemaOriginalStatementsTests(OriginalStatementsTests):
+    """
+    The original's statements against the schema with the B7 columns and
+    index added as planned (L{fireworq.store.priority.mysql_add_columns_ddl}
+    on a table this server created): the plan keeps the database servable
+    by the original.
+    """
+
+    async def our_schema(self) -> Any:
+        stores = await OriginalStatementsTests.our_schema(self)
+        ddl = await threads.deferToThread(_add_planned_columns, self.server, self.db.name, self.jobqueue)
+        self.assertIn("ADD COLUMN `priority`", ddl)
+        again = await threads.deferToThread(_add_planned_columns, self.server, self.db.name, self.jobqueue)
+        self.assertEqual(again, "")
+        return stores
+
+
+class PriorityGrabTests(SynchronousTestCase):
+    """The MySQL statements of the grab by priority on MariaDB."""
+
+    def setUp(self) -> None:
+        self.server = mariadb.shared_server()
+        self.db = self.server.fresh_database("fwqprio")
+        self.addCleanup(self.db.drop)
+        self.table = _unquoted(job_table(QUEUE))
+        self.server.execute(queue_tables_ddl(QUEUE)[0], database=self.db.name)
+        _add_planned_columns(self.server, self.db.name, self.table)
+
+    def test_order_and_plans(self) -> None:
+        rng = random.Random(5)
+        now = 10_000_000
+        jobs = []
+        conn = self.server.admin_connect(self.db.name)
+        self.addCleanup(conn.close)
+        with conn.cursor() as cursor:
+            for _ in range(400):
+                priority, next_try = rng.choice([-100, 0, 0, 0, 7, 100]), rng.randint(now - 1000, now + 1000)
+                cursor.execute(
+                    f"INSERT INTO `{self.table}` (next_try, created_at, category, url, payload, priority) "
+                    "VALUES (%s, 0, 'c', 'u', '', %s)",
+                    (next_try, priority),
+                )
+                jobs.append((priority, next_try, cursor.lastrowid))
+            cursor.execute(f"UPDATE `{self.table}` SET status = 'grabbed' WHERE job_id % 5 = 0")
+            conn.commit()
+            claimed = [j for j in jobs if j[2] % 5]
+            table = f"`{self.table}`"
+            for limit in (1, 25, 1000):
+                cursor.execute(mysql_priorities_sql(table))
+                taken: list = []
+                for priority in due_priorities(cursor.fetchall(), now):
+                    if len(taken) >= limit:
+                        break
+                    cursor.execute(mysql_grab_sql(table, "job_id, next_try", priority, str(now), limit - len(taken)))
+                    taken += [(priority, (int(t), int(i))) for i, t in cursor.fetchall()]
+                conn.rollback()
+                due = sorted((-p, t, i) for p, t, i in claimed if t <= now)[:limit]
+                self.assertEqual(taken, [(-p, (t, i)) for p, t, i in due])
+            cursor.execute("EXPLAIN " + mysql_priorities_sql(table))
+            plan = cursor.fetchall()
+            self.assertEqual(plan[0][5], "grab_priority")
+            self.assertIn("Using index for group-by", plan[0][-1])
+            cursor.execute("EXPLAIN " + mysql_grab_sql(table, "job_id", 0, str(now), 10).replace(" FOR UPDATE", ""))
+            plan = cursor.fetchall()[0]
+            self.assertEqual((plan[3], plan[5]), ("range", "grab_priority"))
+            self.assertNotIn("filesort", plan[-1])
