@@ -21,8 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from fireworq.model import JobStatus
 from fireworq.store.mysql import open_mysql
+from fireworq.store.idempotency import Replay
 from fireworq.store.mysql.idempotency import (
-    Replay,
     claim_keys,
     delete_expired,
     idempotency_ddl,

@@ -10,6 +10,7 @@ from email.utils import formatdate
 
 from twisted.trial.unittest import SynchronousTestCase
 
+from fireworq.dispatch.deadline import expired_at_grab, expired_result, expires_before_retry
 from fireworq.dispatch.delivery import classify
 from fireworq.dispatch.retry import MAX_WAIT, RetryPolicy, parse_retry_after, retry_after_of
 from fireworq.dispatch.success import Verdict, is_2xx, judge, judge_2xx, verdict_of
@@ -200,3 +201,24 @@ class SuccessRuleTests(SynchronousTestCase):
         result = Result("internal-failure", 0, "Request failed: refused")
         self.assertEqual(verdict_of(result), Verdict("failure", result))
         self.assertEqual(verdict_of(result).completion(job(1)).kind, CompletionKind.RETRY)
+
+
+class DeadlineTests(SynchronousTestCase):
+    def test_at_grab(self) -> None:
+        self.assertFalse(expired_at_grab(None, 10**15))
+        self.assertFalse(expired_at_grab(1000, 999))
+        self.assertFalse(expired_at_grab(1000, 1000))  # starting at the deadline is not after it
+        self.assertTrue(expired_at_grab(1000, 1001))
+
+    def test_before_retry(self) -> None:
+        self.assertFalse(expires_before_retry(None, 10**15))
+        self.assertFalse(expires_before_retry(5000, 5000))
+        self.assertTrue(expires_before_retry(5000, 5001))
+
+    def test_result(self) -> None:
+        result = expired_result(1_700_000_000_123, 0)
+        self.assertEqual(result, Result("expired", 0, "Deadline passed at 2023-11-14T22:13:20.123Z; it was never tried"))
+        self.assertEqual(expired_result(0, 1).message, "Deadline passed at 1970-01-01T00:00:00.000Z; after 1 attempt")
+        self.assertTrue(expired_result(0, 3).message.endswith("after 3 attempts"))
+        # Shown in the failure log like any result (A6).
+        self.assertEqual(result.to_json()["status"], "expired")

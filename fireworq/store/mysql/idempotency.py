@@ -14,7 +14,8 @@ The functions run inside the caller's push transaction on a DB-API cursor
   2. the caller inserts the jobs of the claimed keys;
   3. L{record_keys}: store each claimed key's job id and push answer.
 
-The lease holder of the queue calls L{delete_expired} now and then.  The
+The lease holder of the queue calls L{delete_expired} now and then.
+L{Replay} is shared with the other stores (L{fireworq.store.idempotency}).  The
 design and its reasons are in docs/storage.md ("Idempotency keys").
 """
 
@@ -22,8 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-import attr
-
+from fireworq.store.idempotency import Replay
 from fireworq.store.mysql.schema import NOW_MS, table_key
 
 #: Characters of a key (fireworq.joboptions.values.IDEMPOTENCY_KEY_MAX) in bytes of UTF-8.
@@ -50,18 +50,6 @@ CREATE TABLE IF NOT EXISTS {idempotency_table(queue_name)} (
   PRIMARY KEY (`idempotency_key`),
   KEY `expiry` (`expires_at`)
 ) ENGINE=InnoDB DEFAULT CHARSET=binary"""
-
-
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Replay:
-    """
-    A key already used within its window: the id of the job its first push
-    stored and that push's answer (JSON text without C{"id"}, as the web
-    layer gave it to L{record_keys}).
-    """
-
-    job_id: int
-    answer: str
 
 
 def _ordered(keys: Sequence[str]) -> Tuple[bytes, ...]:
