@@ -99,7 +99,8 @@ class NewJob:
         """
         The job as a store holds it once pushed at ``now`` (ms) with the id
         ``job_id``: claimed and due after ``run_after`` -- or grabbed by
-        ``grabber_id`` when given -- with all its retries left.
+        ``grabber_id`` when given, its first attempt counted -- with all its
+        retries left.
         """
         return Job(
             id=job_id,
@@ -114,6 +115,7 @@ class NewJob:
             retry_count=self.max_retries,
             retry_delay=self.retry_delay,
             grabber_id=grabber_id,
+            attempts=0 if grabber_id is None else 1,
         )
 
 
@@ -147,6 +149,11 @@ class Job:
     ``retry_count`` is the number of retries left (the column of the same
     name); the inspection API shows ``max_retries`` = fail_count +
     retry_count, the job's original allowance.
+
+    ``attempts`` counts the job's grabs: every grab adds one, persisted
+    with the grab, so a delivery cut short by a dying node counts too
+    (store columns ``attempts``).  A row written by the original Fireworq,
+    which does not count, reads 0 until its next grab.
     """
 
     id: int
@@ -161,6 +168,7 @@ class Job:
     retry_count: int
     retry_delay: int
     grabber_id: Optional[int] = None
+    attempts: int = 0
 
     @property
     def max_retries(self) -> int:
@@ -169,8 +177,13 @@ class Job:
 
     @property
     def attempt(self) -> int:
-        """1 for the first try, 2 for the first retry, and so on."""
-        return self.fail_count + 1
+        """
+        The number of this job's delivery (``X-Fireworq-Attempt``): 1 for
+        the first, and one more for every later grab -- a retry, or a
+        redelivery after the node delivering it died.  Never below
+        ``fail_count + 1``.
+        """
+        return max(self.attempts, self.fail_count + 1)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)

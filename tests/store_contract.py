@@ -27,6 +27,7 @@ from __future__ import annotations
 import time
 from typing import Any, List, Optional, Sequence, Tuple
 
+import attr
 from twisted.internet.defer import gatherResults, maybeDeferred
 from zope.interface.verify import verifyObject
 
@@ -349,6 +350,47 @@ class JobStoreContractMixin(StoreContractFixture):
         self.assertEqual(await self.store.grab("q", 10, 7), [])
         self.assertEqual(await self.store.find_job("q", deferred.id), deferred)
 
+    async def test_grab_counts_attempts(self) -> None:
+        """
+        Every grab counts an attempt, persisted with it (bug 5): a job whose
+        node died mid-delivery (recovered by the next holder) is delivered
+        next as attempt 2, and a retry after that as attempt 3.
+        """
+        await self.prepared("q")
+        job = await self.push_one("q", max_retries=3, retry_delay=0)
+        self.assertEqual((job.attempts, job.attempt), (0, 1))
+        [first] = await self.store.grab("q", 1, 1)
+        self.assertEqual((first.attempts, first.attempt), (1, 1))
+        self.assertEqual(await self.store.find_job("q", job.id), first)
+        # Node 1 dies; node 2 takes the queue over and recovers the job.
+        self.assertEqual(await self.store.recover("q", 2), 1)
+        recovered = await self.store.find_job("q", job.id)
+        self.assertEqual((recovered.status, recovered.attempts), ("claimed", 1))
+        [second] = await self.store.grab("q", 1, 2)
+        self.assertEqual((second.attempts, second.attempt, second.fail_count), (2, 2, 0))
+        self.assertEqual((await self.store.find_job("q", job.id)).attempts, 2)
+        await self.complete("q", 2, (second, CompletionKind.RETRY, Result("failure")))
+        self.assertEqual((await self.store.find_job("q", job.id)).attempts, 2)
+        [third] = await self.store.grab("q", 1, 2)
+        self.assertEqual((third.attempts, third.attempt, third.fail_count), (3, 3, 1))
+        # A failed job pushed again starts counting anew.
+        await self.complete("q", 2, (third, CompletionKind.FAIL, Result("failure")))
+        [failed] = (await self.store.list_failed("q", FailureOrder.FAILED, 10, None)).items
+        _, again = await self.store.retry_failed("q", failed.id)
+        self.assertEqual((again.attempts, again.attempt), (0, 1))
+        [fresh] = await self.store.grab("q", 1, 2)
+        self.assertEqual((fresh.id, fresh.attempt), (again.id, 1))
+
+    async def test_push_already_grabbed_counts_its_attempt(self) -> None:
+        """A job stored grabbed (immediate dispatch) has its first attempt counted."""
+        await self.prepared("q")
+        [direct] = await self.store.push([PushEntry("q", new_job(), grabber_id=7)])
+        self.assertEqual((direct.attempts, direct.attempt), (1, 1))
+        self.assertEqual((await self.store.find_job("q", direct.id)).attempts, 1)
+        await self.store.recover("q", 8)
+        [again] = await self.store.grab("q", 1, 8)
+        self.assertEqual((again.id, again.attempt), (direct.id, 2))
+
     async def test_grab_zero_or_nothing(self) -> None:
         await self.prepared("q", "empty")
         job = await self.push_one("q")
@@ -561,7 +603,9 @@ class JobStoreContractMixin(StoreContractFixture):
             await self.store.release("q", [jobs[0].id, jobs[1].id, jobs[1].id, 999999], 1), 2
         )
         for job in jobs[:2]:
-            self.assertEqual(await self.store.find_job("q", job.id), job)
+            # Released as they were, but for the attempt their grab counted
+            # (bug 5: counts never go back; the delivery may have started).
+            self.assertEqual(await self.store.find_job("q", job.id), attr.evolve(job, attempts=1))
         self.assertEqual(await self.store.find_job("q", jobs[2].id), grabbed[2])
         self.assertEqual(await self.store.release("q", [jobs[2].id], 2), 0)
         self.assertEqual(await self.store.release("q", [jobs[0].id], 1), 0)
@@ -850,6 +894,7 @@ class JobStoreContractMixin(StoreContractFixture):
         kept, doomed = await self.push("q", new_job(payload="kept"), new_job(payload="doomed"))
         [failed] = await self.fail_jobs("q", [doomed], Result("failure"))
         await self.store.release("q", [kept.id], 1)
+        kept = attr.evolve(kept, attempts=1)  # its grab by fail_jobs counted (bug 5)
         self.assertEqual(await self.repository.delete_queue("q"), definition)
         self.assertEqual(await self.store.find_job("q", kept.id), kept)
         self.assertEqual(await self.store.find_failed("q", failed.id), failed)

@@ -17,6 +17,7 @@ from typing import Any, List, Tuple
 
 from twisted.internet import reactor, threads
 from twisted.internet.defer import fail, gatherResults, succeed
+from twisted.logger import capturedLogs
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
@@ -218,6 +219,11 @@ ORIGINAL_DDL = [
 ORIGINAL_NOW = "FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000)"
 
 
+def _text(value: Any) -> str:
+    """A column of SHOW output as text (bytes from a binary table)."""
+    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
+
+
 def _blocking(server: Any, database: str, statements: List[Tuple[str, tuple]]) -> List[List[tuple]]:
     """Run statements as the administrator in one transaction (in a thread)."""
     conn = server.admin_connect(database)
@@ -265,6 +271,13 @@ class _MySQLCase(TestCase):
         await leases.start()
         return store, repository, leases
 
+    def grant_alter(self, database: str) -> Any:
+        """Give the tests' user ALTER on ``database`` (beyond the documented grants)."""
+        return self.sql(database, *[
+            f"GRANT ALTER ON `{database}`.* TO '{mariadb.TEST_USER}'@'{host}'"
+            for host in ("127.0.0.1", "localhost")
+        ])
+
     def sql(self, database: str, *statements: Any, server: Any = None):
         """Fire with the rows of each statement (a str, or (sql, args))."""
         pairs = [(s, ()) if isinstance(s, str) else s for s in statements]
@@ -311,6 +324,9 @@ class OriginalDatabaseTests(_MySQLCase):
         after = await self.sql(db.name, *[f"SHOW CREATE TABLE `{t}`" for t in (
             "fireworq_jq(legacy)", "fireworq_jq_fail(legacy)", "queue", "queue_throttle", "routing",
             "config_revision")])
+        # Unchanged: with the grants docs/production.md asks for, the server
+        # may not add our `attempts` column (bug 5) and serves the table as
+        # it is (test_attempts_column_on_an_original_table has ALTER).
         self.assertEqual(after, before)
 
         self.assertEqual(await repository.list_queues(), [
@@ -332,6 +348,10 @@ class OriginalDatabaseTests(_MySQLCase):
         self.assertEqual(await store.recover("legacy", FIRST_EPOCH), 1)
         grabbed = await store.grab("legacy", 10, FIRST_EPOCH)
         self.assertEqual(sorted(j.id for j in grabbed), [1, 3])
+        # Attempts count from fail_count on a table without our column: the
+        # job the original retried twice is attempt 3 at its next grab.
+        self.assertEqual(sorted((j.id, j.attempt) for j in grabbed), [(1, 1), (3, 1)])
+        self.assertEqual((later.attempts, later.attempt), (0, 3))
         await store.complete("legacy", [Completion(j, CompletionKind.FAIL, Result("failure", 503, "x"))
                                         for j in grabbed], FIRST_EPOCH)
         [pushed] = await store.push([PushEntry("legacy", job("new"))])
@@ -345,16 +365,96 @@ class OriginalDatabaseTests(_MySQLCase):
         self.assertEqual(json.loads(rows[0][1][1])["status"], "failure")
 
     async def test_our_tables_are_the_originals(self) -> None:
+        """
+        Our tables are the original's, but for the ``attempts`` column that
+        we add to its job tables (bug 5): a table of ours is one of the
+        original's once we prepared it.
+        """
         theirs, ours = self.database(), self.database()
         await self.sql(theirs.name, *ORIGINAL_DDL)
         store, repository, _ = await self.stores(ours.dsn)
         await store.prepare_queue("legacy")
+        await self.grant_alter(theirs.name)
+        upgrader, _, _ = await self.stores(theirs.dsn)
+        await upgrader.prepare_queue("legacy")
         tables = ("fireworq_jq(legacy)", "fireworq_jq_fail(legacy)", "queue", "queue_throttle", "routing",
                   "config_revision")
         shown = [f"SHOW CREATE TABLE `{t}`" for t in tables]
         expected = await self.sql(theirs.name, *shown)
         actual = await self.sql(ours.name, *shown)
         self.assertEqual(actual, expected)
+
+    async def test_attempts_column_on_an_original_table(self) -> None:
+        """
+        A job table the original created gets our ``attempts`` column when a
+        queue is prepared (two nodes at once, too); a job the original
+        retried counts from its fail_count; the original's own statements
+        keep working on the table and leave the count alone (bug 5).
+        """
+        db = self.database()
+        await self.sql(db.name, *ORIGINAL_DDL)
+        base = ORIGINAL_NOW
+        insert = (  # the original's insert_job.sql: names its columns
+            "INSERT INTO `fireworq_jq(legacy)` (next_try, created_at, retry_count, retry_delay, "
+            "fail_count, category, url, payload, timeout) VALUES "
+            f"({base} - 5, {base}, %s, 0, %s, 'c', 'http://w.test/', 'p', 0)"
+        )
+        await self.sql(db.name, (insert, (1, 2)))
+        await self.grant_alter(db.name)
+        a, _, _ = await self.stores(db.dsn)
+        b, _, _ = await self.stores(db.dsn)
+        await gatherResults([a.prepare_queue("legacy"), b.prepare_queue("legacy")])
+        [[column]] = await self.sql(db.name, "SHOW COLUMNS FROM `fireworq_jq(legacy)` LIKE 'attempts'")
+        field, kind, null, _, default = [_text(value) for value in column[:5]]
+        self.assertEqual((field, null, default), ("attempts", "NO", "0"))
+        self.assertIn("unsigned", kind)
+        [retried] = await a.grab("legacy", 10, 5)
+        self.assertEqual((retried.fail_count, retried.attempts, retried.attempt), (2, 3, 3))
+        # The original's statements on a job we count: an insert (attempts
+        # default 0), its retry update, its grab (launch_jobs.sql) and its
+        # recovery leave our column as it is.
+        await self.sql(
+            db.name,
+            (insert, (3, 0)),
+            f"UPDATE `fireworq_jq(legacy)` SET grabber_id = NULL, status = 'claimed', "
+            f"next_try = {base} - 5, retry_count = 0, fail_count = 3 WHERE job_id = 1",
+            "UPDATE `fireworq_jq(legacy)` SET status = 'grabbed', grabber_id = CONNECTION_ID() "
+            "WHERE job_id IN (1, 2)",
+            "UPDATE `fireworq_jq(legacy)` USE INDEX (PRIMARY) SET status = 'claimed', grabber_id = NULL "
+            "WHERE status = 'grabbed' AND grabber_id != CONNECTION_ID() AND job_id IN (1, 2)",
+        )
+        [rows] = await self.sql(db.name, "SELECT job_id, attempts FROM `fireworq_jq(legacy)` ORDER BY job_id")
+        self.assertEqual([tuple(r) for r in rows], [(1, 3), (2, 0)])
+        await a.recover("legacy", 6)
+        again = await a.grab("legacy", 10, 6)
+        self.assertEqual(sorted((j.id, j.attempt) for j in again), [(1, 4), (2, 1)])
+
+    async def test_original_table_without_alter_privilege(self) -> None:
+        """
+        With only the documented grants (no ALTER), an original job table is
+        served as it is: attempts count from fail_count, as before bug 5's
+        fix, and the server says once how to add the column.
+        """
+        db = self.database()
+        await self.sql(db.name, *ORIGINAL_DDL)
+        with capturedLogs() as events:
+            store, _, _ = await self.stores(db.dsn)
+            await store.prepare_queue("legacy")
+        warnings = [e for e in events if "Cannot add the column `attempts`" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("ALTER TABLE `fireworq_jq(legacy)` ADD COLUMN", warnings[0]["ddl"])
+        [[]] = await self.sql(db.name, "SHOW COLUMNS FROM `fireworq_jq(legacy)` LIKE 'attempts'")
+        pushed, direct = await store.push(
+            [PushEntry("legacy", job("a", max_retries=1)), PushEntry("legacy", job("b"), grabber_id=9)]
+        )
+        self.assertEqual((direct.status, direct.attempt), ("grabbed", 1))
+        grabbed = await store.grab("legacy", 10, 1)
+        self.assertEqual([(j.id, j.attempt) for j in grabbed], [(pushed.id, 1)])
+        await store.complete("legacy", [Completion(grabbed[0], CompletionKind.RETRY, Result("failure"))], 1)
+        self.assertEqual((await store.find_job("legacy", pushed.id)).attempt, 2)
+        page = await store.list_jobs("legacy", JobState.GRABBED, 10, None, False)
+        self.assertEqual([j.id for j in page.items], [direct.id])
+        self.assertEqual((await store.delete_job("legacy", direct.id)).id, direct.id)
 
     async def test_table_names(self) -> None:
         db = self.database()
@@ -930,8 +1030,8 @@ class PoolFailureTests(TestCase):
                 self.sql.append(sql)
 
             def fetchall(self) -> List[tuple]:
-                return [(5, b"c", b"u", b"p", b"claimed", 1, 1, 0, 0, 0, 0, None),
-                        (6, b"c", b"u", b"p", b"claimed", 1, 1, 0, 0, 0, 0, None)]
+                return [(5, b"c", b"u", b"p", b"claimed", 1, 1, 0, 0, 0, 0, None, 0),
+                        (6, b"c", b"u", b"p", b"claimed", 1, 1, 0, 0, 0, 0, None, 0)]
 
         class Pool:
             settings = None

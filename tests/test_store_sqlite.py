@@ -45,6 +45,7 @@ from fireworq.store.sqlite import (
     queue_schema,
     table_key,
 )
+from fireworq.store.sqlite.schema import ATTEMPTS_COLUMN
 from tests.store_contract import (
     ContractClock,
     ExactNameContractMixin,
@@ -250,6 +251,36 @@ class SqliteDatabaseTests(_SqliteStores, TestCase):
                 (f"{key}!",),
             )
         conn.close()
+
+    async def test_layout_1_job_tables_get_the_attempts_column(self) -> None:
+        """
+        A file of layout 1 (job tables without ``attempts``) is upgraded on
+        open: its jobs read with attempts 0 and their next grab counts from
+        their fail_count (bug 5).
+        """
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        for statement in SHARED_SCHEMA:
+            conn.execute(statement)
+        key = table_key("q")
+        for statement in queue_schema(key):
+            conn.execute(statement.replace(f",\n            {ATTEMPTS_COLUMN}", ""))
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({jobs_table(key)})")]
+        self.assertNotIn("attempts", columns)  # the layout-1 table, as it was
+        conn.execute(
+            f"INSERT INTO {jobs_table(key)} (next_try, status, created_at, retry_count,"
+            " fail_count, category, url, payload) VALUES (1, 'claimed', 1, 1, 2, 'c', 'u', 'p')"
+        )
+        conn.execute("PRAGMA user_version = 1")
+        conn.close()
+        store, _ = await self.opened()
+        version = await store.db.run(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0])
+        self.assertEqual(version, LAYOUT_VERSION)
+        [old] = (await store.list_jobs("q", JobState.WAITING, 10, None, False)).items
+        self.assertEqual((old.fail_count, old.attempts, old.attempt), (2, 0, 3))
+        [grabbed] = await store.grab("q", 1, 1)
+        self.assertEqual((grabbed.id, grabbed.attempts, grabbed.attempt), (old.id, 3, 3))
+        self.assertEqual((await store.find_job("q", old.id)).attempts, 3)
 
     async def test_legacy_tables_of_defined_queues_are_adopted(self) -> None:
         self.write_legacy_file()

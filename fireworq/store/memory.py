@@ -44,6 +44,7 @@ from fireworq.model import (
 )
 from fireworq.store.common import (
     Clock,
+    attempts_at_grab,
     check_storable,
     failure_result_text,
     normalize_definition,
@@ -196,7 +197,13 @@ class MemoryJobStore:
         del queue.claimed[: len(taken)]
         grabbed = []
         for key in taken:
-            job = attr.evolve(queue.jobs[key[1]], status=_GRABBED, grabber_id=grabber_id)
+            job = queue.jobs[key[1]]
+            job = attr.evolve(
+                job,
+                status=_GRABBED,
+                grabber_id=grabber_id,
+                attempts=attempts_at_grab(job.attempts, job.fail_count),
+            )
             queue.jobs[job.id] = job
             insort(queue.grabbed, key)
             grabbed.append(job)

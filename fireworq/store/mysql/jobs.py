@@ -8,7 +8,8 @@ allows (design.md, "Performance principles"):
   - push: one multi-row INSERT per queue table (split only when a batch
     would exceed the server's packet size), one COMMIT for everything;
   - grab: SELECT ... FOR UPDATE of the due jobs in (next_try, job_id)
-    order through the ``grab`` index, one UPDATE of their status;
+    order through the ``grab`` index, one UPDATE of their status and
+    attempt count (our ``attempts`` column, see L{schema.ATTEMPTS_COLUMN});
   - complete: one DELETE for successes and failures, one UPDATE for all
     retries, one multi-row INSERT into the failure log -- each touching
     only jobs still grabbed by the caller.
@@ -39,11 +40,12 @@ from fireworq.model import (
     PushEntry,
 )
 from fireworq.store.interface import IJobStore, JobTooLarge, StoreUnavailable
-from fireworq.store.common import check_storable, failure_result_text
+from fireworq.store.common import attempts_at_grab, check_storable, failure_result_text
 from fireworq.store.mysql.pool import CommitOutcomeUnknown, MySQLPool
 from fireworq.store.mysql.rows import (
     FAILED_COLUMNS,
     JOB_COLUMNS,
+    UNCOUNTED_JOB_COLUMNS,
     failed_from_row,
     job_from_row,
     placeholders,
@@ -51,11 +53,16 @@ from fireworq.store.mysql.rows import (
 from fireworq.store.mysql.schema import (
     LEASE_DDL,
     NOW_MS,
+    add_attempts_ddl,
     failure_table,
     job_table,
     queue_tables_ddl,
     table_key,
 )
+
+#: Errors of a statement the user may not run (ER_TABLEACCESS_DENIED_ERROR,
+#: ER_DBACCESS_DENIED_ERROR).
+_DENIED_CODES = frozenset({1142, 1044})
 
 #: Bytes of row data put into one INSERT statement at most (further limited
 #: to half the server's max_allowed_packet).
@@ -110,6 +117,11 @@ def _clock_ms(cursor: Any, clock: str) -> int:
     return int(cursor.fetchone()[0])
 
 
+def _has_attempts_column(cursor: Any, queue_name: str) -> bool:
+    cursor.execute(f"SHOW COLUMNS FROM {job_table(queue_name)} LIKE 'attempts'")
+    return bool(cursor.fetchall())
+
+
 @implementer(IJobStore)
 class MySQLJobStore:
     """
@@ -139,6 +151,8 @@ class MySQLJobStore:
         self._fence = fence_grabs
         self._clock = clock
         self._prepared: Dict[str, bool] = {}
+        #: Table key -> whether its job table has our ``attempts`` column.
+        self._attempts: Dict[str, bool] = {}
         self._preparing: Dict[str, List[Deferred]] = {}
         self._stopped = False
 
@@ -193,6 +207,7 @@ class MySQLJobStore:
         def create(cursor: Any) -> None:
             for ddl in queue_tables_ddl(queue_name):
                 cursor.execute(ddl)
+            self._attempts[key] = self._ensure_attempts_column(cursor, queue_name)
 
         def created(_: Any) -> None:
             self._prepared[key] = True
@@ -207,6 +222,41 @@ class MySQLJobStore:
         d = self._go(create, idempotent=True, what=f"create tables of queue {queue_name!r}")
         d.addCallbacks(created, failed)
         return d
+
+    def _ensure_attempts_column(self, cursor: Any, queue_name: str) -> bool:
+        """
+        Give a job table the original created our ``attempts`` column (an
+        instant change on MariaDB >= 10.3 and MySQL >= 8.0); return whether
+        the table has it.  Another node may add it at the same moment: an
+        ALTER failing is fine if the column is there afterwards.  Without
+        the ALTER privilege the table is served as it is, attempts counted
+        from ``fail_count`` as before (logged once per queue).
+        """
+        if _has_attempts_column(cursor, queue_name):
+            return True
+        try:
+            cursor.execute(add_attempts_ddl(queue_name))
+        except Exception as e:
+            if _has_attempts_column(cursor, queue_name):
+                return True
+            if self._pool.driver.error_code(e) not in _DENIED_CODES:
+                raise
+            self._log.warn(
+                "Cannot add the column `attempts` to the job table of queue {queue} ({error}): "
+                "X-Fireworq-Attempt of its jobs will not count deliveries cut short by a dying "
+                "node. Grant ALTER to the server's user, or run as an administrator: {ddl}",
+                queue=queue_name, error=self._pool.driver.describe(e), ddl=add_attempts_ddl(queue_name),
+            )
+            return False
+        return True
+
+    def _counts(self, queue_name: str) -> bool:
+        """Whether the queue's job table has our ``attempts`` column."""
+        return self._attempts.get(table_key(queue_name), True)
+
+    def _columns(self, queue_name: str) -> str:
+        """The job columns to select from the queue's table (L{JOB_COLUMNS})."""
+        return JOB_COLUMNS if self._counts(queue_name) else UNCOUNTED_JOB_COLUMNS
 
     def _go(self, work: Any, idempotent: bool, what: str) -> Deferred:
         if self._stopped:
@@ -312,10 +362,13 @@ class MySQLJobStore:
         may get gaps under mode 2).  tests/test_store_mysql.py checks this
         under modes 1 and 2 with concurrent pushes and an increment of 3.
         """
+        counted = self._counts(queue_name)
+        row = "(%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s)" if counted else \
+            "(%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s)"
         values = []
         args: List[Any] = []
         for job, grabber in jobs:
-            values.append("(%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s)")
+            values.append(row)
             args += [
                 now + job.run_after * 1000,
                 now,
@@ -328,10 +381,12 @@ class MySQLJobStore:
                 "claimed" if grabber is None else "grabbed",
                 grabber,
             ]
+            if counted:
+                args.append(0 if grabber is None else 1)  # stored grabbed: its first attempt
         cursor.execute(
             f"INSERT INTO {job_table(queue_name)} "
             "(next_try, created_at, retry_count, retry_delay, fail_count, category, url, payload, "
-            "timeout, status, grabber_id) "
+            f"timeout, status, grabber_id{', attempts' if counted else ''}) "
             "VALUES " + ", ".join(values),
             args,
         )
@@ -362,8 +417,9 @@ class MySQLJobStore:
                 row = cursor.fetchone()
                 if row is None or int(row[0]) != grabber_id:
                     return []
+            counted = self._counts(queue_name)
             cursor.execute(
-                f"SELECT {JOB_COLUMNS} FROM {table} FORCE INDEX (`grab`) "
+                f"SELECT {self._columns(queue_name)} FROM {table} FORCE INDEX (`grab`) "
                 f"WHERE status = 'claimed' AND next_try <= {now} "
                 f"ORDER BY next_try, job_id LIMIT {int(limit)} FOR UPDATE"
             )
@@ -372,7 +428,8 @@ class MySQLJobStore:
                 return []
             ids = [job.id for job in jobs]
             cursor.execute(
-                f"UPDATE {table} SET status = 'grabbed', grabber_id = %s "
+                f"UPDATE {table} SET status = 'grabbed', grabber_id = %s"
+                f"{', attempts = GREATEST(attempts, fail_count) + 1' if counted else ''} "
                 f"WHERE job_id IN ({placeholders(len(ids))})",
                 [grabber_id] + ids,
             )
@@ -383,7 +440,7 @@ class MySQLJobStore:
                     id=j.id, category=j.category, url=j.url, payload=j.payload, status=grabbed,
                     created_at=j.created_at, next_try=j.next_try, timeout=j.timeout,
                     fail_count=j.fail_count, retry_count=j.retry_count, retry_delay=j.retry_delay,
-                    grabber_id=grabber_id,
+                    grabber_id=grabber_id, attempts=attempts_at_grab(j.attempts, j.fail_count),
                 )
                 for j in jobs
             ]
@@ -499,7 +556,9 @@ class MySQLJobStore:
 
     def find_job(self, queue_name: str, job_id: int) -> Deferred:
         def work(cursor: Any) -> Optional[Job]:
-            cursor.execute(f"SELECT {JOB_COLUMNS} FROM {job_table(queue_name)} WHERE job_id = %s", (job_id,))
+            cursor.execute(
+                f"SELECT {self._columns(queue_name)} FROM {job_table(queue_name)} WHERE job_id = %s", (job_id,)
+            )
             row = cursor.fetchone()
             return job_from_row(row) if row else None
 
@@ -509,7 +568,7 @@ class MySQLJobStore:
         table = job_table(queue_name)
 
         def work(cursor: Any) -> Optional[Job]:
-            row = _take_row(cursor, table, JOB_COLUMNS, "job_id", job_id)
+            row = _take_row(cursor, table, self._columns(queue_name), "job_id", job_id)
             return job_from_row(row) if row is not None else None
 
         return self._run([queue_name], work, idempotent=False, what=f"delete a job of {queue_name!r}")
@@ -542,13 +601,13 @@ class MySQLJobStore:
         direction = "DESC" if descending else "ASC"
         limit = max(0, int(limit))
         sql = (
-            f"SELECT {JOB_COLUMNS} FROM {job_table(queue_name)} FORCE INDEX (`grab`) "
+            "SELECT {columns} FROM " + job_table(queue_name) + " FORCE INDEX (`grab`) "
             f"WHERE {' AND '.join(conditions)} "
             f"ORDER BY next_try {direction}, job_id {direction} LIMIT {limit + 1}"
         )
 
         def work(cursor: Any) -> Page:
-            cursor.execute(sql, args)
+            cursor.execute(sql.replace("{columns}", self._columns(queue_name), 1), args)
             jobs = [job_from_row(row) for row in cursor.fetchall()]
             next_key = None
             if len(jobs) > limit:

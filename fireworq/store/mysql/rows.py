@@ -16,8 +16,12 @@ from fireworq.model import FailedJob, Job, decode_failure_result
 #: The job columns every job query selects, in the order L{job_from_row} reads.
 JOB_COLUMNS = (
     "job_id, category, url, payload, status, created_at, next_try, "
-    "timeout, fail_count, retry_count, retry_delay, grabber_id"
+    "timeout, fail_count, retry_count, retry_delay, grabber_id, attempts"
 )
+
+#: L{JOB_COLUMNS} of a job table without our ``attempts`` column (one the
+#: original created, when the server may not alter it): attempts read as 0.
+UNCOUNTED_JOB_COLUMNS = JOB_COLUMNS.replace(", attempts", ", 0")
 
 #: The failure-log columns every failure query selects (L{failed_from_row}).
 FAILED_COLUMNS = "failure_id, job_id, category, url, payload, result, fail_count, failed_at, created_at"
@@ -54,6 +58,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
         retry_count=integer(row[9]),
         retry_delay=integer(row[10]),
         grabber_id=None if row[11] is None else int(row[11]),
+        attempts=integer(row[12]),
     )
 
 

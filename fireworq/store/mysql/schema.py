@@ -4,7 +4,9 @@ Table names and DDL of the MySQL store.
 The job and definition tables are the original Fireworq's (protocol A9),
 with the same names, columns, types, keys and binary charset, created only
 if missing, so that a database the original wrote is served as it is.  Our
-own tables (leases, node heartbeats) sit beside them.
+own tables (leases, node heartbeats) sit beside them, and the job tables
+have one column of ours at the end, ``attempts`` (L{ATTEMPTS_COLUMN}),
+added to tables the original created when a queue is prepared.
 """
 
 from __future__ import annotations
@@ -49,6 +51,19 @@ def failure_table(queue_name: str) -> str:
     return f"`fireworq_jq_fail({table_key(queue_name)})`"
 
 
+#: Our column of the job tables (not the original's): the job's grabs, so
+#: that ``X-Fireworq-Attempt`` counts a delivery cut short by a dying node.
+#: It comes last with a default, so the original's statements (which name
+#: their columns) ignore it; L{add_attempts_ddl} adds it to a table the
+#: original created.
+ATTEMPTS_COLUMN = "`attempts` INT UNSIGNED NOT NULL DEFAULT 0"
+
+
+def add_attempts_ddl(queue_name: str) -> str:
+    """The ALTER TABLE that gives an original job table L{ATTEMPTS_COLUMN}."""
+    return f"ALTER TABLE {job_table(queue_name)} ADD COLUMN {ATTEMPTS_COLUMN}"
+
+
 def queue_tables_ddl(queue_name: str) -> Tuple[str, str]:
     """CREATE TABLE IF NOT EXISTS statements of the queue's two tables."""
     jobs = f"""
@@ -65,6 +80,7 @@ CREATE TABLE IF NOT EXISTS {job_table(queue_name)} (
   `url` BLOB,
   `payload` MEDIUMBLOB,
   `timeout` INT UNSIGNED,
+  {ATTEMPTS_COLUMN},
   PRIMARY KEY (`job_id`),
   KEY `grab` (`status`, `next_try`)
 ) ENGINE=InnoDB DEFAULT CHARSET=binary"""

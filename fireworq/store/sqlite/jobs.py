@@ -28,7 +28,13 @@ from fireworq.model import (
     PageKey,
     PushEntry,
 )
-from fireworq.store.common import Clock, check_storable, failure_result_text, system_clock
+from fireworq.store.common import (
+    Clock,
+    attempts_at_grab,
+    check_storable,
+    failure_result_text,
+    system_clock,
+)
 from fireworq.store.interface import IJobStore
 from fireworq.store.sqlite.database import Operation, SqliteDatabase
 from fireworq.store.sqlite.rows import (
@@ -102,10 +108,11 @@ class SqliteJobStore:
             status = "claimed" if entry.grabber_id is None else "grabbed"
             cursor = conn.execute(
                 f"INSERT INTO {jobs_table(key)} (next_try, grabber_id, status, created_at,"
-                " retry_count, retry_delay, fail_count, category, url, payload, timeout)"
-                " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)",
+                " retry_count, retry_delay, fail_count, category, url, payload, timeout,"
+                " attempts) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
                 (next_try, entry.grabber_id, status, now, new.max_retries, new.retry_delay,
-                 new.category, new.url, new.payload, new.timeout),
+                 new.category, new.url, new.payload, new.timeout,
+                 0 if entry.grabber_id is None else 1),
             )
             stored.append(new.stored(cursor.lastrowid, now, entry.grabber_id))
         return stored
@@ -125,11 +132,19 @@ class SqliteJobStore:
         ids = [row[0] for row in rows]
         for chunk in chunks(ids):
             conn.execute(
-                f"UPDATE {jobs} SET status = 'grabbed', grabber_id = ?"
+                f"UPDATE {jobs} SET status = 'grabbed', grabber_id = ?,"
+                " attempts = MAX(attempts, fail_count) + 1"
                 f" WHERE job_id IN ({','.join('?' * len(chunk))})",
                 [grabber_id, *chunk],
             )
-        return [job_from_row(row[:4] + ("grabbed",) + row[5:11] + (grabber_id,)) for row in rows]
+        # The attempt is counted with the grab (common.attempts_at_grab).
+        return [
+            job_from_row(
+                row[:4] + ("grabbed",) + row[5:11]
+                + (grabber_id, attempts_at_grab(row[12], row[8]))
+            )
+            for row in rows
+        ]
 
     def complete(
         self, queue_name: str, completions: Sequence[Completion], grabber_id: int

@@ -14,7 +14,7 @@ CHUNK = 500
 #: The job columns every job query selects, in the order L{job_from_row} reads.
 JOB_COLUMNS = (
     "job_id, category, url, payload, status, created_at, next_try, timeout,"
-    " fail_count, retry_count, retry_delay, grabber_id"
+    " fail_count, retry_count, retry_delay, grabber_id, attempts"
 )
 
 #: The failure-log columns every failure query selects (L{failed_from_row}).

@@ -13,7 +13,8 @@ The layout mirrors the original MySQL schema (protocol A9):
     increasing, never reused); an index on ``(status, next_try)`` (sqlite
     appends the id) serves grabs, counts and the job lists, one on
     ``created_at`` the failure log.  Tables stay when a queue's definition
-    is deleted.
+    is deleted.  ``attempts`` counts the grabs of a job (the deliveries
+    started, the one in flight included).
   - ``queue``, ``queue_throttle``, ``routing`` and ``config_revision``.
   - ``PRAGMA user_version`` is L{LAYOUT_VERSION}; L{prepare_file} brings
     an older file up to it.
@@ -28,9 +29,10 @@ from typing import Dict, List
 
 from fireworq.names import storage_key
 
-#: The file layout (``PRAGMA user_version``): 1 = tables keyed by
-#: L{table_key}; 0 = an older file, keyed by the bare storage key.
-LAYOUT_VERSION = 1
+#: The file layout (``PRAGMA user_version``): 2 = job tables have the
+#: ``attempts`` column; 1 = tables keyed by L{table_key}; 0 = an older file,
+#: keyed by the bare storage key.
+LAYOUT_VERSION = 2
 
 #: Hex digits of the name's hash that end the key of a non-plain name.
 _HASH_DIGITS = 16
@@ -56,6 +58,10 @@ SHARED_SCHEMA = (
         revision INTEGER NOT NULL
     )""",
 )
+
+
+#: The job-table column added in layout 2, as ``ALTER TABLE ... ADD`` takes it.
+ATTEMPTS_COLUMN = "attempts INTEGER NOT NULL DEFAULT 0"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -101,7 +107,8 @@ def queue_schema(key: str) -> List[str]:
             category TEXT NOT NULL,
             url TEXT NOT NULL,
             payload TEXT,
-            timeout INTEGER NOT NULL DEFAULT 0
+            timeout INTEGER NOT NULL DEFAULT 0,
+            {ATTEMPTS_COLUMN}
         )""",
         f"CREATE INDEX IF NOT EXISTS {_jobs_index(key)} ON {jobs_table(key)} (status, next_try)",
         f"""CREATE TABLE IF NOT EXISTS {failures_table(key)} (
@@ -162,6 +169,25 @@ def _adopt_legacy_tables(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+
+def _add_attempts(conn: sqlite3.Connection) -> None:
+    """
+    Upgrade a file of layout 1 or older: give every job table the
+    ``attempts`` column (0 for the jobs it holds; their next grab counts
+    from their ``fail_count``).
+    """
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'fireworq_jq(%'"
+        )
+    ]
+    for table in tables:
+        columns = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+        if "attempts" not in columns:
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN {ATTEMPTS_COLUMN}')
+
+
 def prepare_file(conn: sqlite3.Connection) -> None:
     """
     Inside a transaction: create the shared tables if missing and bring a
@@ -172,5 +198,7 @@ def prepare_file(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version < 1:
         _adopt_legacy_tables(conn)
+    if version < 2:
+        _add_attempts(conn)
     if version < LAYOUT_VERSION:
         conn.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
