@@ -30,6 +30,7 @@ setup(
         "twisted": ["plugins/fireworq_plugin.py"],
     },
     include_package_data=False,
+    entry_points={"console_scripts": ["fireworq = fireworq.client.cli:main"]},
     install_requires=[
         "twisted[tls]>=23.10,<27",
         "klein>=23.5,<26",
@@ -39,6 +40,11 @@ setup(
         "prometheus-client>=0.17,<1",
         "service-identity>=21.1,<28",
         "PyMySQL>=1.1,<2",
+        # fireworq.client and the fireworq command (docs/client.md, docs/cli.md)
+        "httpx>=0.27,<1",
+        "httpx-sse>=0.4,<0.5",
+        "click>=8.1,<9",
+        "rich>=13.0,<16",
     ],
     extras_require={
         "mysqlclient": ["mysqlclient>=2.2,<3"],
@@ -47,6 +53,7 @@ setup(
             "schemathesis>=4.32,<5",
             "jsonschema>=4.18,<5",
             "PyYAML>=6.0,<7",
+            "standardwebhooks>=1.0,<2",
         ],
     },
     classifiers=[
