@@ -79,6 +79,7 @@ class StartAfter(MultiService):
     """
     Children that start once ``condition()`` fires (they stay stopped if
     this service stops first), and stop in reverse order, sequentially.
+    Add the children before this service starts.
 
     @param condition: returns a Deferred that fires when the children may start.
     @param started: called after the children have started.
@@ -112,17 +113,6 @@ class StartAfter(MultiService):
             child.startService()
         if self._started is not None:
             self._started()
-
-    def addService(self, service: IService) -> None:
-        # A child added while waiting starts with the others, not at once.
-        if self.running and not self.children_started:
-            self.running = 0
-            try:
-                super().addService(service)
-            finally:
-                self.running = 1
-        else:
-            super().addService(service)
 
     def stopService(self) -> "Deferred[None]":
         super(MultiService, self).stopService()
