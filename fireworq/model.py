@@ -16,6 +16,8 @@ from typing import Generic, List, Optional, Sequence, Tuple, TypeVar
 
 import attr
 
+from fireworq.joboptions.values import NO_DEFAULTS, NO_OPTIONS, JobOptions, QueueDefaults, decode_options, options_json
+
 #: The largest value a 32-bit unsigned column of the original schema holds.
 UINT32_MAX = 2**32 - 1
 
@@ -47,6 +49,8 @@ class QueueDefinition:
     max_workers: int
     max_dispatches_per_second: float = 0.0
     max_burst_size: int = 0
+    #: Job defaults of the queue (B7): used where a push leaves a field out.
+    defaults: QueueDefaults = NO_DEFAULTS
 
     @property
     def throttled(self) -> bool:
@@ -62,6 +66,8 @@ class QueueDefinition:
         if self.throttled:
             out["max_dispatches_per_second"] = self.max_dispatches_per_second
             out["max_burst_size"] = self.max_burst_size
+        if not self.defaults.is_empty:
+            out.update(self.defaults.to_json())
         return out
 
 
@@ -94,6 +100,8 @@ class NewJob:
     max_retries: int = 0
     retry_delay: int = 0
     timeout: int = 0
+    #: The job options (B7); empty for a Part A job.
+    options: JobOptions = NO_OPTIONS
 
     def stored(self, job_id: int, now: int, grabber_id: Optional[int] = None) -> "Job":
         """
@@ -116,6 +124,7 @@ class NewJob:
             retry_delay=self.retry_delay,
             grabber_id=grabber_id,
             attempts=0 if grabber_id is None else 1,
+            options=self.options,
         )
 
 
@@ -169,6 +178,13 @@ class Job:
     retry_delay: int
     grabber_id: Optional[int] = None
     attempts: int = 0
+    #: The job options (B7); empty for a Part A job.
+    options: JobOptions = NO_OPTIONS
+
+    @property
+    def deadline_at(self) -> Optional[int]:
+        """The job's deadline in ms since the epoch (B7), or None."""
+        return self.options.deadline_at(self.created_at)
 
     @property
     def max_retries(self) -> int:
@@ -284,9 +300,17 @@ class FailedJob:
     max_retries: int = 0
     retry_delay: int = 0
     timeout: int = 0
+    #: The job's options (B7), kept in the ``result`` JSON under ``"job"``.
+    options: JobOptions = NO_OPTIONS
 
     def as_new_job(self) -> NewJob:
-        """The job again, as it was first pushed, due now."""
+        """
+        The job again, as it was first pushed, due now; its options kept,
+        but not its idempotency key (the key names the first push only).
+        """
+        options = self.options
+        if options.idempotency_key is not None:
+            options = attr.evolve(options, idempotency_key=None)
         return NewJob(
             category=self.category,
             url=self.url,
@@ -294,6 +318,7 @@ class FailedJob:
             max_retries=self.max_retries,
             retry_delay=self.retry_delay,
             timeout=self.timeout,
+            options=options,
         )
 
 
@@ -310,6 +335,8 @@ def encode_failure_result(job: Job, result: Result) -> str:
         "retry_delay": job.retry_delay,
         "timeout": job.timeout,
     }
+    if not job.options.is_empty:
+        value["job"]["options"] = options_json(job.options)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -334,6 +361,24 @@ def decode_failure_result(text: str) -> Tuple[Result, int, int, int]:
         return 0
 
     return result, field("max_retries"), field("retry_delay"), field("timeout")
+
+
+def decode_failure_options(text: str) -> JobOptions:
+    """
+    The job's options (B7) kept in a ``result`` column under
+    ``"job"``/``"options"``; none in rows the original (or a Part A job) wrote.
+    """
+    if not text or '"options"' not in text:
+        return NO_OPTIONS
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return NO_OPTIONS
+    job = value.get("job") if isinstance(value, dict) else None
+    options = job.get("options") if isinstance(job, dict) else None
+    if not isinstance(options, dict):
+        return NO_OPTIONS
+    return decode_options(json.dumps(options))
 
 
 class JobState(str, enum.Enum):
