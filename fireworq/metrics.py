@@ -46,9 +46,6 @@ from zope.interface import implementer
 from fireworq import __version__
 from fireworq.events import IQueueEvents
 from fireworq.model import Completion, CompletionKind, Job, JobCounts, ResultStatus
-# The store proxy that counts failed calls lives with the stores; imported
-# here for the Metrics service and for callers of its old location.
-from fireworq.store.observed import ErrorObserver, ObservedStore, observe_stores  # noqa: F401
 from fireworq.timers import Periodic
 
 #: Seconds between two background counts of the jobs of every queue.
@@ -349,7 +346,7 @@ class Metrics(Service):
         children.popped.inc(len(jobs))
         now_ms = self._now_ms()
         for job in jobs:
-            if job.fail_count == 0:
+            if job.attempt == 1:  # not a retry, nor a redelivery after a failover
                 children.first_delay.observe(max(0.0, now_ms - job.created_at) / 1000.0)
 
     def finished(self, queue_name: str, completion: Completion, duration: float) -> None:

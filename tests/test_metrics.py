@@ -234,6 +234,26 @@ class EventMetricsTests(MetricsTestCase):
         self.assertEqual(self.value(name + "_count", queue="q"), 1)
         self.assertEqual(self.value("fireworq_jobs_popped_total", queue="q"), 2)
 
+    def test_first_delivery_delay_skips_redeliveries(self) -> None:
+        """
+        A job grabbed again after its node died (attempt 2, no failure
+        counted) is not a first delivery (issue 11, bug 5).
+        """
+        self.push()
+        name = "fireworq_job_first_delivery_delay_seconds"
+        self.assertEqual(self.value(name + "_count", queue="q"), 1)
+        redelivered = Job(id=99, category="c", url="u", payload="", status="grabbed", created_at=0,
+                          next_try=0, timeout=0, fail_count=0, retry_count=0, retry_delay=0,
+                          grabber_id=1, attempts=2)
+        self.metrics.popped("q", [redelivered])
+        self.assertEqual(self.value(name + "_count", queue="q"), 1)
+        self.assertEqual(self.value("fireworq_jobs_popped_total", queue="q"), 2)
+        first = Job(id=100, category="c", url="u", payload="", status="grabbed", created_at=0,
+                    next_try=0, timeout=0, fail_count=0, retry_count=0, retry_delay=0,
+                    grabber_id=1, attempts=1)
+        self.metrics.popped("q", [first])
+        self.assertEqual(self.value(name + "_count", queue="q"), 2)
+
     def test_children_are_looked_up_once(self) -> None:
         """An event costs dictionary lookups, not a labels() call per metric."""
         self.push()
