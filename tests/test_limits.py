@@ -1158,24 +1158,39 @@ class ChannelTests(SynchronousTestCase):
         still mean what they did: if this fails after a Twisted upgrade,
         revisit L{fireworq.web.site.FireworqChannel}.
         """
+        from twisted.internet.testing import StringTransport
         from twisted.web import http
 
         from fireworq.web.site import TWISTED_PRIVATE_API, FireworqChannel
 
-        for dotted in TWISTED_PRIVATE_API:
-            owner, name = dotted.split(".")
-            self.assertTrue(callable(getattr(getattr(http, owner), name, None)), dotted)
-        # Twisted answers a bad request line through that method.
-        calls: List[str] = []
-        channel = http.HTTPChannel()
-        channel._respondToBadRequestAndDisconnect = lambda: calls.append("called")
-        from twisted.internet.testing import StringTransport
+        self.assertEqual(
+            TWISTED_PRIVATE_API,
+            ("HTTPChannel._respondToBadRequestAndDisconnect", "HTTPChannel._receivedHeaderSize",
+             "HTTPChannel._receivedHeaderCount", "HTTPChannel._HTTPChannel__header", "HTTPChannel._command"),
+        )
+        for name in ("_receivedHeaderSize", "_receivedHeaderCount", "_HTTPChannel__header"):
+            self.assertTrue(hasattr(http.HTTPChannel, name), name)
 
+        class Watched(http.HTTPChannel):
+            def _respondToBadRequestAndDisconnect(self) -> None:
+                calls.append((hasattr(self, "_command"), self._receivedHeaderCount, self._receivedHeaderSize,
+                              self._HTTPChannel__header))
+
+        # Twisted answers a bad request line through that method, before _command is set.
+        calls: List[Any] = []
+        channel = Watched()
         channel.makeConnection(StringTransport())
         channel.dataReceived(b"GET /\xff HTTP/1.1\r\n")
-        self.assertEqual(calls, ["called"])
+        self.assertEqual(calls, [(False, 0, 15, b"")])
+        # ... and a bad header with _command set, the header line being parsed
+        # in __header, and the counters of header bytes and fields.
+        calls = []
+        channel = Watched()
+        channel.makeConnection(StringTransport())
+        channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        self.assertEqual(calls, [(True, 1, 14 + 7 + 18, b"Content-Length: -5")])
         # Its line limit and header hooks are the ones overridden.
         self.assertTrue(issubclass(FireworqChannel, http.HTTPChannel))
-        for hook in ("lineReceived", "headerReceived", "allHeadersReceived", "allContentReceived",
-                     "requestDone", "lineLengthExceeded"):
+        for hook in ("allHeadersReceived", "allContentReceived", "requestDone", "lineLengthExceeded",
+                     "dataReceived"):
             self.assertTrue(callable(getattr(http.HTTPChannel, hook, None)), hook)

@@ -29,17 +29,26 @@ from fireworq.logging import AccessLog
 from fireworq.web.errors import error_body, phrase
 
 #: The private parts of Twisted's L{HTTPChannel} that L{FireworqChannel}
-#: overrides or reads: the method it calls for every request it cannot parse
-#: (which writes a bare 400), and the request line parser whose rules the
-#: 400 message explains.
-TWISTED_PRIVATE_API = ("HTTPChannel._respondToBadRequestAndDisconnect",)
+#: relies on, all on the cold path of a request Twisted refuses: the method
+#: it calls for every request it cannot parse (which writes a bare 400), its
+#: counters of header bytes and fields (to tell 431 from 400), the header
+#: line it is parsing and whether the request line was parsed (to say what
+#: is wrong).  The canary tests in tests/test_limits.py check each.
+TWISTED_PRIVATE_API = (
+    "HTTPChannel._respondToBadRequestAndDisconnect",
+    "HTTPChannel._receivedHeaderSize",
+    "HTTPChannel._receivedHeaderCount",
+    "HTTPChannel._HTTPChannel__header",
+    "HTTPChannel._command",
+)
 
-#: Longest request line, in bytes (414 beyond).
-MAX_REQUEST_LINE = 16384
+#: Longest request line or header line, in bytes (414 or 431 beyond).
+MAX_LINE = 16384
 #: Most bytes of the request line and all header lines together (431 beyond).
 MAX_HEAD_BYTES = 65536
 #: Most header fields of one request (431 beyond).
 MAX_HEADER_FIELDS = 500
+
 
 #: Methods a cross-origin page may send without changing anything.
 SAFE_METHODS = (b"GET", b"HEAD", b"OPTIONS")
@@ -191,7 +200,7 @@ def request_line_problem(line: bytes) -> str:
     if version not in (b"HTTP/1.0", b"HTTP/1.1"):
         return "only HTTP/1.0 and HTTP/1.1 requests are understood"
     for byte in target:
-        if byte <= 0x20 or byte >= 0x7F:
+        if byte <= 0x20 or byte > 0x7E:
             return (
                 f"the URL path contains the raw byte 0x{byte:02x}; "
                 "characters outside printable ASCII must be percent-encoded (UTF-8)"
@@ -206,40 +215,34 @@ class FireworqChannel(HTTPChannel):
     One client connection.  Compared with Twisted's L{HTTPChannel}:
 
       - a request it cannot parse is answered with the API's JSON error
-        (400 naming the problem; 414 for a request line over
-        L{MAX_REQUEST_LINE} bytes; 431 for a header line over that, headers
-        over L{MAX_HEAD_BYTES} bytes together, or more than
-        L{MAX_HEADER_FIELDS} fields), never with silence or an empty body;
+        (400 naming the problem; 414 for a request line over L{MAX_LINE}
+        bytes; 431 for a header line over that, headers over
+        L{MAX_HEAD_BYTES} bytes together, or more than L{MAX_HEADER_FIELDS}
+        fields), never with silence or an empty body;
       - the request line and headers must arrive within the site's
         ``header_timeout`` seconds of the request's first byte, and a body
         within ``body_timeout`` seconds after the headers; otherwise the
-        answer is 408 and the connection is closed (the idle timeout between
-        requests only restarts on every byte, so a client sending a byte a
-        minute would otherwise hold the connection forever);
+        answer is 408 and the connection is closed (Twisted's idle timeout
+        restarts on every byte, so a client sending a byte a minute would
+        otherwise hold the connection forever);
       - it tells the site when it opens and closes, for the connection cap.
+
+    Only a few cheap hooks run for a well-formed request (one timer per
+    request, moved from the headers' deadline to the body's); everything
+    that explains a refusal runs only when Twisted refuses.
     """
 
-    MAX_LENGTH = MAX_REQUEST_LINE
-    # Larger than ours, so that our own count (which answers 431) comes first.
-    totalHeadersSize = MAX_HEAD_BYTES * 2
-    maxHeaders = MAX_HEADER_FIELDS * 2
+    MAX_LENGTH = MAX_LINE
+    totalHeadersSize = MAX_HEAD_BYTES
+    maxHeaders = MAX_HEADER_FIELDS
 
     #: ``idle`` (between requests), ``head`` (request line and headers
-    #: arriving), ``body`` (body arriving), ``handling`` (being answered).
+    #: arriving), ``body`` (body arriving), ``handling`` (being answered),
+    #: ``refused`` (an error was sent; the connection is closing).
     phase = "idle"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._deadline: Any = None
-        self._head_bytes = 0
-        self._header_fields = 0
-        self._request_line: Optional[bytes] = None
-        self._refused = False
-
-    # -- the site's settings -------------------------------------------------
-
-    def _setting(self, name: str, default: Any) -> Any:
-        return getattr(getattr(self, "site", None), name, default)
+    _deadline: Any = None
+    #: The first bytes of the request under way (to quote its request line).
+    _first_data = b""
 
     # -- connection ------------------------------------------------------------
 
@@ -258,15 +261,12 @@ class FireworqChannel(HTTPChannel):
 
     # -- phases and deadlines --------------------------------------------------
 
-    def _start_deadline(self, seconds: Optional[float], what: str) -> None:
-        self._cancel_deadline()
-        if seconds:
-            self._deadline = self.callLater(seconds, self._too_slow, what, seconds)
-
     def _cancel_deadline(self) -> None:
-        if self._deadline is not None and self._deadline.active():
-            self._deadline.cancel()
-        self._deadline = None
+        deadline = self._deadline
+        if deadline is not None:
+            self._deadline = None
+            if deadline.active():
+                deadline.cancel()
 
     def _too_slow(self, what: str, seconds: float) -> None:
         self._deadline = None
@@ -277,55 +277,37 @@ class FireworqChannel(HTTPChannel):
         )
 
     def dataReceived(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if self.phase == "idle" and data:
-            self.phase = "head"
-            self._head_bytes = 0
-            self._header_fields = 0
-            self._request_line = None
-            self._start_deadline(self._setting("header_timeout", None), "line and headers")
-        super().dataReceived(data)
-
-    def lineReceived(self, line: bytes) -> None:
-        if self._refused:
-            return
-        if self.phase == "head":
-            self._head_bytes += len(line) + 2
-            if self._request_line is None and line:
-                self._request_line = line
-            elif self._head_bytes > MAX_HEAD_BYTES:
-                self.refuse(431, f"the request's headers are over {MAX_HEAD_BYTES} bytes together")
+        if self.phase == "idle":
+            if not data:
                 return
-        super().lineReceived(line)
-
-    def headerReceived(self, line: bytes) -> bool:
-        self._header_fields += 1
-        if self._header_fields > MAX_HEADER_FIELDS:
-            self.refuse(431, f"a request may carry at most {MAX_HEADER_FIELDS} header fields")
-            return False
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            value = value.strip(b" \t")
-            if not value.isdigit():
-                shown = value[:40].decode("latin-1")
-                self.refuse(
-                    400, f"the Content-Length header must be a whole number of bytes, not {shown!r}"
-                )
-                return False
-        return super().headerReceived(line)
+            self.phase = "head"
+            self._first_data = data
+            seconds = getattr(self.site, "header_timeout", None)
+            if seconds:
+                self._deadline = self.callLater(seconds, self._too_slow, "line and headers", seconds)
+        elif self.phase == "refused":
+            return
+        super().dataReceived(data)
 
     def allHeadersReceived(self) -> None:
         super().allHeadersReceived()
-        if self.length != 0 and not self._refused:
-            self.phase = "body"
-            self._start_deadline(self._setting("body_timeout", None), "body")
-        else:
+        if self.length == 0 or self.phase == "refused":
+            return
+        self.phase = "body"
+        seconds = getattr(self.site, "body_timeout", None)
+        deadline = self._deadline
+        if not seconds:
             self._cancel_deadline()
+        elif deadline is not None and deadline.active():
+            deadline.args = ("body", seconds)
+            deadline.reset(seconds)
+        else:
+            self._deadline = self.callLater(seconds, self._too_slow, "body", seconds)
 
     def allContentReceived(self) -> None:
         self._cancel_deadline()
         self.phase = "handling"
+        self._first_data = b""
         super().allContentReceived()
 
     def requestDone(self, request: Any) -> None:
@@ -337,37 +319,57 @@ class FireworqChannel(HTTPChannel):
     # -- answers without a request ---------------------------------------------
 
     def lineLengthExceeded(self, line: bytes) -> None:
-        if self.phase != "head" or self._request_line is None:
-            self.refuse(414, f"the request line is over {MAX_REQUEST_LINE} bytes; shorten the URL")
+        if self._in_request_line():
+            self.refuse(414, f"the request line is over {MAX_LINE} bytes; shorten the URL")
         else:
-            self.refuse(431, f"a header line is over {MAX_REQUEST_LINE} bytes")
+            self.refuse(431, f"a header line is over {MAX_LINE} bytes")
+
+    def _in_request_line(self) -> bool:
+        """Whether the request line of the request under way is not parsed yet."""
+        return self.phase in ("idle", "head") and not hasattr(self, "_command")
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         """
         Twisted calls this (a private method) for every request it cannot
         parse; its own version writes a bare 400.  Say what is wrong instead.
         """
-        if self.phase == "head" and self._request_line is not None and self._header_fields == 0:
-            problem = request_line_problem(self._request_line)
-        elif self.phase == "body":
-            problem = "the chunked request body is malformed"
+        if self.phase == "body":
+            self.refuse(400, "the chunked request body is malformed")
+        elif self._in_request_line():
+            line, complete = self._first_data.partition(b"\n")[::2], b"\n" in self._first_data
+            self.refuse(400, request_line_problem(line[0].rstrip(b"\r")) if complete else
+                        "the request line is malformed")
+        elif self._receivedHeaderSize > self.totalHeadersSize:
+            self.refuse(431, f"the request's headers are over {MAX_HEAD_BYTES} bytes together")
+        elif self._receivedHeaderCount > self.maxHeaders:
+            self.refuse(431, f"a request may carry at most {MAX_HEADER_FIELDS} header fields")
         else:
-            problem = (
-                "a header line is malformed (a field needs a name, a colon and a value without "
-                "NUL, CR or LF), or Content-Length and Transfer-Encoding disagree"
-            )
-        self.refuse(400, problem)
+            self.refuse(400, header_problem(getattr(self, "_HTTPChannel__header", b"")))
 
     def refuse(self, code: int, message: str) -> None:
         """Answer ``code`` with a JSON error and close the connection."""
-        if self._refused:
+        if self.phase == "refused":
             return
-        self._refused = True
-        self._cancel_deadline()
         self.phase = "refused"
+        self._cancel_deadline()
         if self.transport is not None:
             self.transport.write(raw_error(code, message))
         self.loseConnection()
+
+
+def header_problem(line: bytes) -> str:
+    """Why Twisted's parser refused the header line ``line``, in words."""
+    name, colon, value = line.partition(b":")
+    value = value.strip(b" \t")
+    if colon and name.strip().lower() == b"content-length" and not value.isdigit():
+        shown = value[:40].decode("latin-1")
+        return f"the Content-Length header must be a whole number of bytes, not {shown!r}"
+    if colon and name.strip().lower() == b"transfer-encoding":
+        return "Transfer-Encoding must be chunked (or identity), and not sent with Content-Length"
+    return (
+        "a header line is malformed (a field needs a name, a colon and a value without NUL, "
+        "CR or LF), or Content-Length and Transfer-Encoding disagree"
+    )
 
 
 class TooManyConnections(Protocol):
