@@ -48,6 +48,7 @@ class IInspection(Interface):
     """Looking at stored jobs, failure logs, definitions and routings."""
 
     driver = Attribute("The job store's driver name: 'in-memory', 'sqlite' or 'mysql'.")
+    galera = Attribute("The MySQL store's Galera node found at start (GaleraInfo), or None.")
 
     def ping() -> "Deferred[None]":
         """Fires when the job store answers; fails when it does not."""
@@ -113,6 +114,14 @@ class Inspection:
     def driver(self) -> str:
         """The job store's driver name."""
         return self._jobs.name
+
+    @property
+    def galera(self) -> Any:
+        """
+        The job store's Galera node (a L{fireworq.store.mysql.pool.GaleraInfo}
+        found at start), or None: not MySQL, or a single server.
+        """
+        return getattr(self._jobs, "galera", None)
 
     def ping(self) -> "Deferred[None]":
         return maybeDeferred(self._jobs.ping)

@@ -89,7 +89,13 @@ class OpsRoutes:
 
     @app.route("/settings", methods=["GET"])
     def settings(self, request: Any) -> bytes:
-        return json_response(request, self.config.settings())
+        settings = self.config.settings()
+        inspection = self.inspection
+        if inspection.driver == "mysql":
+            # Not a setting: what the store found at start (docs/production.md, Galera).
+            galera = inspection.galera
+            settings["mysql_galera"] = galera.describe() if galera is not None else "off"
+        return json_response(request, settings)
 
     @app.route("/stats", methods=["GET"])
     def stats(self, request: Any) -> bytes:

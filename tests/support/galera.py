@@ -129,6 +129,9 @@ class GaleraNode(MariaDBServer):
             "--binlog-format=ROW",
             "--default-storage-engine=InnoDB",
             "--innodb-autoinc-lock-mode=2",
+            # Galera needs a primary key in every table: refuse any table
+            # without one, so that the tests catch a schema that lacks it.
+            "--innodb-force-primary-key=ON",
             # The store's settings travel in the DSN (wsrep_sync_wait) or
             # are detected; the cluster itself is as Galera ships it.
         ]

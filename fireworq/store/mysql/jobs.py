@@ -41,7 +41,7 @@ from fireworq.model import (
 )
 from fireworq.store.interface import IJobStore, JobTooLarge, StoreUnavailable
 from fireworq.store.common import attempts_at_grab, check_storable, failure_result_text
-from fireworq.store.mysql.pool import CommitOutcomeUnknown, MySQLPool
+from fireworq.store.mysql.pool import CommitOutcomeUnknown, GaleraInfo, MySQLPool, RetryWork
 from fireworq.store.mysql.rows import (
     FAILED_COLUMNS,
     JOB_COLUMNS,
@@ -117,6 +117,35 @@ def _clock_ms(cursor: Any, clock: str) -> int:
     return int(cursor.fetchone()[0])
 
 
+def _clock_and_step(cursor: Any, clock: str) -> Tuple[int, int]:
+    """Like L{_clock_ms}, and the session's auto-increment step, in one statement."""
+    cursor.execute(f"SELECT {clock}, @@SESSION.auto_increment_increment")
+    now, step = cursor.fetchone()
+    return int(now), max(1, int(step))
+
+
+def _over_galera_limits(galera: GaleraInfo, entries: Sequence[PushEntry]) -> Optional[str]:
+    """
+    Why a push of ``entries`` cannot be one Galera transaction
+    (C{wsrep_max_ws_rows}, C{wsrep_max_ws_size}), or None when it can.
+    """
+    if galera.max_ws_rows and len(entries) > galera.max_ws_rows:
+        return (
+            f"a push of {len(entries)} jobs exceeds the Galera cluster's wsrep_max_ws_rows "
+            f"({galera.max_ws_rows} rows in one transaction)"
+        )
+    size = sum(
+        len(e.job.payload.encode("utf-8")) + len(e.job.url.encode("utf-8")) + _ROW_OVERHEAD for e in entries
+    )
+    # Half the limit: the write set also carries keys and row images.
+    if size > galera.max_ws_size // 2:
+        return (
+            f"a push of {size} bytes exceeds half the Galera cluster's wsrep_max_ws_size "
+            f"({galera.max_ws_size} bytes in one transaction)"
+        )
+    return None
+
+
 def _has_attempts_column(cursor: Any, queue_name: str) -> bool:
     cursor.execute(f"SHOW COLUMNS FROM {job_table(queue_name)} LIKE 'attempts'")
     return bool(cursor.fetchall())
@@ -177,7 +206,26 @@ class MySQLJobStore:
             else:
                 cursor.execute("SELECT 1")
 
-        return self._go(create, idempotent=True, what="start")
+        d = self._go(create, idempotent=True, what="start")
+        d.addCallback(lambda _: self._pool.detect())
+        d.addCallback(self._detected)
+        return d
+
+    def _detected(self, galera: Optional[GaleraInfo]) -> None:
+        if galera is None:
+            return
+        self._log.info(
+            "The MySQL store is on Galera node {node} ({state}) of a {status} cluster of {size}; "
+            "conflicts are retried, recoveries read with wsrep_sync_wait, "
+            "wsrep_max_ws_rows={rows}, wsrep_max_ws_size={size_limit}",
+            node=galera.node_name, state=galera.state, status=galera.cluster_status,
+            size=galera.cluster_size, rows=galera.max_ws_rows, size_limit=galera.max_ws_size,
+        )
+
+    @property
+    def galera(self) -> Optional[GaleraInfo]:
+        """The Galera node found at L{start}, or None on a single server."""
+        return getattr(self._pool, "galera", None)  # test doubles of the pool may lack it
 
     def stop(self) -> Deferred:
         """Let go of the connection pool; later calls fail with StoreUnavailable."""
@@ -258,22 +306,26 @@ class MySQLJobStore:
         """The job columns to select from the queue's table (L{JOB_COLUMNS})."""
         return JOB_COLUMNS if self._counts(queue_name) else UNCOUNTED_JOB_COLUMNS
 
-    def _go(self, work: Any, idempotent: bool, what: str) -> Deferred:
+    def _go(self, work: Any, idempotent: bool, what: str, causal: bool = False) -> Deferred:
         if self._stopped:
             return fail(StoreUnavailable(f"the MySQL job store is stopped ({what})"))
+        if causal:
+            return self._pool.run(work, idempotent=idempotent, what=what, causal=True)
         return self._pool.run(work, idempotent=idempotent, what=what)
 
-    def _run(self, queue_names: Sequence[str], work: Any, idempotent: bool, what: str) -> Deferred:
-        """Run ``work`` once the queues' tables exist."""
+    def _run(
+        self, queue_names: Sequence[str], work: Any, idempotent: bool, what: str, causal: bool = False
+    ) -> Deferred:
+        """Run ``work`` once the queues' tables exist (C{causal}: see L{MySQLPool.run})."""
         if self._stopped:
             return fail(StoreUnavailable(f"the MySQL job store is stopped ({what})"))
         missing = [q for q in queue_names if not self._prepared.get(table_key(q))]
         if not missing:
-            return self._go(work, idempotent=idempotent, what=what)
+            return self._go(work, idempotent=idempotent, what=what, causal=causal)
         d = succeed(None)
         for queue_name in dict.fromkeys(missing):
             d.addCallback(lambda _, q=queue_name: self.prepare_queue(q))
-        d.addCallback(lambda _: self._go(work, idempotent=idempotent, what=what))
+        d.addCallback(lambda _: self._go(work, idempotent=idempotent, what=what, causal=causal))
         return d
 
     # -- pushing --------------------------------------------------------------------
@@ -293,10 +345,22 @@ class MySQLJobStore:
 
         clock_now = self._now()
 
+        galera = self.galera
+        if galera is not None:
+            too_big = _over_galera_limits(galera, entries)
+            if too_big:
+                return fail(JobTooLarge(too_big))
+
         def work(cursor: Any) -> List[Job]:
-            now = _clock_ms(cursor, clock_now)
             settings = self._pool.settings
-            increment = max(1, settings.auto_increment_increment)
+            if galera is None:
+                now = _clock_ms(cursor, clock_now)
+                increment = max(1, settings.auto_increment_increment)
+            else:
+                # Galera sets the auto-increment step to the cluster's size
+                # at every view change, sessions included: read it with the
+                # clock, and again after the INSERTs (see below).
+                now, increment = _clock_and_step(cursor, clock_now)
             limit = max(64 << 10, min(INSERT_CHUNK_BYTES, settings.max_allowed_packet // 2))
             out: List[Optional[Job]] = [None] * len(entries)
             for queue_name, indexes in by_queue.items():
@@ -326,6 +390,10 @@ class MySQLJobStore:
                     )
                     for n, (i, job, grabber) in enumerate(chunk):
                         out[i] = job.stored(first + n * increment, now, grabber)
+            if galera is not None:
+                cursor.execute("SELECT @@SESSION.auto_increment_increment")
+                if max(1, int(cursor.fetchone()[0])) != increment:
+                    raise RetryWork("the Galera cluster changed size during a push")
             return out  # type: ignore[return-value]
 
         return self._run(list(by_queue), work, idempotent=False, what="push")
@@ -397,6 +465,9 @@ class MySQLJobStore:
     # -- dispatching ----------------------------------------------------------------
 
     def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
+        galera = self.galera
+        if galera is not None and galera.max_ws_rows:
+            limit = min(limit, galera.max_ws_rows)  # one row changed per job
         if limit <= 0:
             return succeed([])
         table = job_table(queue_name)
@@ -550,7 +621,11 @@ class MySQLJobStore:
             )
             return int(cursor.rowcount)
 
-        return self._run([queue_name], work, idempotent=True, what=f"recover jobs of {queue_name!r}")
+        # Causal on Galera: a grab by the previous holder may have been
+        # committed on another node and not yet applied on this one; the
+        # UPDATE must see it, or that job would stay grabbed by an old epoch.
+        return self._run([queue_name], work, idempotent=True, what=f"recover jobs of {queue_name!r}",
+                         causal=True)
 
     # -- inspection -----------------------------------------------------------------
 

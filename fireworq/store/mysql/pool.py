@@ -111,8 +111,16 @@ class GaleraInfo:
     sync_wait: int = 0
 
     def as_dict(self) -> Dict[str, Any]:
-        """For logs and C{/settings}."""
+        """The fields by name."""
         return attr.asdict(self)
+
+    def describe(self) -> str:
+        """One line for C{/settings} and the log."""
+        return (
+            f"on: node {self.node_name or '?'} ({self.state}) of a {self.cluster_status} cluster of "
+            f"{self.cluster_size} at start; wsrep_max_ws_rows={self.max_ws_rows}, "
+            f"wsrep_max_ws_size={self.max_ws_size}, wsrep_sync_wait={self.sync_wait}"
+        )
 
 
 class ServerSettings:
