@@ -6,6 +6,7 @@ What the command line prints: tables (rich) for people, JSON for scripts
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, Iterable, List, Optional, Sequence
 
@@ -48,7 +49,9 @@ class Output:
 
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
-        self.out = Console(soft_wrap=False, highlight=False)
+        # Piped into another program, a table keeps each row on one line.
+        piped = not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+        self.out = Console(soft_wrap=False, highlight=False, width=100_000 if piped else None)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def json(self, value: Any) -> None:
@@ -71,7 +74,12 @@ class Output:
         if count == 0:
             self.err.print("(none)")
             return
-        self.out.print(table)
+        self._print_trimmed(table)
+
+    def _print_trimmed(self, renderable: Any) -> None:
+        with self.out.capture() as captured:
+            self.out.print(renderable)
+        click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
     def fields(self, value: dict) -> None:
         """Print an object as ``name  value`` lines."""
@@ -80,7 +88,7 @@ class Output:
         table.add_column(overflow="fold")
         for key, item in value.items():
             table.add_row(str(key), item if isinstance(item, str) else json.dumps(item, ensure_ascii=False))
-        self.out.print(table)
+        self._print_trimmed(table)
 
     def result(self, value: Any, text: str = "") -> None:
         """Print a single result: JSON with ``--json``, else ``text`` or its fields."""
