@@ -9,6 +9,7 @@ Store level, each store on its own node:
     once, many times (a new row, and an expired one): exactly one wins;
   - grab races: two job stores on two nodes grab from one queue at once:
     certification conflicts are retried, and no job is grabbed twice;
+  - pushes and grabs keep within wsrep_max_ws_rows;
   - a push right after the cluster lost a node (Galera changes the
     auto-increment step with the cluster's size) answers the ids the jobs
     really got.
@@ -43,7 +44,7 @@ from twisted.python import log
 from twisted.trial.unittest import TestCase
 
 from fireworq.model import Completion, CompletionKind, NewJob, PushEntry
-from fireworq.store.interface import NodeInfo
+from fireworq.store.interface import JobTooLarge, NodeInfo
 from fireworq.store.mysql import open_mysql, open_pool
 from fireworq.store.mysql.jobs import MySQLJobStore
 from tests.support.galera import GaleraCluster, GaleraNode, restore, shared_cluster
@@ -194,6 +195,30 @@ class GaleraStoreTests(TestCase):
         self.assertEqual(sorted(grabbed[1] + grabbed[2]), sorted(job.id for job in pushed))
         conflicts = a._pool.conflicts + b._pool.conflicts
         log.msg(f"galera grab races: {len(grabbed[1])} + {len(grabbed[2])} jobs, {conflicts} conflicts retried")
+
+    @inlineCallbacks
+    def test_writes_stay_within_the_write_set_limits(self) -> Any:
+        node = self.cluster.nodes[0]
+        node.execute("SET GLOBAL wsrep_max_ws_rows = 40")  # per node, not replicated
+        self.addCleanup(node.execute, "SET GLOBAL wsrep_max_ws_rows = 0")
+        store = self.job_store(0)
+        yield store.start()
+        self.assertEqual(store.galera.max_ws_rows, 40)
+        yield store.prepare_queue("q")
+
+        def jobs(count: int) -> List[PushEntry]:
+            return [PushEntry("q", NewJob(category="c", url="http://w/", payload=str(n))) for n in range(count)]
+
+        # One push is one transaction: too many rows is refused whole.
+        error = yield self.assertFailure(store.push(jobs(41)), JobTooLarge)
+        self.assertIn("wsrep_max_ws_rows (40 rows in one transaction)", str(error))
+        counts = yield store.count_jobs("q")
+        self.assertEqual(counts.waiting, 0)
+        yield store.push(jobs(40))
+        yield store.push(jobs(40))
+        # A grab asks for 100 and changes no more rows than the limit.
+        grabbed = yield store.grab("q", 100, 7)
+        self.assertEqual(len(grabbed), 40)
 
     @inlineCallbacks
     def test_push_ids_right_after_the_cluster_shrinks(self) -> Any:
