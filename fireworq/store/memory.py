@@ -44,7 +44,6 @@ from fireworq.model import (
 )
 from fireworq.store.common import (
     Clock,
-    attempts_at_grab,
     check_storable,
     failure_result_text,
     normalize_definition,
@@ -202,7 +201,8 @@ class MemoryJobStore:
                 job,
                 status=_GRABBED,
                 grabber_id=grabber_id,
-                attempts=attempts_at_grab(job.attempts, job.fail_count),
+                # common.attempts_at_grab, inlined: this is the grab loop.
+                attempts=max(job.attempts, job.fail_count) + 1,
             )
             queue.jobs[job.id] = job
             insort(queue.grabbed, key)
