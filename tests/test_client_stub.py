@@ -247,6 +247,30 @@ class ErrorTests(StubCase):
         self.assertEqual([s.headers.get("idempotency-key") for s in self.stub.seen[-2:]], ["k", "k"])
 
     @inlineCallbacks
+    def test_async_client_retries_and_raises_alike(self) -> Any:
+        unavailable = (503, {"Retry-After": "0"}, {"error": "Service Unavailable", "message": "down"})
+        self.answers = [unavailable, (200, {}, [{"name": "q"}]), unavailable,
+                        (403, {}, {"error": "Forbidden", "message": "no"})]
+
+        async def scenario() -> Any:
+            async with AsyncClient(self.url, token="t", retry=RetryPolicy(attempts=3, backoff=0.01)) as client:
+                queues = await client.queues()
+                try:
+                    await client.push("c", "http://w/")
+                except ServiceUnavailable as e:
+                    unavailable_message = e.message
+                try:
+                    await client.queues()
+                except Forbidden as e:
+                    return queues, unavailable_message, e.message
+
+        queues, unavailable_message, forbidden = yield threads.deferToThread(lambda: asyncio.run(scenario()))
+        self.assertEqual([q.name for q in queues], ["q"])
+        self.assertEqual((unavailable_message, forbidden), ("down", "no"))
+        self.assertEqual([s.method for s in self.stub.seen], ["GET", "GET", "POST", "GET"])
+        self.assertEqual(self.stub.seen[0].headers["authorization"], "Bearer t")
+
+    @inlineCallbacks
     def test_a_body_that_is_not_json(self) -> Any:
         self.answers = [(502, {"Content-Type": "text/html"}, b"<h1>Bad Gateway</h1>")]
         from fireworq.client import ServerError

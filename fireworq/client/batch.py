@@ -61,13 +61,17 @@ def chunks(
         else:
             obj = job_object(job)
             encoded, key = encode_json(obj), bool(obj.get("idempotency_key"))
-        if items and (len(items) >= max_count or size + len(encoded) + 1 > max_bytes):
+        if items and size + len(encoded) + 1 > max_bytes:
             yield Chunk(start, items, keyed)
             items, size, start, keyed = [], 2, position, True
         items.append(encoded)
         size += len(encoded) + 1
         keyed = keyed and key
         position += 1
+        if len(items) >= max_count:
+            # Full: send it now rather than after reading one job more.
+            yield Chunk(start, items, keyed)
+            items, size, start, keyed = [], 2, position, True
     if items:
         yield Chunk(start, items, keyed)
 
