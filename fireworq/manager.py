@@ -38,9 +38,15 @@ from fireworq.stats import QueueStats
 from fireworq.store.interface import IJobStore, IRepository, NodeInfo
 from fireworq.timers import Periodic
 
+#: Finishes a routed push (L{QueueManager.push}): (the queue's definition,
+#: the jobs) -> (the jobs to store, the answer text of each keyed job or None).
+FinishPush = Callable[
+    [Optional[QueueDefinition], Sequence[NewJob]], Tuple[Sequence[NewJob], Optional[Sequence[Optional[str]]]]
+]
+
 #: Seconds a definition change or push made before the first load of the
 #: definitions waits for it before it fails with L{NotReady}.
-READY_TIMEOUT = 10.0
+READY_TIMEOUT = 5.0
 
 STARTING = "the server is starting: queue definitions are not loaded yet"
 
@@ -373,22 +379,27 @@ class QueueManager(MultiService):
     # -- pushing -------------------------------------------------------------
 
     def push(
-        self, category: str, jobs: Sequence[NewJob]
+        self, category: str, jobs: Sequence[NewJob], finish: Optional[FinishPush] = None
     ) -> "Deferred[Tuple[str, List[Job]]]":
         """
         Route ``jobs`` (all of ``category``) to their queue and store them
         atomically.  Fires with the queue name and the stored jobs once
-        committed.
+        committed -- for a job whose idempotency key was used already
+        (B7), the store's L{fireworq.store.idempotency.Replay} instead.
+
+        @param finish: called once the queue is known with its definition
+            and ``jobs``; returns the jobs to store (the queue's job
+            defaults merged in) and the answer text of each keyed job.
         """
         if not self.ready:
-            return self._after_ready(self.push, category, jobs)
+            return self._after_ready(self.push, category, jobs, finish)
         queue_name = self._routings.get(category)
         if queue_name is None and self.default_queue is not None:
             queue_name = self.default_queue.name
         if queue_name is not None and queue_name in self._definitions:
-            return self._push_to(queue_name, jobs)
+            return self._push_to(queue_name, jobs, finish)
         d = self._resolve(category, queue_name)
-        d.addCallback(self._push_to, jobs)
+        d.addCallback(self._push_to, jobs, finish)
         return d
 
     def push_to_queue(self, queue_name: str, jobs: Sequence[NewJob]) -> "Deferred[List[Job]]":
@@ -421,23 +432,27 @@ class QueueManager(MultiService):
         d.addCallback(lambda definition: definition.name)
         return d
 
-    def _push_to(self, queue_name: str, jobs: Sequence[NewJob]) -> Deferred:
+    def _push_to(self, queue_name: str, jobs: Sequence[NewJob], finish: Optional[FinishPush] = None) -> Deferred:
         """
         Store ``jobs``.  When this node dispatches the queue and has idle
         workers, due jobs are stored already grabbed and handed to the
         dispatcher once committed (B4: no poll, no grab round trip).
         """
+        answers: Optional[Sequence[Optional[str]]] = None
+        if finish is not None:
+            jobs, answers = finish(self._definitions.get(queue_name), jobs)
         dispatcher = self._dispatchers.get(queue_name)
         due = sum(1 for job in jobs if job.run_after == 0)
         grabber_id, reserved = dispatcher.reserve(due) if dispatcher is not None else (None, 0)
         entries = []
         direct = reserved
-        for job in jobs:
+        for index, job in enumerate(jobs):
+            answer = None if answers is None else answers[index]
             if direct and job.run_after == 0:
-                entries.append(PushEntry(queue_name, job, grabber_id))
+                entries.append(PushEntry(queue_name, job, grabber_id, answer))
                 direct -= 1
             else:
-                entries.append(PushEntry(queue_name, job))
+                entries.append(PushEntry(queue_name, job, answer=answer))
         d = self._pusher.push(entries)
         if reserved:
             d.addErrback(self._push_failed, dispatcher, reserved)
@@ -458,10 +473,14 @@ class QueueManager(MultiService):
         reserved: int,
         due: int,
     ) -> Tuple[str, List[Job]]:
-        self._events.pushed(queue_name, stored)
+        jobs = stored
+        if any(type(job) is not Job for job in stored):
+            # Replays of idempotency keys (B7) stored nothing.
+            jobs = [job for job in stored if type(job) is Job]
+        self._events.pushed(queue_name, jobs)
         if dispatcher is not None:
             if reserved:
-                dispatcher.pushed(stored, grabber_id, reserved)
+                dispatcher.pushed(jobs, grabber_id, reserved)
             if due > reserved:
                 dispatcher.kick()
         return queue_name, stored

@@ -81,7 +81,8 @@ class StoreService(Service):
     Opens L{Stores} when started (retrying with backoff until it opens or
     the service stops) and closes them when stopped.
 
-    @param backoff: the retry state (default: 0.5 s doubling up to 10 s).
+    @param backoff: the retry state (default: 0.5 s doubling up to 5 s, so that
+        the server is ready within about 5 s of the database coming up).
     """
 
     name = "store"
@@ -93,7 +94,7 @@ class StoreService(Service):
         self.stores = stores
         self._clock = clock
         self._driver = driver
-        self._retry = backoff or Backoff(clock, initial=0.5, maximum=10.0)
+        self._retry = backoff or Backoff(clock, initial=0.5, maximum=5.0)
         self._opening: Optional[Deferred] = None
         self.open = False
         self._waiters: List[Deferred] = []
