@@ -119,6 +119,40 @@ class OriginalLockStoreTests(_MySQLCase):
         self.assertFalse(grant.taken_over)
 
 
+class OneStatementClaimTests(_MySQLCase):
+    """The epoch and took-over bit come back through LAST_INSERT_ID with each driver."""
+
+    async def check(self, driver: str) -> None:
+        from fireworq.lease.mysql import FIRST_EPOCH
+        from fireworq.store.interface import NodeInfo
+
+        db = self.database()
+        _, _, leases = await self.stores(db.dsn, driver=driver)
+        a, b = NodeInfo("a", "ha"), NodeInfo("b", "hb")
+        grant = await leases.acquire("q", a, 60000)
+        self.assertEqual((grant.epoch, grant.taken_over), (FIRST_EPOCH, True))
+        for _ in range(3):  # renewals, even within one millisecond
+            grant = await leases.acquire("q", a, 60000)
+            self.assertEqual((grant.epoch, grant.taken_over), (FIRST_EPOCH, False))
+        self.assertIsNone(await leases.acquire("q", b, 60000))
+        await leases.release("q", a)
+        grant = await leases.acquire("q", b, 60000)
+        self.assertEqual((grant.epoch, grant.taken_over), (FIRST_EPOCH + 1, True))
+        await leases.release("q", b)
+        grant = await leases.acquire("q", a, 60000)
+        self.assertEqual((grant.epoch, grant.taken_over), (FIRST_EPOCH + 2, True))
+
+    async def test_pymysql(self) -> None:
+        await self.check("pymysql")
+
+    async def test_mysqlclient(self) -> None:
+        try:
+            import MySQLdb  # noqa: F401
+        except ImportError:
+            self.skipTest("mysqlclient is not installed")
+        await self.check("mysqlclient")
+
+
 class OriginalBesideUsTests(ClusterTestCase):
     """A real server process on a database where the original holds a queue's lock."""
 
