@@ -141,6 +141,23 @@ class PushEntry:
     queue_name: str
     job: NewJob
     grabber_id: Optional[int] = None
+    #: For a job with an idempotency key (B7): its push answer as JSON text
+    #: without ``"id"`` and ``"queue_name"``, kept with the key so that a
+    #: later push of the key is answered as the first one was.
+    answer: Optional[str] = None
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Replay:
+    """
+    What a store answers, in place of a stored L{Job}, for a pushed job
+    whose idempotency key was used within its window (B7): the id of the
+    job the key's first push stored, and that push's answer (JSON text
+    without ``"id"`` and ``"queue_name"``).
+    """
+
+    job_id: int
+    answer: str
 
 
 class JobStatus(str, enum.Enum):

@@ -1117,3 +1117,165 @@ class RepositoryContractMixin(StoreContractFixture):
             self.assertIsInstance(revision, str)
             self.assertNotIn(revision, seen)
             seen.append(revision)
+
+
+# -- job options (B7) -------------------------------------------------------------
+
+from fireworq.joboptions.values import NO_OPTIONS, JobOptions, QueueDefaults  # noqa: E402
+from fireworq.store.idempotency import Replay  # noqa: E402
+
+#: Options of every kind, as a push may give them.
+FULL_OPTIONS = JobOptions(
+    name="nightly report",
+    tags=(("team", "ops"), ("env", "prod")),
+    headers=(("Authorization", "Bearer t"), ("X-Trace", "abc \u00e9")),
+    priority=7,
+    retry_backoff=2.0,
+    retry_max_delay=600,
+    retry_jitter=True,
+    success="2xx",
+    deadline=7200,
+    idempotency_key="order-1",
+)
+
+
+class JobOptionsContractMixin(StoreContractFixture):
+    """
+    The job options of protocol B7 in a job store: kept with the job
+    everywhere it is read, priorities in the grab order, idempotency keys.
+    Kept apart from the Part A contract (whose helpers it borrows) so that
+    a driver's Part A suite runs as before.
+    """
+
+    prepared = JobStoreContractMixin.prepared
+    push = JobStoreContractMixin.push
+    complete = JobStoreContractMixin.complete
+    listed = JobStoreContractMixin.listed
+    fail_jobs = JobStoreContractMixin.fail_jobs
+
+    def keyed(self, queue: str, key: str, answer: str = '{"n":1}', **fields: Any) -> PushEntry:
+        return PushEntry(queue, new_job(options=JobOptions(idempotency_key=key), **fields), answer=answer)
+
+    async def test_options_round_trip(self) -> None:
+        await self.prepared("q")
+        [plain, full] = await self.push("q", new_job(), new_job(options=FULL_OPTIONS, payload="p"))
+        self.assertEqual(plain.options, NO_OPTIONS)
+        self.assertEqual(full.options, FULL_OPTIONS)
+        self.assertEqual(await self.store.find_job("q", full.id), full)
+        self.assertEqual(await self.store.find_job("q", plain.id), plain)
+        self.assertEqual(await self.listed("q", JobState.WAITING), [plain, full])
+        grabbed = await self.store.grab("q", 10, 1)
+        self.assertEqual([(j.id, j.options) for j in grabbed], [(full.id, FULL_OPTIONS), (plain.id, NO_OPTIONS)])
+        self.assertEqual([j.options for j in await self.listed("q", JobState.GRABBED)], [NO_OPTIONS, FULL_OPTIONS])
+        failures = await self.fail_jobs("q", [plain, full], Result("failure", 500, "no"))
+        [failed_plain, failed_full] = sorted(failures, key=lambda f: f.job_id)
+        self.assertEqual(failed_plain.options, NO_OPTIONS)
+        self.assertEqual(failed_full.options, FULL_OPTIONS)
+        self.assertEqual((await self.store.find_failed("q", failed_full.id)).options, FULL_OPTIONS)
+        _, again = await self.store.retry_failed("q", failed_full.id)
+        # Pushed again: the options stay, the key (of the first push) does not.
+        self.assertEqual(again.options, attr.evolve(FULL_OPTIONS, idempotency_key=None))
+        self.assertEqual((await self.store.find_job("q", again.id)).options, again.options)
+
+    async def test_grab_by_priority(self) -> None:
+        await self.prepared("q")
+        priorities = [0, 5, -1, 5, 0, 100, -100]
+        jobs = await self.push("q", *[new_job(options=JobOptions(priority=p)) for p in priorities])
+        [deferred_top] = await self.push("q", new_job(run_after=LATER, options=JobOptions(priority=100)))
+        expected = sorted(jobs, key=lambda j: (-j.options.effective_priority, j.id))
+        first = await self.store.grab("q", 3, 1)
+        self.assertEqual([j.id for j in first], [j.id for j in expected[:3]])
+        rest = await self.store.grab("q", 10, 1)
+        self.assertEqual([j.id for j in rest], [j.id for j in expected[3:]])
+        self.assertEqual(await self.store.grab("q", 10, 1), [])
+        self.assertEqual(await self.store.count_jobs("q"), JobCounts(deferred=1, grabbed=len(jobs)))
+        # A retried job goes back to its priority's place; a released one too.
+        await self.store.release("q", [expected[-1].id], 1)
+        [low] = await self.push("q", new_job(options=JobOptions(priority=-50)))
+        self.assertEqual([j.id for j in await self.store.grab("q", 10, 1)], [low.id, expected[-1].id])
+        self.assertIsNotNone(await self.store.find_job("q", deferred_top.id))
+
+    async def test_priority_zero_keeps_due_order(self) -> None:
+        """Jobs without a priority are grabbed in due order, as in Part A; an explicit 0 is the same."""
+        await self.prepared("q")
+        jobs = await self.push("q", new_job(), new_job(options=JobOptions(priority=0)), new_job())
+        self.assertEqual([j.id for j in await self.store.grab("q", 10, 1)], [j.id for j in jobs])
+
+    async def test_idempotency_key_replays(self) -> None:
+        await self.prepared("q", "other")
+        [first] = await self.store.push([self.keyed("q", "k", '{"first":true}')])
+        self.assertIsInstance(first, Job)
+        self.assertEqual(first.options.idempotency_key, "k")
+        [again] = await self.store.push([self.keyed("q", "k", '{"second":true}', payload="x")])
+        self.assertEqual(again, Replay(first.id, '{"first":true}'))
+        # Another queue has keys of its own.
+        [elsewhere] = await self.store.push([self.keyed("other", "k")])
+        self.assertIsInstance(elsewhere, Job)
+        self.assertEqual(await self.listed("q", JobState.WAITING), [first])
+        # Finished jobs still answer their key.
+        [grabbed] = await self.store.grab("q", 1, 1)
+        await self.complete("q", 1, (grabbed, CompletionKind.SUCCESS, Result("success")))
+        self.assertEqual(await self.store.push([self.keyed("q", "k", "{}")]), [Replay(first.id, '{"first":true}')])
+
+    async def test_batch_repeats_a_key(self) -> None:
+        await self.prepared("q")
+        result = await self.store.push([
+            self.keyed("q", "a", '{"i":0}'), PushEntry("q", new_job()), self.keyed("q", "a", '{"i":2}'),
+            self.keyed("q", "b", '{"i":3}'),
+        ])
+        self.assertIsInstance(result[0], Job)
+        self.assertIsInstance(result[1], Job)
+        self.assertEqual(result[2], Replay(result[0].id, '{"i":0}'))
+        self.assertIsInstance(result[3], Job)
+        self.assertEqual(len(await self.listed("q", JobState.WAITING)), 3)
+        replayed = await self.store.push([self.keyed("q", "b"), self.keyed("q", "c"), self.keyed("q", "a")])
+        self.assertEqual(replayed[0], Replay(result[3].id, '{"i":3}'))
+        self.assertIsInstance(replayed[1], Job)
+        self.assertEqual(replayed[2], Replay(result[0].id, '{"i":0}'))
+
+    async def test_concurrent_pushes_of_one_key_store_one_job(self) -> None:
+        await self.prepared("q")
+        results = await gatherResults([self.store.push([self.keyed("q", "same", f'{{"n":{n}}}')]) for n in range(4)])
+        jobs = [r for [r] in results if isinstance(r, Job)]
+        self.assertEqual(len(jobs), 1)
+        replays = [r for [r] in results if isinstance(r, Replay)]
+        self.assertEqual({r.job_id for r in replays}, {jobs[0].id})
+        self.assertEqual(len(await self.listed("q", JobState.WAITING)), 1)
+
+    async def test_key_window(self) -> None:
+        self.needClock()
+        self.store.idempotency_window_ms = 60_000
+        await self.prepared("q")
+        [first] = await self.store.push([self.keyed("q", "k")])
+        self.clock.advance(59)
+        self.assertIsInstance((await self.store.push([self.keyed("q", "k")]))[0], Replay)
+        self.assertEqual(await self.store.delete_expired_keys("q"), 0)
+        self.clock.advance(1)
+        [second] = await self.store.push([self.keyed("q", "k")])
+        self.assertIsInstance(second, Job)
+        self.assertNotEqual(second.id, first.id)
+        self.clock.advance(60)
+        self.assertEqual(await self.store.delete_expired_keys("q"), 1)
+        self.assertEqual(await self.store.delete_expired_keys("q"), 0)
+        self.assertIsInstance((await self.store.push([self.keyed("q", "k")]))[0], Job)
+
+
+class QueueDefaultsContractMixin(StoreContractFixture):
+    """The job defaults of a queue definition (B7) in a repository."""
+
+    async def test_defaults_round_trip(self) -> None:
+        defaults = QueueDefaults(max_retries=3, retry_delay=10, retry_backoff=2.5, retry_max_delay=300,
+                                 retry_jitter=True, timeout=30, priority=-4, success="2xx")
+        definition = QueueDefinition("q", 200, 20, defaults=defaults)
+        self.assertIs(await self.repository.put_queue(definition), True)
+        self.assertEqual(await self.repository.find_queue("q"), definition)
+        self.assertEqual(await self.repository.list_queues(), [definition])
+        revision = await self.repository.revision()
+        self.assertIs(await self.repository.put_queue(definition), False)
+        self.assertEqual(await self.repository.revision(), revision)
+        fewer = QueueDefinition("q", 200, 20, defaults=QueueDefaults(priority=1))
+        self.assertIs(await self.repository.put_queue(fewer), True)
+        self.assertEqual(await self.repository.find_queue("q"), fewer)
+        self.assertIs(await self.repository.put_queue(QueueDefinition("q", 200, 20)), True)
+        self.assertEqual(await self.repository.find_queue("q"), QueueDefinition("q", 200, 20))
+        self.assertEqual(await self.repository.delete_queue("q"), QueueDefinition("q", 200, 20))

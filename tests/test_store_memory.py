@@ -8,6 +8,8 @@ from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from tests.store_contract import (
     ContractClock,
     ExactNameContractMixin,
+    JobOptionsContractMixin,
+    QueueDefaultsContractMixin,
     RepositoryContractMixin,
 )
 
@@ -27,3 +29,11 @@ class MemoryJobStoreContractTests(_MemoryStores, ExactNameContractMixin, TestCas
 
 class MemoryRepositoryContractTests(_MemoryStores, RepositoryContractMixin, TestCase):
     """L{MemoryRepository} keeps the repository contract."""
+
+
+class MemoryJobOptionsContractTests(_MemoryStores, JobOptionsContractMixin, TestCase):
+    """L{MemoryJobStore} keeps the job options contract (B7)."""
+
+
+class MemoryQueueDefaultsContractTests(_MemoryStores, QueueDefaultsContractMixin, TestCase):
+    """L{MemoryRepository} keeps queue job defaults (B7)."""

@@ -49,6 +49,8 @@ from fireworq.store.sqlite.schema import ATTEMPTS_COLUMN
 from tests.store_contract import (
     ContractClock,
     ExactNameContractMixin,
+    JobOptionsContractMixin,
+    QueueDefaultsContractMixin,
     RepositoryContractMixin,
 )
 
@@ -81,6 +83,14 @@ class SqliteJobStoreContractTests(_SqliteStores, ExactNameContractMixin, TestCas
 
 class SqliteRepositoryContractTests(_SqliteStores, RepositoryContractMixin, TestCase):
     """L{SqliteRepository} keeps the repository contract."""
+
+
+class SqliteJobOptionsContractTests(_SqliteStores, JobOptionsContractMixin, TestCase):
+    """L{SqliteJobStore} keeps the job options contract (B7)."""
+
+
+class SqliteQueueDefaultsContractTests(_SqliteStores, QueueDefaultsContractMixin, TestCase):
+    """L{SqliteRepository} keeps queue job defaults (B7)."""
 
 
 class SqliteDatabaseTests(_SqliteStores, TestCase):

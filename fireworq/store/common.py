@@ -8,11 +8,13 @@ here.
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import attr
 
+from fireworq.joboptions.values import NO_DEFAULTS, QueueDefaults
 from fireworq.model import Job, PushEntry, QueueDefinition, Result, encode_failure_result
 
 #: A clock: milliseconds since the epoch.
@@ -66,6 +68,29 @@ def normalize_definition(definition: QueueDefinition) -> QueueDefinition:
             max_dispatches_per_second=float(definition.max_dispatches_per_second),
         )
     return attr.evolve(definition, max_dispatches_per_second=0.0, max_burst_size=0)
+
+
+def encode_job_defaults(definition: QueueDefinition) -> Optional[str]:
+    """
+    The job defaults of a queue (B7) as the SQL drivers keep them: compact
+    JSON of L{QueueDefaults.to_json}, or None (NULL) when the queue has none.
+    """
+    if definition.defaults.is_empty:
+        return None
+    return json.dumps(definition.defaults.to_json(), separators=(",", ":"))
+
+
+def decode_job_defaults(text: Any) -> QueueDefaults:
+    """Read what L{encode_job_defaults} wrote (NULL or anything unreadable: no defaults)."""
+    if not text:
+        return NO_DEFAULTS
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text).decode("utf-8", "replace")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return NO_DEFAULTS
+    return QueueDefaults.from_json(value)
 
 
 def attempts_at_grab(attempts: int, fail_count: int) -> int:

@@ -12,20 +12,15 @@ before the store knows the id), and the job id beside it.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import attr
 
+if TYPE_CHECKING:
+    from fireworq.model import Job, PushEntry
 
-@attr.s(frozen=True, slots=True, auto_attribs=True)
-class Replay:
-    """
-    A key already used within its window: the id of the job its first push
-    stored and that push's answer (JSON text without C{"id"}).
-    """
 
-    job_id: int
-    answer: str
+from fireworq.model import Replay  # noqa: E402  (the value lives with the other values)
 
 
 @attr.s(slots=True, auto_attribs=True)
@@ -96,3 +91,76 @@ class MemoryKeys:
         for key in expired:
             del self._entries[key]
         return len(expired)
+
+
+#: Default length of the window of a key: 24 hours, in ms (the server
+#: setting ``idempotency_window`` overrides it).
+DEFAULT_WINDOW_MS = 24 * 3600 * 1000
+
+#: What a push keeps for one entry: C{None} to store it, a L{Replay} to
+#: answer with instead, or the index of an earlier entry of the same push
+#: that carries the same key (answer with that entry's job).
+Plan = List[Union[None, Replay, int]]
+
+
+def keys_by_queue(entries: Sequence["PushEntry"]) -> Dict[str, List[str]]:
+    """The distinct idempotency keys of a push, per queue (empty for a push without keys)."""
+    out: Dict[str, List[str]] = {}
+    for entry in entries:
+        key = entry.job.options.idempotency_key
+        if key is not None:
+            keys = out.setdefault(entry.queue_name, [])
+            if key not in keys:
+                keys.append(key)
+    return out
+
+
+def plan_push(entries: Sequence["PushEntry"], replays: Mapping[Tuple[str, str], Optional[Replay]]) -> Plan:
+    """
+    Decide, for each entry of a push, whether to store it: ``replays``
+    maps (queue name, key) to C{None} when the push claimed the key, or to
+    the L{Replay} of the push that used it.  The first entry of a claimed
+    key is stored; later entries of the same key answer with its job.
+    """
+    plan: Plan = []
+    first: Dict[Tuple[str, str], int] = {}
+    for index, entry in enumerate(entries):
+        key = entry.job.options.idempotency_key
+        if key is None:
+            plan.append(None)
+            continue
+        name = (entry.queue_name, key)
+        replay = replays.get(name)
+        if replay is not None:
+            plan.append(replay)
+        elif name in first:
+            plan.append(first[name])
+        else:
+            first[name] = index
+            plan.append(None)
+    return plan
+
+
+def push_results(
+    entries: Sequence["PushEntry"], plan: Plan, stored: Mapping[int, "Job"]
+) -> Tuple[List[Union["Job", Replay]], Dict[str, List[Tuple[str, int, str]]]]:
+    """
+    The answer of a push planned by L{plan_push} whose stored entries
+    became ``stored`` (index -> job): per entry, the stored L{Job} or the
+    L{Replay} to answer with; and per queue, the (key, job id, answer)
+    records of the keys it claimed.
+    """
+    results: List[Union["Job", Replay]] = []
+    records: Dict[str, List[Tuple[str, int, str]]] = {}
+    for index, (entry, step) in enumerate(zip(entries, plan)):
+        if step is None:
+            job = stored[index]
+            results.append(job)
+            key = entry.job.options.idempotency_key
+            if key is not None:
+                records.setdefault(entry.queue_name, []).append((key, job.id, entry.answer or "{}"))
+        elif isinstance(step, Replay):
+            results.append(step)
+        else:
+            results.append(Replay(stored[step].id, entries[step].answer or "{}"))
+    return results, records

@@ -40,6 +40,7 @@ from fireworq.model import (
     PushEntry,
     QueueDefinition,
     Routing,
+    decode_failure_options,
     decode_failure_result,
 )
 from fireworq.store.common import (
@@ -49,7 +50,9 @@ from fireworq.store.common import (
     normalize_definition,
     system_clock,
 )
+from fireworq.store.idempotency import DEFAULT_WINDOW_MS, MemoryKeys, keys_by_queue, plan_push, push_results
 from fireworq.store.interface import IJobStore, IRepository
+from fireworq.store.priority import DueJobs
 
 _INFINITY = float("inf")
 _CLAIMED = JobStatus.CLAIMED.value
@@ -93,14 +96,28 @@ class _QueueJobs:
     failures: Dict[int, FailedJob] = attr.ib(factory=dict)
     failure_ids: List[int] = attr.ib(factory=list)
     failures_by_created: List[Tuple[int, int]] = attr.ib(factory=list)
+    #: The claimed jobs again, by priority: the grab order (B7).
+    due: DueJobs = attr.ib(factory=DueJobs)
+    #: The idempotency keys of the queue's pushes (B7).
+    keys: MemoryKeys = attr.ib(factory=MemoryKeys)
 
     def add(self, job: Job) -> None:
         self.jobs[job.id] = job
-        insort(self.claimed if job.status == _CLAIMED else self.grabbed, (job.next_try, job.id))
+        key = (job.next_try, job.id)
+        if job.status == _CLAIMED:
+            insort(self.claimed, key)
+            self.due.add(job.options.effective_priority, key)
+        else:
+            insort(self.grabbed, key)
 
     def remove(self, job: Job) -> None:
         del self.jobs[job.id]
-        _remove(self.claimed if job.status == _CLAIMED else self.grabbed, (job.next_try, job.id))
+        key = (job.next_try, job.id)
+        if job.status == _CLAIMED:
+            _remove(self.claimed, key)
+            self.due.remove(job.options.effective_priority, key)
+        else:
+            _remove(self.grabbed, key)
 
     def replace(self, old: Job, new: Job) -> None:
         self.remove(old)
@@ -135,9 +152,11 @@ class MemoryJobStore:
 
     name = "in-memory"
 
-    def __init__(self, clock: Optional[Clock] = None) -> None:
+    def __init__(self, clock: Optional[Clock] = None, idempotency_window_ms: int = DEFAULT_WINDOW_MS) -> None:
         self._clock: Clock = clock or system_clock
         self._queues: Dict[str, _QueueJobs] = {}
+        #: How long an idempotency key is remembered (ms).
+        self.idempotency_window_ms = idempotency_window_ms
 
     def storage_key(self, queue_name: str) -> str:
         """The exact name: every queue has storage of its own."""
@@ -178,6 +197,9 @@ class MemoryJobStore:
         except ValueError:
             return fail()
         now = self._clock()
+        keyed = keys_by_queue(entries)
+        if keyed:
+            return succeed(self._push_keyed(entries, keyed, now))
         stored = []
         for entry in entries:
             queue = self._queue(entry.queue_name)
@@ -187,15 +209,54 @@ class MemoryJobStore:
             stored.append(job)
         return succeed(stored)
 
+    def _push_keyed(self, entries: Sequence[PushEntry], keyed: Dict[str, List[str]], now: int) -> list:
+        # In the reactor thread: claims and records cannot interleave with
+        # another push.
+        replays = {}
+        for queue_name, keys in keyed.items():
+            claimed = self._queue(queue_name).keys.claim(keys, now, self.idempotency_window_ms)
+            replays.update(((queue_name, key), replay) for key, replay in claimed.items())
+        plan = plan_push(entries, replays)
+        stored = {}
+        for index, (entry, step) in enumerate(zip(entries, plan)):
+            if step is None:
+                queue = self._queue(entry.queue_name)
+                job = entry.job.stored(queue.next_id, now, entry.grabber_id)
+                queue.next_id += 1
+                queue.add(job)
+                stored[index] = job
+        results, records = push_results(entries, plan, stored)
+        for queue_name, rows in records.items():
+            self._queue(queue_name).keys.record(rows)
+        return results
+
+    def delete_expired_keys(self, queue_name: str) -> Deferred:
+        """Forget the queue's idempotency keys whose window ended; fire with how many."""
+        queue = self._queues.get(self.storage_key(queue_name))
+        deleted = 0
+        if queue is not None:
+            now = self._clock()
+            while True:
+                count = queue.keys.delete_expired(now)
+                deleted += count
+                if count < 1000:
+                    break
+        return succeed(deleted)
+
     def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
         queue = self._queues.get(self.storage_key(queue_name))
         if queue is None or limit <= 0:
             return succeed([])
-        due = bisect_right(queue.claimed, (self._clock(), _INFINITY))
-        taken = queue.claimed[: min(due, limit)]
-        del queue.claimed[: len(taken)]
+        single = len(queue.due.priorities()) <= 1
+        taken = queue.due.take_due(self._clock(), limit)
+        if single:
+            # One priority (every queue without priorities): the jobs taken
+            # are the claimed list's due prefix, as before priorities.
+            del queue.claimed[: len(taken)]
         grabbed = []
-        for key in taken:
+        for _, key in taken:
+            if not single:
+                _remove(queue.claimed, key)
             job = queue.jobs[key[1]]
             job = attr.evolve(
                 job,
@@ -238,6 +299,7 @@ class MemoryJobStore:
                 # Round-trip through the column text, as the SQL drivers do.
                 text = failure_result_text(job, completion.result)
                 result, max_retries, retry_delay, timeout = decode_failure_result(text)
+                options = decode_failure_options(text)
                 queue.add_failure(
                     FailedJob(
                         id=queue.next_failure_id,
@@ -252,6 +314,7 @@ class MemoryJobStore:
                         max_retries=max_retries,
                         retry_delay=retry_delay,
                         timeout=timeout,
+                        options=options,
                     )
                 )
                 queue.next_failure_id += 1

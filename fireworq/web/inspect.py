@@ -16,6 +16,7 @@ from fireworq.model import (
     decode_cursor,
     encode_cursor,
 )
+from fireworq.joboptions.values import add_option_fields
 from fireworq.web.body import path_id, query_arg, query_choice, query_int, stored_json_value
 from fireworq.web.errors import bad_request, not_found
 from fireworq.web.routes import app, failed_job_json, job_json, json_response
@@ -151,20 +152,18 @@ class InspectRoutes:
         def answer(stored: Optional[Job]) -> bytes:
             if stored is None:
                 raise _no_entry(name, number)
-            return json_response(
-                request,
-                {
-                    "id": stored.id,
-                    "queue_name": name,
-                    "category": stored.category,
-                    "url": stored.url,
-                    "payload": stored_json_value(stored.payload) if stored.payload else None,
-                    "run_after": 0,
-                    "max_retries": stored.retry_count,
-                    "retry_delay": stored.retry_delay,
-                    "timeout": stored.timeout,
-                },
-            )
+            answer = {
+                "id": stored.id,
+                "queue_name": name,
+                "category": stored.category,
+                "url": stored.url,
+                "payload": stored_json_value(stored.payload) if stored.payload else None,
+                "run_after": 0,
+                "max_retries": stored.retry_count,
+                "retry_delay": stored.retry_delay,
+                "timeout": stored.timeout,
+            }
+            return json_response(request, add_option_fields(answer, stored.options))
 
         d.addCallback(answer)
         return d

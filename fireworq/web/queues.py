@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from fireworq.dispatch.dispatcher import THROTTLED_POLLING_INTERVAL
+from fireworq.joboptions.parse import parse_queue_defaults
 from fireworq.model import QueueDefinition
 from fireworq.names import InvalidName, check_queue_name
 from fireworq.web.body import json_object, number, unsigned
@@ -77,6 +78,7 @@ def parse_definition(
         max_workers=max_workers or default_max_workers,
         max_dispatches_per_second=rate,
         max_burst_size=burst,
+        defaults=parse_queue_defaults(body),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any, Dict
 from klein import Klein
 from werkzeug.routing import PathConverter
 
+from fireworq.joboptions.values import add_option_fields
 from fireworq.model import FailedJob, Job
 from fireworq.web.body import dump_json, stored_json_value
 
@@ -77,7 +78,7 @@ def job_json(job: Job) -> Dict[str, Any]:
             "retry_delay": job.retry_delay,
         }
     )
-    return out
+    return add_option_fields(out, job.options)
 
 
 def failed_job_json(failed: FailedJob) -> Dict[str, Any]:
@@ -98,4 +99,4 @@ def failed_job_json(failed: FailedJob) -> Dict[str, Any]:
             "created_at": timestamp(failed.created_at),
         }
     )
-    return out
+    return add_option_fields(out, failed.options)

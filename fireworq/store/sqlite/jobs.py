@@ -3,9 +3,13 @@ L{SqliteJobStore}: the jobs and failure logs of every queue in a
 L{SqliteDatabase}, one pair of tables per queue (L{fireworq.store.sqlite.schema}).
 
 Every call is one function run on the database thread inside the current
-group-commit transaction: a grab is one SELECT of the due jobs through the
-``(status, next_try)`` index and one UPDATE of their status; a completion
-batch is one statement per kind of outcome.
+group-commit transaction: a grab asks which priorities have claimed jobs
+(one index seek per priority, L{fireworq.store.priority}), then SELECTs
+the due jobs of each, highest first, through the ``(status, priority,
+next_try)`` index until it has enough, and UPDATEs their status; a
+completion batch is one statement per kind of outcome.  Pushes with
+idempotency keys claim them in the queue's key table in the same
+transaction (SQLite has one writer, so a claim never waits).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any, List, Optional, Tuple
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
+from fireworq.joboptions.values import encode_options
 from fireworq.model import (
     Completion,
     CompletionKind,
@@ -27,6 +32,7 @@ from fireworq.model import (
     Page,
     PageKey,
     PushEntry,
+    Replay,
 )
 from fireworq.store.common import (
     Clock,
@@ -35,7 +41,9 @@ from fireworq.store.common import (
     failure_result_text,
     system_clock,
 )
+from fireworq.store.idempotency import DEFAULT_WINDOW_MS, keys_by_queue, plan_push, push_results
 from fireworq.store.interface import IJobStore
+from fireworq.store.priority import due_priorities, sqlite_grab_sql, sqlite_priorities_sql
 from fireworq.store.sqlite.database import Operation, SqliteDatabase
 from fireworq.store.sqlite.rows import (
     FAILED_COLUMNS,
@@ -45,7 +53,10 @@ from fireworq.store.sqlite.rows import (
     failed_from_row,
     job_from_row,
 )
-from fireworq.store.sqlite.schema import failures_table, jobs_table, table_key
+from fireworq.store.sqlite.schema import failures_table, jobs_table, keys_table, table_key
+
+#: Expired idempotency keys one cleanup statement deletes at most.
+KEYS_DELETE_BATCH = 1000
 
 
 @implementer(IJobStore)
@@ -60,9 +71,13 @@ class SqliteJobStore:
 
     name = "sqlite"
 
-    def __init__(self, db: SqliteDatabase, clock: Optional[Clock] = None) -> None:
+    def __init__(
+        self, db: SqliteDatabase, clock: Optional[Clock] = None, idempotency_window_ms: int = DEFAULT_WINDOW_MS
+    ) -> None:
         self.db = db
         self._clock: Clock = clock or system_clock
+        #: How long an idempotency key is remembered (ms).
+        self.idempotency_window_ms = idempotency_window_ms
 
     def start(self) -> Deferred:
         return self.db.start()
@@ -96,26 +111,80 @@ class SqliteJobStore:
                 check_storable(entry)
         except ValueError:
             return fail()
+        if keys_by_queue(entries):
+            return self.db.run(self._push_keyed, entries, self._clock())
         return self.db.run(self._push, entries, self._clock())
 
     def _push(self, conn: sqlite3.Connection, entries: List[PushEntry], now: int) -> List[Job]:
-        stored = []
-        for entry in entries:
-            key = table_key(entry.queue_name)
+        return [self._insert(conn, entry, now) for entry in entries]
+
+    def _insert(self, conn: sqlite3.Connection, entry: PushEntry, now: int) -> Job:
+        key = table_key(entry.queue_name)
+        self.db.ensure_queue(conn, key)
+        new = entry.job
+        next_try = now + new.run_after * 1000
+        status = "claimed" if entry.grabber_id is None else "grabbed"
+        options = new.options
+        cursor = conn.execute(
+            f"INSERT INTO {jobs_table(key)} (next_try, grabber_id, status, created_at,"
+            " retry_count, retry_delay, fail_count, category, url, payload, timeout,"
+            " attempts, priority, deadline_at, options) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (next_try, entry.grabber_id, status, now, new.max_retries, new.retry_delay,
+             new.category, new.url, new.payload, new.timeout,
+             0 if entry.grabber_id is None else 1,
+             options.effective_priority, options.deadline_at(now), encode_options(options)),
+        )
+        return new.stored(cursor.lastrowid, now, entry.grabber_id)
+
+    def _push_keyed(self, conn: sqlite3.Connection, entries: List[PushEntry], now: int) -> list:
+        """A push with idempotency keys: claim them, store the jobs of the free ones, record."""
+        replays = {}
+        for queue_name, keys in keys_by_queue(entries).items():
+            key = table_key(queue_name)
             self.db.ensure_queue(conn, key)
-            new = entry.job
-            next_try = now + new.run_after * 1000
-            status = "claimed" if entry.grabber_id is None else "grabbed"
-            cursor = conn.execute(
-                f"INSERT INTO {jobs_table(key)} (next_try, grabber_id, status, created_at,"
-                " retry_count, retry_delay, fail_count, category, url, payload, timeout,"
-                " attempts) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
-                (next_try, entry.grabber_id, status, now, new.max_retries, new.retry_delay,
-                 new.category, new.url, new.payload, new.timeout,
-                 0 if entry.grabber_id is None else 1),
+            table = keys_table(key)
+            marks = ",".join("?" * len(keys))
+            conn.execute(f"DELETE FROM {table} WHERE idempotency_key IN ({marks}) AND expires_at <= ?", [*keys, now])
+            conn.executemany(
+                f"INSERT OR IGNORE INTO {table} (idempotency_key, created_at, expires_at) VALUES (?, ?, ?)",
+                [(k, now, now + self.idempotency_window_ms) for k in keys],
             )
-            stored.append(new.stored(cursor.lastrowid, now, entry.grabber_id))
-        return stored
+            for k, job_id, answer in conn.execute(
+                f"SELECT idempotency_key, job_id, answer FROM {table} WHERE idempotency_key IN ({marks})", keys
+            ):
+                # One writer: a key without a job id was claimed just now, by this push.
+                replays[(queue_name, k)] = None if job_id is None else Replay(job_id, answer or "{}")
+        plan = plan_push(entries, replays)
+        stored = {
+            index: self._insert(conn, entry, now)
+            for index, (entry, step) in enumerate(zip(entries, plan))
+            if step is None
+        }
+        results, records = push_results(entries, plan, stored)
+        for queue_name, rows in records.items():
+            conn.executemany(
+                f"UPDATE {keys_table(table_key(queue_name))} SET job_id = ?, answer = ? WHERE idempotency_key = ?",
+                [(job_id, answer, k) for k, job_id, answer in rows],
+            )
+        return results
+
+    def delete_expired_keys(self, queue_name: str) -> Deferred:
+        """Forget the queue's idempotency keys whose window ended, in batches; fire with how many."""
+        table = keys_table(table_key(queue_name))
+        return self._run(queue_name, self._delete_expired_keys, table, self._clock())
+
+    @staticmethod
+    def _delete_expired_keys(conn, jobs, failures, table: str, now: int) -> int:
+        deleted = 0
+        while True:
+            cursor = conn.execute(
+                f"DELETE FROM {table} WHERE idempotency_key IN (SELECT idempotency_key FROM {table}"
+                " WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)",
+                (now, KEYS_DELETE_BATCH),
+            )
+            deleted += cursor.rowcount
+            if cursor.rowcount < KEYS_DELETE_BATCH:
+                return deleted
 
     def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
         if limit <= 0:
@@ -124,11 +193,15 @@ class SqliteJobStore:
 
     @staticmethod
     def _grab(conn, jobs, failures, limit: int, grabber_id: int, now: int) -> List[Job]:
-        rows = conn.execute(
-            f"SELECT {JOB_COLUMNS} FROM {jobs} WHERE status = 'claimed' AND next_try <= ?"
-            " ORDER BY next_try, job_id LIMIT ?",
-            (now, limit),
-        ).fetchall()
+        # Highest priority first, due order within one (B7): one index
+        # range per priority that has due jobs, until the grab is full.
+        rows: list = []
+        for priority in due_priorities(conn.execute(sqlite_priorities_sql(jobs)).fetchall(), now):
+            rows += conn.execute(
+                sqlite_grab_sql(jobs, JOB_COLUMNS), (priority, now, limit - len(rows))
+            ).fetchall()
+            if len(rows) >= limit:
+                break
         ids = [row[0] for row in rows]
         for chunk in chunks(ids):
             conn.execute(
@@ -141,7 +214,7 @@ class SqliteJobStore:
         return [
             job_from_row(
                 row[:4] + ("grabbed",) + row[5:11]
-                + (grabber_id, attempts_at_grab(row[12], row[8]))
+                + (grabber_id, attempts_at_grab(row[12], row[8])) + row[13:]
             )
             for row in rows
         ]

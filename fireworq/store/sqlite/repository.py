@@ -12,18 +12,18 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from fireworq.model import QueueDefinition, Routing
-from fireworq.store.common import normalize_definition
+from fireworq.store.common import decode_job_defaults, encode_job_defaults, normalize_definition
 from fireworq.store.interface import IRepository
 from fireworq.store.sqlite.database import SqliteDatabase
 
 _QUEUE_SELECT = (
     "SELECT q.name, q.polling_interval, q.max_workers, t.max_dispatches_per_second,"
-    " t.max_burst_size FROM queue q LEFT JOIN queue_throttle t ON t.name = q.name"
+    " t.max_burst_size, q.job_defaults FROM queue q LEFT JOIN queue_throttle t ON t.name = q.name"
 )
 
 
 def _definition(row: tuple) -> QueueDefinition:
-    name, polling_interval, max_workers, rate, burst = row
+    name, polling_interval, max_workers, rate, burst, job_defaults = row[:6]
     return normalize_definition(
         QueueDefinition(
             name=name,
@@ -31,6 +31,7 @@ def _definition(row: tuple) -> QueueDefinition:
             max_workers=max_workers,
             max_dispatches_per_second=float(rate or 0.0),
             max_burst_size=burst or 0,
+            defaults=decode_job_defaults(job_defaults),
         )
     )
 
@@ -82,9 +83,10 @@ class SqliteRepository:
             if self._find_queue(conn, definition.name) == definition:
                 return False
             conn.execute(
-                "INSERT OR REPLACE INTO queue (name, polling_interval, max_workers)"
-                " VALUES (?, ?, ?)",
-                (definition.name, definition.polling_interval, definition.max_workers),
+                "INSERT OR REPLACE INTO queue (name, polling_interval, max_workers, job_defaults)"
+                " VALUES (?, ?, ?, ?)",
+                (definition.name, definition.polling_interval, definition.max_workers,
+                 encode_job_defaults(definition)),
             )
             if definition.throttled:
                 conn.execute(

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Iterator, Sequence
 
-from fireworq.model import FailedJob, Job, decode_failure_result
+from fireworq.joboptions.values import NO_OPTIONS, decode_options
+from fireworq.model import FailedJob, Job, decode_failure_options, decode_failure_result
 
 #: Ids bound in one ``IN (...)`` list.
 CHUNK = 500
@@ -14,7 +15,7 @@ CHUNK = 500
 #: The job columns every job query selects, in the order L{job_from_row} reads.
 JOB_COLUMNS = (
     "job_id, category, url, payload, status, created_at, next_try, timeout,"
-    " fail_count, retry_count, retry_delay, grabber_id, attempts"
+    " fail_count, retry_count, retry_delay, grabber_id, attempts, options"
 )
 
 #: The failure-log columns every failure query selects (L{failed_from_row}).
@@ -37,13 +38,15 @@ def job_from_row(row: Sequence) -> Job:
     values = list(row)
     if values[3] is None:
         values[3] = ""
+    text = values[13]
+    values[13] = NO_OPTIONS if text is None else decode_options(text)
     return Job(*values)
 
 
 def failed_from_row(row: Sequence) -> FailedJob:
     """A L{FailedJob} from a row of L{FAILED_COLUMNS}."""
-    (failure_id, job_id, category, url, payload, result, fail_count, failed_at, created_at) = row
-    result, max_retries, retry_delay, timeout = decode_failure_result(result or "")
+    (failure_id, job_id, category, url, payload, text, fail_count, failed_at, created_at) = row
+    result, max_retries, retry_delay, timeout = decode_failure_result(text or "")
     return FailedJob(
         id=failure_id,
         job_id=job_id,
@@ -57,4 +60,5 @@ def failed_from_row(row: Sequence) -> FailedJob:
         max_retries=max_retries,
         retry_delay=retry_delay,
         timeout=timeout,
+        options=decode_failure_options(text or ""),
     )

@@ -14,8 +14,14 @@ The layout mirrors the original MySQL schema (protocol A9):
     appends the id) serves grabs, counts and the job lists, one on
     ``created_at`` the failure log.  Tables stay when a queue's definition
     is deleted.  ``attempts`` counts the grabs of a job (the deliveries
-    started, the one in flight included).
-  - ``queue``, ``queue_throttle``, ``routing`` and ``config_revision``.
+    started, the one in flight included).  The job options of protocol B7
+    are the columns ``options`` (JSON, NULL for a job without options),
+    ``priority`` and ``deadline_at`` (ms), and ``canceling`` for B9; an
+    index on ``(status, priority, next_try)`` serves the grab by priority
+    (L{fireworq.store.priority}).  ``"fireworq_jq_idem(<key>)"`` holds the
+    queue's idempotency keys.
+  - ``queue`` (with ``job_defaults``, the JSON of a queue's job defaults),
+    ``queue_throttle``, ``routing`` and ``config_revision``.
   - ``PRAGMA user_version`` is L{LAYOUT_VERSION}; L{prepare_file} brings
     an older file up to it.
 """
@@ -28,17 +34,24 @@ import sqlite3
 from typing import Dict, List
 
 from fireworq.names import storage_key
+from fireworq.store.priority import SQLITE_JOB_COLUMNS, sqlite_grab_index_ddl
 
-#: The file layout (``PRAGMA user_version``): 2 = job tables have the
-#: ``attempts`` column; 1 = tables keyed by L{table_key}; 0 = an older file,
-#: keyed by the bare storage key.
-LAYOUT_VERSION = 2
+#: The file layout (``PRAGMA user_version``): 3 = job tables have the B7
+#: columns and the grab-by-priority index, ``queue`` has ``job_defaults``;
+#: 2 = job tables have the ``attempts`` column; 1 = tables keyed by
+#: L{table_key}; 0 = an older file, keyed by the bare storage key.
+LAYOUT_VERSION = 3
+
+#: The ``queue`` column added in layout 3: a queue's job defaults (JSON).
+JOB_DEFAULTS_COLUMN = "job_defaults TEXT"
 
 #: Hex digits of the name's hash that end the key of a non-plain name.
 _HASH_DIGITS = 16
 
 #: The tables every file has: definitions, routings and their revisions.
 SHARED_SCHEMA = (
+    # Layout 3's job_defaults column is added by the upgrade (a new file
+    # goes through every upgrade step, L{prepare_file}).
     """CREATE TABLE IF NOT EXISTS queue (
         name TEXT NOT NULL PRIMARY KEY,
         polling_interval INTEGER NOT NULL,
@@ -92,6 +105,11 @@ def failures_table(key: str) -> str:
     return f'"fireworq_jq_fail({key})"'
 
 
+def keys_table(key: str) -> str:
+    """The quoted name of the idempotency-key table of the table key ``key``."""
+    return f'"fireworq_jq_idem({key})"'
+
+
 def queue_schema(key: str) -> List[str]:
     """The statements that create a queue's tables and indexes."""
     return [
@@ -108,9 +126,19 @@ def queue_schema(key: str) -> List[str]:
             url TEXT NOT NULL,
             payload TEXT,
             timeout INTEGER NOT NULL DEFAULT 0,
-            {ATTEMPTS_COLUMN}
+            {ATTEMPTS_COLUMN},
+            {", ".join(ddl for _, ddl in SQLITE_JOB_COLUMNS)}
         )""",
         f"CREATE INDEX IF NOT EXISTS {_jobs_index(key)} ON {jobs_table(key)} (status, next_try)",
+        sqlite_grab_index_ddl(_grab_index(key), jobs_table(key)),
+        f"""CREATE TABLE IF NOT EXISTS {keys_table(key)} (
+            idempotency_key TEXT NOT NULL PRIMARY KEY,
+            job_id INTEGER,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            answer TEXT
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {_keys_index(key)} ON {keys_table(key)} (expires_at)",
         f"""CREATE TABLE IF NOT EXISTS {failures_table(key)} (
             failure_id INTEGER PRIMARY KEY AUTOINCREMENT,
             job_id INTEGER NOT NULL,
@@ -132,6 +160,14 @@ def _jobs_index(key: str) -> str:
 
 def _failures_index(key: str) -> str:
     return f'"fireworq_jq_fail({key})_created_at"'
+
+
+def _grab_index(key: str) -> str:
+    return f'"fireworq_jq({key})_grab_priority"'
+
+
+def _keys_index(key: str) -> str:
+    return f'"fireworq_jq_idem({key})_expiry"'
 
 
 def _adopt_legacy_tables(conn: sqlite3.Connection) -> None:
@@ -162,7 +198,10 @@ def _adopt_legacy_tables(conn: sqlite3.Connection) -> None:
             continue
         for source, target in legacy:
             conn.execute(f"ALTER TABLE {source} RENAME TO {target}")
-        # Renamed tables keep their indexes' names: make them anew.
+        # Renamed tables keep their indexes' names: make them anew (with the
+        # columns of today's layout, which the new indexes need).
+        if jobs_table(new).strip('"') in {target.strip('"') for _, target in legacy}:
+            _add_missing_columns(conn, jobs_table(new).strip('"'))
         conn.execute(f"DROP INDEX IF EXISTS {_jobs_index(key)}")
         conn.execute(f"DROP INDEX IF EXISTS {_failures_index(key)}")
         for statement in queue_schema(new):
@@ -188,6 +227,37 @@ def _add_attempts(conn: sqlite3.Connection) -> None:
             conn.execute(f'ALTER TABLE "{table}" ADD COLUMN {ATTEMPTS_COLUMN}')
 
 
+def _add_job_options(conn: sqlite3.Connection) -> None:
+    """
+    Upgrade a file of layout 2 or older: give every job table the B7
+    columns (their defaults: no options, priority 0) and the
+    grab-by-priority index, and ``queue`` the ``job_defaults`` column.
+    Each queue's key table is made with its other tables when first used.
+    """
+    columns = {row[1] for row in conn.execute('PRAGMA table_info("queue")')}
+    if "job_defaults" not in columns:
+        conn.execute(f"ALTER TABLE queue ADD COLUMN {JOB_DEFAULTS_COLUMN}")
+    tables = [
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'fireworq_jq(%'"
+        )
+    ]
+    for table in tables:
+        _add_missing_columns(conn, table)
+        conn.execute(sqlite_grab_index_ddl(f'"{table}_grab_priority"', f'"{table}"'))
+
+
+def _add_missing_columns(conn: sqlite3.Connection, table: str) -> None:
+    """Give the job table ``table`` (unquoted) the columns of today's layout it lacks."""
+    columns = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
+    if "attempts" not in columns:
+        conn.execute(f'ALTER TABLE "{table}" ADD COLUMN {ATTEMPTS_COLUMN}')
+    for name, ddl in SQLITE_JOB_COLUMNS:
+        if name not in columns:
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN {ddl}')
+
+
 def prepare_file(conn: sqlite3.Connection) -> None:
     """
     Inside a transaction: create the shared tables if missing and bring a
@@ -200,5 +270,7 @@ def prepare_file(conn: sqlite3.Connection) -> None:
         _adopt_legacy_tables(conn)
     if version < 2:
         _add_attempts(conn)
+    if version < 3:
+        _add_job_options(conn)
     if version < LAYOUT_VERSION:
         conn.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
