@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from typing import Any, Optional
 
 from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.cases import ServerTestCase
 from tests.support.polling import wait_until
@@ -185,3 +187,36 @@ class CommandLineTests(ServerTestCase):
         code, out, err = yield self.fireworq("--version")
         self.assertEqual(code, 0)
         self.assertIn("fireworq", out)
+
+
+class ConsoleScriptTests(SynchronousTestCase):
+    """``pip install .`` installs a ``fireworq`` command that runs the CLI."""
+
+    def test_console_script_after_install(self) -> None:
+        work = os.path.abspath(self.mktemp())
+        source, target = os.path.join(work, "source"), os.path.join(work, "installed")
+        os.makedirs(source)
+        for name in ("setup.py", "README.md"):
+            shutil.copy(os.path.join(REPO, name), source)
+        for name in ("fireworq", "twisted"):
+            shutil.copytree(os.path.join(REPO, name), os.path.join(source, name),
+                            ignore=shutil.ignore_patterns("__pycache__", "dropin.cache"))
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+             "--disable-pip-version-check", "--target", target, source],
+            check=True, capture_output=True, cwd=work,
+        )
+        script = os.path.join(target, "bin", "fireworq")
+        self.assertTrue(os.access(script, os.X_OK), os.listdir(target))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "FIREWORQ_"))}
+        env["PYTHONPATH"] = target
+        out = subprocess.run([script, "--version"], capture_output=True, text=True, cwd="/", env=env, timeout=60)
+        self.assertEqual((out.returncode, out.stdout.strip()), (0, f"fireworq, version {self.version()}"), out.stderr)
+        out = subprocess.run([script, "--url", "http://127.0.0.1:1", "--retries", "0", "queues"],
+                             capture_output=True, text=True, cwd="/", env=env, timeout=60)
+        self.assertEqual(out.returncode, 3, out.stderr)
+
+    def version(self) -> str:
+        from fireworq import __version__
+
+        return __version__
