@@ -109,14 +109,16 @@ class IJobStore(Interface):
         """
         Store new jobs, possibly of several queues, in one transaction.  Each
         gets status ``claimed``, ``created_at`` = now, ``next_try`` = now +
-        run_after * 1000, ``fail_count`` 0 and ``retry_count`` = max_retries.
+        run_after * 1000, ``fail_count`` 0, ``retry_count`` = max_retries
+        and ``attempts`` 0.
         Fires with the stored jobs, in the order given, once committed: a
         positive ``id`` unique within the queue, increasing in push order.
         Either every entry is stored or none is.
 
         An entry with a ``grabber_id`` is stored ``grabbed`` by that grabber
-        instead (its node delivers it at once).  A store that fences grabs
-        with leases (MySQL) does so only while that grabber id is the
+        instead, its first attempt counted (its node delivers it at once).
+        A store that fences grabs with leases (MySQL) does so only while
+        that grabber id is the
         queue's current lease epoch, and stores the job ``claimed``
         otherwise; the returned job's status says which.
         """
@@ -125,7 +127,9 @@ class IJobStore(Interface):
         """
         Take up to ``limit`` claimed jobs whose ``next_try`` has come, oldest
         ``next_try`` first (then lowest id), mark them ``grabbed`` with
-        ``grabber_id`` and fire with them (status ``grabbed``).
+        ``grabber_id``, count the attempt (``attempts`` = max(attempts,
+        fail_count) + 1, in the same transaction) and fire with them
+        (status ``grabbed``).
         """
 
     def complete(
@@ -150,7 +154,8 @@ class IJobStore(Interface):
     ) -> "Deferred[int]":
         """
         Return jobs grabbed by ``grabber_id`` to ``claimed`` without changing
-        their counters (used when a delivery could not start, or on shutdown).
+        their counters, the attempt their grab counted included (used when
+        a delivery could not start, or on shutdown).
         Fires with the number of jobs released.
         """
 
