@@ -118,9 +118,8 @@ class IJobStore(Interface):
         An entry with a ``grabber_id`` is stored ``grabbed`` by that grabber
         instead, its first attempt counted (its node delivers it at once).
         A store that fences grabs with leases (MySQL) does so only while
-        that grabber id is the
-        queue's current lease epoch, and stores the job ``claimed``
-        otherwise; the returned job's status says which.
+        that grabber id is the queue's current lease epoch, and stores the
+        job ``claimed`` otherwise; the returned job's status says which.
         """
 
     def grab(queue_name: str, limit: int, grabber_id: int) -> "Deferred[List[Job]]":
