@@ -18,7 +18,7 @@ from typing import Any, Iterable, Iterator, List, Optional, Tuple
 import attr
 
 from fireworq.client.calls import BATCH_INDEX, BATCH_LIMIT, MAX_BATCH, MAX_BATCH_BYTES, encode_json, job_object
-from fireworq.client.errors import APIError, BadRequest, PayloadTooLarge
+from fireworq.client.errors import BadRequest, PayloadTooLarge
 from fireworq.client.models import BatchFailure, BatchResult, PushedJob
 
 
@@ -143,7 +143,3 @@ class Tally:
             result.jobs = jobs
         return result
 
-
-def is_api_error(error: BaseException) -> bool:
-    """Whether ``error`` came from an answer of the server."""
-    return isinstance(error, APIError)

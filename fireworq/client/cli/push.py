@@ -17,11 +17,6 @@ from fireworq.client.cli.main import State, json_value, pairs, pass_state, run
 from fireworq.client.cli.output import OK, PARTIAL, USAGE, error_text, exit_code
 from fireworq.client.errors import APIError
 
-#: Lines that are not jobs are reported with their line number, and pushed no further.
-class BadLine(Exception):
-    """A line of the input that is not a JSON object."""
-
-
 def count_lines(path: str) -> Optional[int]:
     """Lines of a regular file (for the progress bar's total), None for pipes."""
     if path == "-" or not os.path.isfile(path):
