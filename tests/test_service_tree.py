@@ -229,6 +229,52 @@ class ShutdownOrderTests(SynchronousTestCase):
         self.assertFalse(service.web.running)
 
 
+class FakeLeaseStore:
+    """Just enough of a lease store for the balancer's heartbeats."""
+
+    def __init__(self) -> None:
+        self.beats: List[int] = []
+
+    def heartbeat(self, node: Any, ttl_ms: int) -> Deferred:
+        self.beats.append(ttl_ms)
+        return succeed({node.id: 0})
+
+
+class LeaseBalancerPlaceTests(SynchronousTestCase):
+    """With a lease store (MySQL), the balancer starts before the queues and stops after them."""
+
+    def test_balancer_between_store_and_queue_manager(self) -> None:
+        clock = MemoryReactorClock()
+        logs = self.mktemp()
+        os.makedirs(logs)
+        leases = FakeLeaseStore()
+        config = load(
+            {"driver": "in-memory", "bind": "127.0.0.1:0", "queue_default": "",
+             "error_log": os.path.join(logs, "error.log"), "queue_log": os.path.join(logs, "queue.log"),
+             "access_log": os.path.join(logs, "access.log")},
+            environ={},
+        )
+        service = FireworqService(
+            config, reactor=clock, stores=Stores(MemoryJobStore(), MemoryRepository(), leases), tune=False
+        )
+        self.addCleanup(service.log_files.close)
+        events: List[str] = []
+        record(service, events)
+        service.startService()
+        self.assertEqual(
+            events[3:], ["start queues", "start leases", "start queue-manager", "start metrics"]
+        )
+        self.assertTrue(leases.beats)  # heartbeats begun
+        events.clear()
+        self.successResultOf(service.stopService())
+        self.assertEqual(
+            events,
+            ["stop queues", "stop metrics", "stop queue-manager", "stop leases", "stop api", "stop store",
+             "stop tuning"],
+        )
+        self.assertEqual(leases.beats[-1], 0)  # marked gone on stop
+
+
 class ReadinessTests(SynchronousTestCase):
     """Bug 4: definition changes and pushes wait for the definitions (bounded)."""
 
