@@ -126,6 +126,25 @@ class DocumentTests(SynchronousTestCase):
         with open(os.path.join(REPO, "docs", "api.md"), encoding="utf-8") as f:
             self.assertIn("](../fireworq/openapi.yaml)", f.read())
 
+    def test_name_patterns_agree_with_the_server(self):
+        """The documented name patterns accept exactly the names the server accepts."""
+        from fireworq.names import InvalidName, check_category, check_queue_name
+
+        schemas = self.spec["components"]["schemas"]
+        samples = [".", "..", "...", ".a", "a.", "a", "ab", "a/b", "/a", "a\u0085b", "a\u009fb", "a\u0080",
+                   "a\u00a0b", "caf\u00e9", "a\x00b", "a\x1fb", "a\x7fb", "x" * 10, "\u2028"]
+        for schema, check in (("QueueNameText", check_queue_name), ("CategoryText", check_category)):
+            pattern = re.compile(schemas[schema]["pattern"])
+            for name in samples:
+                try:
+                    check(name)
+                    accepted = True
+                except InvalidName:
+                    accepted = False
+                if schema == "CategoryText" and name.startswith("/"):
+                    continue  # a category may hold "/", but not first in a URL path
+                self.assertEqual(bool(pattern.search(name)), accepted, f"{schema}: {name!r}")
+
     def test_openapi_3_1(self):
         self.assertEqual(self.spec["openapi"], "3.1.0")
         for key in ("title", "version", "description"):
