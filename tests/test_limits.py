@@ -1125,6 +1125,18 @@ class ChannelTests(SynchronousTestCase):
         self.clock.advance(10)
         self.assertEqual(self.answer(transport)[0], 408)
 
+    def test_pipelined_requests_are_all_answered(self):
+        site = self.site(header_timeout=10, body_timeout=60)
+        protocol, transport = self.connect(site)
+        one = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nab"
+        protocol.dataReceived(one + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + one[:20])
+        self.assertEqual(transport.value().count(b"200 OK"), 2)
+        self.clock.advance(5)
+        protocol.dataReceived(one[20:])
+        self.assertEqual(transport.value().count(b"200 OK"), 3)
+        self.clock.advance(100)  # no deadline is left behind
+        self.assertNotIn(b"408", transport.value())
+
     def test_no_deadline_when_disabled(self):
         site = self.site(header_timeout=0, body_timeout=None)
         protocol, transport = self.connect(site)
