@@ -1146,11 +1146,17 @@ class ChannelTests(SynchronousTestCase):
         protocol.connectionLost(None)
 
     def test_connections_over_the_cap_are_answered_503(self):
+        from twisted.logger import capturedLogs
+
         site = self.site(max_connections=2)
         first, first_transport = self.connect(site)
         second, _ = self.connect(site)
         self.assertEqual(site.open_connections, 2)
-        third, third_transport = self.connect(site)
+        with capturedLogs() as events:
+            third, third_transport = self.connect(site)
+            self.connect(site)
+        warnings = [e for e in events if "max_connections" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1, "logged once while connections are refused")
         status, error = self.answer(third_transport)
         self.assertEqual(status, 503)
         self.assertIn("max_connections", error["message"])
@@ -1158,8 +1164,11 @@ class ChannelTests(SynchronousTestCase):
         self.clock.advance(1)  # a client that does not close is cut off
         self.assertTrue(third_transport.disconnecting or third_transport.value())
         third.connectionLost(None)
-        first.connectionLost(None)
+        with capturedLogs() as events:
+            first.connectionLost(None)
         self.assertEqual(site.open_connections, 1)
+        self.assertEqual([e["log_format"] for e in events if "below" in e.get("log_format", "")],
+                         ["API connections are below the max_connections limit again"])
         fourth, fourth_transport = self.connect(site)
         fourth.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertIn(b"200 OK", fourth_transport.value())

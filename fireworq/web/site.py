@@ -22,6 +22,7 @@ from typing import Any, Callable, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
 from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
 
@@ -414,6 +415,9 @@ class FireworqSite(Site):
 
     requestFactory = FireworqRequest
     noisy = False
+    _log = Logger()
+    #: Whether connections are being refused (logged once per episode).
+    _at_cap = False
 
     def __init__(
         self,
@@ -456,6 +460,13 @@ class FireworqSite(Site):
 
     def buildProtocol(self, addr: Any) -> Any:
         if self.max_connections and self.open_connections >= self.max_connections:
+            if not self._at_cap:
+                self._at_cap = True
+                self._log.warn(
+                    "{open} API connections are open, the max_connections limit: new connections "
+                    "are answered 503 until some close",
+                    open=self.open_connections,
+                )
             return TooManyConnections(self.max_connections, self.reactor.callLater)
         return super().buildProtocol(addr)
 
@@ -466,6 +477,9 @@ class FireworqSite(Site):
     def connection_closed(self) -> None:
         """A channel of this site disconnected."""
         self.open_connections -= 1
+        if self._at_cap and self.open_connections < self.max_connections:
+            self._at_cap = False
+            self._log.info("API connections are below the max_connections limit again")
 
     def log(self, request: Any) -> None:
         if self.access_log is not None:
