@@ -218,8 +218,9 @@ class Metrics(Service):
 
     It takes what it observes as arguments: the ``clock``, the queue
     ``manager`` whose queues it reports (or set L{manager} later: the
-    manager is built after this object, which it sends events to) and the
-    store ``driver``'s name.  The service tree wraps the stores with
+    manager is built after this object, which it sends events to), the
+    ``inspection`` service it counts jobs through (or set L{inspection}
+    later) and the store ``driver``'s name.  The service tree wraps the stores with
     L{observe_stores} and L{db_error}, and runs this service (its periodic
     job counts, a L{Periodic} child) once the store is open.
 
@@ -237,12 +238,16 @@ class Metrics(Service):
         refresh_interval: float = QUEUE_COUNTS_INTERVAL,
         process_metrics: bool = True,
         driver: str = "",
+        inspection: Any = None,
     ) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self._clock: IReactorTime = clock
         self._manager = manager
         self._driver = driver
+        #: Where the job counts come from (L{fireworq.inspection.IInspection}),
+        #: or None for no counts.
+        self.inspection = inspection
         self.refresh_interval = refresh_interval
         #: Queue name -> (job counts, Unix time they were counted).
         self.queue_counts: Dict[str, Tuple[JobCounts, float]] = {}
@@ -425,7 +430,7 @@ class Metrics(Service):
         tells its age) and is counted in C{fireworq_db_errors_total}.
         """
         manager = self.manager
-        if manager is None or not manager.running or not manager.ready:
+        if manager is None or self.inspection is None or not manager.running or not manager.ready:
             return succeed(None)
         names = [definition.name for definition in manager.definitions()]
         defined = set(names)
@@ -443,7 +448,7 @@ class Metrics(Service):
             if not manager.running or manager.defined(name) is None:
                 continue
             try:
-                counts = yield manager.store.count_jobs(name)
+                counts = yield self.inspection.count_jobs(name)
             except Exception as e:  # counted as a DB error by the observed store
                 failed = failed or (name, str(e))
                 continue

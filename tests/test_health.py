@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from fireworq import __version__
-from fireworq.service import FireworqService
+from fireworq.server import FireworqService
 from fireworq.store.memory import MemoryJobStore
 from tests.support.server import FireworqProcess
 from tests.test_metrics import FailingPingStore, get, make_service

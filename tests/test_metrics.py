@@ -29,11 +29,12 @@ from fireworq.config import load
 from fireworq.dispatch.dispatcher import QueueDispatcher
 from fireworq.lease.sole import SoleLease
 from fireworq.events import EventFanout
+from fireworq.inspection import Inspection
 from fireworq.manager import QueueManager
 from fireworq.metrics import Metrics
 from fireworq.model import Job, NewJob, QueueDefinition, Result
 from fireworq.pushing import PushBatcher
-from fireworq.service import FireworqService, Stores
+from fireworq.server import FireworqService, Stores
 from fireworq.stats import QueueStats
 from fireworq.store.interface import IJobStore, NodeInfo, StoreUnavailable
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
@@ -119,9 +120,10 @@ class MetricsTestCase(SynchronousTestCase):
                 definition, self.store, lease, self.deliverer, self.events, self.clock
             )
 
+        repository = MemoryRepository()
         self.manager = QueueManager(
             self.store,
-            MemoryRepository(),
+            repository,
             PushBatcher(self.store, self.clock),
             make_dispatcher,
             self.events,
@@ -130,6 +132,7 @@ class MetricsTestCase(SynchronousTestCase):
             default_queue=QueueDefinition("q", 200, 10),
         )
         self.metrics.manager = self.manager
+        self.metrics.inspection = Inspection(self.store, repository, self.manager)
         self.manager.startService()
         self.clock.advance(0)
         self.addCleanup(self.manager.stopService)

@@ -17,7 +17,7 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from fireworq.config import load
-from fireworq.service import FireworqService, StartupFailed, Stores
+from fireworq.server import FireworqService, StartupFailed, Stores
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.tap import Options, makeService
 

@@ -155,6 +155,7 @@ class FireworqService(OrderedServices):
         self.metrics.setName("metrics")
         # The API looks at stored data through this, never through the stores.
         self.inspection = Inspection(self.stores.jobs, self.stores.repository, self.manager)
+        self.metrics.inspection = self.inspection
         self.api = FireworqAPI(self.manager, self.inspection, config, self.metrics)
         self.site = FireworqSite(
             self.api.resource(),
