@@ -303,7 +303,7 @@ class RetryTests(ServerTestCase):
     def test_connection_refused_is_retried_for_idempotent_calls(self) -> Any:
         port = free_port()
         retries: List[Any] = []
-        client = Client(f"http://127.0.0.1:{port}", retry=RetryPolicy(attempts=200, backoff=0.05, max_delay=0.2),
+        client = Client(f"http://127.0.0.1:{port}", retry=RetryPolicy(attempts=600, backoff=0.05, max_delay=0.2),
                         on_retry=lambda call, attempt, wait, error: retries.append((call.path, type(error).__name__)))
         self.addCleanup(client.close)
         pending = in_thread(client.queues)
