@@ -63,6 +63,25 @@ class CommandLineTests(ServerTestCase):
         self.assertEqual((job["payload"], job["run_after"], job["queue_name"]), ("plain", 3600, "default"))
 
     @inlineCallbacks
+    def test_push_with_job_options(self) -> Any:
+        args = ("push", "opts", self.worker.url("/success"), "--run-after", "3600", "--name", "n1",
+                "--tag", "tenant=t1", "--tag", "team=a", "--header", "X-Trace=1", "--priority", "5",
+                "--idempotency-key", "k1")
+        code, out, err = yield self.fireworq("--json", *args)
+        self.assertEqual(code, 0, err)
+        job = json.loads(out)
+        self.assertEqual((job["name"], job["tags"], job["headers"], job["priority"]),
+                         ("n1", {"tenant": "t1", "team": "a"}, {"X-Trace": "1"}, 5))
+        code, out, err = yield self.fireworq(*args)
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"pushed job {job['id']} to queue default (replayed", out)
+        code, out, err = yield self.fireworq("push", "opts", self.worker.url("/"), "--priority", "1000")
+        self.assertEqual(code, 1)
+        self.assertIn("priority", err)
+        code, out, err = yield self.fireworq("push", "opts", self.worker.url("/"), "--tag", "novalue")
+        self.assertEqual(code, 2)
+
+    @inlineCallbacks
     def test_push_many_from_a_file_with_bad_lines(self) -> Any:
         path = os.path.join(self.workdir, "jobs.jsonl")
         with open(path, "w") as f:

@@ -331,3 +331,69 @@ class RetryTests(ServerTestCase):
             in_thread(client.push, "c", "http://127.0.0.1:1/", idempotency_key="k1"), TransportError
         )
         self.assertEqual(len(retries), 4)
+
+
+class JobOptionTests(ServerTestCase):
+    """The job options of B7, which the server has (sqlite store), through the client."""
+
+    @inlineCallbacks
+    def setUp(self) -> Any:
+        super().setUp()
+        self.server = yield self.server()
+        self.client = Client(self.server.url(""), retry=RetryPolicy(attempts=2, backoff=0.05))
+        self.addCleanup(self.client.close)
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return in_thread(getattr(self.client, method), *args, **kwargs)
+
+    @inlineCallbacks
+    def test_options_are_stored_and_delivered(self) -> Any:
+        job = yield self.call(
+            "push", "opts", self.worker.url("/success"), {"a": 1}, name="welcome", tags={"tenant": "t1"},
+            headers={"X-Trace": "abc"}, priority=7, retry_backoff=2, retry_max_delay=60, retry_jitter=True,
+            success="2xx", deadline=600, max_retries=2,
+        )
+        self.assertEqual(job.extra["name"], "welcome")
+        self.assertEqual(job.extra["tags"], {"tenant": "t1"})
+        self.assertEqual(job.extra["priority"], 7)
+        self.assertEqual(job.extra["headers"], {"X-Trace": "abc"})
+        shown = yield self.call("push", "opts", self.worker.url("/success"), run_after=3600)
+        self.assertNotIn("name", shown.raw, "a push without options answers the Part A shape")
+
+    @inlineCallbacks
+    def test_idempotency_key_replays(self) -> Any:
+        url = self.worker.url("/success")
+        first = yield self.call("push", "idem", url, {"n": 1}, run_after=3600, idempotency_key="order-1")
+        again = yield self.call("push", "idem", url, {"n": 2}, run_after=3600, idempotency_key="order-1")
+        self.assertFalse(first.replayed)
+        self.assertTrue(again.replayed)
+        self.assertEqual((again.id, again.payload), (first.id, {"n": 1}))
+        batch = yield self.call("push_batch", "idem", [
+            {"url": url, "run_after": 3600, "idempotency_key": "b"},
+            {"url": url, "run_after": 3600, "idempotency_key": "b"},
+            {"url": url, "run_after": 3600, "idempotency_key": "order-1"},
+        ])
+        self.assertEqual(batch[0].id, batch[1].id)
+        self.assertEqual(batch[2].id, first.id)
+        stored = yield in_thread(lambda: [j.id for j in self.client.iter_jobs("default", "deferred")])
+        self.assertEqual(sorted(stored), sorted({first.id, batch[0].id}))
+
+    @inlineCallbacks
+    def test_bad_options_name_the_field(self) -> Any:
+        error = yield self.assertFailure(self.call("push", "c", self.worker.url("/"), priority=1000), BadRequest)
+        self.assertIn("priority", error.message)
+        error = yield self.assertFailure(
+            self.call("push", "c", self.worker.url("/"), headers={"Host": "x"}), BadRequest
+        )
+        self.assertIn("Host", error.message)
+        result = yield self.call("push_many", "c", [{"url": self.worker.url("/"), "run_after": 3600},
+                                                    {"url": self.worker.url("/"), "success": "sometimes"}])
+        self.assertEqual([(f.index, f.count) for f in result.failures], [(1, 1)])
+        self.assertIn("success", str(result.failures[0].error))
+
+    @inlineCallbacks
+    def test_queue_job_defaults(self) -> Any:
+        queue = yield self.call("put_queue", "q", max_retries=4, priority=3)
+        self.assertEqual((queue.extra["max_retries"], queue.extra["priority"]), (4, 3))
+        shown = yield self.call("queue", "q")
+        self.assertEqual(shown.raw, queue.raw)
