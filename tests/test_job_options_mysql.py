@@ -455,10 +455,11 @@ class PlannedSchemaOriginalStatementsTests(OriginalStatementsTests):
 
     async def our_schema(self) -> Any:
         stores = await OriginalStatementsTests.our_schema(self)
+        # The store now creates the B7 columns and index itself (issue 12
+        # wiring), so the planned ALTER finds nothing left to add: the
+        # tests of OriginalStatementsTests already run on the planned schema.
         ddl = await threads.deferToThread(_add_planned_columns, self.server, self.db.name, self.jobqueue)
-        self.assertIn("ADD COLUMN `priority`", ddl)
-        again = await threads.deferToThread(_add_planned_columns, self.server, self.db.name, self.jobqueue)
-        self.assertEqual(again, "")
+        self.assertEqual(ddl, "")
         return stores
 
 

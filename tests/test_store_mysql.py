@@ -41,7 +41,13 @@ from fireworq.lease.mysql import FIRST_EPOCH, MySQLLeaseStore
 from fireworq.store.mysql import MySQLJobStore, open_mysql
 from fireworq.store.mysql.driver import available_drivers
 from fireworq.store.mysql.schema import KEY_MAX, failure_table, job_table, table_key
-from tests.store_contract import ContractClock, JobStoreContractMixin, RepositoryContractMixin
+from tests.store_contract import (
+    ContractClock,
+    JobOptionsContractMixin,
+    JobStoreContractMixin,
+    QueueDefaultsContractMixin,
+    RepositoryContractMixin,
+)
 from tests.support import mariadb
 
 
@@ -136,6 +142,14 @@ class MySQLDatabaseClockContractTests(_MySQLStores, JobStoreContractMixin, TestC
 
 class MySQLRepositoryContractTests(_MySQLStores, RepositoryContractMixin, TestCase):
     """L{MySQLRepository} keeps the repository contract (default driver)."""
+
+
+class MySQLJobOptionsContractTests(_MySQLStores, JobOptionsContractMixin, TestCase):
+    """L{MySQLJobStore} keeps the job options contract (B7)."""
+
+
+class MySQLQueueDefaultsContractTests(_MySQLStores, QueueDefaultsContractMixin, TestCase):
+    """L{MySQLRepository} keeps queue job defaults (B7)."""
 
 
 _OTHER_DRIVERS = [d.name for d in available_drivers()[1:]]
@@ -1030,8 +1044,12 @@ class PoolFailureTests(TestCase):
                 self.sql.append(sql)
 
             def fetchall(self) -> List[tuple]:
-                return [(5, b"c", b"u", b"p", b"claimed", 1, 1, 0, 0, 0, 0, None, 0),
-                        (6, b"c", b"u", b"p", b"claimed", 1, 1, 0, 0, 0, 0, None, 0)]
+                # The grab asks first which priorities have due jobs (B7,
+                # issue 12): one, priority 0, as a queue without priorities.
+                if self.sql and self.sql[-1].startswith("SELECT priority, MIN(next_try)"):
+                    return [(0, 1)]
+                return [(5, b"c", b"u", b"p", b"claimed", 1, 1, 0, 0, 0, 0, None, 0, None),
+                        (6, b"c", b"u", b"p", b"claimed", 1, 1, 0, 0, 0, 0, None, 0, None)]
 
         class Pool:
             settings = None

@@ -120,6 +120,14 @@ class IJobStore(Interface):
         A store that fences grabs with leases (MySQL) does so only while
         that grabber id is the queue's current lease epoch, and stores the
         job ``claimed`` otherwise; the returned job's status says which.
+
+        A job whose options carry an idempotency key (B7) claims the key
+        in its queue, race-free (two concurrent pushes of one key store one
+        job).  When the key was used within the window, nothing is stored
+        for that entry and its place in the result holds a
+        L{fireworq.model.Replay} of the key's first push (the entry's
+        ``answer`` is what a later replay of its key answers with); a key
+        repeated within one push stores its first entry only.
         """
 
     def grab(queue_name: str, limit: int, grabber_id: int) -> "Deferred[List[Job]]":
@@ -141,8 +149,10 @@ class IJobStore(Interface):
 
           - SUCCESS deletes the job;
           - RETRY makes it ``claimed`` again with ``grabber_id`` NULL,
-            ``next_try`` = now + retry_delay * 1000, ``retry_count`` - 1,
+            ``next_try`` = now + retry_delay * 1000 (or + the completion's
+            ``retry_wait_ms`` when set, B7), ``retry_count`` - 1,
             ``fail_count`` + 1;
+          - CANCEL deletes the job without a failure-log entry (B9);
           - FAIL adds a failure-log entry (job id, category, url, payload,
             result as JSON, ``fail_count`` = job's + 1, ``failed_at`` = now,
             the job's ``created_at``) and deletes the job.
@@ -164,6 +174,27 @@ class IJobStore(Interface):
         ``grabber_id`` (a previous holder's, or NULL) to ``claimed``.  Fires
         with the number of jobs recovered.
         """
+
+    def purge(queue_name: str) -> "Deferred[int]":
+        """
+        Delete the queue's claimed jobs (waiting and deferred; B9), not the
+        grabbed ones; fire with how many were deleted.
+        """
+
+    def cancel_job(queue_name: str, job_id: int) -> "Deferred[Optional[Job]]":
+        """
+        Cancel a job (B9): a claimed job is deleted; a grabbed one is only
+        marked canceled -- its holder aborts the delivery (L{canceling_jobs})
+        and completes it as CANCEL -- and stays stored until then.  Fires
+        with the job as it was (its status says which), or None.
+
+        A job marked canceled is never retried nor written to the failure
+        log: whatever completion arrives deletes it, and a release or a
+        recovery deletes it too.
+        """
+
+    def canceling_jobs(queue_name: str, grabber_id: int) -> "Deferred[List[int]]":
+        """Ids of the queue's jobs grabbed by ``grabber_id`` and marked canceled."""
 
     def find_job(queue_name: str, job_id: int) -> "Deferred[Optional[Job]]":
         """The job, or None when the queue holds no such job."""
@@ -219,6 +250,14 @@ class IJobStore(Interface):
 
     def count_jobs(queue_name: str) -> "Deferred[JobCounts]":
         """How many jobs are waiting, deferred and grabbed (cheap: indexed)."""
+
+    def delete_expired_keys(queue_name: str) -> "Deferred[int]":
+        """
+        Forget the queue's idempotency keys (B7) whose window
+        (``idempotency_window_ms``, an attribute of the store) ended; fire
+        with how many.  The node holding the queue's lease calls it now and
+        then; a push of an expired key finds it free even before.
+        """
 
 
 class IRepository(Interface):

@@ -7,9 +7,15 @@ allows (design.md, "Performance principles"):
 
   - push: one multi-row INSERT per queue table (split only when a batch
     would exceed the server's packet size), one COMMIT for everything;
-  - grab: SELECT ... FOR UPDATE of the due jobs in (next_try, job_id)
-    order through the ``grab`` index, one UPDATE of their status and
-    attempt count (our ``attempts`` column, see L{schema.ATTEMPTS_COLUMN});
+  - grab: the priorities that have claimed jobs (a loose index scan of
+    ``grab_priority``, one entry per priority), then per due priority,
+    highest first, SELECT ... FOR UPDATE of its due jobs in (next_try,
+    job_id) order through that index until the grab is full (one range for
+    a queue without priorities; L{fireworq.store.priority}), and one UPDATE
+    of their status and attempt count (our ``attempts`` column, see
+    L{schema.ATTEMPTS_COLUMN});
+  - push with idempotency keys: the keys are claimed in the queue's key
+    table in the same transaction (L{fireworq.store.mysql.idempotency});
   - complete: one DELETE for successes and failures, one UPDATE for all
     retries, one multi-row INSERT into the failure log -- each touching
     only jobs still grabbed by the caller.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import attr
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -39,14 +46,26 @@ from fireworq.model import (
     PageKey,
     PushEntry,
 )
+from fireworq.joboptions.values import encode_options
 from fireworq.store.interface import IJobStore, JobTooLarge, StoreUnavailable
 from fireworq.store.common import attempts_at_grab, check_storable, failure_result_text
+from fireworq.store.idempotency import DEFAULT_WINDOW_MS, keys_by_queue, plan_push, push_results
+from fireworq.store.mysql.idempotency import claim_keys, delete_expired, idempotency_ddl, record_keys
+from fireworq.store.priority import (
+    MYSQL_GRAB_KEY,
+    MYSQL_JOB_COLUMNS,
+    due_priorities,
+    mysql_add_columns_ddl,
+    mysql_grab_sql,
+    mysql_priorities_sql,
+)
 from fireworq.store.mysql.pool import CommitOutcomeUnknown, GaleraInfo, MySQLPool, RetryWork
 from fireworq.store.mysql.rows import (
     FAILED_COLUMNS,
     JOB_COLUMNS,
     UNCOUNTED_JOB_COLUMNS,
     failed_from_row,
+    job_columns,
     job_from_row,
     placeholders,
 )
@@ -146,6 +165,32 @@ def _over_galera_limits(galera: GaleraInfo, entries: Sequence[PushEntry]) -> Opt
     return None
 
 
+def _job_table_shape(cursor: Any, queue_name: str) -> Tuple[List[str], List[str]]:
+    """The names of the columns and of the keys of the queue's job table."""
+    cursor.execute(f"SHOW COLUMNS FROM {job_table(queue_name)}")
+    columns = [_text(row[0]) for row in cursor.fetchall()]
+    cursor.execute(f"SHOW INDEX FROM {job_table(queue_name)}")
+    keys = sorted({_text(row[2]) for row in cursor.fetchall()})
+    return columns, keys
+
+
+def _text(value: Any) -> str:
+    return bytes(value).decode("utf-8") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _missing_options_ddl(cursor: Any, queue_name: str) -> str:
+    """The ALTER that gives the job table what the job options need ("" when it has it all)."""
+    columns, keys = _job_table_shape(cursor, queue_name)
+    return mysql_add_columns_ddl(job_table(queue_name), columns, keys)
+
+
+#: Later than any time: step 1 of the grab has filtered the due priorities.
+_ANY_TIME = 2**63
+
+#: How many expired idempotency keys one cleanup deletes at most (in batches).
+KEYS_DELETE_MAX = 100_000
+
+
 def _has_attempts_column(cursor: Any, queue_name: str) -> bool:
     cursor.execute(f"SHOW COLUMNS FROM {job_table(queue_name)} LIKE 'attempts'")
     return bool(cursor.fetchall())
@@ -182,6 +227,11 @@ class MySQLJobStore:
         self._prepared: Dict[str, bool] = {}
         #: Table key -> whether its job table has our ``attempts`` column.
         self._attempts: Dict[str, bool] = {}
+        #: Table key -> the ALTER its job table lacks for the job options
+        #: (B7), "" when it has their columns and index.
+        self._options_ddl: Dict[str, str] = {}
+        #: How long an idempotency key is remembered (ms).
+        self.idempotency_window_ms = DEFAULT_WINDOW_MS
         self._preparing: Dict[str, List[Deferred]] = {}
         self._stopped = False
 
@@ -255,7 +305,9 @@ class MySQLJobStore:
         def create(cursor: Any) -> None:
             for ddl in queue_tables_ddl(queue_name):
                 cursor.execute(ddl)
+            cursor.execute(idempotency_ddl(queue_name))
             self._attempts[key] = self._ensure_attempts_column(cursor, queue_name)
+            self._options_ddl[key] = self._ensure_options_columns(cursor, queue_name)
 
         def created(_: Any) -> None:
             self._prepared[key] = True
@@ -298,13 +350,47 @@ class MySQLJobStore:
             return False
         return True
 
+    def _ensure_options_columns(self, cursor: Any, queue_name: str) -> str:
+        """
+        Give a job table the original (or an older version of this server)
+        created the columns and index of the job options (one online ALTER
+        of what is missing); return the ALTER still missing ("" when the
+        table has it all).  As for ``attempts``, another node may be adding
+        them at the same moment, and without the ALTER privilege the table
+        is served as it is: grabbed by due time only, and pushes with
+        options to it are refused (never stored stripped of them).
+        """
+        ddl = _missing_options_ddl(cursor, queue_name)
+        if not ddl:
+            return ""
+        try:
+            cursor.execute(ddl)
+        except Exception as e:
+            ddl = _missing_options_ddl(cursor, queue_name)
+            if not ddl:
+                return ""
+            if self._pool.driver.error_code(e) not in _DENIED_CODES:
+                raise
+            self._log.warn(
+                "Cannot add the job options' columns to the job table of queue {queue} ({error}): "
+                "its jobs are grabbed by due time only and pushes with job options are refused. "
+                "Grant ALTER and INDEX to the server's user, or run as an administrator: {ddl}",
+                queue=queue_name, error=self._pool.driver.describe(e), ddl=ddl,
+            )
+            return ddl
+        return ""
+
     def _counts(self, queue_name: str) -> bool:
         """Whether the queue's job table has our ``attempts`` column."""
         return self._attempts.get(table_key(queue_name), True)
 
+    def _optioned(self, queue_name: str) -> bool:
+        """Whether the queue's job table has the job options' columns and index."""
+        return not self._options_ddl.get(table_key(queue_name), "")
+
     def _columns(self, queue_name: str) -> str:
         """The job columns to select from the queue's table (L{JOB_COLUMNS})."""
-        return JOB_COLUMNS if self._counts(queue_name) else UNCOUNTED_JOB_COLUMNS
+        return job_columns(self._counts(queue_name), self._optioned(queue_name))
 
     def _go(self, work: Any, idempotent: bool, what: str, causal: bool = False) -> Deferred:
         if self._stopped:
@@ -351,8 +437,20 @@ class MySQLJobStore:
             if too_big:
                 return fail(JobTooLarge(too_big))
 
+        keyed = keys_by_queue(entries)
+        window = self.idempotency_window_ms
+
         def work(cursor: Any) -> List[Job]:
             settings = self._pool.settings
+            plan = None
+            if keyed:
+                # Claim the keys first: a key another push is claiming
+                # makes this wait for that push's commit (its unique key).
+                replays = {}
+                for queue_name, keys in keyed.items():
+                    claimed = claim_keys(cursor, queue_name, keys, window, clock_now)
+                    replays.update(((queue_name, k), replay) for k, replay in claimed.items())
+                plan = plan_push(entries, replays)
             if galera is None:
                 now = _clock_ms(cursor, clock_now)
                 increment = max(1, settings.auto_increment_increment)
@@ -364,6 +462,10 @@ class MySQLJobStore:
             limit = max(64 << 10, min(INSERT_CHUNK_BYTES, settings.max_allowed_packet // 2))
             out: List[Optional[Job]] = [None] * len(entries)
             for queue_name, indexes in by_queue.items():
+                if plan is not None:
+                    indexes = [i for i in indexes if plan[i] is None]
+                    if not indexes:
+                        continue
                 grabbers = self._fenced(
                     cursor,
                     queue_name,
@@ -394,6 +496,12 @@ class MySQLJobStore:
                 cursor.execute("SELECT @@SESSION.auto_increment_increment")
                 if max(1, int(cursor.fetchone()[0])) != increment:
                     raise RetryWork("the Galera cluster changed size during a push")
+            if plan is not None:
+                stored = {i: job for i, job in enumerate(out) if job is not None}
+                results, records = push_results(entries, plan, stored)
+                for queue_name, rows in records.items():
+                    record_keys(cursor, queue_name, rows)
+                return results  # type: ignore[return-value]
             return out  # type: ignore[return-value]
 
         return self._run(list(by_queue), work, idempotent=False, what="push")
@@ -431,11 +539,18 @@ class MySQLJobStore:
         under modes 1 and 2 with concurrent pushes and an increment of 3.
         """
         counted = self._counts(queue_name)
-        row = "(%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s)" if counted else \
-            "(%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s)"
+        optioned = self._optioned(queue_name)
+        row = "(%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s" + (", %s" if counted else "") + \
+            (", %s, %s, %s)" if optioned else ")")
         values = []
         args: List[Any] = []
         for job, grabber in jobs:
+            if not optioned and not job.options.is_empty:
+                raise StoreUnavailable(
+                    f"the job table of queue {queue_name!r} lacks the columns of job options "
+                    f"(the server may not alter it); an administrator must run: "
+                    f"{self._options_ddl.get(table_key(queue_name))}"
+                )
             values.append(row)
             args += [
                 now + job.run_after * 1000,
@@ -451,10 +566,14 @@ class MySQLJobStore:
             ]
             if counted:
                 args.append(0 if grabber is None else 1)  # stored grabbed: its first attempt
+            if optioned:
+                options = job.options
+                args += [options.effective_priority, options.deadline_at(now), encode_options(options)]
         cursor.execute(
             f"INSERT INTO {job_table(queue_name)} "
             "(next_try, created_at, retry_count, retry_delay, fail_count, category, url, payload, "
-            f"timeout, status, grabber_id{', attempts' if counted else ''}) "
+            f"timeout, status, grabber_id{', attempts' if counted else ''}"
+            f"{', priority, deadline_at, options' if optioned else ''}) "
             "VALUES " + ", ".join(values),
             args,
         )
@@ -489,12 +608,25 @@ class MySQLJobStore:
                 if row is None or int(row[0]) != grabber_id:
                     return []
             counted = self._counts(queue_name)
-            cursor.execute(
-                f"SELECT {self._columns(queue_name)} FROM {table} FORCE INDEX (`grab`) "
-                f"WHERE status = 'claimed' AND next_try <= {now} "
-                f"ORDER BY next_try, job_id LIMIT {int(limit)} FOR UPDATE"
-            )
-            jobs = [job_from_row(row) for row in cursor.fetchall()]
+            columns = self._columns(queue_name)
+            if self._optioned(queue_name):
+                # Highest priority first, due order within one (B7).
+                # Step 1 keeps only the priorities with a due job (HAVING
+                # after the loose index scan: no extra round trip for the clock).
+                cursor.execute(mysql_priorities_sql(table) + f" HAVING MIN(next_try) <= {now}")
+                jobs = []
+                for priority in due_priorities(cursor.fetchall(), _ANY_TIME):
+                    cursor.execute(mysql_grab_sql(table, columns, priority, now, limit - len(jobs)))
+                    jobs += [job_from_row(row) for row in cursor.fetchall()]
+                    if len(jobs) >= limit:
+                        break
+            else:
+                cursor.execute(
+                    f"SELECT {columns} FROM {table} FORCE INDEX (`grab`) "
+                    f"WHERE status = 'claimed' AND next_try <= {now} "
+                    f"ORDER BY next_try, job_id LIMIT {int(limit)} FOR UPDATE"
+                )
+                jobs = [job_from_row(row) for row in cursor.fetchall()]
             if not jobs:
                 return []
             ids = [job.id for job in jobs]
@@ -507,11 +639,9 @@ class MySQLJobStore:
             selected.extend(ids)
             grabbed = JobStatus.GRABBED.value
             return [
-                Job(
-                    id=j.id, category=j.category, url=j.url, payload=j.payload, status=grabbed,
-                    created_at=j.created_at, next_try=j.next_try, timeout=j.timeout,
-                    fail_count=j.fail_count, retry_count=j.retry_count, retry_delay=j.retry_delay,
-                    grabber_id=grabber_id, attempts=attempts_at_grab(j.attempts, j.fail_count),
+                attr.evolve(
+                    j, status=grabbed, grabber_id=grabber_id,
+                    attempts=attempts_at_grab(j.attempts, j.fail_count),
                 )
                 for j in jobs
             ]
@@ -776,3 +906,28 @@ class MySQLJobStore:
             return JobCounts(waiting=int(waiting), deferred=int(deferred), grabbed=int(grabbed))
 
         return self._run([queue_name], work, idempotent=True, what=f"count jobs of {queue_name!r}")
+
+    # -- idempotency keys -------------------------------------------------------------
+
+    def delete_expired_keys(self, queue_name: str) -> Deferred:
+        """
+        Delete the queue's idempotency keys whose window ended, in batches
+        of L{fireworq.store.mysql.idempotency.DELETE_BATCH} rows, one
+        transaction each (short locks); fire with how many.
+        """
+        now = self._now()
+
+        def work(cursor: Any) -> int:
+            return delete_expired(cursor, queue_name, now)
+
+        total = [0]
+
+        def more(deleted: int) -> Any:
+            total[0] += deleted
+            if deleted >= 1000 and total[0] < KEYS_DELETE_MAX:
+                return self._run([queue_name], work, idempotent=True, what=f"delete expired keys of {queue_name!r}").addCallback(more)
+            return total[0]
+
+        d = self._run([queue_name], work, idempotent=True, what=f"delete expired keys of {queue_name!r}")
+        d.addCallback(more)
+        return d

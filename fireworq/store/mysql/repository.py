@@ -11,20 +11,35 @@ unchanged PUT never restarts a dispatcher anywhere.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
+import attr
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from fireworq.model import QueueDefinition, Routing
+from fireworq.store.common import decode_job_defaults, encode_job_defaults
 from fireworq.store.interface import IRepository, StoreUnavailable
 from fireworq.store.mysql.pool import MySQLPool
 from fireworq.store.mysql.rows import float32, same_float32, text
 from fireworq.store.mysql.schema import REPOSITORY_DDL
 
 _QUEUE_COLUMNS = (
-    "q.name, q.polling_interval, q.max_workers, t.max_dispatches_per_second, t.max_burst_size"
+    "q.name, q.polling_interval, q.max_workers, t.max_dispatches_per_second, t.max_burst_size, "
+    "q.job_defaults"
 )
+
+#: Our columns of the original's ``queue`` table, added when the repository
+#: starts if missing (each NULL-able or with a default, so that the
+#: original's upsert, which names its columns, leaves them alone): name and
+#: the DDL of ``ALTER TABLE ... ADD COLUMN``.
+QUEUE_COLUMNS_OF_OURS: List[Tuple[str, str]] = [
+    ("job_defaults", "`job_defaults` BLOB NULL"),
+]
+
+#: Errors of a statement the user may not run (ALTER denied).
+_DENIED_CODES = frozenset({1142, 1044})
 _QUEUE_FROM = "FROM `queue` q LEFT JOIN `queue_throttle` t ON t.name = q.name"
 
 QUEUE_REVISION = "queue_definition"
@@ -39,6 +54,7 @@ def _definition(row: Any) -> QueueDefinition:
             max_workers=int(row[2]),
             max_dispatches_per_second=float32(row[3]) if row[3] is not None else 0.0,
             max_burst_size=int(row[4]) if row[4] is not None else 0,
+            defaults=decode_job_defaults(row[5]),
         )
     )
 
@@ -47,11 +63,7 @@ def _normal(definition: QueueDefinition) -> QueueDefinition:
     """The definition as stored: no burst size unless throttled."""
     if definition.throttled:
         return definition
-    return QueueDefinition(
-        name=definition.name,
-        polling_interval=definition.polling_interval,
-        max_workers=definition.max_workers,
-    )
+    return attr.evolve(definition, max_dispatches_per_second=0.0, max_burst_size=0)
 
 
 def _same(a: QueueDefinition, b: QueueDefinition) -> bool:
@@ -61,6 +73,7 @@ def _same(a: QueueDefinition, b: QueueDefinition) -> bool:
         and a.max_workers == b.max_workers
         and same_float32(a.max_dispatches_per_second, b.max_dispatches_per_second)
         and a.max_burst_size == b.max_burst_size
+        and a.defaults == b.defaults
     )
 
 
@@ -80,18 +93,60 @@ class MySQLRepository:
     @param pool: the connection pool of the repository DSN.
     """
 
+    _log = Logger()
+
     def __init__(self, pool: MySQLPool) -> None:
         self._pool = pool.retain()
         self._stopped = False
+        #: Our columns the ``queue`` table lacks (no ALTER privilege).
+        self._missing: Dict[str, str] = {}
 
     def start(self) -> Deferred:
-        """Create the definition tables if missing."""
+        """Create the definition tables if missing, and add our columns to ``queue``."""
 
         def create(cursor: Any) -> None:
             for ddl in REPOSITORY_DDL:
                 cursor.execute(ddl)
+            self._missing = self._ensure_columns(cursor)
 
         return self._go(create, idempotent=True, what="create definition tables")
+
+    def _columns(self, cursor: Any) -> List[str]:
+        cursor.execute("SHOW COLUMNS FROM `queue`")
+        return [text(row[0]) for row in cursor.fetchall()]
+
+    def _ensure_columns(self, cursor: Any) -> Dict[str, str]:
+        """
+        Give a ``queue`` table the original created our columns; return
+        those still missing (name -> ALTER to run) when the server may not
+        alter it -- then definitions are served without them (logged).
+        """
+        missing = {}
+        for name, ddl in QUEUE_COLUMNS_OF_OURS:
+            if name in self._columns(cursor):
+                continue
+            alter = f"ALTER TABLE `queue` ADD COLUMN {ddl}"
+            try:
+                cursor.execute(alter)
+            except Exception as e:
+                if name in self._columns(cursor):
+                    continue  # another node added it
+                if self._pool.driver.error_code(e) not in _DENIED_CODES:
+                    raise
+                self._log.warn(
+                    "Cannot add the column `{column}` to the table `queue` ({error}): queue settings "
+                    "that need it are refused. Grant ALTER to the server's user, or run: {ddl}",
+                    column=name, error=self._pool.driver.describe(e), ddl=alter,
+                )
+                missing[name] = alter
+        return missing
+
+    def _select(self) -> str:
+        """The definition columns to select (our missing ones read as NULL)."""
+        columns = _QUEUE_COLUMNS
+        for name in self._missing:
+            columns = columns.replace(f"q.{name}", "NULL")
+        return columns
 
     def _go(self, work: Any, idempotent: bool, what: str) -> Deferred:
         if self._stopped:
@@ -109,14 +164,14 @@ class MySQLRepository:
 
     def list_queues(self) -> Deferred:
         def work(cursor: Any) -> List[QueueDefinition]:
-            cursor.execute(f"SELECT {_QUEUE_COLUMNS} {_QUEUE_FROM} ORDER BY q.name")
+            cursor.execute(f"SELECT {self._select()} {_QUEUE_FROM} ORDER BY q.name")
             return [_definition(row) for row in cursor.fetchall()]
 
         return self._go(work, idempotent=True, what="list queues")
 
     def find_queue(self, name: str) -> Deferred:
         def work(cursor: Any) -> Optional[QueueDefinition]:
-            cursor.execute(f"SELECT {_QUEUE_COLUMNS} {_QUEUE_FROM} WHERE q.name = %s", (name,))
+            cursor.execute(f"SELECT {self._select()} {_QUEUE_FROM} WHERE q.name = %s", (name,))
             row = cursor.fetchone()
             return _definition(row) if row else None
 
@@ -124,21 +179,36 @@ class MySQLRepository:
 
     def put_queue(self, definition: QueueDefinition) -> Deferred:
         definition = _normal(definition)
+        if "job_defaults" in self._missing and not definition.defaults.is_empty:
+            return fail(StoreUnavailable(
+                "the table `queue` lacks the column job_defaults (the server may not alter it); "
+                f"an administrator must run: {self._missing['job_defaults']}"
+            ))
 
         def work(cursor: Any) -> bool:
             cursor.execute(
-                f"SELECT {_QUEUE_COLUMNS} {_QUEUE_FROM} WHERE q.name = %s FOR UPDATE",
+                f"SELECT {self._select()} {_QUEUE_FROM} WHERE q.name = %s FOR UPDATE",
                 (definition.name,),
             )
             row = cursor.fetchone()
             if row is not None and row[3] is not None and _same(_definition(row), definition):
                 return False
-            cursor.execute(
-                "INSERT INTO `queue` (name, polling_interval, max_workers) VALUES (%s, %s, %s) "
-                "ON DUPLICATE KEY UPDATE polling_interval = VALUES(polling_interval), "
-                "max_workers = VALUES(max_workers)",
-                (definition.name, definition.polling_interval, definition.max_workers),
-            )
+            if "job_defaults" in self._missing:
+                cursor.execute(
+                    "INSERT INTO `queue` (name, polling_interval, max_workers) VALUES (%s, %s, %s) "
+                    "ON DUPLICATE KEY UPDATE polling_interval = VALUES(polling_interval), "
+                    "max_workers = VALUES(max_workers)",
+                    (definition.name, definition.polling_interval, definition.max_workers),
+                )
+            else:
+                cursor.execute(
+                    "INSERT INTO `queue` (name, polling_interval, max_workers, job_defaults) "
+                    "VALUES (%s, %s, %s, %s) "
+                    "ON DUPLICATE KEY UPDATE polling_interval = VALUES(polling_interval), "
+                    "max_workers = VALUES(max_workers), job_defaults = VALUES(job_defaults)",
+                    (definition.name, definition.polling_interval, definition.max_workers,
+                     encode_job_defaults(definition)),
+                )
             # Like the original, every queue gets a throttle row (0, 0 when
             # it is not throttled).
             cursor.execute(
@@ -157,7 +227,7 @@ class MySQLRepository:
 
     def delete_queue(self, name: str) -> Deferred:
         def work(cursor: Any) -> Optional[QueueDefinition]:
-            cursor.execute(f"SELECT {_QUEUE_COLUMNS} {_QUEUE_FROM} WHERE q.name = %s FOR UPDATE", (name,))
+            cursor.execute(f"SELECT {self._select()} {_QUEUE_FROM} WHERE q.name = %s FOR UPDATE", (name,))
             row = cursor.fetchone()
             if row is None:
                 return None

@@ -11,17 +11,27 @@ from __future__ import annotations
 import struct
 from typing import Any, Optional, Sequence
 
-from fireworq.model import FailedJob, Job, decode_failure_result
+from fireworq.joboptions.values import NO_OPTIONS, decode_options
+from fireworq.model import FailedJob, Job, decode_failure_options, decode_failure_result
 
 #: The job columns every job query selects, in the order L{job_from_row} reads.
 JOB_COLUMNS = (
     "job_id, category, url, payload, status, created_at, next_try, "
-    "timeout, fail_count, retry_count, retry_delay, grabber_id, attempts"
+    "timeout, fail_count, retry_count, retry_delay, grabber_id, attempts, options"
 )
 
 #: L{JOB_COLUMNS} of a job table without our ``attempts`` column (one the
 #: original created, when the server may not alter it): attempts read as 0.
 UNCOUNTED_JOB_COLUMNS = JOB_COLUMNS.replace(", attempts", ", 0")
+
+
+def job_columns(counted: bool, optioned: bool) -> str:
+    """
+    The job columns to select from a table with (or without) our
+    ``attempts`` column and B7 columns (read as 0 and no options without).
+    """
+    columns = JOB_COLUMNS if counted else UNCOUNTED_JOB_COLUMNS
+    return columns if optioned else columns.replace(", options", ", NULL")
 
 #: The failure-log columns every failure query selects (L{failed_from_row}).
 FAILED_COLUMNS = "failure_id, job_id, category, url, payload, result, fail_count, failed_at, created_at"
@@ -59,6 +69,7 @@ def job_from_row(row: Sequence[Any]) -> Job:
         retry_delay=integer(row[10]),
         grabber_id=None if row[11] is None else int(row[11]),
         attempts=integer(row[12]),
+        options=NO_OPTIONS if len(row) < 14 or row[13] is None else decode_options(text(row[13])),
     )
 
 
@@ -67,7 +78,8 @@ def failed_from_row(row: Sequence[Any]) -> FailedJob:
     A L{FailedJob} from a row of L{FAILED_COLUMNS}.  Rows the original
     server wrote have no job settings in ``result``; they read as 0.
     """
-    result, max_retries, retry_delay, timeout = decode_failure_result(text(row[5]))
+    stored = text(row[5])
+    result, max_retries, retry_delay, timeout = decode_failure_result(stored)
     return FailedJob(
         id=int(row[0]),
         job_id=int(row[1]),
@@ -81,6 +93,7 @@ def failed_from_row(row: Sequence[Any]) -> FailedJob:
         max_retries=max_retries,
         retry_delay=retry_delay,
         timeout=timeout,
+        options=decode_failure_options(stored),
     )
 
 

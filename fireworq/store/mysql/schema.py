@@ -15,6 +15,7 @@ import hashlib
 from typing import List, Tuple
 
 from fireworq.names import storage_key
+from fireworq.store.priority import MYSQL_GRAB_KEY, MYSQL_JOB_COLUMNS
 
 #: MySQL's limit on the length of a table name.
 IDENTIFIER_MAX = 64
@@ -64,6 +65,13 @@ def add_attempts_ddl(queue_name: str) -> str:
     return f"ALTER TABLE {job_table(queue_name)} ADD COLUMN {ATTEMPTS_COLUMN}"
 
 
+#: The job options columns of ours (B7, B9), each with a default or NULL-able
+#: so that the original's INSERTs, which leave them out, still work; a table
+#: the original created gets them (and the ``grab_priority`` index) when a
+#: queue is prepared (L{fireworq.store.priority.mysql_add_columns_ddl}).
+_B7_COLUMNS = ",\n  ".join(ddl for _, ddl in MYSQL_JOB_COLUMNS)
+
+
 def queue_tables_ddl(queue_name: str) -> Tuple[str, str]:
     """CREATE TABLE IF NOT EXISTS statements of the queue's two tables."""
     jobs = f"""
@@ -81,8 +89,10 @@ CREATE TABLE IF NOT EXISTS {job_table(queue_name)} (
   `payload` MEDIUMBLOB,
   `timeout` INT UNSIGNED,
   {ATTEMPTS_COLUMN},
+  {_B7_COLUMNS},
   PRIMARY KEY (`job_id`),
-  KEY `grab` (`status`, `next_try`)
+  KEY `grab` (`status`, `next_try`),
+  {MYSQL_GRAB_KEY[1]}
 ) ENGINE=InnoDB DEFAULT CHARSET=binary"""
     failures = f"""
 CREATE TABLE IF NOT EXISTS {failure_table(queue_name)} (
@@ -108,6 +118,7 @@ CREATE TABLE IF NOT EXISTS `queue` (
   `name` VARCHAR(255) NOT NULL,
   `polling_interval` INT UNSIGNED NOT NULL,
   `max_workers` INT UNSIGNED NOT NULL,
+  `job_defaults` BLOB NULL,
   PRIMARY KEY (`name`)
 ) ENGINE=InnoDB DEFAULT CHARSET=binary""",
     """
