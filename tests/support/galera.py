@@ -28,7 +28,9 @@ from __future__ import annotations
 import atexit
 import os
 import pwd
+import re
 import shutil
+import subprocess
 import tempfile
 import time
 from typing import List, Optional, Sequence
@@ -39,6 +41,7 @@ from tests.support.mariadb import (
     MariaDBServer,
     MariaDBUnavailable,
     TestDatabase,
+    _die_with_parent,
     find_mariadbd,
     free_port,
     unique_database_name,
@@ -81,7 +84,10 @@ class GaleraNode(MariaDBServer):
     """
 
     def __init__(self, cluster: "GaleraCluster", index: int, base_dir: str) -> None:
-        super().__init__(durable=True, base_dir=base_dir)
+        # Not durable (no fsync per commit): a node is only ever killed as a
+        # process, never as a machine, so the OS keeps what it wrote, and
+        # the cluster holds every commit on the other nodes anyway.
+        super().__init__(durable=False, base_dir=base_dir)
         self.cluster = cluster
         self.index = index
         self.name = f"node{index + 1}"
@@ -93,6 +99,8 @@ class GaleraNode(MariaDBServer):
         self.sst_port = free_port()
         #: True when the next start must bootstrap a new cluster.
         self.bootstrap = index == 0
+        #: ``uuid:seqno`` the data directory holds, found before a restart.
+        self.start_position: Optional[str] = None
 
     # -- MariaDBServer hooks ------------------------------------------------------
 
@@ -137,6 +145,8 @@ class GaleraNode(MariaDBServer):
         ]
         if self.bootstrap:
             args.append("--wsrep-new-cluster")
+        if self.start_position:
+            args.append(f"--wsrep-start-position={self.start_position}")
         return args
 
     def _initialise(self) -> None:
@@ -151,11 +161,43 @@ class GaleraNode(MariaDBServer):
             super()._setup_account()  # replicated to the joiners
 
     def start(self, timeout: float = 120.0) -> None:
-        """Start the node (join or bootstrap) and wait until it is synced."""
+        """
+        Start the node (join or bootstrap) and wait until it is synced.  A
+        node started again (after L{kill} or L{stop}) first recovers the
+        position its data directory holds, as the packaged service does
+        (``galera_recovery``), so that it rejoins with an incremental
+        transfer (IST) from a donor's write-set cache: a full transfer by
+        rsync would block writes on the donor node while it copies.
+        """
+        if self._initialised and not self.running:
+            self.start_position = self._recover_position()
         super().start(timeout)
         self.bootstrap = False  # a restart joins the cluster
         if not self.wait_synced(timeout):
             raise GaleraUnavailable(f"{self.name} did not reach Synced:\n{self.log_tail()}")
+
+    def _recover_position(self) -> Optional[str]:
+        """``mariadbd --wsrep-recover``: the ``uuid:seqno`` of the data directory, or None."""
+        binary = find_mariadbd()
+        assert binary is not None
+        log_path = os.path.join(self.base_dir, "recover.log")
+        if self.port is None:
+            self.port = free_port()
+        saved, self.start_position = self.start_position, None
+        try:
+            command = [binary] + self._server_args() + ["--wsrep-recover", f"--log-error={log_path}"]
+        finally:
+            self.start_position = saved
+        subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120, preexec_fn=_die_with_parent)
+        try:
+            with open(log_path, errors="replace") as f:
+                found = re.findall(r"Recovered position: ([0-9a-f-]{36}:-?\d+)", f.read())
+        except OSError:
+            return None
+        if not found or found[-1].endswith(":-1"):
+            return None
+        return found[-1]
 
     # -- state --------------------------------------------------------------------
 
