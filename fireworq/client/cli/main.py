@@ -237,14 +237,19 @@ def _limit(items: Any, limit: int) -> Any:
 
 @cli.command()
 @click.argument("queue")
-@click.option("--state", "job_state", type=click.Choice(["waiting", "deferred", "grabbed"]), default="waiting",
-              show_default=True)
+@click.option("--state", "job_state", type=click.Choice(["waiting", "deferred", "grabbed", "completed"]),
+              default="waiting", show_default=True, help="completed: kept finished jobs (B8).")
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many (0: all).")
 @click.option("--order", type=click.Choice(["asc", "desc"]))
 @pass_state
 def jobs(state: State, queue: str, job_state: str, limit: int, order: Optional[str]) -> None:
     """Jobs of a queue in one state."""
-    items = run(state, lambda: list(_limit(state.client.iter_jobs(queue, job_state, page_size=min(limit or 1000, 1000), order=order), limit)))
+    size = min(limit or 1000, 1000)
+    if job_state == "completed":
+        found = lambda: state.client.iter_completed(queue, page_size=size)  # noqa: E731
+    else:
+        found = lambda: state.client.iter_jobs(queue, job_state, page_size=size, order=order)  # noqa: E731
+    items = run(state, lambda: list(_limit(found(), limit)))
     if state.output.as_json:
         return state.output.json(to_json(items))
     state.output.table(
