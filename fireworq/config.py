@@ -88,6 +88,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("request_header_timeout", "10", "Seconds a request's line and headers may take to arrive (408 beyond); 0 = no limit."),
     Setting("request_body_timeout", "60", "Seconds a request's body may take to arrive after its headers (408 beyond); 0 = no limit."),
     Setting("max_connections", "1000", "HTTP API connections open at once; more are answered 503 (0 = no limit)."),
+    Setting("idempotency_window", "86400", "Seconds a job's idempotency key is remembered within its queue (a push of a key used within it is answered with the first push)."),
     Setting("access_log", "", "Access log file (default: standard output)."),
     Setting("access_log_tag", "fireworq.access", "The tag field of access log lines."),
     Setting("queue_log", "", "Queue log file (default: standard output)."),
@@ -135,6 +136,8 @@ class Config:
     request_header_timeout: int = 10
     request_body_timeout: int = 60
     max_connections: int = 1000
+    #: Seconds an idempotency key of a pushed job is remembered (B7).
+    idempotency_window: int = 86400
     #: ``bind`` when it is an endpoint description (``tcp:``, ``ssl:``,
     #: ``unix:``), else empty (then ``bind_host`` and ``bind_port`` say it).
     bind_endpoint: str = ""
@@ -354,6 +357,7 @@ def load(
         request_header_timeout=_int("request_header_timeout", raw["request_header_timeout"], 0, 3600),
         request_body_timeout=_int("request_body_timeout", raw["request_body_timeout"], 0, 86_400),
         max_connections=_int("max_connections", raw["max_connections"], 0, 1_000_000),
+        idempotency_window=_int("idempotency_window", raw["idempotency_window"], 1, 366 * 86_400),
         raw=raw,
     )
 

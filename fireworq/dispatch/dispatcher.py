@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 
 from fireworq.backoff import Backoff
 from fireworq.dispatch.completion import CompletionBatcher
+from fireworq.dispatch.upkeep import KeyCleaner
 from fireworq.lease.interface import IQueueLease
 from fireworq.dispatch.throttle import TokenBucket
 from fireworq.events import IQueueEvents
@@ -112,6 +113,8 @@ class QueueDispatcher(Service):
         #: reservations of pushes (see the class docstring).
         self._claimed = 0
         lease.subscribe(self._lease_changed)
+        #: While the lease is held: forget expired idempotency keys (B7).
+        self.key_cleaner = KeyCleaner(store, definition.name, lease, clock)
 
     # -- configuration -----------------------------------------------------
 
@@ -194,6 +197,7 @@ class QueueDispatcher(Service):
         self._dispatching = True
         self._start_loop()
         self.lease.start()
+        self.key_cleaner.startService()
 
     def _start_loop(self) -> None:
         self._poller = Periodic(
@@ -214,6 +218,7 @@ class QueueDispatcher(Service):
         Service.stopService(self)
         self._dispatching = False
         self._stop_loop()
+        self.key_cleaner.stopService()
         self._grab_retry.cancel()
         if self._kick_call is not None and self._kick_call.active():
             self._kick_call.cancel()

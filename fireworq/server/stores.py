@@ -59,20 +59,23 @@ class Stores:
 
 def open_stores(config: Config, reactor: Any) -> Stores:
     """Create (not yet start) the stores of the configured driver."""
+    window_ms = config.idempotency_window * 1000
     if config.driver == "in-memory":
         from fireworq.store.memory import MemoryJobStore, MemoryRepository
 
-        return Stores(MemoryJobStore(), MemoryRepository())
+        return Stores(MemoryJobStore(idempotency_window_ms=window_ms), MemoryRepository())
     if config.driver == "sqlite":
         from fireworq.store.sqlite import open_sqlite
 
         jobs, repository = open_sqlite(config.sqlite_path, reactor=reactor)
+        jobs.idempotency_window_ms = window_ms
         return Stores(jobs, repository)
     from fireworq.store.mysql import open_mysql
 
     jobs, repository, leases = open_mysql(
         config.queue_mysql_dsn, config.repository_mysql_dsn, reactor
     )
+    jobs.idempotency_window_ms = window_ms
     return Stores(jobs, repository, leases, push_concurrency=4)
 
 

@@ -158,6 +158,9 @@ class PushedJobs:
                 merged.append((attr.evolve(job, options=options), echo))
             self.parsed = merged
         answers: Optional[List[Optional[str]]] = None
+        if all(job.options is NO_OPTIONS for job, _ in self.parsed):
+            # No job of a Part A push has a key (the usual case: no more work).
+            return self.jobs, None
         for index, (job, echo) in enumerate(self.parsed):
             if job.options.idempotency_key is not None:
                 if answers is None:
@@ -196,13 +199,6 @@ class JobRoutes:
         header = request.requestHeaders.getRawHeaders(b"Idempotency-Key")
         if header is not None:
             job = attr.evolve(job, options=with_idempotency_header(job.options, header))
-        if job.options is NO_OPTIONS:
-            # A Part A push: the path the benchmark measures.
-            d = self.manager.push(category, [job])
-            d.addCallback(
-                lambda result: json_response(request, accepted(result[0], job, result[1][0], echo))
-            )
-            return d
         pushed = PushedJobs([(job, echo)])
         d = self.manager.push(category, pushed.jobs, finish=pushed.finish)
 
