@@ -127,6 +127,25 @@ class GaleraPoolTests(TestCase):
         self.assertEqual(await pool.run(self.failing([]), idempotent=False), "ok")
         self.assertEqual(pool.conflicts, 1)
 
+    async def test_galera_commit_errors_leave_the_outcome_unknown(self) -> None:
+        from fireworq.store.interface import CommitOutcomeUnknown
+
+        pool = self.galera_pool()
+        await pool.detect()
+        for code in (1047, 1180):
+            self.module.commit_errors = [_FakeOperationalError(code, "WSREP has not yet prepared node")]
+            error = await self.assertFailure(pool.run(self.failing([]), what="push"), CommitOutcomeUnknown)
+            self.assertIn("may or may not have been applied", str(error))
+        # Idempotent work is run again; on a plain server 1180 stays an error
+        # that changed nothing.
+        self.module.commit_errors = [_FakeOperationalError(1180, "Got error 6 during COMMIT")]
+        self.assertEqual(await pool.run(self.failing([]), idempotent=True), "ok")
+        plain = self.make_pool({"SHOW VARIABLES": [("wsrep_on", "OFF")]})
+        await plain.detect()
+        self.module.commit_errors = [_FakeOperationalError(1180, "Got error 6 during COMMIT")]
+        error = await self.assertFailure(plain.run(self.failing([])), StoreUnavailable)
+        self.assertNotIsInstance(error, CommitOutcomeUnknown)
+
     async def test_lock_wait_timeout_retried_once(self) -> None:
         pool = self.galera_pool()
         timeout = lambda: _FakeOperationalError(1205, "Lock wait timeout exceeded")  # noqa: E731

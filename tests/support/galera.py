@@ -113,8 +113,8 @@ class GaleraNode(MariaDBServer):
         options = "; ".join([
             f"gmcast.listen_addr=tcp://127.0.0.1:{self.group_port}",
             f"ist.recv_addr=127.0.0.1:{self.ist_port}",
-            # Short timeouts: a killed node is declared gone in seconds,
-            # not the production default of 5 s + suspect 5 s + ...
+            # A killed node is evicted after 3 s of silence (production
+            # defaults: evs.suspect_timeout 5 s, evs.inactive_timeout 15 s).
             "evs.suspect_timeout=PT3S",
             "evs.inactive_timeout=PT6S",
             "evs.inactive_check_period=PT1S",
@@ -140,8 +140,6 @@ class GaleraNode(MariaDBServer):
             # Galera needs a primary key in every table: refuse any table
             # without one, so that the tests catch a schema that lacks it.
             "--innodb-force-primary-key=ON",
-            # The store's settings travel in the DSN (wsrep_sync_wait) or
-            # are detected; the cluster itself is as Galera ships it.
         ]
         if self.bootstrap:
             args.append("--wsrep-new-cluster")

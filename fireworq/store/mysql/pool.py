@@ -79,6 +79,12 @@ CAUSAL_SYNC_WAIT = 7
 
 Work = Callable[[Any], Any]
 
+#: Errors a Galera node answers to COMMIT when it lost the primary component
+#: while replicating it -- not ready (1047), error during commit (1180): the
+#: write set may have reached the rest of the cluster, so the outcome is
+#: unknown, as after a connection lost during COMMIT.
+_GALERA_COMMIT_UNKNOWN = frozenset({1047, 1180})
+
 
 class RetryWork(Exception):
     """
@@ -289,6 +295,10 @@ class MySQLPool(adbapi.ConnectionPool):
                 return result
             except BaseException as error:
                 kind = ErrorKind.CONFLICT if isinstance(error, RetryWork) else self.driver.classify(error)
+                if committing and self.galera is not None and self.driver.error_code(error) in _GALERA_COMMIT_UNKNOWN:
+                    # The node left the primary component while replicating
+                    # the commit: the cluster may or may not have it.
+                    kind = ErrorKind.LOST
                 if kind == ErrorKind.LOST:
                     self._discard()
                 else:
