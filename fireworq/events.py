@@ -103,3 +103,18 @@ class EventFanout:
                 observer.finished(queue_name, completion, duration)
             except Exception:
                 self._failed(observer, "finished", queue_name)
+
+    def expired(self, queue_name: str, jobs: Sequence[Job]) -> None:
+        """
+        ``jobs`` went to the failure log because their deadline passed
+        (B7); told to the observers that have an C{expired} method (the
+        metrics count them).
+        """
+        for observer in self.observers:
+            expired = getattr(observer, "expired", None)
+            if expired is None:
+                continue
+            try:
+                expired(queue_name, jobs)
+            except Exception:
+                self._failed(observer, "expired", queue_name)

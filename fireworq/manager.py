@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import attr
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, DeferredLock, fail, succeed
 from twisted.internet.interfaces import IReactorTime
@@ -304,15 +305,26 @@ class QueueManager(MultiService):
 
     # -- definitions ---------------------------------------------------------
 
-    def put_queue(self, definition: QueueDefinition) -> "Deferred[QueueDefinition]":
-        """Create or replace a queue definition and apply it here."""
+    def put_queue(
+        self, definition: QueueDefinition, keep_paused: bool = False
+    ) -> "Deferred[QueueDefinition]":
+        """
+        Create or replace a queue definition and apply it here.  With
+        ``keep_paused`` an existing queue stays paused or not as it is (B9:
+        a PUT body without ``paused``).
+        """
         if not self.ready:
-            return self._after_ready(self.put_queue, definition)
+            return self._after_ready(self.put_queue, definition, keep_paused)
 
         def put() -> Deferred:
             d = self.repository.list_queues()
 
             def check(existing: List[QueueDefinition]) -> Deferred:
+                nonlocal definition
+                if keep_paused:
+                    for same in existing:
+                        if same.name == definition.name and same.paused != definition.paused:
+                            definition = attr.evolve(definition, paused=same.paused)
                 # Only where names map to the original's tables (MySQL, A9)
                 # can two names share storage.
                 key = self.store.storage_key(definition.name)
@@ -331,6 +343,62 @@ class QueueManager(MultiService):
             return d
 
         return self._lock.run(put)
+
+    # -- queue control (B9) ----------------------------------------------------
+
+    def set_paused(self, name: str, paused: bool) -> "Deferred[QueueDefinition]":
+        """
+        Pause or resume a queue: store the state in its definition and
+        apply it here at once (other nodes see it within the refresh
+        interval); fire with the definition.
+
+        @raise UndefinedQueue: (as a failure) when the queue is not defined.
+        """
+        if not self.ready:
+            return self._after_ready(self.set_paused, name, paused)
+
+        def change() -> Deferred:
+            d = self.repository.find_queue(name)
+
+            def found(definition: Optional[QueueDefinition]) -> Deferred:
+                if definition is None:
+                    raise UndefinedQueue(name)
+                changed = attr.evolve(definition, paused=paused)
+                stored = succeed(False) if changed == definition else self.repository.put_queue(changed)
+                stored.addCallback(lambda _: self._apply(changed))
+                stored.addCallback(lambda _: changed)
+                return stored
+
+            d.addCallback(found)
+            return d
+
+        return self._lock.run(change)
+
+    def purge_queue(self, name: str) -> "Deferred[int]":
+        """Delete the queue's waiting and deferred jobs; fire with how many."""
+        d = self.ensure_queue(name)
+        d.addCallback(lambda _: self.store.purge(name))
+        return d
+
+    def cancel_job(self, name: str, job_id: int) -> "Deferred[Optional[Job]]":
+        """
+        Cancel a job (L{IJobStore.cancel_job}): a waiting or deferred job is
+        deleted; a grabbed one is marked, and its delivery aborted at once
+        when it runs here (else by its node's next look at the marks).
+        Fire with the job as it was, or None.
+        """
+        d = self.ensure_queue(name)
+        d.addCallback(lambda _: self.store.cancel_job(name, job_id))
+
+        def canceled(job: Optional[Job]) -> Optional[Job]:
+            if job is not None and job.status == "grabbed":
+                dispatcher = self._dispatchers.get(name)
+                if dispatcher is not None:
+                    dispatcher.cancel(job.id)
+            return job
+
+        d.addCallback(canceled)
+        return d
 
     def delete_queue(self, name: str) -> "Deferred[Optional[QueueDefinition]]":
         """Delete a queue definition (not its jobs); fire with it or None."""
@@ -509,6 +577,9 @@ class QueueManager(MultiService):
     def queue_stats(self, name: str) -> dict:
         """The stats object of a queue (A3)."""
         counters = self.stats.counters(name).to_json()
+        definition = self._definitions.get(name)
+        if definition is not None and definition.paused:
+            counters["paused"] = True
         dispatcher = self._dispatchers.get(name)
         if dispatcher is not None:
             counters.update(dispatcher.worker_stats())

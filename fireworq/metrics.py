@@ -74,6 +74,7 @@ OUTCOMES = {
     CompletionKind.SUCCESS: "completed",
     CompletionKind.RETRY: "retried",
     CompletionKind.FAIL: "failed",
+    CompletionKind.CANCEL: "canceled",
 }
 
 #: The (status, outcome) pairs the retry rule (A1) can produce; their series
@@ -161,6 +162,11 @@ class LiveCollector(Collector):
                 "fireworq_jq(<queue>) on the same database: this node leaves the queue to it.",
                 labels=["queue"],
             ),
+            "paused": GaugeMetricFamily(
+                "fireworq_queue_paused",
+                "1 while the queue is paused (takes pushes, dispatches nothing), else 0.",
+                labels=["queue"],
+            ),
             "ready": GaugeMetricFamily(
                 "fireworq_ready",
                 "1 once the queue definitions are loaded (the node serves pushes and "
@@ -190,6 +196,7 @@ class LiveCollector(Collector):
         counts = metrics.queue_counts
         for definition in manager.definitions():
             name = definition.name
+            families["paused"].add_metric([name], 1 if definition.paused else 0)
             cached = counts.get(name)
             if cached is not None:
                 jobs, counted_at = cached
@@ -299,6 +306,13 @@ class Metrics(Service):
             buckets=FIRST_DELIVERY_BUCKETS,
             registry=registry,
         )
+        self.expired_total = Counter(
+            "fireworq_jobs_expired",
+            "Jobs of the queue written to the failure log because their deadline "
+            "passed before their next attempt could start.",
+            ["queue"],
+            registry=registry,
+        )
         self.db_errors_total = Counter(
             "fireworq_db_errors",
             "Failed calls of this node to its stores, by store (jobs, repository, lease) "
@@ -368,6 +382,10 @@ class Metrics(Service):
         if completion.kind is CompletionKind.RETRY:
             children.retries.inc()
 
+    def expired(self, queue_name: str, jobs: Sequence[Job]) -> None:
+        """Count jobs that went to the failure log past their deadline (B7)."""
+        self.expired_total.labels(queue_name).inc(len(jobs))
+
     def db_error(self, store: str, operation: str) -> None:
         """Count one failed store call (the L{ObservedStore} callback)."""
         key = (store, operation)
@@ -388,6 +406,7 @@ class Metrics(Service):
             self.retries_total,
             self.delivery_duration,
             self.first_delivery_delay,
+            self.expired_total,
         ):
             _remove(metric, queue_name)
         for status, outcome in children.deliveries:

@@ -51,6 +51,8 @@ class QueueDefinition:
     max_burst_size: int = 0
     #: Job defaults of the queue (B7): used where a push leaves a field out.
     defaults: QueueDefaults = NO_DEFAULTS
+    #: Paused (B9): the queue takes pushes and dispatches nothing.
+    paused: bool = False
 
     @property
     def throttled(self) -> bool:
@@ -68,6 +70,8 @@ class QueueDefinition:
             out["max_burst_size"] = self.max_burst_size
         if not self.defaults.is_empty:
             out.update(self.defaults.to_json())
+        if self.paused:
+            out["paused"] = True
         return out
 
 
@@ -226,16 +230,22 @@ class Result:
     status: str
     code: int = 0
     message: str = ""
+    #: What happens to the job when it differs from ``status`` (a
+    #: ``ResultStatus`` value): under the success rule ``"2xx"`` (B7) a 2xx
+    #: answer completes the job whatever status its body states.
+    outcome: Optional[str] = None
+    #: Seconds the answer's ``Retry-After`` header asked to wait (B7), or None.
+    retry_after: Optional[float] = None
 
     @property
     def is_success(self) -> bool:
-        """The worker reported success."""
-        return self.status == ResultStatus.SUCCESS.value
+        """The job is done (the worker reported success, or its rule says so)."""
+        return (self.outcome or self.status) == ResultStatus.SUCCESS.value
 
     @property
     def is_permanent_failure(self) -> bool:
-        """The worker said never to retry."""
-        return self.status == ResultStatus.PERMANENT_FAILURE.value
+        """The job must not be retried (the worker said so)."""
+        return (self.outcome or self.status) == ResultStatus.PERMANENT_FAILURE.value
 
     def to_json(self) -> dict:
         """The ``result`` object of a failure-log entry."""
@@ -269,6 +279,8 @@ class CompletionKind(str, enum.Enum):
     RETRY = "retry"
     #: Give up: write the failure log entry, then delete the job.
     FAIL = "fail"
+    #: Canceled while grabbed (B9): delete the job, no failure-log entry.
+    CANCEL = "cancel"
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -278,6 +290,10 @@ class Completion:
     job: Job
     kind: CompletionKind
     result: Result
+    #: For RETRY: milliseconds until the next try, when the job's retry
+    #: policy or the answer's ``Retry-After`` decided (B7); None: the job's
+    #: ``retry_delay`` seconds, as in A1.
+    retry_wait_ms: Optional[int] = None
 
 
 def completion_for(job: Job, result: Result) -> Completion:

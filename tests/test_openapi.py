@@ -419,8 +419,18 @@ class ConformanceTests(SynchronousTestCase):
         self.assertEqual(self.call("GET", "/queue/nowhere/waiting")[0], 404)
         self.assertEqual(self.call("GET", "/queue/default/job/x")[0], 400)
         self.assertEqual(self.call("GET", "/queue/default/job/999")[0], 404)
-        self.assertEqual(self.call("DELETE", f"/queue/default/job/{first['id']}")[0], 200)
+        # Changed with queue control (protocol "Queue control"): DELETE of a
+        # GRABBED job (the first one is being delivered here) cancels it and
+        # answers 202; a waiting or deferred job is still deleted with 200.
+        self.assertEqual(self.call("DELETE", f"/queue/default/job/{first['id']}")[0], 202)
+        self.clock.advance(0.01)  # the aborted delivery's job is deleted
         self.assertEqual(self.call("DELETE", f"/queue/default/job/{first['id']}")[0], 404)
+        deferred = self.call("GET", "/queue/default/deferred?limit=1")[1]["jobs"][0]
+        self.assertEqual(self.call("DELETE", f"/queue/default/job/{deferred['id']}")[0], 200)
+        self.assertEqual(self.call("POST", "/queue/default/pause")[1]["paused"], True)
+        self.assertEqual(self.call("POST", "/queue/default/resume")[1].get("paused"), None)
+        self.assertEqual(self.call("POST", "/queue/default/purge")[0], 200)
+        self.assertEqual(self.call("POST", "/queue/nowhere/pause")[0], 404)
 
     def test_failure_log(self):
         job = self.call("POST", "/job/c", {"url": "http://w/", "payload": {"p": 1}, "timeout": 3})[1]

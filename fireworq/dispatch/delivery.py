@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 from typing import Any, List, Optional, Tuple
 
+import attr
+
 from twisted.internet.defer import Deferred, TimeoutError as DeferredTimeoutError
 from twisted.internet.error import TimeoutError as ConnectionTimeoutError
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from fireworq.dispatch.client import collect
+from fireworq.dispatch.retry import retry_after_of
+from fireworq.joboptions.values import NO_OPTIONS, SUCCESS_2XX
 from fireworq.model import Job, Result, ResultStatus
 
 #: The largest worker answer read; a longer one is a failure.
@@ -250,8 +254,11 @@ class HTTPDeliverer:
         return self.pool.closeCachedConnections()
 
     def headers(self, queue_name: str, job: Job) -> dict:
-        """The request headers of a delivery (A1 and B3)."""
-        return {
+        """
+        The request headers of a delivery (A1 and B3), plus the job's own
+        ``headers`` (B7; a job's ``User-Agent`` replaces the configured one).
+        """
+        headers = {
             b"Content-Type": [b"application/json"],
             b"User-Agent": [self.user_agent.encode("utf-8")],
             b"X-Fireworq-Job-Id": [str(job.id).encode("ascii")],
@@ -259,6 +266,12 @@ class HTTPDeliverer:
             b"X-Fireworq-Category": [job.category.encode("utf-8")],
             b"X-Fireworq-Attempt": [str(job.attempt).encode("ascii")],
         }
+        if job.options is not NO_OPTIONS and job.options.headers:
+            extra = job.options.delivery_headers()
+            if any(name.lower() == b"user-agent" for name in extra):
+                del headers[b"User-Agent"]
+            headers.update(extra)
+        return headers
 
     def deliver(self, queue_name: str, job: Job) -> "Deferred[Result]":
         """
@@ -286,10 +299,11 @@ class HTTPDeliverer:
 
         def read(response: Any) -> "Deferred[Result]":
             state["code"] = response.code
+            state["response"] = response
             body = _CappedBody(self.max_response_bytes)
             # Cancelled by the timeout, this aborts the connection (client.py).
             collected = collect(response, body)
-            collected.addCallback(lambda _: classify(response.code, body.body()))
+            collected.addCallback(lambda _: self._judge(job, response, body.body()))
             return collected
 
         d.addCallback(read)
@@ -298,7 +312,41 @@ class HTTPDeliverer:
         d.addErrback(self._failed, job, state)
         return d
 
+    def _judge(self, job: Job, response: Any, body: bytes) -> Result:
+        """
+        The L{Result} of a complete answer under the job's success rule
+        (B7), with the C{Retry-After} of an answer that is not a success.
+        """
+        if job.options is NO_OPTIONS or job.options.success != SUCCESS_2XX:
+            result = classify(response.code, body)
+        else:
+            # Imported here: fireworq.dispatch.success imports this module.
+            from fireworq.dispatch.success import judge_2xx
+
+            verdict = judge_2xx(response.code, body)
+            result = verdict.result
+            if verdict.outcome != result.status:
+                result = attr.evolve(result, outcome=verdict.outcome)
+        if not result.is_success:
+            result = self._with_retry_after(result, response)
+        return result
+
+    def _with_retry_after(self, result: Result, response: Any) -> Result:
+        """``result`` with the seconds the answer's C{Retry-After} asks for, if any."""
+        values = response.headers.getRawHeaders(b"retry-after")
+        if not values:
+            return result
+        wait = retry_after_of(values, self.clock.seconds())
+        return result if wait is None else attr.evolve(result, retry_after=wait)
+
     def _failed(self, failure: Failure, job: Job, state: dict) -> Result:
+        result = self._failure(failure, job, state)
+        response = state.get("response")
+        if response is not None:
+            result = self._with_retry_after(result, response)
+        return result
+
+    def _failure(self, failure: Failure, job: Job, state: dict) -> Result:
         code = state["code"]
         if failure.check(DeferredTimeoutError, ConnectionTimeoutError):
             return Result(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Protocol, Set, Tuple
 
+import attr
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -17,12 +18,17 @@ from twisted.python.failure import Failure
 
 from fireworq.backoff import Backoff
 from fireworq.dispatch.completion import CompletionBatcher
+from fireworq.dispatch.deadline import expired_at_grab, expired_result, expires_before_retry
+from fireworq.dispatch.retry import RetryPolicy
 from fireworq.dispatch.upkeep import KeyCleaner
 from fireworq.lease.interface import IQueueLease
 from fireworq.dispatch.throttle import TokenBucket
 from fireworq.events import IQueueEvents
+from fireworq.joboptions.values import NO_OPTIONS
 from fireworq.logging import log_failure
 from fireworq.model import (
+    Completion,
+    CompletionKind,
     Job,
     JobState,
     JobStatus,
@@ -37,6 +43,10 @@ from fireworq.timers import Periodic
 
 #: When throttled, the queue is polled at this interval (ms), as the original does.
 THROTTLED_POLLING_INTERVAL = 100
+
+#: While deliveries run, the store is asked this often (s) which of them
+#: were canceled through another node (B9: aborted within a second).
+CANCEL_POLL_INTERVAL = 0.4
 
 
 class Deliverer(Protocol):
@@ -112,6 +122,11 @@ class QueueDispatcher(Service):
         #: Workers taken: running deliveries + a grab in flight's limit +
         #: reservations of pushes (see the class docstring).
         self._claimed = 0
+        #: Ids of in-flight deliveries being aborted by a cancel (B9).
+        self._canceled: Set[int] = set()
+        #: The next look for cancel marks (only while deliveries run).
+        self._cancel_call: Optional[IDelayedCall] = None
+        self._cancel_polling = False
         lease.subscribe(self._lease_changed)
         #: While the lease is held: forget expired idempotency keys (B7).
         self.key_cleaner = KeyCleaner(store, definition.name, lease, clock)
@@ -222,6 +237,7 @@ class QueueDispatcher(Service):
         self._grab_retry.cancel()
         if self._kick_call is not None and self._kick_call.active():
             self._kick_call.cancel()
+        self._stop_cancel_poll()
         # A grab answered from now on puts its jobs back (not ours to deliver
         # any more): wait for it, and for such returns, before the lease and
         # the store go.
@@ -314,7 +330,7 @@ class QueueDispatcher(Service):
         if self._grabbing:
             self._again = True
             return
-        if not self._dispatching or not self.lease.held():
+        if not self._dispatching or not self.lease.held() or self.definition.paused:
             return
         if self._grab_retry.pending:
             return  # the store failed a grab; the retry kicks
@@ -483,6 +499,7 @@ class QueueDispatcher(Service):
         if (
             wanted <= 0
             or not self._dispatching
+            or self.definition.paused
             or self._bucket is not None
             or self._backlog
             or not self.lease.held()
@@ -538,12 +555,18 @@ class QueueDispatcher(Service):
             self._release_unsent([job.id], grabber_id)
             return
         started = self._clock.seconds()
+        if job.options is not NO_OPTIONS and expired_at_grab(job.deadline_at, int(started * 1000)):
+            # B7: no attempt starts after the job's deadline.
+            self._expire(job, grabber_id, tries=job.attempt - 1)
+            return
         self._claimed += 1  # given back in _delivered, or when abandoned at stop
         try:
             d = self.deliverer.deliver(self.name, job)
         except Exception:
             d = fail()
         self._inflight[job.id] = d
+        if self._cancel_call is None and not self._cancel_polling:
+            self._cancel_call = self._clock.callLater(CANCEL_POLL_INTERVAL, self._poll_cancels)
         d.addErrback(self._delivery_crashed, job)
         d.addCallback(self._delivered, job, grabber_id, started)
         d.addErrback(log_failure(self._log, "Cannot finish delivery of job {id}", id=job.id))
@@ -551,6 +574,8 @@ class QueueDispatcher(Service):
     def _delivery_crashed(self, failure: Failure, job: Job) -> Optional[Result]:
         if job.id not in self._inflight:
             return None  # abandoned at shutdown; the job was released
+        if job.id in self._canceled:
+            return Result(ResultStatus.INTERNAL_FAILURE.value, 0, "Request aborted: the job was canceled")
         self._log.failure("Delivery of job {id} crashed", failure, id=job.id)
         return Result(
             ResultStatus.INTERNAL_FAILURE.value, 0, f"Internal error: {failure.getErrorMessage()}"
@@ -562,10 +587,30 @@ class QueueDispatcher(Service):
         if result is None or self._inflight.pop(job.id, None) is None:
             return
         self._claimed -= 1
+        if self._canceled and job.id in self._canceled:
+            self._canceled.discard(job.id)
+            self._log.info(
+                "Queue {queue}: delivery of job {id} aborted: the job was canceled",
+                queue=self.name, id=job.id,
+            )
+            self.completions.add(Completion(job, CompletionKind.CANCEL, result), grabber_id)
+            self._after_delivery()
+            return
         completion = completion_for(job, result)
-        self.completions.add(completion, grabber_id)  # fenced by grabber_id in the store
+        written = completion
+        if completion.kind is CompletionKind.RETRY and (
+            job.options is not NO_OPTIONS or result.retry_after is not None
+        ):
+            written = self._retry_completion(completion)
+        self.completions.add(written, grabber_id)  # fenced by grabber_id in the store
         if self.lease.proven(grabber_id):
-            self._events.finished(self.name, completion, self._clock.seconds() - started)
+            if written is not completion and written.kind is CompletionKind.FAIL:
+                # Expired instead of retried: the delivery failed for good.
+                completion = Completion(job, CompletionKind.FAIL, result)
+                self._events.finished(self.name, completion, self._clock.seconds() - started)
+                self._events_expired([job])
+            else:
+                self._events.finished(self.name, written, self._clock.seconds() - started)
         else:
             # The lease lapsed during the delivery: another node may have
             # recovered the job and finished it, so do not report it done.
@@ -574,6 +619,9 @@ class QueueDispatcher(Service):
                 "its outcome is written only if no other node has taken the job over",
                 queue=self.name, id=job.id,
             )
+        self._after_delivery()
+
+    def _after_delivery(self) -> None:
         if not self._inflight and self._idle_waiters:
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
@@ -581,3 +629,88 @@ class QueueDispatcher(Service):
         if self._backlog or self._again:
             self.kick()
 
+    # -- job options (B7): retry timing and deadlines ------------------------------
+
+    def _retry_completion(self, completion: Completion) -> Completion:
+        """
+        ``completion`` (a RETRY) with the wait its job's retry policy and
+        the answer's C{Retry-After} give -- or, when the next try would
+        start after the job's deadline, the job's expiry instead.
+        """
+        job = completion.job
+        policy = RetryPolicy.for_job(job.retry_delay, job.options)
+        wait_ms = policy.wait_ms(job.fail_count + 1, completion.result.retry_after)
+        deadline_at = job.deadline_at
+        if expires_before_retry(deadline_at, int(self._clock.seconds() * 1000) + wait_ms):
+            assert deadline_at is not None
+            return Completion(job, CompletionKind.FAIL, self._expired_result(job, completion.result))
+        return attr.evolve(completion, retry_wait_ms=wait_ms)
+
+    @staticmethod
+    def _expired_result(job: Job, last: Optional[Result], tries: Optional[int] = None) -> Result:
+        assert job.deadline_at is not None
+        result = expired_result(job.deadline_at, job.attempt if tries is None else tries)
+        if last is not None and last.message:
+            result = attr.evolve(result, message=f"{result.message}; last answer: {last.message}")
+        return result
+
+    def _expire(self, job: Job, grabber_id: int, tries: int) -> None:
+        """Write ``job``, grabbed past its deadline, to the failure log undelivered."""
+        self._log.info(
+            "Queue {queue}: job {id} expired (deadline passed) before its attempt", queue=self.name, id=job.id
+        )
+        result = self._expired_result(job, None, tries)
+        self.completions.add(Completion(job, CompletionKind.FAIL, result), grabber_id)
+        self._events_expired([job])
+
+    def _events_expired(self, jobs: List[Job]) -> None:
+        expired = getattr(self._events, "expired", None)
+        if expired is not None:
+            expired(self.name, jobs)
+
+    # -- cancellation (B9) -------------------------------------------------------
+
+    def cancel(self, job_id: int) -> bool:
+        """
+        Abort the delivery of ``job_id`` if it runs here (its job was
+        canceled): the connection to the worker is aborted and the job
+        completes as CANCEL (deleted; not retried, not in the failure log).
+        Returns whether a delivery was aborted.
+        """
+        d = self._inflight.get(job_id)
+        if d is None or job_id in self._canceled:
+            return False
+        self._canceled.add(job_id)
+        d.cancel()
+        return True
+
+    def _poll_cancels(self) -> None:
+        """Ask the store which running deliveries were canceled (through any node)."""
+        self._cancel_call = None
+        if not self._inflight or not self._dispatching:
+            return
+        self._cancel_polling = True
+        d = self._store.canceling_jobs(self.name, self.lease.grabber_id)
+
+        def got(ids: List[int]) -> None:
+            for job_id in ids:
+                self.cancel(job_id)
+
+        def failed(failure: Failure) -> None:
+            self._log.warn(
+                "Queue {queue}: cannot read cancel marks: {error}",
+                queue=self.name, error=failure.getErrorMessage(),
+            )
+
+        def again(_: object) -> None:
+            self._cancel_polling = False
+            if self._inflight and self._dispatching and self._cancel_call is None:
+                self._cancel_call = self._clock.callLater(CANCEL_POLL_INTERVAL, self._poll_cancels)
+
+        d.addCallbacks(got, failed)
+        d.addBoth(again)
+
+    def _stop_cancel_poll(self) -> None:
+        if self._cancel_call is not None and self._cancel_call.active():
+            self._cancel_call.cancel()
+        self._cancel_call = None

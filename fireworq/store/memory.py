@@ -20,7 +20,7 @@ L{fireworq.store.common}.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
@@ -100,6 +100,8 @@ class _QueueJobs:
     due: DueJobs = attr.ib(factory=DueJobs)
     #: The idempotency keys of the queue's pushes (B7).
     keys: MemoryKeys = attr.ib(factory=MemoryKeys)
+    #: Ids of grabbed jobs being canceled (B9).
+    canceling: Set[int] = attr.ib(factory=set)
 
     def add(self, job: Job) -> None:
         self.jobs[job.id] = job
@@ -112,6 +114,8 @@ class _QueueJobs:
 
     def remove(self, job: Job) -> None:
         del self.jobs[job.id]
+        if self.canceling:
+            self.canceling.discard(job.id)
         key = (job.next_try, job.id)
         if job.status == _CLAIMED:
             _remove(self.claimed, key)
@@ -281,14 +285,19 @@ class MemoryJobStore:
             job = queue.owned(completion.job.id, grabber_id)
             if job is None:
                 continue
+            if completion.kind == CompletionKind.CANCEL or job.id in queue.canceling:
+                # Canceled (B9): gone, neither retried nor in the failure log.
+                queue.remove(job)
+                continue
             if completion.kind == CompletionKind.RETRY:
+                wait = completion.retry_wait_ms
                 queue.replace(
                     job,
                     attr.evolve(
                         job,
                         status=_CLAIMED,
                         grabber_id=None,
-                        next_try=now + job.retry_delay * 1000,
+                        next_try=now + (job.retry_delay * 1000 if wait is None else wait),
                         retry_count=max(job.retry_count - 1, 0),
                         fail_count=job.fail_count + 1,
                     ),
@@ -327,7 +336,10 @@ class MemoryJobStore:
             for job_id in set(job_ids):
                 job = queue.owned(job_id, grabber_id)
                 if job is not None:
-                    queue.replace(job, attr.evolve(job, status=_CLAIMED, grabber_id=None))
+                    if job.id in queue.canceling:
+                        queue.remove(job)  # canceled before it was sent (B9)
+                    else:
+                        queue.replace(job, attr.evolve(job, status=_CLAIMED, grabber_id=None))
                     released += 1
         return succeed(released)
 
@@ -338,9 +350,53 @@ class MemoryJobStore:
             for key in list(queue.grabbed):
                 job = queue.jobs[key[1]]
                 if job.grabber_id != grabber_id:
-                    queue.replace(job, attr.evolve(job, status=_CLAIMED, grabber_id=None))
+                    if job.id in queue.canceling:
+                        queue.remove(job)  # canceled while its holder died (B9)
+                    else:
+                        queue.replace(job, attr.evolve(job, status=_CLAIMED, grabber_id=None))
                     recovered += 1
         return succeed(recovered)
+
+    # Queue control (B9)
+
+    def purge(self, queue_name: str) -> Deferred:
+        """Delete the queue's waiting and deferred jobs; fire with how many."""
+        queue = self._queues.get(self.storage_key(queue_name))
+        if queue is None:
+            return succeed(0)
+        claimed = [queue.jobs[key[1]] for key in queue.claimed]
+        for job in claimed:
+            del queue.jobs[job.id]
+        queue.claimed = []
+        queue.due = DueJobs()
+        return succeed(len(claimed))
+
+    def cancel_job(self, queue_name: str, job_id: int) -> Deferred:
+        """
+        Delete a claimed job, or mark a grabbed one canceled (its holder
+        aborts the delivery); fire with the job as it was, or None.
+        """
+        queue = self._existing(queue_name)
+        job = queue.jobs.get(job_id)
+        if job is not None:
+            if job.status == _GRABBED:
+                queue.canceling.add(job.id)
+            else:
+                queue.remove(job)
+        return succeed(job)
+
+    def canceling_jobs(self, queue_name: str, grabber_id: int) -> Deferred:
+        """Ids of the jobs grabbed by ``grabber_id`` that are marked canceled."""
+        queue = self._queues.get(self.storage_key(queue_name))
+        if queue is None or not queue.canceling:
+            return succeed([])
+        return succeed(
+            sorted(
+                job_id
+                for job_id in queue.canceling
+                if (job := queue.jobs.get(job_id)) is not None and job.grabber_id == grabber_id
+            )
+        )
 
     # Inspection
 

@@ -95,9 +95,24 @@ class InspectRoutes:
 
     @app.route("/queue/<name>/job/<job_id>", methods=["DELETE"])
     def delete_job(self, request: Any, name: str, job_id: str) -> Any:
+        """
+        Delete a waiting or deferred job (answers it), or cancel a grabbed
+        one: its delivery is aborted by the node delivering it, and the
+        answer is 202 with the job, ``"state": "grabbed"`` and
+        ``"canceling": true``.
+        """
         number = path_id(job_id, "job id")
-        d = self.inspection.delete_job(name, number)
-        d.addCallback(lambda job: json_response(request, job_json(_job(job, name, number))))
+        d = self.manager.cancel_job(name, number)
+
+        def answer(job: Optional[Job]) -> bytes:
+            out = job_json(_job(job, name, number))
+            if job.status == "grabbed":
+                request.setResponseCode(202)
+                out["state"] = "grabbed"
+                out["canceling"] = True
+            return json_response(request, out)
+
+        d.addCallback(answer)
         return d
 
     @app.route("/queue/<name>/failed", methods=["GET"])

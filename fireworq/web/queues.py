@@ -8,7 +8,7 @@ from fireworq.dispatch.dispatcher import THROTTLED_POLLING_INTERVAL
 from fireworq.joboptions.parse import parse_queue_defaults
 from fireworq.model import QueueDefinition
 from fireworq.names import InvalidName, check_queue_name
-from fireworq.web.body import json_object, number, unsigned
+from fireworq.web.body import json_object, json_type, number, unsigned
 from fireworq.web.errors import bad_request, not_found
 from fireworq.web.routes import app, json_response
 
@@ -72,6 +72,9 @@ def parse_definition(
         raise bad_request("field max_burst_size cannot be set without max_dispatches_per_second")
     if rate > 0:
         polling_interval = THROTTLED_POLLING_INTERVAL
+    paused = body.get("paused")
+    if paused is not None and not isinstance(paused, bool):
+        raise bad_request(f"field paused must be true or false, not {json_type(paused)}")
     return QueueDefinition(
         name=name,
         polling_interval=polling_interval or default_polling_interval,
@@ -79,6 +82,7 @@ def parse_definition(
         max_dispatches_per_second=rate,
         max_burst_size=burst,
         defaults=parse_queue_defaults(body),
+        paused=bool(paused),
     )
 
 
@@ -118,14 +122,38 @@ class QueueRoutes:
 
     @app.route("/queue/<name>", methods=["PUT"])
     def put_queue(self, request: Any, name: str) -> Any:
+        body = json_object(self.read_body(request))
         definition = parse_definition(
             queue_name(name),
-            json_object(self.read_body(request)),
+            body,
             self.config.queue_default_polling_interval,
             self.config.queue_default_max_workers,
         )
-        d = self.manager.put_queue(definition)
+        # A body without "paused" leaves a paused queue paused.
+        d = self.manager.put_queue(definition, keep_paused=body.get("paused") is None)
         d.addCallback(lambda q: json_response(request, definition_json(q)))
+        return d
+
+    @app.route("/queue/<name>/pause", methods=["POST"])
+    def pause_queue(self, request: Any, name: str) -> Any:
+        """Pause the queue: it takes pushes and dispatches nothing (answers the definition)."""
+        return self._set_paused(request, name, True)
+
+    @app.route("/queue/<name>/resume", methods=["POST"])
+    def resume_queue(self, request: Any, name: str) -> Any:
+        """Resume a paused queue (answers the definition)."""
+        return self._set_paused(request, name, False)
+
+    def _set_paused(self, request: Any, name: str, paused: bool) -> Any:
+        d = self.manager.set_paused(queue_name(name), paused)
+        d.addCallback(lambda q: json_response(request, definition_json(q)))
+        return d
+
+    @app.route("/queue/<name>/purge", methods=["POST"])
+    def purge_queue(self, request: Any, name: str) -> Any:
+        """Delete the queue's waiting and deferred jobs: ``{"purged": n}``."""
+        d = self.manager.purge_queue(queue_name(name))
+        d.addCallback(lambda purged: json_response(request, {"purged": purged}))
         return d
 
     @app.route("/queue/<name>", methods=["DELETE"])

@@ -83,6 +83,10 @@ from fireworq.store.mysql.schema import (
 #: ER_DBACCESS_DENIED_ERROR).
 _DENIED_CODES = frozenset({1142, 1044})
 
+#: Jobs one purge statement deletes at most (B9); within Galera's usual
+#: wsrep_max_ws_rows.
+PURGE_BATCH = 5000
+
 #: Bytes of row data put into one INSERT statement at most (further limited
 #: to half the server's max_allowed_packet).
 INSERT_CHUNK_BYTES = 4 << 20
@@ -674,21 +678,34 @@ class MySQLJobStore:
             return succeed(None)
         table = job_table(queue_name)
         fail_table = failure_table(queue_name)
-        done_ids = [c.job.id for c in completions if c.kind == CompletionKind.SUCCESS]
-        retry_ids = [c.job.id for c in completions if c.kind == CompletionKind.RETRY]
+        done_ids = [
+            c.job.id for c in completions
+            if c.kind == CompletionKind.SUCCESS or c.kind == CompletionKind.CANCEL
+        ]
+        # Retries by wait: None = the job's retry_delay (A1), else the
+        # completion's own wait in ms (B7 backoff, Retry-After).
+        retry_ids: Dict[Optional[int], List[int]] = {}
+        for c in completions:
+            if c.kind == CompletionKind.RETRY:
+                retry_ids.setdefault(c.retry_wait_ms, []).append(c.job.id)
         failed = {c.job.id: c for c in completions if c.kind == CompletionKind.FAIL}
         now = self._now()
+        # A job canceled while grabbed (B9) is deleted whatever its outcome.
+        cancelable = self._optioned(queue_name)
 
         def work(cursor: Any) -> None:
             delete_ids = list(done_ids)
             if failed:
                 ids = list(failed)
                 cursor.execute(
-                    f"SELECT job_id FROM {table} WHERE job_id IN ({placeholders(len(ids))}) "
+                    f"SELECT job_id{', canceling' if cancelable else ''} FROM {table} "
+                    f"WHERE job_id IN ({placeholders(len(ids))}) "
                     "AND status = 'grabbed' AND grabber_id = %s FOR UPDATE",
                     ids + [grabber_id],
                 )
-                ours = sorted(int(row[0]) for row in cursor.fetchall())
+                rows = cursor.fetchall()
+                delete_ids += [int(row[0]) for row in rows if cancelable and row[1]]
+                ours = sorted(int(row[0]) for row in rows if not (cancelable and row[1]))
                 if ours:
                     values = []
                     args: List[Any] = []
@@ -713,14 +730,20 @@ class MySQLJobStore:
                     "AND status = 'grabbed' AND grabber_id = %s",
                     delete_ids + [grabber_id],
                 )
-            if retry_ids:
+            for wait, ids in retry_ids.items():
+                delay = "retry_delay * 1000" if wait is None else str(int(wait))
+                owned = (
+                    f"WHERE job_id IN ({placeholders(len(ids))}) "
+                    "AND status = 'grabbed' AND grabber_id = %s"
+                )
+                if cancelable:
+                    cursor.execute(f"DELETE FROM {table} {owned} AND canceling <> 0", ids + [grabber_id])
                 cursor.execute(
                     f"UPDATE {table} SET status = 'claimed', grabber_id = NULL, "
-                    f"next_try = {now} + retry_delay * 1000, "
+                    f"next_try = {now} + {delay}, "
                     "retry_count = GREATEST(retry_count, 1) - 1, fail_count = fail_count + 1 "
-                    f"WHERE job_id IN ({placeholders(len(retry_ids))}) "
-                    "AND status = 'grabbed' AND grabber_id = %s",
-                    retry_ids + [grabber_id],
+                    f"{owned}",
+                    ids + [grabber_id],
                 )
 
         # Every statement touches only jobs still grabbed by us, so running
@@ -733,29 +756,111 @@ class MySQLJobStore:
             return succeed(0)
 
         def work(cursor: Any) -> int:
+            owned = f"WHERE job_id IN ({placeholders(len(ids))}) AND status = 'grabbed' AND grabber_id = %s"
+            deleted = 0
+            if self._optioned(queue_name):
+                # Canceled before it was sent (B9): deleted, not returned.
+                cursor.execute(f"DELETE FROM {job_table(queue_name)} {owned} AND canceling <> 0", ids + [grabber_id])
+                deleted = int(cursor.rowcount)
             cursor.execute(
-                f"UPDATE {job_table(queue_name)} SET status = 'claimed', grabber_id = NULL "
-                f"WHERE job_id IN ({placeholders(len(ids))}) AND status = 'grabbed' AND grabber_id = %s",
+                f"UPDATE {job_table(queue_name)} SET status = 'claimed', grabber_id = NULL {owned}",
                 ids + [grabber_id],
             )
-            return int(cursor.rowcount)
+            return int(cursor.rowcount) + deleted
 
         return self._run([queue_name], work, idempotent=True, what=f"release jobs of {queue_name!r}")
 
     def recover(self, queue_name: str, grabber_id: int) -> Deferred:
         def work(cursor: Any) -> int:
+            deleted = 0
+            if self._optioned(queue_name):
+                # Canceled while its holder died (B9): deleted, not returned.
+                cursor.execute(
+                    f"DELETE FROM {job_table(queue_name)} WHERE status = 'grabbed' AND canceling <> 0 "
+                    "AND (grabber_id IS NULL OR grabber_id <> %s)",
+                    (grabber_id,),
+                )
+                deleted = int(cursor.rowcount)
             cursor.execute(
                 f"UPDATE {job_table(queue_name)} SET status = 'claimed', grabber_id = NULL "
                 "WHERE status = 'grabbed' AND (grabber_id IS NULL OR grabber_id <> %s)",
                 (grabber_id,),
             )
-            return int(cursor.rowcount)
+            return int(cursor.rowcount) + deleted
 
         # Causal on Galera: a grab by the previous holder may have been
         # committed on another node and not yet applied on this one; the
         # UPDATE must see it, or that job would stay grabbed by an old epoch.
         return self._run([queue_name], work, idempotent=True, what=f"recover jobs of {queue_name!r}",
                          causal=True)
+
+    # -- queue control (B9) ------------------------------------------------------------
+
+    def purge(self, queue_name: str) -> Deferred:
+        """
+        Delete the queue's waiting and deferred jobs, L{PURGE_BATCH} per
+        transaction (a big queue is never one huge transaction); fire with
+        how many.
+        """
+        table = job_table(queue_name)
+        total = [0]
+
+        def work(cursor: Any) -> int:
+            cursor.execute(f"DELETE FROM {table} WHERE status = 'claimed' LIMIT {PURGE_BATCH}")
+            return int(cursor.rowcount)
+
+        def more(deleted: int) -> Any:
+            total[0] += deleted
+            if deleted < PURGE_BATCH:
+                return total[0]
+            d = self._run([queue_name], work, idempotent=True, what=f"purge {queue_name!r}")
+            d.addCallback(more)
+            return d
+
+        d = self._run([queue_name], work, idempotent=True, what=f"purge {queue_name!r}")
+        d.addCallback(more)
+        return d
+
+    def cancel_job(self, queue_name: str, job_id: int) -> Deferred:
+        """
+        Delete a claimed job, or mark a grabbed one canceled (its holder
+        aborts the delivery); fire with the job as it was, or None.  A
+        table without the job options' columns (an original's, not
+        altered) has no mark: a grabbed job is deleted there, and its
+        delivery runs on (its outcome is then not written).
+        """
+        table = job_table(queue_name)
+
+        def work(cursor: Any) -> Optional[Job]:
+            cursor.execute(
+                f"SELECT {self._columns(queue_name)} FROM {table} WHERE job_id = %s FOR UPDATE", (job_id,)
+            )
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            job = job_from_row(row)
+            if job.status == JobStatus.GRABBED.value and self._optioned(queue_name):
+                cursor.execute(f"UPDATE {table} SET canceling = 1 WHERE job_id = %s", (job_id,))
+            else:
+                cursor.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
+            return job
+
+        return self._run([queue_name], work, idempotent=False, what=f"cancel a job of {queue_name!r}")
+
+    def canceling_jobs(self, queue_name: str, grabber_id: int) -> Deferred:
+        """Ids of the jobs grabbed by ``grabber_id`` that are marked canceled."""
+        if not self._optioned(queue_name):
+            return succeed([])
+
+        def work(cursor: Any) -> List[int]:
+            cursor.execute(
+                f"SELECT job_id FROM {job_table(queue_name)} "
+                "WHERE status = 'grabbed' AND grabber_id = %s AND canceling <> 0",
+                (grabber_id,),
+            )
+            return sorted(int(row[0]) for row in cursor.fetchall())
+
+        return self._run([queue_name], work, idempotent=True, what=f"read cancel marks of {queue_name!r}")
 
     # -- inspection -----------------------------------------------------------------
 

@@ -231,18 +231,19 @@ class SqliteJobStore:
         success, retry, failed = [], [], []
         for completion in completions:
             owned = (completion.job.id, grabber_id)
-            if completion.kind == CompletionKind.SUCCESS:
+            if completion.kind == CompletionKind.SUCCESS or completion.kind == CompletionKind.CANCEL:
                 success.append(owned)
             elif completion.kind == CompletionKind.RETRY:
-                retry.append((now,) + owned)
+                retry.append((now, completion.retry_wait_ms) + owned)
             else:
                 result = failure_result_text(completion.job, completion.result)
                 failed.append((result, now) + owned)
         if failed:
+            # A job canceled meanwhile (B9) is not logged, only deleted.
             conn.executemany(
                 f"INSERT INTO {failures} (job_id, category, url, payload, result, fail_count,"
                 " failed_at, created_at) SELECT job_id, category, url, payload, ?,"
-                f" fail_count + 1, ?, created_at FROM {jobs} WHERE {OWNED}",
+                f" fail_count + 1, ?, created_at FROM {jobs} WHERE {OWNED} AND canceling = 0",
                 failed,
             )
         if success or failed:
@@ -250,11 +251,17 @@ class SqliteJobStore:
                 f"DELETE FROM {jobs} WHERE {OWNED}", success + [row[2:] for row in failed]
             )
         if retry:
+            # The wait is the completion's (B7 backoff, Retry-After) when
+            # given, else the job's retry_delay (A1).  A job canceled
+            # meanwhile (B9) is deleted instead of retried.
             conn.executemany(
                 f"UPDATE {jobs} SET status = 'claimed', grabber_id = NULL,"
-                " next_try = ? + retry_delay * 1000, retry_count = MAX(retry_count - 1, 0),"
-                f" fail_count = fail_count + 1 WHERE {OWNED}",
+                " next_try = ? + COALESCE(?, retry_delay * 1000), retry_count = MAX(retry_count - 1, 0),"
+                f" fail_count = fail_count + 1 WHERE {OWNED} AND canceling = 0",
                 retry,
+            )
+            conn.executemany(
+                f"DELETE FROM {jobs} WHERE {OWNED} AND canceling <> 0", [row[2:] for row in retry]
             )
 
     def release(self, queue_name: str, job_ids: Sequence[int], grabber_id: int) -> Deferred:
@@ -265,23 +272,72 @@ class SqliteJobStore:
 
     @staticmethod
     def _release(conn, jobs, failures, ids: List[int], grabber_id: int) -> int:
+        owned = [(job_id, grabber_id) for job_id in ids]
+        # Canceled before it was sent (B9): deleted, not returned.
+        deleted = conn.executemany(f"DELETE FROM {jobs} WHERE {OWNED} AND canceling <> 0", owned).rowcount
         cursor = conn.executemany(
-            f"UPDATE {jobs} SET status = 'claimed', grabber_id = NULL WHERE {OWNED}",
-            [(job_id, grabber_id) for job_id in ids],
+            f"UPDATE {jobs} SET status = 'claimed', grabber_id = NULL WHERE {OWNED}", owned
         )
-        return cursor.rowcount
+        return cursor.rowcount + max(deleted, 0)
 
     def recover(self, queue_name: str, grabber_id: int) -> Deferred:
         return self._run(queue_name, self._recover, grabber_id)
 
     @staticmethod
     def _recover(conn, jobs, failures, grabber_id: int) -> int:
+        # Canceled while its holder died (B9): deleted, not returned.
+        deleted = conn.execute(
+            f"DELETE FROM {jobs} WHERE status = 'grabbed' AND canceling <> 0"
+            " AND (grabber_id IS NULL OR grabber_id <> ?)",
+            (grabber_id,),
+        ).rowcount
         cursor = conn.execute(
             f"UPDATE {jobs} SET status = 'claimed', grabber_id = NULL"
             " WHERE status = 'grabbed' AND (grabber_id IS NULL OR grabber_id <> ?)",
             (grabber_id,),
         )
-        return cursor.rowcount
+        return cursor.rowcount + deleted
+
+    # Queue control (B9)
+
+    def purge(self, queue_name: str) -> Deferred:
+        """Delete the queue's waiting and deferred jobs; fire with how many."""
+        return self._run(queue_name, self._purge)
+
+    @staticmethod
+    def _purge(conn, jobs, failures) -> int:
+        return conn.execute(f"DELETE FROM {jobs} WHERE status = 'claimed'").rowcount
+
+    def cancel_job(self, queue_name: str, job_id: int) -> Deferred:
+        """Delete a claimed job or mark a grabbed one canceled; fire with it as it was, or None."""
+        return self._run(queue_name, self._cancel_job, job_id)
+
+    @staticmethod
+    def _cancel_job(conn, jobs, failures, job_id: int) -> Optional[Job]:
+        row = conn.execute(f"SELECT {JOB_COLUMNS} FROM {jobs} WHERE job_id = ?", (job_id,)).fetchone()
+        if row is None:
+            return None
+        job = job_from_row(row)
+        if job.status == "grabbed":
+            conn.execute(f"UPDATE {jobs} SET canceling = 1 WHERE job_id = ?", (job_id,))
+        else:
+            conn.execute(f"DELETE FROM {jobs} WHERE job_id = ?", (job_id,))
+        return job
+
+    def canceling_jobs(self, queue_name: str, grabber_id: int) -> Deferred:
+        """Ids of the jobs grabbed by ``grabber_id`` that are marked canceled."""
+        return self._run(queue_name, self._canceling_jobs, grabber_id)
+
+    @staticmethod
+    def _canceling_jobs(conn, jobs, failures, grabber_id: int) -> List[int]:
+        return [
+            row[0]
+            for row in conn.execute(
+                f"SELECT job_id FROM {jobs} WHERE status = 'grabbed' AND grabber_id = ?"
+                " AND canceling <> 0 ORDER BY job_id",
+                (grabber_id,),
+            )
+        ]
 
     def find_job(self, queue_name: str, job_id: int) -> Deferred:
         return self._run(queue_name, self._find_job, job_id, False)

@@ -18,12 +18,12 @@ from fireworq.store.sqlite.database import SqliteDatabase
 
 _QUEUE_SELECT = (
     "SELECT q.name, q.polling_interval, q.max_workers, t.max_dispatches_per_second,"
-    " t.max_burst_size, q.job_defaults FROM queue q LEFT JOIN queue_throttle t ON t.name = q.name"
+    " t.max_burst_size, q.job_defaults, q.paused FROM queue q LEFT JOIN queue_throttle t ON t.name = q.name"
 )
 
 
 def _definition(row: tuple) -> QueueDefinition:
-    name, polling_interval, max_workers, rate, burst, job_defaults = row[:6]
+    name, polling_interval, max_workers, rate, burst, job_defaults, paused = row[:7]
     return normalize_definition(
         QueueDefinition(
             name=name,
@@ -32,6 +32,7 @@ def _definition(row: tuple) -> QueueDefinition:
             max_dispatches_per_second=float(rate or 0.0),
             max_burst_size=burst or 0,
             defaults=decode_job_defaults(job_defaults),
+            paused=bool(paused),
         )
     )
 
@@ -83,10 +84,10 @@ class SqliteRepository:
             if self._find_queue(conn, definition.name) == definition:
                 return False
             conn.execute(
-                "INSERT OR REPLACE INTO queue (name, polling_interval, max_workers, job_defaults)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO queue (name, polling_interval, max_workers, job_defaults,"
+                " paused) VALUES (?, ?, ?, ?, ?)",
                 (definition.name, definition.polling_interval, definition.max_workers,
-                 encode_job_defaults(definition)),
+                 encode_job_defaults(definition), 1 if definition.paused else 0),
             )
             if definition.throttled:
                 conn.execute(

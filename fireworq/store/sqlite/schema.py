@@ -36,11 +36,15 @@ from typing import Dict, List
 from fireworq.names import storage_key
 from fireworq.store.priority import SQLITE_JOB_COLUMNS, sqlite_grab_index_ddl
 
-#: The file layout (``PRAGMA user_version``): 3 = job tables have the B7
+#: The file layout (``PRAGMA user_version``): 4 = ``queue`` has ``paused``
+#: (B9); 3 = job tables have the B7
 #: columns and the grab-by-priority index, ``queue`` has ``job_defaults``;
 #: 2 = job tables have the ``attempts`` column; 1 = tables keyed by
 #: L{table_key}; 0 = an older file, keyed by the bare storage key.
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
+
+#: The ``queue`` column added in layout 4: 1 while the queue is paused (B9).
+PAUSED_COLUMN = "paused INTEGER NOT NULL DEFAULT 0"
 
 #: The ``queue`` column added in layout 3: a queue's job defaults (JSON).
 JOB_DEFAULTS_COLUMN = "job_defaults TEXT"
@@ -248,6 +252,13 @@ def _add_job_options(conn: sqlite3.Connection) -> None:
         conn.execute(sqlite_grab_index_ddl(f'"{table}_grab_priority"', f'"{table}"'))
 
 
+def _add_paused(conn: sqlite3.Connection) -> None:
+    """Upgrade a file of layout 3 or older: give ``queue`` the ``paused`` column (not paused)."""
+    columns = {row[1] for row in conn.execute('PRAGMA table_info("queue")')}
+    if "paused" not in columns:
+        conn.execute(f"ALTER TABLE queue ADD COLUMN {PAUSED_COLUMN}")
+
+
 def _add_missing_columns(conn: sqlite3.Connection, table: str) -> None:
     """Give the job table ``table`` (unquoted) the columns of today's layout it lacks."""
     columns = {row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')}
@@ -272,5 +283,7 @@ def prepare_file(conn: sqlite3.Connection) -> None:
         _add_attempts(conn)
     if version < 3:
         _add_job_options(conn)
+    if version < 4:
+        _add_paused(conn)
     if version < LAYOUT_VERSION:
         conn.execute(f"PRAGMA user_version = {LAYOUT_VERSION}")
