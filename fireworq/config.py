@@ -97,6 +97,13 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("error_log", "", "Error log file (default: standard error)."),
     Setting("error_log_level", "", "Error log level: debug, info, warn, error, fatal or 0-4 (default: info, debug if DEBUG is set)."),
     Setting("pid", "", "File to write the process id to."),
+    Setting("auth", "off", "Require bearer tokens on the API (on/off; docs/security.md)."),
+    Setting(
+        "admin_token", "", "Bootstrap admin token accepted when auth is on (prefer FIREWORQ_ADMIN_TOKEN or admin_token_file).",
+        secret=True,
+    ),
+    Setting("admin_token_file", "", "File holding the bootstrap admin token (its first line)."),
+    Setting("metrics_public", "false", "Serve /metrics without a token when auth is on (true/false)."),
 )
 
 SETTINGS_BY_NAME: Dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -141,6 +148,13 @@ class Config:
     #: ``bind`` when it is an endpoint description (``tcp:``, ``ssl:``,
     #: ``unix:``), else empty (then ``bind_host`` and ``bind_port`` say it).
     bind_endpoint: str = ""
+    #: Whether the API requires bearer tokens (setting ``auth``).
+    auth: bool = False
+    #: The bootstrap admin token (from ``admin_token`` or ``admin_token_file``);
+    #: never shown (repr, /settings, logs).
+    admin_token: str = attr.ib(default="", repr=False)
+    admin_token_file: str = ""
+    metrics_public: bool = False
     #: The raw (unparsed but defaulted) value of every setting, for /settings.
     raw: Mapping[str, str] = attr.ib(factory=dict, repr=False)
 
@@ -158,10 +172,13 @@ class Config:
         for setting in SETTINGS:
             value = self._effective(setting.name)
             if setting.secret and value:
-                try:
-                    value = parse_dsn(value).masked(value)
-                except ValueError:
+                if not setting.name.endswith("_dsn"):
                     value = "***"
+                else:
+                    try:
+                        value = parse_dsn(value).masked(value)
+                    except ValueError:
+                        value = "***"
             out[setting.name] = value
         return out
 
@@ -175,6 +192,8 @@ class Config:
         value = getattr(self, name, None)
         if value is None:
             return self.raw.get(name, "")
+        if name == "auth":
+            return "on" if value else "off"
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(value)
@@ -210,6 +229,34 @@ def _level(name: str, text: str, debug: bool) -> str:
     if lowered in LOG_LEVELS:
         return lowered
     raise ConfigError(name, text, "must be debug, info, warn, error, fatal or 0-4")
+
+
+#: The shortest bootstrap admin token accepted (it guards everything).
+MIN_ADMIN_TOKEN = 16
+
+
+def _admin_token(value: str, path: str) -> str:
+    """
+    The bootstrap admin token: ``admin_token``, else the first line of
+    ``admin_token_file``.  Errors never quote the token.
+    """
+    if value and path:
+        raise ConfigError("admin_token_file", path, "give admin_token or admin_token_file, not both")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as f:
+                value = f.readline().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("admin_token_file", path, f"cannot read the file: {getattr(e, 'strerror', None) or e}")
+        if not value:
+            raise ConfigError("admin_token_file", path, "the file's first line is empty")
+    value = value.strip()
+    if value and (len(value) < MIN_ADMIN_TOKEN or not value.isascii() or not value.isprintable() or " " in value):
+        raise ConfigError(
+            "admin_token", "***",
+            f"must be at least {MIN_ADMIN_TOKEN} printable ASCII characters without spaces",
+        )
+    return value
 
 
 #: How an endpoint description given as ``bind`` may start.
@@ -314,6 +361,8 @@ def load(
     queue_log_level = _level("queue_log_level", raw["queue_log_level"], debug)
     error_log_level = _level("error_log_level", raw["error_log_level"], debug)
     lease_ttl = _int("lease_ttl", raw["lease_ttl"], 300, 3_600_000)
+    auth = _bool("auth", raw["auth"])
+    admin_token = _admin_token(raw["admin_token"], raw["admin_token_file"])
 
     return Config(
         bind_host=host,
@@ -358,6 +407,10 @@ def load(
         request_body_timeout=_int("request_body_timeout", raw["request_body_timeout"], 0, 86_400),
         max_connections=_int("max_connections", raw["max_connections"], 0, 1_000_000),
         idempotency_window=_int("idempotency_window", raw["idempotency_window"], 1, 366 * 86_400),
+        auth=auth,
+        admin_token=admin_token,
+        admin_token_file=raw["admin_token_file"],
+        metrics_public=_bool("metrics_public", raw["metrics_public"]),
         raw=raw,
     )
 

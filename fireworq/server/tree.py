@@ -157,8 +157,15 @@ class FireworqService(OrderedServices):
         self.inspection = Inspection(self.stores.jobs, self.stores.repository, self.manager)
         self.metrics.inspection = self.inspection
         self.api = FireworqAPI(self.manager, self.inspection, config, self.metrics)
+        root = self.api.resource()
+        #: The node's token registry when auth is on (see fireworq/auth/).
+        self.tokens: Any = None
+        if config.auth:
+            from fireworq.auth.wiring import build_auth
+
+            self.tokens, root = build_auth(config, self.stores, self.api, root, self.metrics, reactor)
         self.site = FireworqSite(
-            self.api.resource(),
+            root,
             AccessLog(self.log_files.open(config.access_log, 1), config.access_log_tag),
             config.max_request_body,
             config.keep_alive,
@@ -179,6 +186,8 @@ class FireworqService(OrderedServices):
             as_service("leases", self.balancer).setServiceParent(self.after_store)
         self.manager.setServiceParent(self.after_store)
         self.metrics.setServiceParent(self.after_store)
+        if self.tokens is not None:
+            self.tokens.setServiceParent(self.after_store)
 
     # -- twistd integration --------------------------------------------------
 

@@ -31,6 +31,7 @@ from fireworq.web.ops import OpsRoutes
 from fireworq.web.queues import QueueRoutes, encoded_slash_problem
 from fireworq.web.routes import app
 from fireworq.web.routings import RoutingRoutes
+from fireworq.web.tokens import TokenRoutes
 
 
 class FireworqAPI(
@@ -42,6 +43,7 @@ class FireworqAPI(
     MetricsRoutes,
     ConsoleRoutes,
     OpenAPIRoutes,
+    TokenRoutes,
 ):
     """
     The API of one server process: changes go to its L{QueueManager},

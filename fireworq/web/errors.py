@@ -37,8 +37,10 @@ def not_found(message: str) -> ApiError:
 #: clients of this server have always seen.
 PHRASES: Dict[int, str] = {
     200: "OK",
+    201: "Created",
     302: "Found",
     400: "Bad Request",
+    401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",

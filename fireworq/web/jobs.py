@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import attr
 
+from fireworq.auth.access import tenant_finish
 from fireworq.joboptions.parse import parse_job_options, with_idempotency_header
 from fireworq.joboptions.values import (
     NO_OPTIONS,
@@ -200,7 +201,8 @@ class JobRoutes:
         if header is not None:
             job = attr.evolve(job, options=with_idempotency_header(job.options, header))
         pushed = PushedJobs([(job, echo)])
-        d = self.manager.push(category, pushed.jobs, finish=pushed.finish)
+        # A tenant token's push is refused (404) unless routed to one of its queues.
+        d = self.manager.push(category, pushed.jobs, finish=tenant_finish(request, category, pushed.finish))
 
         def answer(result: Tuple[str, List[Union[Job, Replay]]]) -> bytes:
             [out], replays = pushed.answers(*result)
@@ -226,7 +228,7 @@ class JobRoutes:
         pushed = PushedJobs(
             [parse_job(category, item, where=f"job [{index}]: ") for index, item in enumerate(body)]
         )
-        d = self.manager.push(category, pushed.jobs, finish=pushed.finish)
+        d = self.manager.push(category, pushed.jobs, finish=tenant_finish(request, category, pushed.finish))
 
         def answer(result: Tuple[str, List[Union[Job, Replay]]]) -> bytes:
             out, replays = pushed.answers(*result)

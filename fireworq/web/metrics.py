@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fireworq.auth.access import tenant_of
 from fireworq.web.errors import write_error
 from fireworq.web.routes import app
 
@@ -23,7 +24,14 @@ class MetricsRoutes:
         if metrics is None:
             return write_error(request, 404, "this server collects no metrics")
         accept = request.getHeader(b"accept")
-        body, content_type = metrics.render(accept.decode("latin-1") if accept else None)
+        tenant = tenant_of(request)
+        if tenant is not None:
+            # A tenant token sees only the series of its own queues.
+            from fireworq.auth.metrics_view import render_for
+
+            body, content_type = render_for(metrics, accept.decode("latin-1") if accept else None, tenant.sees)
+        else:
+            body, content_type = metrics.render(accept.decode("latin-1") if accept else None)
         request.setHeader(b"Content-Type", content_type.encode("ascii"))
         request.setHeader(b"Cache-Control", b"no-store")
         return body

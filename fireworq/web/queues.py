@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+from fireworq.auth.access import visible
 from fireworq.dispatch.dispatcher import THROTTLED_POLLING_INTERVAL
 from fireworq.joboptions.parse import parse_queue_defaults
 from fireworq.model import QueueDefinition
@@ -104,6 +105,7 @@ class QueueRoutes:
     @app.route("/queues", methods=["GET"])
     def list_queues(self, request: Any) -> Any:
         d = self.inspection.list_queues()
+        d.addCallback(lambda queues: visible(request, queues, lambda q: q.name))
         d.addCallback(lambda queues: json_response(request, [definition_json(q) for q in queues]))
         return d
 
@@ -111,7 +113,10 @@ class QueueRoutes:
     def queues_stats(self, request: Any) -> Any:
         return json_response(
             request,
-            {q.name: self.manager.queue_stats(q.name) for q in self.manager.definitions()},
+            {
+                q.name: self.manager.queue_stats(q.name)
+                for q in visible(request, self.manager.definitions(), lambda q: q.name)
+            },
         )
 
     @app.route("/queue/<name>", methods=["GET"])

@@ -1,0 +1,101 @@
+"""
+Which scope each API route needs: the one table, keyed by the Klein
+endpoint name (the route method's name), that the gate
+(L{fireworq.auth.gate}) applies and docs/security.md shows.
+
+A route missing from the table is refused to every token but a global
+admin's (and tests/test_auth_routes.py fails), so a new endpoint cannot
+be left open by mistake: add its line here.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import attr
+
+from fireworq.auth.tokens import ADMIN, PUSH, READ
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class Access:
+    """
+    What a route needs.
+
+    @ivar scope: ``push``, ``read`` or ``admin``; None: no token needed.
+    @ivar queue_arg: the path argument naming a queue, checked against a
+        tenant token's ``queues`` (a queue outside is answered 404).
+    @ivar global_admin: only an admin token without ``queues`` may call it
+        (token management, settings).
+    @ivar filtered: the route itself limits what it shows or changes to
+        the token's queues (lists, pushes routed by category, routings).
+    """
+
+    scope: Optional[str]
+    queue_arg: Optional[str] = None
+    global_admin: bool = False
+    filtered: bool = False
+
+
+PUBLIC = Access(None)
+
+#: Endpoint name -> what it needs.
+ROUTE_ACCESS: Dict[str, Access] = {
+    # Liveness and the console's static files (no data in them).
+    "health": PUBLIC,
+    "version": PUBLIC,
+    "console_redirect": PUBLIC,
+    "console_index": PUBLIC,
+    "console_asset": PUBLIC,
+    # Server information.
+    "root": Access(READ),
+    "openapi": Access(READ),
+    "stats": Access(READ),
+    "prometheus_metrics": Access(READ, filtered=True),
+    "settings": Access(ADMIN, global_admin=True),
+    # Pushing (the category's queue is checked once routed).
+    "push_job": Access(PUSH, filtered=True),
+    "push_jobs": Access(PUSH, filtered=True),
+    # Queues.
+    "list_queues": Access(READ, filtered=True),
+    "queues_stats": Access(READ, filtered=True),
+    "get_queue": Access(READ, "name"),
+    "put_queue": Access(ADMIN, "name"),
+    "delete_queue": Access(ADMIN, "name"),
+    "queue_node": Access(READ, "name"),
+    "queue_stats": Access(READ, "name"),
+    "pause_queue": Access(ADMIN, "name"),
+    "resume_queue": Access(ADMIN, "name"),
+    "purge_queue": Access(ADMIN, "name"),
+    # Signing secrets (B11): a secret lets its holder forge deliveries.
+    "signing_key": Access(ADMIN, "name"),
+    "rotate_signing_key": Access(ADMIN, "name"),
+    # Jobs and the failure log.
+    "grabbed_jobs": Access(READ, "name"),
+    "waiting_jobs": Access(READ, "name"),
+    "deferred_jobs": Access(READ, "name"),
+    "get_job": Access(READ, "name"),
+    "delete_job": Access(ADMIN, "name"),
+    "failed_jobs": Access(READ, "name"),
+    "get_failed": Access(READ, "name"),
+    "delete_failed": Access(ADMIN, "name"),
+    "retry_failed": Access(ADMIN, "name"),
+    # Routings (each checked against the routing's queue).
+    "list_routings": Access(READ, filtered=True),
+    "get_routing": Access(READ, filtered=True),
+    "put_routing": Access(ADMIN, filtered=True),
+    "delete_routing": Access(ADMIN, filtered=True),
+    # Tokens.
+    "create_token": Access(ADMIN, global_admin=True),
+    "list_tokens": Access(ADMIN, global_admin=True),
+    "get_token": Access(ADMIN, global_admin=True),
+    "delete_token": Access(ADMIN, global_admin=True),
+}
+
+#: What a route missing from the table needs.
+UNLISTED = Access(ADMIN, global_admin=True)
+
+
+def access_of(endpoint: str) -> Access:
+    """What the route ``endpoint`` needs (L{UNLISTED} when it is not in the table)."""
+    return ROUTE_ACCESS.get(endpoint, UNLISTED)
