@@ -474,6 +474,34 @@ class SqliteStoreControlTests(StoreControlMixin, TestCase):
         self.assertFalse((await self.repository.find_queue("p")).paused)
 
 
+class MySQLStoreControlTests(StoreControlMixin, TestCase):
+    """The same on MySQL (a fresh database of the throwaway MariaDB; its clock injected)."""
+
+    def setUp(self):
+        from twisted.internet import reactor
+
+        from fireworq.store.mysql import open_mysql
+        from tests.support import mariadb
+
+        database = mariadb.database_for(self)
+        self.store, self.repository, leases = open_mysql(
+            database.dsn, None, reactor, fence_grabs=False, clock=lambda: self.now
+        )
+        self.addCleanup(leases.stop)
+        self.addCleanup(self.repository.stop)
+        self.addCleanup(self.store.stop)
+        d = self.store.start()
+        d.addCallback(lambda _: self.repository.start())
+        d.addCallback(lambda _: self.store.prepare_queue("q"))
+        return d
+
+    async def test_repository_keeps_paused(self):
+        await self.repository.put_queue(QueueDefinition("p", 100, 2, paused=True))
+        self.assertTrue((await self.repository.find_queue("p")).paused)
+        await self.repository.put_queue(QueueDefinition("p", 100, 2))
+        self.assertFalse((await self.repository.find_queue("p")).paused)
+
+
 class RepositoryPausedTests(SynchronousTestCase):
     def test_definition_json(self):
         definition = QueueDefinition("q", 100, 2)
