@@ -21,11 +21,11 @@ a real worker):
     delivered, none twice;
   - kill -9 of the dispatching server: another takes over within
     ``lease_ttl`` + 1 s (the test of tests/test_mysql_faults.py, run here);
-  - kill -9 of the Galera node under the dispatching server: the servers
-    on the other nodes go on; the one on the dead node answers 503 on
-    ``/health`` until its node is back (we support no DSN list: see
-    docs/production.md), then is healthy again by itself; nothing accepted
-    is lost.
+  - kill -9 of the Galera node under the dispatching server, and a
+    partition cutting that node off: the servers on the other nodes go on;
+    the one on the lost node answers 503 on ``/health`` until its node is
+    back (we support no DSN list: see docs/production.md), then is healthy
+    again by itself; nothing accepted is lost.
 
 The cluster is started once per test process (about 15 s) and shared;
 tests that kill a node start it again in their clean-up.  These tests fail
@@ -314,7 +314,11 @@ class GaleraKillPrimaryTests(GaleraServers, test_mysql_faults.KillPrimaryTests):
 
 
 class GaleraNodeLossTests(GaleraServers, ClusterTestCase):
-    """kill -9 of the Galera node under the dispatching server."""
+    """
+    The Galera node under the dispatching server is lost: killed (-9), or
+    cut off from the others (a partition: it turns non-primary and refuses
+    queries while its process stays up).
+    """
 
     QUEUE = "q"
     CATEGORY = "work"
@@ -328,8 +332,27 @@ class GaleraNodeLossTests(GaleraServers, ClusterTestCase):
         overrides.setdefault("lease_ttl", self.LEASE_TTL_MS)
         return super().settings(**overrides)
 
-    @inlineCallbacks
     def test_service_goes_on_through_the_other_nodes(self) -> Any:
+        """kill -9 of the node; it is started again (and rejoins by IST)."""
+        return self.check_node_loss(lambda node: node.kill(), lambda node: node.start(), "killed")
+
+    def test_partition_of_the_dispatching_servers_node(self) -> Any:
+        """The node is isolated from the others, then the partition heals."""
+
+        def heal(node: GaleraNode) -> None:
+            node.isolate(False)
+            if not node.wait_synced(60):
+                raise AssertionError(f"{node.name} did not sync again:\n{node.log_tail()}")
+
+        return self.check_node_loss(lambda node: node.isolate(True), heal, "isolated")
+
+    @inlineCallbacks
+    def check_node_loss(self, fault: Any, heal: Any, what: str) -> Any:
+        """
+        Three servers on three nodes, jobs flowing; ``fault`` (a blocking
+        function of the node, run in a thread) hits the node under the
+        dispatching server, ``heal`` undoes it.
+        """
         a = yield self.start_node("a")
         code, _ = yield a.call("PUT", f"/queue/{self.QUEUE}", {"polling_interval": 100, "max_workers": 8})
         self.assertEqual(code, 200)
@@ -350,9 +373,10 @@ class GaleraNodeLossTests(GaleraServers, ClusterTestCase):
 
         dead = self.node_under(a)
         self.addCleanup(threads.deferToThread, restore, self.cluster)
+        self.addCleanup(threads.deferToThread, lambda: dead.running and dead.isolate(False))
         stream.remove(a)
         killed_at = time.time()
-        yield threads.deferToThread(dead.kill)
+        yield threads.deferToThread(fault, dead)
 
         # The server on the dead node cannot reach its database: unhealthy.
         def unhealthy() -> Any:
@@ -372,13 +396,13 @@ class GaleraNodeLossTests(GaleraServers, ClusterTestCase):
 
         yield wait_until(taken_over, 60, 0.05, "b or c to become active")
         bound = EVICTION_SECONDS + self.LEASE_TTL_MS / 1000.0 + 1.0
-        log.msg(f"galera node loss: another server active after {took[0]:.2f}s (bound {bound:.1f}s)")
+        log.msg(f"galera node {what}: another server active after {took[0]:.2f}s (bound {bound:.1f}s)")
         self.assertLessEqual(took[0], bound)
         delivered = len(self.worker.deliveries)
         yield wait_until(lambda: len(self.worker.deliveries) >= delivered + 30, 30, 0.05,
                          "jobs flowing through b and c")
         # The node comes back (IST); a is healthy again without a restart.
-        yield threads.deferToThread(dead.start)
+        yield threads.deferToThread(heal, dead)
         yield wait_until(lambda: a.call("GET", "/health").addCallback(lambda r: r[0] == 200), 30, 0.1,
                          "a's /health to answer 200 again")
         stream.add(a)
@@ -397,4 +421,4 @@ class GaleraNodeLossTests(GaleraServers, ClusterTestCase):
         self.assertLessEqual(len(duplicates), 2 * 8, sorted(duplicates))
         for deliveries in duplicates.values():
             self.assertLess(deliveries[0].received_at, killed_at + 0.5)
-        log.msg(f"galera node loss: {len(stream.accepted)} jobs accepted, {len(duplicates)} delivered twice")
+        log.msg(f"galera node {what}: {len(stream.accepted)} jobs accepted, {len(duplicates)} delivered twice")

@@ -197,6 +197,22 @@ class GaleraNode(MariaDBServer):
             return None
         return found[-1]
 
+    def isolate(self, isolated: bool = True) -> None:
+        """
+        Cut the node off from the others (``gmcast.isolate``), as a network
+        partition would: it becomes non-primary and refuses queries (1047),
+        while its process and its clients' connections stay up.  C{False}
+        heals the partition: the node rejoins (IST) and syncs.
+        """
+        conn = self.admin_connect()
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    f"SET GLOBAL wsrep_provider_options = 'gmcast.isolate={1 if isolated else 0}'"
+                )
+        finally:
+            conn.close()
+
     # -- state --------------------------------------------------------------------
 
     def status(self, name: str) -> Optional[str]:
