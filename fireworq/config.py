@@ -84,6 +84,8 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("dispatch_max_conns_per_host", "10", "Idle connections kept per worker host (at least max_workers are kept)."),
     Setting("dispatch_idle_conn_timeout", "0", "Seconds before an idle worker connection is closed; 0 = never."),
     Setting("dispatch_user_agent", "", "User-Agent of deliveries (default: Fireworq/<version>)."),
+    Setting("dispatch_ca_file", "", "PEM file of the CAs trusted for https workers' certificates, in place of the system's (default: the system's)."),
+    Setting("signing_overlap", "86400", "Seconds a rotated-out signing secret of a queue still signs deliveries, beside the new one."),
     Setting("max_request_body", "1048576", "Largest request body the API accepts, in bytes."),
     Setting("request_header_timeout", "10", "Seconds a request's line and headers may take to arrive (408 beyond); 0 = no limit."),
     Setting("request_body_timeout", "60", "Seconds a request's body may take to arrive after its headers (408 beyond); 0 = no limit."),
@@ -148,6 +150,10 @@ class Config:
     #: ``bind`` when it is an endpoint description (``tcp:``, ``ssl:``,
     #: ``unix:``), else empty (then ``bind_host`` and ``bind_port`` say it).
     bind_endpoint: str = ""
+    #: CA certificates (PEM file) trusted for https workers; '' = the system's (B15).
+    dispatch_ca_file: str = ""
+    #: Seconds a rotated-out signing secret still signs (B11).
+    signing_overlap: int = 86400
     #: Whether the API requires bearer tokens (setting ``auth``).
     auth: bool = False
     #: The bootstrap admin token (from ``admin_token`` or ``admin_token_file``);
@@ -301,6 +307,21 @@ def _queue_name(name: str, text: str) -> str:
     return text
 
 
+def _ca_file(name: str, path: str) -> str:
+    """A readable PEM file holding at least one certificate ('' stays '')."""
+    path = path.strip()
+    if not path:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            pem = f.read()
+    except OSError as e:
+        raise ConfigError(name, path, f"cannot read the file: {e.strerror or e}")
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ConfigError(name, path, "holds no PEM certificate")
+    return os.path.abspath(path)
+
+
 def load(
     options: Mapping[str, Optional[str]],
     environ: Optional[Mapping[str, str]] = None,
@@ -394,6 +415,8 @@ def load(
             "dispatch_idle_conn_timeout", raw["dispatch_idle_conn_timeout"], 0, 86_400 * 365
         ),
         dispatch_user_agent=user_agent,
+        dispatch_ca_file=_ca_file("dispatch_ca_file", raw["dispatch_ca_file"]),
+        signing_overlap=_int("signing_overlap", raw["signing_overlap"], 0, 366 * 86_400),
         max_request_body=_int("max_request_body", raw["max_request_body"], 1024, 1 << 30),
         access_log=raw["access_log"],
         access_log_tag=raw["access_log_tag"],

@@ -112,6 +112,8 @@ class BootOrderTests(SynchronousTestCase):
                 "start store",
                 "start api",
                 "start queues",
+                # Issue 14: the signing keys (B11), loaded once the store is open.
+                "start signing",
                 "start queue-manager",
                 "start metrics",
             ],
@@ -208,6 +210,7 @@ class ShutdownOrderTests(SynchronousTestCase):
                 "stop queues",
                 "stop metrics",
                 "stop queue-manager",
+                "stop signing",  # issue 14: the signing keys (B11)
                 "stop api",
                 "stop store",
                 "stop tuning",
@@ -262,15 +265,16 @@ class LeaseBalancerPlaceTests(SynchronousTestCase):
         record(service, events)
         service.startService()
         self.assertEqual(
-            events[3:], ["start queues", "start leases", "start queue-manager", "start metrics"]
+            # Issue 14 added the signing keys (B11) before the queue manager.
+            events[3:], ["start queues", "start leases", "start signing", "start queue-manager", "start metrics"]
         )
         self.assertTrue(leases.beats)  # heartbeats begun
         events.clear()
         self.successResultOf(service.stopService())
         self.assertEqual(
             events,
-            ["stop queues", "stop metrics", "stop queue-manager", "stop leases", "stop api", "stop store",
-             "stop tuning"],
+            ["stop queues", "stop metrics", "stop queue-manager", "stop signing", "stop leases", "stop api",
+             "stop store", "stop tuning"],
         )
         self.assertEqual(leases.beats[-1], 0)  # marked gone on stop
 

@@ -70,6 +70,9 @@ ROUTE_ACCESS: Dict[str, Access] = {
     # Signing secrets (B11): a secret lets its holder forge deliveries.
     "signing_key": Access(ADMIN, "name"),
     "rotate_signing_key": Access(ADMIN, "name"),
+    # Signing secrets (B11): a secret lets its holder forge deliveries.
+    "signing_key": Access(ADMIN, "name"),
+    "rotate_signing_key": Access(ADMIN, "name"),
     # Jobs and the failure log.
     "grabbed_jobs": Access(READ, "name"),
     "waiting_jobs": Access(READ, "name"),

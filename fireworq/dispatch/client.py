@@ -181,9 +181,13 @@ class DeliveryClient:
         self._urls: "OrderedDict[str, bytes]" = OrderedDict()
 
     @classmethod
-    def make(cls, reactor: Any, pool: Any) -> "DeliveryClient":
-        """A client whose connections come from ``pool``."""
-        return cls(Agent.usingEndpointFactory(reactor, CachedEndpoints(reactor), pool=pool))
+    def make(cls, reactor: Any, pool: Any, policy: Optional[Any] = None) -> "DeliveryClient":
+        """
+        A client whose connections come from ``pool``; ``policy`` (an
+        C{IPolicyForHTTPS}) checks https workers' certificates (default:
+        the system's CAs).
+        """
+        return cls(Agent.usingEndpointFactory(reactor, CachedEndpoints(reactor, policy), pool=pool))
 
     def _encoded(self, url: str) -> bytes:
         encoded = self._urls.get(url)

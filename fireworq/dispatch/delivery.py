@@ -234,8 +234,12 @@ class HTTPDeliverer:
         max_response_bytes: int = MAX_RESPONSE_BYTES,
         pool: Any = None,
         min_idle_per_host: int = 0,
+        signing: Any = None,
     ) -> None:
         self.http = http
+        #: Where the queue's signer is found (B11): anything with
+        #: C{signer(queue_name)} -> a L{fireworq.signing.signer.Signer} or None.
+        self.signing = signing
         self.user_agent = user_agent
         self.clock = clock
         self.max_response_bytes = max_response_bytes
@@ -280,13 +284,20 @@ class HTTPDeliverer:
         exchange, body included; when it runs out, the connection to the
         worker is aborted (it never goes back to the pool).
         """
+        signing = self.signing
+        if signing is not None and not signing.loaded:
+            # Starting: wait for the signing keys rather than send unsigned.
+            waited = signing.when_loaded()
+            waited.addCallback(lambda _: self.deliver(queue_name, job))
+            waited.addErrback(self._failed, job, {"code": 0})
+            return waited
         try:
-            d = self.http.post(
-                job.url,
-                data=job.payload.encode("utf-8"),
-                headers=self.headers(queue_name, job),
-                allow_redirects=False,
-            )
+            body = job.payload.encode("utf-8")
+            headers = self.headers(queue_name, job)
+            signer = signing.signer(queue_name) if signing is not None else None
+            if signer is not None:
+                headers.update(signer.headers(job.id, body, self.clock.seconds()))
+            d = self.http.post(job.url, data=body, headers=headers, allow_redirects=False)
         except Exception as e:
             return _fired(
                 Result(
@@ -390,9 +401,12 @@ def make_pool(
     return pool
 
 
-def make_http_client(reactor: Any, pool: Any) -> Any:
-    """The treq client of deliveries, its connections from ``pool``."""
+def make_http_client(reactor: Any, pool: Any, policy: Any = None) -> Any:
+    """
+    The treq client of deliveries, its connections from ``pool``, https
+    certificates checked by ``policy`` (L{fireworq.dispatch.tls.https_policy}).
+    """
     from fireworq.dispatch.client import DeliveryClient
 
-    return DeliveryClient.make(reactor, pool)
+    return DeliveryClient.make(reactor, pool, policy)
 

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from fireworq.config import Config
 from fireworq.dispatch.delivery import HTTPDeliverer, make_http_client, make_pool
 from fireworq.dispatch.dispatcher import QueueDispatcher
+from fireworq.dispatch.tls import https_policy
 from fireworq.events import IQueueEvents
 from fireworq.lease import IQueueLease, SoleLease
 from fireworq.model import QueueDefinition
@@ -76,8 +77,11 @@ class QueueParts:
         events: IQueueEvents,
         reactor: Any,
         balancer: Optional[Any] = None,
+        signing: Optional[Any] = None,
     ) -> None:
         self.config = config
+        #: The node's signing keys (L{fireworq.signing.service.SigningService}), or None.
+        self.signing = signing
         self.stores = stores
         self.node = node
         self.events = events
@@ -117,11 +121,12 @@ class QueueParts:
             idle_timeout=config.dispatch_idle_conn_timeout,
         )
         deliverer = HTTPDeliverer(
-            make_http_client(self.reactor, pool),
+            make_http_client(self.reactor, pool, https_policy(config.dispatch_ca_file)),
             config.dispatch_user_agent,
             self.reactor,
             pool=pool,
             min_idle_per_host=config.dispatch_max_conns_per_host,
+            signing=self.signing,
         )
         made: list = []
         dispatcher = QueueDispatcher(

@@ -47,6 +47,7 @@ from fireworq.server.node import QueueParts, as_service, make_node
 from fireworq.server.ordering import OrderedServices, StartAfter
 from fireworq.server.stores import Stores, StoreService, open_stores
 from fireworq.server.tuning import ProcessTuning
+from fireworq.signing.service import SigningService, open_signing_keys
 from fireworq.stats import QueueStats
 from fireworq.inspection import Inspection
 from fireworq.web.app import FireworqAPI
@@ -106,6 +107,13 @@ class FireworqService(OrderedServices):
         # First child: the malloc arena limit is set before any thread starts.
         self.tuning = ProcessTuning(reactor, self.log_files.reopen, lambda: reactor.stop(), tune=tune)
         self.stores = stores if stores is not None else open_stores(config, reactor)
+        # Signing keys (B11) live beside the definitions, in the same database.
+        self.signing = SigningService(
+            open_signing_keys(self.stores.repository),
+            reactor,
+            refresh_interval=config.config_refresh_interval / 1000.0,
+            overlap=config.signing_overlap,
+        )
         self.stats = QueueStats(reactor, now_ms)
         self.metrics = Metrics(clock=reactor, driver=config.driver)
         # Every user of the stores below gets them through this wrapper, which
@@ -130,7 +138,9 @@ class FireworqService(OrderedServices):
             self.balancer = LeaseBalancer(
                 self.stores.leases, self.node, reactor, ttl_ms=config.lease_ttl, now=time.monotonic
             )
-        self.queue_parts = QueueParts(config, self.stores, self.node, self.events, reactor, self.balancer)
+        self.queue_parts = QueueParts(
+            config, self.stores, self.node, self.events, reactor, self.balancer, signing=self.signing
+        )
         default = None
         if config.queue_default:
             default = QueueDefinition(
@@ -157,6 +167,7 @@ class FireworqService(OrderedServices):
         self.inspection = Inspection(self.stores.jobs, self.stores.repository, self.manager)
         self.metrics.inspection = self.inspection
         self.api = FireworqAPI(self.manager, self.inspection, config, self.metrics)
+        self.api.signing = self.signing
         root = self.api.resource()
         #: The node's token registry when auth is on (see fireworq/auth/).
         self.tokens: Any = None
@@ -184,6 +195,8 @@ class FireworqService(OrderedServices):
         self.after_store.setServiceParent(self)
         if self.balancer is not None:
             as_service("leases", self.balancer).setServiceParent(self.after_store)
+        # Signing keys load once the store is open; deliveries wait for that.
+        self.signing.setServiceParent(self.after_store)
         self.manager.setServiceParent(self.after_store)
         self.metrics.setServiceParent(self.after_store)
         if self.tokens is not None:

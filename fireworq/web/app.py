@@ -31,6 +31,7 @@ from fireworq.web.ops import OpsRoutes
 from fireworq.web.queues import QueueRoutes, encoded_slash_problem
 from fireworq.web.routes import app
 from fireworq.web.routings import RoutingRoutes
+from fireworq.web.signing import SigningRoutes
 from fireworq.web.tokens import TokenRoutes
 
 
@@ -44,6 +45,7 @@ class FireworqAPI(
     ConsoleRoutes,
     OpenAPIRoutes,
     TokenRoutes,
+    SigningRoutes,
 ):
     """
     The API of one server process: changes go to its L{QueueManager},

@@ -12,6 +12,7 @@ from fireworq.names import InvalidName, check_queue_name
 from fireworq.web.body import json_object, json_type, number, unsigned
 from fireworq.web.errors import bad_request, not_found
 from fireworq.web.routes import app, json_response
+from fireworq.web.signing import parse_signing
 
 #: Bounds of the numbers of a queue definition.
 MAX_POLLING_INTERVAL = 86_400_000
@@ -87,15 +88,18 @@ def parse_definition(
     )
 
 
-def definition_json(definition: QueueDefinition) -> Dict[str, Any]:
+def definition_json(definition: QueueDefinition, signed: bool = False) -> Dict[str, Any]:
     """
     A definition as the queue API shows it (A3), a whole rate without
-    ".0" (C{3}, not C{3.0}), as the original server writes it.
+    ".0" (C{3}, not C{3.0}), as the original server writes it;
+    ``"signing": true`` when the queue signs its deliveries (B11).
     """
     out = definition.to_json()
     rate = out.get("max_dispatches_per_second")
     if isinstance(rate, float) and rate.is_integer():
         out["max_dispatches_per_second"] = int(rate)
+    if signed:
+        out["signing"] = True
     return out
 
 
@@ -106,7 +110,15 @@ class QueueRoutes:
     def list_queues(self, request: Any) -> Any:
         d = self.inspection.list_queues()
         d.addCallback(lambda queues: visible(request, queues, lambda q: q.name))
-        d.addCallback(lambda queues: json_response(request, [definition_json(q) for q in queues]))
+
+        def answer(queues: Any) -> Any:
+            signed = self.signed_queues()
+            signed.addCallback(lambda names: json_response(
+                request, [definition_json(q, q.name in names) for q in queues]
+            ))
+            return signed
+
+        d.addCallback(answer)
         return d
 
     @app.route("/queues/stats", methods=["GET"])
@@ -122,7 +134,13 @@ class QueueRoutes:
     @app.route("/queue/<name>", methods=["GET"])
     def get_queue(self, request: Any, name: str) -> Any:
         d = self.inspection.find_queue(name)
-        d.addCallback(lambda q: json_response(request, definition_json(_found(q, name))))
+
+        def answer(q: Optional[QueueDefinition]) -> Any:
+            signed = self.signed(_found(q, name).name)
+            signed.addCallback(lambda on: json_response(request, definition_json(q, on)))  # type: ignore[arg-type]
+            return signed
+
+        d.addCallback(answer)
         return d
 
     @app.route("/queue/<name>", methods=["PUT"])
@@ -134,9 +152,20 @@ class QueueRoutes:
             self.config.queue_default_polling_interval,
             self.config.queue_default_max_workers,
         )
-        # A body without "paused" leaves a paused queue paused.
-        d = self.manager.put_queue(definition, keep_paused=body.get("paused") is None)
-        d.addCallback(lambda q: json_response(request, definition_json(q)))
+        signing = parse_signing(body)
+        # Signing first, so that a new signed queue never sends an unsigned job.
+        d = self.set_signing(definition.name, signing)
+
+        def put(signed: Optional[bool]) -> Any:
+            # A body without "paused" leaves a paused queue paused (and one
+            # without "signing" leaves its signing as it was).
+            stored = self.manager.put_queue(definition, keep_paused=body.get("paused") is None)
+            stored.addCallback(lambda q: self.signed(q.name, signed).addCallback(
+                lambda on: json_response(request, definition_json(q, on))
+            ))
+            return stored
+
+        d.addCallback(put)
         return d
 
     @app.route("/queue/<name>/pause", methods=["POST"])
@@ -164,6 +193,7 @@ class QueueRoutes:
     @app.route("/queue/<name>", methods=["DELETE"])
     def delete_queue(self, request: Any, name: str) -> Any:
         d = self.manager.delete_queue(name)
+        d.addCallback(self.forget_signing)
         d.addCallback(lambda q: json_response(request, definition_json(_found(q, name))))
         return d
 

@@ -111,6 +111,11 @@ class MySQLRepository:
 
         return self._go(create, idempotent=True, what="create definition tables")
 
+    @property
+    def pool(self) -> MySQLPool:
+        """The connection pool of the repository DSN (the signing keys use it too)."""
+        return self._pool
+
     def _columns(self, cursor: Any) -> List[str]:
         cursor.execute("SHOW COLUMNS FROM `queue`")
         return [text(row[0]) for row in cursor.fetchall()]
