@@ -460,6 +460,48 @@ class ConsoleBrowserTests(TestCase):
         yield self.assert_no_script_ran()
 
     @inlineCallbacks
+    def test_pause_purge_resume_and_cancel(self):
+        """
+        A queue paused, purged and resumed from its row, and a job being
+        delivered canceled from its page: the worker's connection is
+        aborted and the job is gone.
+        """
+        browser = self.browser
+        yield browser.get(self.server.url("/ui/"))
+        row = self.queue_row("default")
+        yield browser.wait_for(row)
+        yield browser.click(row + " button.pause")
+        yield browser.wait_for(row + " span.paused")
+        self.assertIs((yield self.api("GET", "/queue/default")).get("paused"), True)
+        for _ in range(3):
+            yield self.api("POST", "/job/c", {"url": self.worker.url("/success")})
+        yield browser.click(row + " button.purge")
+        yield self.confirm()
+        yield browser.wait_text("#flash", "Purged 3 job(s) of queue default")
+        yield browser.click(row + " button.resume")
+        yield wait_until(
+            lambda: browser.execute("return !document.querySelector(arguments[0])", row + " span.paused"),
+            10, message="the paused badge to go",
+        )
+        self.assertNotIn("paused", (yield self.api("GET", "/queue/default")))
+        self.assertEqual(self.worker.deliveries, [])
+
+        job = yield self.api("POST", "/job/c", {"url": self.worker.url("/hang"), "timeout": 30, "max_retries": 2})
+        yield wait_until(lambda: len(self.worker.deliveries) >= 1, 10, message="the delivery")
+        yield browser.get(self.server.url(f"/ui/#/queue/default/job/{job['id']}"))
+        yield browser.wait_text("#job-delete", "Cancel job")
+        yield browser.click("#job-delete")
+        yield self.confirm()
+        yield browser.wait_text("#flash", f"Canceling job {job['id']}")
+        yield wait_until(lambda: job["id"] in self.worker.lost, 5, message="the delivery aborted")
+        yield wait_until(
+            lambda: self.server.call("GET", f"/queue/default/job/{job['id']}").addCallback(lambda r: r[0] == 404),
+            5, message="the canceled job deleted",
+        )
+        self.assertEqual(len(self.worker.deliveries), 1)
+        yield self.assert_no_script_ran()
+
+    @inlineCallbacks
     def test_lossless_json(self):
         """The console's parser keeps ids and big numbers exact, where JSON.parse does not."""
         yield self.browser.get(self.server.url("/ui/"))

@@ -195,6 +195,7 @@
     failedList: function (q) { return "/queue/" + enc(q) + "/failed"; },
     failed: function (q, id) { return "/queue/" + enc(q) + "/failed/" + enc(id); },
     retry: function (q, id) { return "/queue/" + enc(q) + "/failed/" + enc(id) + "/retry"; },
+    control: function (q, action) { return "/queue/" + enc(q) + "/" + action; },
   };
 
   function withQuery(path, query) {
@@ -523,13 +524,34 @@
       });
     }
 
+    function setPaused(q, paused) {
+      api("POST", paths.control(q.name, paused ? "pause" : "resume")).then(function () {
+        flash("ok", (paused ? "Paused queue " : "Resumed queue ") + q.name);
+        return refresh();
+      }, flashError("Could not " + (paused ? "pause" : "resume") + " queue " + q.name));
+    }
+
+    function purge(q) {
+      confirmAction(
+        "Delete every waiting and deferred job of queue “" + q.name + "”? Jobs being delivered are left alone.",
+        "Purge queue", true
+      ).then(function (yes) {
+        if (!yes) return;
+        api("POST", paths.control(q.name, "purge")).then(function (answer) {
+          flash("ok", "Purged " + num(answer && answer.purged) + " job(s) of queue " + q.name);
+          return refresh();
+        }, flashError("Could not purge queue " + q.name));
+      });
+    }
+
     function row(q, s) {
       var throttled = q.max_dispatches_per_second !== undefined;
       var busy = s ? Number(s.total_workers) - Number(s.idle_workers) : null;
       var avg = s && Number(s.total_completes) > 0 ? Number(s.total_elapsed) / Number(s.total_completes) : NaN;
       return h("tr", { dataset: { queue: q.name } },
         h("td", { class: "name", title: q.name }, h("a", { class: "queue-link", href: link(["queue", q.name, "jobs", "waiting"]) }, q.name)),
-        h("td", null, s ? (Number(s.active_nodes) > 0 ? h("span", { class: "badge ok" }, "active here") : h("span", { class: "badge" }, "standby")) : "—"),
+        h("td", null, s ? (Number(s.active_nodes) > 0 ? h("span", { class: "badge ok" }, "active here") : h("span", { class: "badge" }, "standby")) : "—",
+          q.paused ? h("span", { class: "badge warn paused", title: "takes pushes, dispatches nothing" }, "paused") : null),
         h("td", { class: "num" }, s ? num(busy) + " / " + num(s.total_workers) : num(q.max_workers)),
         h("td", { class: "num" }, q.polling_interval !== undefined ? num(q.polling_interval) + " ms" : "—"),
         h("td", { class: "num" }, throttled ? rate(q.max_dispatches_per_second) + "/s, burst " + num(q.max_burst_size) : "—"),
@@ -544,6 +566,10 @@
           h("a", { href: link(["queue", q.name, "jobs", "waiting"]) }, "Jobs"),
           h("a", { class: "failures-link", href: link(["queue", q.name, "failed"]) }, "Failures"),
           h("button", { type: "button", class: "small edit", on: { click: function () { edit(q); } } }, "Edit"),
+          q.paused
+            ? h("button", { type: "button", class: "small resume", on: { click: function () { setPaused(q, false); } } }, "Resume")
+            : h("button", { type: "button", class: "small pause", on: { click: function () { setPaused(q, true); } } }, "Pause"),
+          h("button", { type: "button", class: "small danger purge", on: { click: function () { purge(q); } } }, "Purge"),
           h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(q); } } }, "Delete")));
     }
 
@@ -802,11 +828,14 @@
     });
 
     function remove(job) {
-      confirmAction("Delete job " + job.id + " (" + job.category + ") from queue “" + queue + "”? It will not be delivered.",
-        "Delete job", true).then(function (yes) {
+      var grabbed = job.status === "grabbed";
+      confirmAction(grabbed
+        ? "Cancel job " + job.id + " (" + job.category + ") of queue “" + queue + "”? Its delivery is aborted; it is not retried."
+        : "Delete job " + job.id + " (" + job.category + ") from queue “" + queue + "”? It will not be delivered.",
+        grabbed ? "Cancel job" : "Delete job", true).then(function (yes) {
         if (!yes) return;
-        api("DELETE", paths.job(queue, job.id)).then(function () {
-          flash("ok", "Deleted job " + job.id);
+        api("DELETE", paths.job(queue, job.id)).then(function (answer) {
+          flash("ok", (answer && answer.canceling ? "Canceling job " : "Deleted job ") + job.id);
           return refresh();
         }, flashError("Could not delete job " + job.id));
       });
@@ -827,7 +856,8 @@
             (job.timeout ? job.timeout + " s" : "none"),
         }, num(job.fail_count) + " / " + num(job.max_retries)),
         h("td", { class: "actions" },
-          h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(job); } } }, "Delete")));
+          h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(job); } } },
+            job.status === "grabbed" ? "Cancel" : "Delete")));
     }
 
     function refresh() {
@@ -882,15 +912,19 @@
     replace(main, queueHeader(queue, "jobs", view), body);
     api("GET", paths.job(queue, id)).then(function (job) {
       if (!view.current()) return;
+      var grabbed = job.status === "grabbed";
       var del = h("button", { type: "button", class: "danger", id: "job-delete", on: { click: function () {
-        confirmAction("Delete job " + job.id + " from queue “" + queue + "”? It will not be delivered.", "Delete job", true).then(function (yes) {
+        confirmAction(grabbed
+          ? "Cancel job " + job.id + " of queue “" + queue + "”? Its delivery is aborted; it is not retried nor written to the failure log."
+          : "Delete job " + job.id + " from queue “" + queue + "”? It will not be delivered.",
+          grabbed ? "Cancel job" : "Delete job", true).then(function (yes) {
           if (!yes) return;
-          api("DELETE", paths.job(queue, job.id)).then(function () {
-            flash("ok", "Deleted job " + job.id);
-            go(link(["queue", queue, "jobs", "waiting"]));
+          api("DELETE", paths.job(queue, job.id)).then(function (answer) {
+            flash("ok", (answer && answer.canceling ? "Canceling job " : "Deleted job ") + job.id);
+            go(link(["queue", queue, "jobs", grabbed ? "grabbed" : "waiting"]));
           }, flashError("Could not delete job " + job.id));
         });
-      } } }, "Delete job");
+      } } }, grabbed ? "Cancel job" : "Delete job");
       replace(body,
         h("div", { class: "toolbar" }, h("h2", null, "Job ", h("span", { class: "mono", id: "job-id" }, job.id)), h("span", { class: "grow" }), del),
         h("div", { class: "columns" },
