@@ -21,6 +21,8 @@ a real worker):
     delivered, none twice;
   - kill -9 of the dispatching server: another takes over within
     ``lease_ttl`` + 1 s (the test of tests/test_mysql_faults.py, run here);
+    SIGSTOP of it: the same, and once resumed it grabs nothing more; a 10 s
+    SIGSTOP under load: nothing stale sent after it, nothing lost;
   - kill -9 of the Galera node under the dispatching server, and a
     partition cutting that node off: the servers on the other nodes go on;
     the one on the lost node answers 503 on ``/health`` until its node is
@@ -310,6 +312,21 @@ class GaleraKillPrimaryTests(GaleraServers, test_mysql_faults.KillPrimaryTests):
     """
     kill -9 of the dispatching server, the two servers on different Galera
     nodes: the same test and bounds as on one MySQL server.
+    """
+
+
+class GaleraPausePrimaryTests(GaleraServers, test_mysql_faults.PausePrimaryTests):
+    """
+    SIGSTOP of the dispatching server, then SIGCONT, the servers on
+    different Galera nodes: the takeover is certified on another node, and
+    the resumed server grabs and sends nothing more.
+    """
+
+
+class GaleraLongPauseTests(GaleraServers, test_mysql_faults.LongPauseTests):
+    """
+    The dispatching server stopped for 10 s under load, the backup on
+    another Galera node: after SIGCONT nothing stale is sent, nothing lost.
     """
 
 
