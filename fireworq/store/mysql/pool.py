@@ -27,9 +27,11 @@ transaction in a pool thread and fires with its result.  Around it:
     L{fireworq.store.interface.StoreUnavailable} with a one-line message --
     never as a driver exception, and nothing is logged with a traceback.
 
-A lost connection during COMMIT leaves the outcome unknown: the work is
-retried only when it says it is safe to repeat (C{idempotent=True});
-otherwise L{CommitOutcomeUnknown} (a L{StoreUnavailable}) is raised.
+A lost connection during COMMIT leaves the outcome unknown (so does a
+Galera node that answers COMMIT with 1047 or 1180, having left the primary
+component meanwhile): the work is retried only when it says it is safe to
+repeat (C{idempotent=True}); otherwise L{CommitOutcomeUnknown} (a
+L{StoreUnavailable}) is raised.
 """
 
 from __future__ import annotations
