@@ -65,8 +65,9 @@ CHECKS = (
 WORKER_ENV = "FIREWORQ_FUZZ_WORKER"
 
 
-def schemathesis_command(base_url: str, report_dir: str) -> List[str]:
-    """The schemathesis command line of the fuzz run."""
+def schemathesis_command(base_url: str, report_dir: str, token: Optional[str] = None) -> List[str]:
+    """The schemathesis command line of the fuzz run (every request with ``token``, if given)."""
+    auth = ["--header", f"Authorization: Bearer {token}"] if token else []
     return [
         sys.executable,
         "-m",
@@ -98,7 +99,7 @@ def schemathesis_command(base_url: str, report_dir: str) -> List[str]:
         "--report-dir",
         report_dir,
         "--no-color",
-    ]
+    ] + auth
 
 
 class _Collect(ProcessProtocol):
@@ -141,6 +142,17 @@ class FuzzTests(ServerTestCase):
     """Schemathesis against a real server."""
 
     timeout = int(BUDGET) + 60
+    #: Server settings of the run, and the token every request carries.
+    settings: dict = {}
+    token: Optional[str] = None
+
+    def api(self, server: FireworqProcess, method: str, path: str, body: Any = None) -> Deferred:
+        """One API call of the test itself (with the run's token)."""
+        if self.token is None:
+            return server.call(method, path, body)
+        from tests.test_auth_cluster import call
+
+        return call(server, method, path, self.token, body)
 
     @inlineCallbacks
     def seed_failure_log(self, server: FireworqProcess, count: int = 5):
@@ -150,13 +162,13 @@ class FuzzTests(ServerTestCase):
         delete.
         """
         for _ in range(count):
-            code, body = yield server.call(
+            code, body = yield self.api(server, 
                 "POST", "/job/seed", {"url": self.worker.url("/permanent"), "payload": {"seed": 1}}
             )
             self.assertEqual(code, 200, body)
 
         def failed():
-            d = server.call("GET", "/queue/default/failed")
+            d = self.api(server, "GET", "/queue/default/failed")
             d.addCallback(lambda r: len(r[1]["failed_jobs"]) >= count)
             return d
 
@@ -166,7 +178,7 @@ class FuzzTests(ServerTestCase):
     def test_schemathesis(self):
         if importlib.util.find_spec("schemathesis") is None:
             self.fail("schemathesis is not installed: pip install -e '.[test]'")
-        server = yield self.server()
+        server = yield self.server(**self.settings)
         yield self.seed_failure_log(server)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}
@@ -178,7 +190,7 @@ class FuzzTests(ServerTestCase):
         child = reactor.spawnProcess(
             collect,
             sys.executable,
-            schemathesis_command(server.url(""), report_dir),
+            schemathesis_command(server.url(""), report_dir, self.token),
             env=env,
             path=self.workdir,
         )
@@ -202,7 +214,7 @@ class FuzzTests(ServerTestCase):
         )
         self.assertIn("generated", output)
 
-        status, body = yield server.call("GET", "/health")
+        status, body = yield self.api(server, "GET", "/health")
         self.assertEqual(status, 200, body)
         self.assertEqual(body["status"], "ok")
         internal = [
@@ -212,6 +224,30 @@ class FuzzTests(ServerTestCase):
         ]
         self.assertEqual(internal, [], "the server logged internal errors")
         self.assertIsNone(server.process.poll(), "the server exited")
+
+
+class AuthFuzzTests(FuzzTests):
+    """
+    The same run against a server with auth on, every request carrying the
+    admin token (so the token routes are fuzzed too); afterwards a request
+    without a token is still refused.
+    """
+
+    settings = {"auth": "on", "admin_token": "fuzz-admin-token-0123456789abcdef"}
+    token = "fuzz-admin-token-0123456789abcdef"
+
+    @inlineCallbacks
+    def test_schemathesis(self):
+        yield super().test_schemathesis()
+        server = self.servers[-1]
+        status, _ = yield server.call("GET", "/queues")
+        self.assertEqual(status, 401)
+
+    @inlineCallbacks
+    def server(self, **settings: Any) -> Any:
+        server = yield super().server(**settings)
+        self.servers = getattr(self, "servers", []) + [server]
+        return server
 
 
 # -- the schemathesis hook ----------------------------------------------------
