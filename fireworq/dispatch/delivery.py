@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 
 from fireworq.dispatch.client import collect
+from fireworq.dispatch.tls import certificate_refused
 from fireworq.dispatch.retry import retry_after_of
 from fireworq.joboptions.values import NO_OPTIONS, SUCCESS_2XX
 from fireworq.model import Job, Result, ResultStatus
@@ -371,9 +372,10 @@ class HTTPDeliverer:
             )
         if code:
             return Result(ResultStatus.FAILURE.value, code, f"Cannot read body: {_describe(failure)}")
-        return Result(
-            ResultStatus.INTERNAL_FAILURE.value, 0, f"Request failed: {_describe(failure)}"
-        )
+        reason = _describe(failure)
+        if certificate_refused(failure):
+            reason = f"the worker's TLS certificate was not accepted: {reason}"
+        return Result(ResultStatus.INTERNAL_FAILURE.value, 0, f"Request failed: {reason}")
 
 
 def _fired(result: Any) -> Deferred:

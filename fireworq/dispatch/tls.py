@@ -59,3 +59,13 @@ def is_certificate_problem(error: BaseException) -> bool:
     """
     module = type(error).__module__ or ""
     return module.startswith(("OpenSSL", "service_identity"))
+
+
+def certificate_refused(failure: Any) -> bool:
+    """
+    Whether a delivery's ``failure`` (a L{Failure}, maybe wrapping others as
+    twisted.web does) comes from a refused TLS certificate.
+    """
+    if is_certificate_problem(failure.value):
+        return True
+    return any(certificate_refused(r) for r in getattr(failure.value, "reasons", None) or [])

@@ -125,12 +125,20 @@ class Worker:
         self.timers: List[Any] = []
         self.lost: List[int] = []
         self._port: Optional[Any] = None
+        self.scheme = "http"
 
-    def start(self) -> None:
-        """Listen on a free port of 127.0.0.1."""
+    def start(self, tls: Any = None) -> None:
+        """
+        Listen on a free port of 127.0.0.1; over TLS when ``tls`` (a server
+        context factory, e.g. C{twisted.internet.ssl.CertificateOptions}) is given.
+        """
         site = Site(_WorkerResource(self))
         site.noisy = False
-        self._port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
+        if tls is None:
+            self._port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
+        else:
+            self.scheme = "https"
+            self._port = self.reactor.listenSSL(0, site, tls, interface="127.0.0.1")
 
     def stop(self) -> Deferred:
         """Stop listening and forget answers still scheduled."""
@@ -145,9 +153,9 @@ class Worker:
         assert self._port is not None
         return self._port.getHost().port
 
-    def url(self, path: str) -> str:
-        """The URL of ``path`` on this worker."""
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        """The URL of ``path`` on this worker (``host`` names it, e.g. localhost for a certificate)."""
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def ids(self) -> List[int]:
         """Job ids of every delivery, in arrival order."""
