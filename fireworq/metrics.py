@@ -370,7 +370,9 @@ class Metrics(Service):
 
     def finished(self, queue_name: str, completion: Completion, duration: float) -> None:
         children = self._queue(queue_name)
-        status = completion.result.status
+        # Under the "2xx" success rule (B7) what happened to the job labels
+        # the delivery, not the status its body stated.
+        status = completion.result.outcome or completion.result.status
         if status not in RESULT_STATUSES:
             status = ResultStatus.FAILURE.value
         key = (status, OUTCOMES[completion.kind])
