@@ -22,7 +22,8 @@ class Access:
     """
     What a route needs.
 
-    @ivar scope: ``push``, ``read`` or ``admin``; None: no token needed.
+    @ivar scope: ``push``, ``read`` or ``admin``; L{ANY}: any valid token;
+        None: no token needed.
     @ivar queue_arg: the path argument naming a queue, checked against a
         tenant token's ``queues`` (a queue outside is answered 404).
     @ivar global_admin: only an admin token without ``queues`` may call it
@@ -38,6 +39,9 @@ class Access:
 
 
 PUBLIC = Access(None)
+
+#: The scope of a route any valid token may call.
+ANY = "any"
 
 #: Endpoint name -> what it needs.
 ROUTE_ACCESS: Dict[str, Access] = {
@@ -70,9 +74,6 @@ ROUTE_ACCESS: Dict[str, Access] = {
     # Signing secrets (B11): a secret lets its holder forge deliveries.
     "signing_key": Access(ADMIN, "name"),
     "rotate_signing_key": Access(ADMIN, "name"),
-    # Signing secrets (B11): a secret lets its holder forge deliveries.
-    "signing_key": Access(ADMIN, "name"),
-    "rotate_signing_key": Access(ADMIN, "name"),
     # Jobs and the failure log.
     "grabbed_jobs": Access(READ, "name"),
     "waiting_jobs": Access(READ, "name"),
@@ -93,6 +94,7 @@ ROUTE_ACCESS: Dict[str, Access] = {
     "list_tokens": Access(ADMIN, global_admin=True),
     "get_token": Access(ADMIN, global_admin=True),
     "delete_token": Access(ADMIN, global_admin=True),
+    "whoami": Access(ANY),
 }
 
 #: What a route missing from the table needs.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
+from fireworq.auth.access import token_of
 from fireworq.auth.tokens import InvalidToken, Token, parse_token_request
 from fireworq.web.body import json_object
 from fireworq.web.errors import ApiError, bad_request, not_found
@@ -60,6 +61,15 @@ class TokenRoutes:
 
         d.addCallback(answer)
         return d
+
+    @app.route("/whoami", methods=["GET"])
+    def whoami(self, request: Any) -> Any:
+        """The request's own token, without its secret (what the console may show and do)."""
+        self._registry()
+        token = token_of(request)
+        if token is None:  # pragma: no cover - the gate always sets it
+            raise ApiError(401, "a bearer token is required")
+        return json_response(request, token.to_json())
 
     @app.route("/token/<token_id>", methods=["GET"])
     def get_token(self, request: Any, token_id: str) -> Any:

@@ -29,6 +29,10 @@
   ];
   // The API lives next to /ui, also behind a proxy that adds a prefix.
   var API_BASE = window.location.pathname.replace(/\/ui(\/.*)?$/, "");
+  // With auth on: the API token, kept in this tab's session storage only
+  // (gone when the tab closes; never in localStorage or a cookie, so other
+  // sites' pages cannot make the browser send it).
+  var TOKEN_KEY = "fireworq.token";
 
   /* ------------------------------------------------------------------ DOM */
 
@@ -154,9 +158,22 @@
   ApiError.prototype = Object.create(Error.prototype);
   ApiError.prototype.name = "ApiError";
 
+  function storedToken() {
+    try { return window.sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
+  }
+
+  function storeToken(token) {
+    try {
+      if (token) window.sessionStorage.setItem(TOKEN_KEY, token);
+      else window.sessionStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* storage disabled: the token lasts until the page reloads */ }
+  }
+
   /** Call the API; resolves with the parsed answer, rejects with ApiError. */
   function api(method, path, body) {
     var init = { method: method, headers: { Accept: "application/json" }, cache: "no-store" };
+    var token = storedToken();
+    if (token) init.headers.Authorization = "Bearer " + token;
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers["Content-Type"] = "application/json";
@@ -176,6 +193,11 @@
             var message = value && typeof value === "object" && value.message
               ? String(value.message)
               : response.status + " " + response.statusText;
+            if (response.status === 401) {
+              // Auth is on and the token is missing, unknown or revoked.
+              storeToken("");
+              signInView(token ? "The token was refused: " + message : "");
+            }
             throw new ApiError(response.status, message);
           }
           return value;
@@ -1135,6 +1157,85 @@
     });
   }
 
+  /* -------------------------------------------------------------- sign-in */
+
+  /** The signed-in token as /whoami shows it; null with auth off. */
+  var me = null;
+
+  /** Show what the token may do: without the admin scope, no changes. */
+  function applyToken() {
+    var readOnly = me !== null && me.scopes.indexOf("admin") < 0;
+    document.body.classList.toggle("read-only", readOnly);
+    var box = document.getElementById("whoami");
+    if (!box) {
+      box = h("div", { id: "whoami", class: "whoami" });
+      document.querySelector("header.top").appendChild(box);
+    }
+    if (me === null) {
+      replace(box);
+      return;
+    }
+    replace(box,
+      h("span", { id: "whoami-name", title: "scopes: " + me.scopes.join(", ") + (me.queues ? "; queues " + me.queues : "") },
+        me.name + " (" + me.scopes.join(", ") + (me.queues ? " · " + me.queues : "") + ")"),
+      h("button", { type: "button", class: "small", id: "sign-out", on: { click: function () {
+        storeToken("");
+        me = null;
+        settings = null;
+        applyToken();
+        signInView("");
+      } } }, "Sign out"));
+  }
+
+  function signInView(message) {
+    var main = document.getElementById("main");
+    var shown = document.getElementById("sign-in");
+    if (shown) {
+      var error = document.getElementById("sign-in-error");
+      if (message && error) error.textContent = message;
+      return;
+    }
+    if (currentView) currentView.stop();
+    generation++;
+    currentView = null;
+    me = null;
+    applyToken();
+    clear(document.getElementById("modal-root"));
+    var input = h("input", { type: "password", id: "token-input", autocomplete: "off", spellcheck: false,
+                             "aria-label": "API token" });
+    var form = h("form", { id: "sign-in", class: "grid", novalidate: true, on: { submit: function (ev) {
+      ev.preventDefault();
+      var value = input.value.trim();
+      if (!value) return;
+      storeToken(value);
+      start();
+    } } },
+      h("label", { for: "token-input" }, "API token"), input,
+      h("div", { class: "actions" }, h("button", { class: "primary", type: "submit", id: "token-submit" }, "Sign in")));
+    document.title = "Sign in · Fireworq";
+    replace(main,
+      h("h1", null, "Sign in"),
+      h("p", null, "This server requires an API token. The console keeps it in this tab's session storage only."),
+      h("p", { class: "error", id: "sign-in-error" }, message || ""),
+      form);
+    input.focus();
+  }
+
+  /** Find out whether auth is on and who the token is, then show the page. */
+  function start() {
+    return api("GET", "/whoami").then(function (token) {
+      me = token;
+      settings = null;
+      applyToken();
+      route();
+    }, function (e) {
+      if (e.status === 401) return; // the sign-in form is shown
+      me = null; // 404: the server runs without authentication
+      applyToken();
+      route();
+    });
+  }
+
   /* --------------------------------------------------------------- router */
 
   function notFound(main) {
@@ -1199,7 +1300,9 @@
     }
   }
 
-  window.addEventListener("hashchange", route);
+  window.addEventListener("hashchange", function () {
+    if (!document.getElementById("sign-in")) route();
+  });
   watchServer();
-  route();
+  start();
 })();
