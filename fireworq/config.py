@@ -90,6 +90,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("request_header_timeout", "10", "Seconds a request's line and headers may take to arrive (408 beyond); 0 = no limit."),
     Setting("request_body_timeout", "60", "Seconds a request's body may take to arrive after its headers (408 beyond); 0 = no limit."),
     Setting("max_connections", "1000", "HTTP API connections open at once; more are answered 503 (0 = no limit)."),
+    Setting("job_lifetime", "0", "Seconds a finished job is kept with its result in a queue that does not set its own retention (0: completed jobs are deleted at once, as in the original)."),
     Setting("idempotency_window", "86400", "Seconds a job's idempotency key is remembered within its queue (a push of a key used within it is answered with the first push)."),
     Setting("access_log", "", "Access log file (default: standard output)."),
     Setting("access_log_tag", "fireworq.access", "The tag field of access log lines."),
@@ -147,6 +148,7 @@ class Config:
     max_connections: int = 1000
     #: Seconds an idempotency key of a pushed job is remembered (B7).
     idempotency_window: int = 86400
+    job_lifetime: int = 0
     #: ``bind`` when it is an endpoint description (``tcp:``, ``ssl:``,
     #: ``unix:``), else empty (then ``bind_host`` and ``bind_port`` say it).
     bind_endpoint: str = ""
@@ -430,6 +432,7 @@ def load(
         request_body_timeout=_int("request_body_timeout", raw["request_body_timeout"], 0, 86_400),
         max_connections=_int("max_connections", raw["max_connections"], 0, 1_000_000),
         idempotency_window=_int("idempotency_window", raw["idempotency_window"], 1, 366 * 86_400),
+        job_lifetime=_int("job_lifetime", raw["job_lifetime"], 0, 2**32 - 1),
         auth=auth,
         admin_token=admin_token,
         admin_token_file=raw["admin_token_file"],

@@ -7,7 +7,7 @@ events through L{IQueueEvents}.
 from __future__ import annotations
 
 import time
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -118,3 +118,27 @@ class EventFanout:
                 expired(queue_name, jobs)
             except Exception:
                 self._failed(observer, "expired", queue_name)
+
+    def kept(self, queue_name: str, state: str) -> None:
+        """
+        A finished job of the queue is kept in ``state`` (B8, job history);
+        told to the observers that have a C{kept} method (the metrics).
+        """
+        self._optional("kept", queue_name, state)
+
+    def history_deleted(self, queue_name: str, count: int) -> None:
+        """
+        ``count`` kept jobs of the queue were deleted past their retention
+        (B8); told to the observers that have a C{history_deleted} method.
+        """
+        self._optional("history_deleted", queue_name, count)
+
+    def _optional(self, method: str, queue_name: str, *args: Any) -> None:
+        for observer in self.observers:
+            call = getattr(observer, method, None)
+            if call is None:
+                continue
+            try:
+                call(queue_name, *args)
+            except Exception:
+                self._failed(observer, method, queue_name)

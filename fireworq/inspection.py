@@ -75,6 +75,12 @@ class IInspection(Interface):
     def delete_failed(queue_name: str, failure_id: int) -> "Deferred[Optional[FailedJob]]":
         """Delete a failure-log entry; the entry as it was, or None."""
 
+    def find_kept(queue_name: str, job_id: int) -> "Deferred[Any]":
+        """A kept finished job (B8, L{fireworq.history.record.KeptJob}), or None."""
+
+    def list_kept(queue_name: str, limit: int, start: Optional[PageKey]) -> "Deferred[Page]":
+        """One page of the kept completed jobs, newest first (B8)."""
+
     def count_jobs(queue_name: str) -> "Deferred[JobCounts]":
         """How many jobs of the queue are in each state."""
 
@@ -157,6 +163,12 @@ class Inspection:
 
     def delete_failed(self, queue_name: str, failure_id: int) -> "Deferred[Optional[FailedJob]]":
         return self._defined(queue_name, self._jobs.delete_failed, failure_id)
+
+    def find_kept(self, queue_name: str, job_id: int) -> "Deferred[Any]":
+        return self._defined(queue_name, self._jobs.find_kept, job_id)
+
+    def list_kept(self, queue_name: str, limit: int, start: Optional[PageKey]) -> "Deferred[Page]":
+        return self._defined(queue_name, self._jobs.list_kept, limit, start)
 
     def count_jobs(self, queue_name: str) -> "Deferred[JobCounts]":
         return self._jobs.count_jobs(queue_name)

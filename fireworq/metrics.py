@@ -313,6 +313,19 @@ class Metrics(Service):
             ["queue"],
             registry=registry,
         )
+        self.kept_total = Counter(
+            "fireworq_jobs_kept",
+            "Finished jobs this node wrote to the queue's job history (queues with a "
+            "retention), by how they finished (completed, failed, expired, canceled).",
+            ["queue", "state"],
+            registry=registry,
+        )
+        self.history_deleted_total = Counter(
+            "fireworq_history_deleted",
+            "Kept finished jobs this node deleted because their retention ended.",
+            ["queue"],
+            registry=registry,
+        )
         self.db_errors_total = Counter(
             "fireworq_db_errors",
             "Failed calls of this node to its stores, by store (jobs, repository, lease) "
@@ -388,6 +401,14 @@ class Metrics(Service):
         """Count jobs that went to the failure log past their deadline (B7)."""
         self.expired_total.labels(queue_name).inc(len(jobs))
 
+    def kept(self, queue_name: str, state: str) -> None:
+        """Count a finished job kept in the queue's history (B8)."""
+        self.kept_total.labels(queue_name, state).inc()
+
+    def history_deleted(self, queue_name: str, count: int) -> None:
+        """Count kept jobs deleted past their retention (B8)."""
+        self.history_deleted_total.labels(queue_name).inc(count)
+
     def db_error(self, store: str, operation: str) -> None:
         """Count one failed store call (the L{ObservedStore} callback)."""
         key = (store, operation)
@@ -409,8 +430,11 @@ class Metrics(Service):
             self.delivery_duration,
             self.first_delivery_delay,
             self.expired_total,
+            self.history_deleted_total,
         ):
             _remove(metric, queue_name)
+        for state in ("completed", "failed", "expired", "canceled"):
+            _remove(self.kept_total, queue_name, state)
         for status, outcome in children.deliveries:
             _remove(self.deliveries_total, queue_name, status, outcome)
 

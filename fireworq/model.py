@@ -236,6 +236,11 @@ class Result:
     outcome: Optional[str] = None
     #: Seconds the answer's ``Retry-After`` header asked to wait (B7), or None.
     retry_after: Optional[float] = None
+    #: The answer's body as text, its first 65,536 bytes (B8): captured
+    #: only for a queue that keeps finished jobs, else None.
+    output: Optional[str] = None
+    #: Whether ``output`` was cut (B8).
+    output_truncated: bool = False
 
     @property
     def is_success(self) -> bool:
@@ -294,6 +299,26 @@ class Completion:
     #: policy or the answer's ``Retry-After`` decided (B7); None: the job's
     #: ``retry_delay`` seconds, as in A1.
     retry_wait_ms: Optional[int] = None
+    #: Keep the finished job this many ms (B8, the queue's retention);
+    #: 0: not kept (Part A).  Ignored for RETRY.
+    keep_ms: int = 0
+    #: When the last attempt started and finished (B8; with ``keep_ms``).
+    attempt: Optional["AttemptTimes"] = None
+
+
+@attr.s(frozen=True, slots=True, auto_attribs=True)
+class AttemptTimes:
+    """When a delivery started and ended, in ms since the epoch (B8)."""
+
+    started_at: int
+    finished_at: int
+    #: Attempts started (B8); None: the job's own count.
+    attempts: Optional[int] = None
+
+    @property
+    def elapsed(self) -> int:
+        """The attempt's duration in ms."""
+        return max(0, self.finished_at - self.started_at)
 
 
 def completion_for(job: Job, result: Result) -> Completion:

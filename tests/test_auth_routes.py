@@ -61,6 +61,9 @@ SAMPLES: Dict[str, Tuple[str, Any, Tuple[int, ...]]] = {
     "get_failed": ("/queue/{q}/failed/{failure}", None, (200,)),
     "delete_failed": ("/queue/{q}/failed/{failure}", None, (200,)),
     "retry_failed": ("/queue/{q}/failed/{failure}/retry", None, (200,)),
+    "completed_jobs": ("/queue/{q}/completed", None, (200,)),
+    # The sample job is not finished, so not kept (B8): 404 once allowed.
+    "retry_job": ("/queue/{q}/job/{job}/retry", None, (200, 404)),
     "list_routings": ("/routings", None, (200,)),
     "get_routing": ("/routing/{c}", None, (200,)),
     "put_routing": ("/routing/{c}", {"queue_name": "{q}"}, (200,)),

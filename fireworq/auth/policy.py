@@ -84,6 +84,9 @@ ROUTE_ACCESS: Dict[str, Access] = {
     "get_failed": Access(READ, "name"),
     "delete_failed": Access(ADMIN, "name"),
     "retry_failed": Access(ADMIN, "name"),
+    # Job history (B8).
+    "completed_jobs": Access(READ, "name"),
+    "retry_job": Access(ADMIN, "name"),
     # Routings (each checked against the routing's queue).
     "list_routings": Access(READ, filtered=True),
     "get_routing": Access(READ, filtered=True),

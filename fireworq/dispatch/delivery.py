@@ -246,6 +246,9 @@ class HTTPDeliverer:
         self.max_response_bytes = max_response_bytes
         self.pool = pool
         self.min_idle_per_host = min_idle_per_host
+        #: Keep the first 64 KiB of each answer as the result's output
+        #: (B8: set by the dispatcher while its queue keeps finished jobs).
+        self.keep_output = False
 
     def resize(self, max_workers: int) -> None:
         """Keep enough idle connections for ``max_workers`` deliveries."""
@@ -313,6 +316,7 @@ class HTTPDeliverer:
             state["code"] = response.code
             state["response"] = response
             body = _CappedBody(self.max_response_bytes)
+            state["body"] = body
             # Cancelled by the timeout, this aborts the connection (client.py).
             collected = collect(response, body)
             collected.addCallback(lambda _: self._judge(job, response, body.body()))
@@ -341,6 +345,8 @@ class HTTPDeliverer:
                 result = attr.evolve(result, outcome=verdict.outcome)
         if not result.is_success:
             result = self._with_retry_after(result, response)
+        if self.keep_output:
+            result = _with_output(result, body)
         return result
 
     def _with_retry_after(self, result: Result, response: Any) -> Result:
@@ -356,6 +362,9 @@ class HTTPDeliverer:
         response = state.get("response")
         if response is not None:
             result = self._with_retry_after(result, response)
+            if self.keep_output and "body" in state:
+                # What arrived before the answer failed (too large, cut off).
+                result = _with_output(result, state["body"].body())
         return result
 
     def _failure(self, failure: Failure, job: Job, state: dict) -> Result:
@@ -376,6 +385,14 @@ class HTTPDeliverer:
         if certificate_refused(failure):
             reason = f"the worker's TLS certificate was not accepted: {reason}"
         return Result(ResultStatus.INTERNAL_FAILURE.value, 0, f"Request failed: {reason}")
+
+
+def _with_output(result: Result, body: bytes) -> Result:
+    """``result`` with the first 64 KiB of the answer ``body`` as its output (B8)."""
+    from fireworq.history.record import capture_output
+
+    output, truncated = capture_output(body)
+    return attr.evolve(result, output=output, output_truncated=truncated)
 
 
 def _fired(result: Any) -> Deferred:

@@ -26,7 +26,10 @@ from fireworq.dispatch.throttle import TokenBucket
 from fireworq.events import IQueueEvents
 from fireworq.joboptions.values import NO_OPTIONS
 from fireworq.logging import log_failure
+from fireworq.history.cleaner import HistoryCleaner
+from fireworq.history.record import finished_state, retention_seconds
 from fireworq.model import (
+    AttemptTimes,
     Completion,
     CompletionKind,
     Job,
@@ -89,6 +92,7 @@ class QueueDispatcher(Service):
         shutdown_timeout: float = 30.0,
         completions: Optional[CompletionBatcher] = None,
         grab_retry_delay: float = 1.0,
+        job_lifetime: int = 0,
     ) -> None:
         self.name = definition.name
         self.definition = definition
@@ -127,9 +131,18 @@ class QueueDispatcher(Service):
         #: The next look for cancel marks (only while deliveries run).
         self._cancel_call: Optional[IDelayedCall] = None
         self._cancel_polling = False
+        #: The server's default retention of finished jobs in seconds (B8).
+        self.job_lifetime = job_lifetime
+        #: How long this queue keeps a finished job (ms; 0: not kept, B8).
+        self.keep_ms = 0
+        self._apply_retention()
         lease.subscribe(self._lease_changed)
         #: While the lease is held: forget expired idempotency keys (B7).
         self.key_cleaner = KeyCleaner(store, definition.name, lease, clock)
+        #: While the lease is held: delete kept jobs past their retention (B8).
+        self.history_cleaner = HistoryCleaner(
+            store, definition.name, lease, clock, on_deleted=self._history_deleted
+        )
 
     # -- configuration -----------------------------------------------------
 
@@ -139,6 +152,12 @@ class QueueDispatcher(Service):
         return TokenBucket(
             definition.max_dispatches_per_second, definition.max_burst_size, self._clock
         )
+
+    def _apply_retention(self) -> None:
+        """Follow the queue's retention (B8): keep finished jobs, capture answers."""
+        self.keep_ms = retention_seconds(self.definition, self.job_lifetime) * 1000
+        if hasattr(self.deliverer, "keep_output"):
+            self.deliverer.keep_output = self.keep_ms > 0
 
     @staticmethod
     def polling_seconds(definition: QueueDefinition) -> float:
@@ -155,6 +174,8 @@ class QueueDispatcher(Service):
         """
         old = self.definition
         self.definition = definition
+        if definition.defaults.retention != old.defaults.retention:
+            self._apply_retention()
         if definition.max_workers != old.max_workers:
             # Running deliveries keep their workers: after a shrink, new ones
             # start only once fewer than the new limit run.
@@ -213,6 +234,7 @@ class QueueDispatcher(Service):
         self._start_loop()
         self.lease.start()
         self.key_cleaner.startService()
+        self.history_cleaner.startService()
 
     def _start_loop(self) -> None:
         self._poller = Periodic(
@@ -234,6 +256,7 @@ class QueueDispatcher(Service):
         self._dispatching = False
         self._stop_loop()
         self.key_cleaner.stopService()
+        self.history_cleaner.stopService()
         self._grab_retry.cancel()
         if self._kick_call is not None and self._kick_call.active():
             self._kick_call.cancel()
@@ -593,7 +616,10 @@ class QueueDispatcher(Service):
                 "Queue {queue}: delivery of job {id} aborted: the job was canceled",
                 queue=self.name, id=job.id,
             )
-            self.completions.add(Completion(job, CompletionKind.CANCEL, result), grabber_id)
+            canceled = Completion(job, CompletionKind.CANCEL, result)
+            if self.keep_ms:
+                canceled = self._kept(canceled, started)
+            self.completions.add(canceled, grabber_id)
             self._after_delivery()
             return
         completion = completion_for(job, result)
@@ -602,7 +628,8 @@ class QueueDispatcher(Service):
             job.options is not NO_OPTIONS or result.retry_after is not None
         ):
             written = self._retry_completion(completion)
-        self.completions.add(written, grabber_id)  # fenced by grabber_id in the store
+        # Fenced by grabber_id in the store; a kept job (B8) with its times.
+        self.completions.add(self._kept(written, started) if self.keep_ms else written, grabber_id)
         if self.lease.proven(grabber_id):
             if written is not completion and written.kind is CompletionKind.FAIL:
                 # Expired instead of retried: the delivery failed for good.
@@ -660,8 +687,26 @@ class QueueDispatcher(Service):
             "Queue {queue}: job {id} expired (deadline passed) before its attempt", queue=self.name, id=job.id
         )
         result = self._expired_result(job, None, tries)
-        self.completions.add(Completion(job, CompletionKind.FAIL, result), grabber_id)
+        expired = Completion(job, CompletionKind.FAIL, result)
+        if self.keep_ms:
+            expired = self._kept(expired, self._clock.seconds(), tries)
+        self.completions.add(expired, grabber_id)
         self._events_expired([job])
+
+    def _kept(self, completion: Completion, started: float, attempts: Optional[int] = None) -> Completion:
+        """``completion`` of a queue that keeps finished jobs (B8): kept, with its attempt's times."""
+        if completion.kind is CompletionKind.RETRY:
+            return completion
+        times = AttemptTimes(int(started * 1000), int(self._clock.seconds() * 1000), attempts)
+        kept = getattr(self._events, "kept", None)
+        if kept is not None:
+            kept(self.name, finished_state(completion))
+        return attr.evolve(completion, keep_ms=self.keep_ms, attempt=times)
+
+    def _history_deleted(self, queue_name: str, count: int) -> None:
+        deleted = getattr(self._events, "history_deleted", None)
+        if deleted is not None:
+            deleted(queue_name, count)
 
     def _events_expired(self, jobs: List[Job]) -> None:
         expired = getattr(self._events, "expired", None)

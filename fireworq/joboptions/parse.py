@@ -305,6 +305,7 @@ def parse_queue_defaults(body: Mapping[str, Any]) -> QueueDefaults:
         "timeout": _seconds(body, "timeout", ""),
         "priority": _whole(body, "priority", PRIORITY_MIN, PRIORITY_MAX, ""),
         "success": _success(body, ""),
+        "retention": _seconds(body, "retention", ""),
     }
     for field, value in list(values.items()):
         if field in BUILT_IN_DEFAULTS and value == BUILT_IN_DEFAULTS[field]:

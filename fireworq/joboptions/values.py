@@ -162,6 +162,9 @@ class QueueDefaults:
     timeout: Optional[int] = None
     priority: Optional[int] = None
     success: Optional[str] = None
+    #: Seconds a finished job of the queue is kept (B8); None: the server's
+    #: ``job_lifetime``.  Kept with the defaults (stored in their JSON).
+    retention: Optional[int] = None
 
     @property
     def is_empty(self) -> bool:

@@ -137,6 +137,7 @@ class QueueParts:
             self.events,
             self.reactor,
             shutdown_timeout=config.shutdown_timeout,
+            job_lifetime=config.job_lifetime,
         )
         made.append(dispatcher)
         return dispatcher

@@ -51,6 +51,7 @@ from fireworq.store.common import (
     system_clock,
 )
 from fireworq.store.idempotency import DEFAULT_WINDOW_MS, MemoryKeys, keys_by_queue, plan_push, push_results
+from fireworq.history.memory import MemoryHistory
 from fireworq.store.interface import IJobStore, IRepository
 from fireworq.store.priority import DueJobs
 
@@ -146,7 +147,7 @@ class _QueueJobs:
 
 
 @implementer(IJobStore)
-class MemoryJobStore:
+class MemoryJobStore(MemoryHistory):
     """
     L{IJobStore} in memory.
 
@@ -304,6 +305,9 @@ class MemoryJobStore:
                 )
                 continue
             queue.remove(job)
+            if completion.keep_ms and completion.kind != CompletionKind.RETRY:
+                # B8: the queue keeps finished jobs.
+                self.keep_finished(queue_name, completion, job, now, job.id in queue.canceling)
             if completion.kind == CompletionKind.FAIL:
                 # Round-trip through the column text, as the SQL drivers do.
                 text = failure_result_text(job, completion.result)

@@ -16,7 +16,9 @@ from fireworq.model import (
     decode_cursor,
     encode_cursor,
 )
+from fireworq.history.filters import filtered_page
 from fireworq.joboptions.values import add_option_fields
+from fireworq.web.history import as_new_job, keeps_history, kept_json, list_filter, with_reason, with_state
 from fireworq.web.body import path_id, query_arg, query_choice, query_int, stored_json_value
 from fireworq.web.errors import bad_request, not_found
 from fireworq.web.routes import app, failed_job_json, job_json, json_response
@@ -53,6 +55,22 @@ def _failed(failed: Optional[FailedJob], queue_name: str, failure_id: int) -> Fa
     return failed
 
 
+def _push_answer(queue_name: str, stored: Job) -> dict:
+    """The push answer of a job pushed again (a failure-log entry's, a kept job's)."""
+    answer = {
+        "id": stored.id,
+        "queue_name": queue_name,
+        "category": stored.category,
+        "url": stored.url,
+        "payload": stored_json_value(stored.payload) if stored.payload else None,
+        "run_after": 0,
+        "max_retries": stored.retry_count,
+        "retry_delay": stored.retry_delay,
+        "timeout": stored.timeout,
+    }
+    return add_option_fields(answer, stored.options)
+
+
 class InspectRoutes:
     """Routes that list, show and delete jobs and failure-log entries."""
 
@@ -60,16 +78,22 @@ class InspectRoutes:
         limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         order = query_choice(request, "order", "desc", ("asc", "desc"))
         start = _cursor(request)
-        d = self.inspection.list_jobs(name, state, limit, start, order == "desc")
+        job_filter = list_filter(request)
+        d = filtered_page(
+            lambda key, count: self.inspection.list_jobs(name, state, count, key, order == "desc"),
+            lambda job: (job.next_try, job.id),
+            lambda job: job.options,
+            job_filter,
+            limit,
+            start,
+        )
 
         def answer(page: Page) -> bytes:
-            return json_response(
-                request,
-                {
-                    "jobs": [job_json(job) for job in page.items],
-                    "next_cursor": encode_cursor(page.next_key),
-                },
-            )
+            if keeps_history(self, name):
+                jobs = [with_state(job_json(job), job) for job in page.items]
+            else:
+                jobs = [job_json(job) for job in page.items]
+            return json_response(request, {"jobs": jobs, "next_cursor": encode_cursor(page.next_key)})
 
         d.addCallback(answer)
         return d
@@ -90,7 +114,55 @@ class InspectRoutes:
     def get_job(self, request: Any, name: str, job_id: str) -> Any:
         number = path_id(job_id, "job id")
         d = self.inspection.find_job(name, number)
-        d.addCallback(lambda job: json_response(request, job_json(_job(job, name, number))))
+
+        def found(job: Optional[Job]) -> Any:
+            if job is not None:
+                out = job_json(job)
+                return json_response(request, with_state(out, job) if keeps_history(self, name) else out)
+            # Finished: kept (B8) for the queue's retention, or gone.
+            kept = self.inspection.find_kept(name, number)
+            kept.addCallback(lambda k: json_response(request, kept_json(k)) if k is not None else _job(None, name, number))
+            return kept
+
+        d.addCallback(found)
+        return d
+
+    @app.route("/queue/<name>/completed", methods=["GET"])
+    def completed_jobs(self, request: Any, name: str) -> Any:
+        """The queue's kept completed jobs, newest first (job history)."""
+        limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        start = _cursor(request)
+        d = filtered_page(
+            lambda key, count: self.inspection.list_kept(name, count, key),
+            lambda kept: (kept.finished_at, kept.id),
+            lambda kept: kept.job.options,
+            list_filter(request),
+            limit,
+            start,
+        )
+        d.addCallback(lambda page: json_response(
+            request, {"jobs": [kept_json(k) for k in page.items], "next_cursor": encode_cursor(page.next_key)}
+        ))
+        return d
+
+    @app.route("/queue/<name>/job/<job_id>/retry", methods=["POST"])
+    def retry_job(self, request: Any, name: str, job_id: str) -> Any:
+        """
+        Push a kept finished job again as a new job of the same queue (its
+        url, payload, settings and options; not its idempotency key); the
+        kept job stays.  Answers like a push.
+        """
+        number = path_id(job_id, "job id")
+        d = self.inspection.find_kept(name, number)
+
+        def push(kept: Any) -> Any:
+            if kept is None:
+                raise not_found(f"queue {name!r} keeps no finished job {number}")
+            pushed = self.manager.push_to_queue(name, [as_new_job(kept)])
+            pushed.addCallback(lambda jobs: json_response(request, _push_answer(name, jobs[0])))
+            return pushed
+
+        d.addCallback(push)
         return d
 
     @app.route("/queue/<name>/job/<job_id>", methods=["DELETE"])
@@ -120,16 +192,21 @@ class InspectRoutes:
         limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         order = FailureOrder(query_choice(request, "order", "failed", ("failed", "created")))
         start = _cursor(request)
-        d = self.inspection.list_failed(name, order, limit, start)
+        d = filtered_page(
+            lambda key, count: self.inspection.list_failed(name, order, count, key),
+            lambda failed: (failed.created_at, failed.id),
+            lambda failed: failed.options,
+            list_filter(request),
+            limit,
+            start,
+        )
 
         def answer(page: Page) -> bytes:
-            return json_response(
-                request,
-                {
-                    "failed_jobs": [failed_job_json(f) for f in page.items],
-                    "next_cursor": encode_cursor(page.next_key),
-                },
-            )
+            if keeps_history(self, name):
+                failed_jobs = [with_reason(failed_job_json(f), f) for f in page.items]
+            else:
+                failed_jobs = [failed_job_json(f) for f in page.items]
+            return json_response(request, {"failed_jobs": failed_jobs, "next_cursor": encode_cursor(page.next_key)})
 
         d.addCallback(answer)
         return d
@@ -138,9 +215,13 @@ class InspectRoutes:
     def get_failed(self, request: Any, name: str, failure_id: str) -> Any:
         number = path_id(failure_id, "failure id")
         d = self.inspection.find_failed(name, number)
-        d.addCallback(
-            lambda f: json_response(request, failed_job_json(_failed(f, name, number)))
-        )
+
+        def answer(found: Optional[FailedJob]) -> bytes:
+            failed = _failed(found, name, number)
+            out = failed_job_json(failed)
+            return json_response(request, with_reason(out, failed) if keeps_history(self, name) else out)
+
+        d.addCallback(answer)
         return d
 
     @app.route("/queue/<name>/failed/<failure_id>", methods=["DELETE"])
@@ -167,18 +248,7 @@ class InspectRoutes:
         def answer(stored: Optional[Job]) -> bytes:
             if stored is None:
                 raise _no_entry(name, number)
-            answer = {
-                "id": stored.id,
-                "queue_name": name,
-                "category": stored.category,
-                "url": stored.url,
-                "payload": stored_json_value(stored.payload) if stored.payload else None,
-                "run_after": 0,
-                "max_retries": stored.retry_count,
-                "retry_delay": stored.retry_delay,
-                "timeout": stored.timeout,
-            }
-            return json_response(request, add_option_fields(answer, stored.options))
+            return json_response(request, _push_answer(name, stored))
 
         d.addCallback(answer)
         return d

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
+import attr
+
 from fireworq.auth.access import visible
 from fireworq.dispatch.dispatcher import THROTTLED_POLLING_INTERVAL
 from fireworq.joboptions.parse import parse_queue_defaults
@@ -152,6 +154,9 @@ class QueueRoutes:
             self.config.queue_default_polling_interval,
             self.config.queue_default_max_workers,
         )
+        if definition.defaults.retention == self.config.job_lifetime:
+            # The server's default retention (B8) is no retention of the queue's own.
+            definition = attr.evolve(definition, defaults=attr.evolve(definition.defaults, retention=None))
         signing = parse_signing(body)
         # Signing first, so that a new signed queue never sends an unsigned job.
         d = self.set_signing(definition.name, signing)

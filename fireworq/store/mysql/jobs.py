@@ -50,6 +50,7 @@ from fireworq.joboptions.values import encode_options
 from fireworq.store.interface import IJobStore, JobTooLarge, StoreUnavailable
 from fireworq.store.common import attempts_at_grab, check_storable, failure_result_text
 from fireworq.store.idempotency import DEFAULT_WINDOW_MS, keys_by_queue, plan_push, push_results
+from fireworq.store.mysql.history import MySQLHistory, history_ddl, keep_finished
 from fireworq.store.mysql.idempotency import claim_keys, delete_expired, idempotency_ddl, record_keys
 from fireworq.store.priority import (
     MYSQL_GRAB_KEY,
@@ -201,7 +202,7 @@ def _has_attempts_column(cursor: Any, queue_name: str) -> bool:
 
 
 @implementer(IJobStore)
-class MySQLJobStore:
+class MySQLJobStore(MySQLHistory):
     """
     Jobs and failure logs in MySQL (or MariaDB).
 
@@ -310,6 +311,7 @@ class MySQLJobStore:
             for ddl in queue_tables_ddl(queue_name):
                 cursor.execute(ddl)
             cursor.execute(idempotency_ddl(queue_name))
+            cursor.execute(history_ddl(queue_name))
             self._attempts[key] = self._ensure_attempts_column(cursor, queue_name)
             self._options_ddl[key] = self._ensure_options_columns(cursor, queue_name)
 
@@ -716,6 +718,7 @@ class MySQLJobStore:
                             job_id, c.job.category, c.job.url, c.job.payload,
                             failure_result_text(c.job, c.result),
                             c.job.fail_count + 1, c.job.created_at,
+            keep_finished(cursor, queue_name, completions, grabber_id, now, cancelable)  # B8, before the deletes
                         ]
                     cursor.execute(
                         f"INSERT INTO {fail_table} "
@@ -757,16 +760,18 @@ class MySQLJobStore:
 
         def work(cursor: Any) -> int:
             owned = f"WHERE job_id IN ({placeholders(len(ids))}) AND status = 'grabbed' AND grabber_id = %s"
-            deleted = 0
-            if self._optioned(queue_name):
-                # Canceled before it was sent (B9): deleted, not returned.
-                cursor.execute(f"DELETE FROM {job_table(queue_name)} {owned} AND canceling <> 0", ids + [grabber_id])
-                deleted = int(cursor.rowcount)
+            cancelable = self._optioned(queue_name)
             cursor.execute(
-                f"UPDATE {job_table(queue_name)} SET status = 'claimed', grabber_id = NULL {owned}",
+                f"UPDATE {job_table(queue_name)} SET status = 'claimed', grabber_id = NULL {owned}"
+                f"{' AND canceling = 0' if cancelable else ''}",
                 ids + [grabber_id],
             )
-            return int(cursor.rowcount) + deleted
+            released = int(cursor.rowcount)
+            if cancelable:
+                # Canceled before it was sent (B9): deleted, not returned.
+                cursor.execute(f"DELETE FROM {job_table(queue_name)} {owned} AND canceling <> 0", ids + [grabber_id])
+                released += int(cursor.rowcount)
+            return released
 
         return self._run([queue_name], work, idempotent=True, what=f"release jobs of {queue_name!r}")
 

@@ -53,6 +53,7 @@ from fireworq.store.sqlite.rows import (
     failed_from_row,
     job_from_row,
 )
+from fireworq.store.sqlite.history import SqliteHistory, keep_finished
 from fireworq.store.sqlite.schema import failures_table, jobs_table, keys_table, table_key
 
 #: Expired idempotency keys one cleanup statement deletes at most.
@@ -60,7 +61,7 @@ KEYS_DELETE_BATCH = 1000
 
 
 @implementer(IJobStore)
-class SqliteJobStore:
+class SqliteJobStore(SqliteHistory):
     """
     L{IJobStore} over a L{SqliteDatabase}.
 
@@ -248,6 +249,7 @@ class SqliteJobStore:
             )
         if success or failed:
             conn.executemany(
+        keep_finished(conn, jobs, completions, grabber_id, now)  # B8, before the deletes
                 f"DELETE FROM {jobs} WHERE {OWNED}", success + [row[2:] for row in failed]
             )
         if retry:

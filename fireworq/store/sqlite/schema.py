@@ -34,6 +34,7 @@ import sqlite3
 from typing import Dict, List
 
 from fireworq.names import storage_key
+from fireworq.store.sqlite.history import history_schema
 from fireworq.store.priority import SQLITE_JOB_COLUMNS, sqlite_grab_index_ddl
 
 #: The file layout (``PRAGMA user_version``): 4 = ``queue`` has ``paused``
@@ -155,6 +156,8 @@ def queue_schema(key: str) -> List[str]:
             created_at INTEGER NOT NULL
         )""",
         f"CREATE INDEX IF NOT EXISTS {_failures_index(key)} ON {failures_table(key)} (created_at)",
+        # Kept finished jobs (B8), a table of their own.
+        *history_schema(key),
     ]
 
 

@@ -1,0 +1,123 @@
+"""
+Answers of the job history (protocol B8): kept finished jobs, the ``state``
+and ``attempts`` of jobs in a queue that keeps finished jobs, why a
+failure-log entry failed, and the ``name``/``tag`` filters of the lists.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, Optional
+
+from fireworq.history.filters import BadFilter, JobFilter, parse_filter
+from fireworq.history.record import KeptJob, failure_reason, retention_seconds
+from fireworq.joboptions.values import add_option_fields
+from fireworq.model import FailedJob, Job, JobStatus, NewJob
+from fireworq.web.body import stored_json_value
+from fireworq.web.errors import bad_request
+from fireworq.web.routes import timestamp
+
+#: The ``status`` of a kept finished job (A5's are ``claimed`` and ``grabbed``).
+FINISHED = "finished"
+
+
+def keeps_history(routes: Any, queue_name: str) -> bool:
+    """Whether the queue keeps finished jobs (its retention, or the server's ``job_lifetime``, is > 0)."""
+    definition = routes.manager.defined(queue_name)
+    return retention_seconds(definition, routes.config.job_lifetime) > 0
+
+
+def list_filter(request: Any) -> JobFilter:
+    """The ``name`` and ``tag`` filters of a list request (400 when malformed)."""
+    try:
+        names = [v.decode("utf-8") for v in request.args.get(b"name", [])]
+        tags = [v.decode("utf-8") for v in request.args.get(b"tag", [])]
+    except UnicodeDecodeError:
+        raise bad_request("query parameters name and tag must be valid UTF-8")
+    try:
+        return parse_filter(names, tags)
+    except BadFilter as e:
+        raise bad_request(str(e))
+
+
+def live_state(job: Job, now_ms: Optional[int] = None) -> str:
+    """``waiting``, ``deferred`` or ``grabbed``: where a job not yet finished stands."""
+    if job.status == JobStatus.GRABBED.value:
+        return "grabbed"
+    if now_ms is None:
+        now_ms = int(time.time() * 1000)
+    return "waiting" if job.next_try <= now_ms else "deferred"
+
+
+def with_state(out: Dict[str, Any], job: Job, now_ms: Optional[int] = None) -> Dict[str, Any]:
+    """A job answer of a queue that keeps finished jobs: ``state`` and ``attempts`` added."""
+    out["state"] = live_state(job, now_ms)
+    out["attempts"] = job.attempts
+    return out
+
+
+def with_reason(out: Dict[str, Any], failed: FailedJob) -> Dict[str, Any]:
+    """
+    A failure-log answer of a queue that keeps finished jobs: ``reason`` says
+    whether the job failed permanently, ran out of retries or expired.
+    """
+    out["reason"] = failure_reason(failed.result)
+    return out
+
+
+def kept_json(kept: KeptJob) -> Dict[str, Any]:
+    """A kept finished job as the API shows it: the job, its state, attempts and last result."""
+    job = kept.job
+    out: Dict[str, Any] = {"id": job.id, "category": job.category, "url": job.url}
+    if job.payload:
+        out["payload"] = stored_json_value(job.payload)
+    out.update(
+        {
+            "status": FINISHED,
+            "created_at": timestamp(job.created_at),
+            "timeout": job.timeout,
+            "fail_count": job.fail_count,
+            "max_retries": job.max_retries,
+            "retry_delay": job.retry_delay,
+        }
+    )
+    add_option_fields(out, job.options)
+    result = kept.result
+    shown: Dict[str, Any] = {
+        "status": result.status,
+        "code": result.code,
+        "message": result.message,
+        "output": result.output if result.output is not None else "",
+    }
+    if result.output_truncated:
+        shown["output_truncated"] = True
+    shown.update(
+        {
+            "started_at": timestamp(kept.started_at),
+            "finished_at": timestamp(kept.finished_at),
+            "elapsed": kept.elapsed,
+        }
+    )
+    out["state"] = kept.state
+    out["attempts"] = kept.attempts
+    out["result"] = shown
+    return out
+
+
+def as_new_job(kept: KeptJob) -> NewJob:
+    """A kept job pushed again: as first pushed, due now, without its idempotency key."""
+    job = kept.job
+    options = job.options
+    if options.idempotency_key is not None:
+        import attr
+
+        options = attr.evolve(options, idempotency_key=None)
+    return NewJob(
+        category=job.category,
+        url=job.url,
+        payload=job.payload,
+        max_retries=job.max_retries,
+        retry_delay=job.retry_delay,
+        timeout=job.timeout,
+        options=options,
+    )
