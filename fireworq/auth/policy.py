@@ -92,6 +92,12 @@ ROUTE_ACCESS: Dict[str, Access] = {
     "get_routing": Access(READ, filtered=True),
     "put_routing": Access(ADMIN, filtered=True),
     "delete_routing": Access(ADMIN, filtered=True),
+    # Schedules (B10): they push to any category, so only a global admin.
+    "list_schedules": Access(ADMIN, global_admin=True),
+    "get_schedule": Access(ADMIN, global_admin=True),
+    "put_schedule": Access(ADMIN, global_admin=True),
+    "delete_schedule": Access(ADMIN, global_admin=True),
+    "run_schedule": Access(ADMIN, global_admin=True),
     # Tokens.
     "create_token": Access(ADMIN, global_admin=True),
     "list_tokens": Access(ADMIN, global_admin=True),

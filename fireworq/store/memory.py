@@ -20,7 +20,7 @@ L{fireworq.store.common}.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
@@ -213,6 +213,25 @@ class MemoryJobStore(MemoryHistory):
             queue.add(job)
             stored.append(job)
         return succeed(stored)
+
+    def push_guarded(self, entry: PushEntry, guard: Any) -> Deferred:
+        """
+        Store one job only if ``guard.claim`` agrees (a schedule's time, B10),
+        then ``guard.record`` it; fire with the job or None.  In the reactor
+        thread, so the claim and the push cannot interleave with another.
+        """
+        try:
+            check_storable(entry)
+        except ValueError:
+            return fail()
+        if not guard.claim(None):
+            return succeed(None)
+        queue = self._queue(entry.queue_name)
+        job = entry.job.stored(queue.next_id, self._clock(), entry.grabber_id)
+        queue.next_id += 1
+        queue.add(job)
+        guard.record(None, entry.queue_name, job.id)
+        return succeed(job)
 
     def _push_keyed(self, entries: Sequence[PushEntry], keyed: Dict[str, List[str]], now: int) -> list:
         # In the reactor thread: claims and records cannot interleave with

@@ -512,6 +512,28 @@ class MySQLJobStore(MySQLHistory):
 
         return self._run(list(by_queue), work, idempotent=False, what="push")
 
+    def push_guarded(self, entry: PushEntry, guard: Any) -> Deferred:
+        """
+        Store one job only if ``guard.claim(cursor)`` agrees, in the same
+        transaction as the claim and ``guard.record`` (a schedule's time and
+        its job commit together, B10); fire with the job or None.
+        """
+        try:
+            check_storable(entry)
+        except ValueError as e:
+            return fail(e)
+        clock_now = self._now()
+
+        def work(cursor: Any) -> Optional[Job]:
+            if not guard.claim(cursor):
+                return None
+            now = _clock_ms(cursor, clock_now)
+            job_id = self._insert(cursor, entry.queue_name, [(entry.job, None)], now)
+            guard.record(cursor, entry.queue_name, job_id)
+            return entry.job.stored(job_id, now, None)
+
+        return self._run([entry.queue_name], work, idempotent=False, what="scheduled push")
+
     def _fenced(self, cursor: Any, queue_name: str, wanted: Dict[int, int]) -> Dict[int, int]:
         """
         Of the entries to be stored grabbed (position -> grabber id), those

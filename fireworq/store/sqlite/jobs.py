@@ -116,6 +116,26 @@ class SqliteJobStore(SqliteHistory):
             return self.db.run(self._push_keyed, entries, self._clock())
         return self.db.run(self._push, entries, self._clock())
 
+    def push_guarded(self, entry: PushEntry, guard: Any) -> Deferred:
+        """
+        Store one job only if ``guard.claim(conn)`` agrees, in the same
+        transaction as the claim and ``guard.record`` (a schedule's time,
+        B10); fire with the job or None.
+        """
+        try:
+            check_storable(entry)
+        except ValueError:
+            return fail()
+
+        def work(conn: sqlite3.Connection, now: int) -> Optional[Job]:
+            if not guard.claim(conn):
+                return None
+            job = self._insert(conn, entry, now)
+            guard.record(conn, entry.queue_name, job.id)
+            return job
+
+        return self.db.run(work, self._clock())
+
     def _push(self, conn: sqlite3.Connection, entries: List[PushEntry], now: int) -> List[Job]:
         return [self._insert(conn, entry, now) for entry in entries]
 
