@@ -180,6 +180,10 @@ class FuzzTests(ServerTestCase):
             self.fail("schemathesis is not installed: pip install -e '.[test]'")
         server = yield self.server(**self.settings)
         yield self.seed_failure_log(server)
+        # Signed deliveries: the default queue signs, so the fuzzed pushes
+        # are signed, and its signing-key operations find secrets.
+        code, body = yield self.api(server, "PUT", "/queue/default", {"signing": True})
+        self.assertEqual(code, 200, body)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}
         env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")

@@ -31,7 +31,6 @@ from fireworq.web.ops import OpsRoutes
 from fireworq.web.queues import QueueRoutes, encoded_slash_problem
 from fireworq.web.routes import app
 from fireworq.web.routings import RoutingRoutes
-from fireworq.web.schedules import ScheduleRoutes
 from fireworq.web.signing import SigningRoutes
 from fireworq.web.tokens import TokenRoutes
 
@@ -46,7 +45,6 @@ class FireworqAPI(
     ConsoleRoutes,
     OpenAPIRoutes,
     TokenRoutes,
-    ScheduleRoutes,
     SigningRoutes,
 ):
     """

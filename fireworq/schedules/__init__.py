@@ -1,1 +1,0 @@
-"""Schedules (B10): cron definitions that push jobs, once per time across nodes."""
