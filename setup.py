@@ -43,6 +43,10 @@ setup(
         "prometheus-client>=0.17,<1",
         "service-identity>=21.1,<28",
         "PyMySQL>=1.1,<2",
+        # schedules (docs/schedules.md): cron evaluation, and IANA zones where
+        # the system has no zoneinfo database
+        "cronsim>=2.6,<3",
+        "tzdata>=2024.1",
         # fireworq.client and the fireworq command (docs/client.md, docs/cli.md)
         "httpx>=0.27,<1",
         "httpx-sse>=0.4,<0.5",

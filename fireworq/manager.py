@@ -477,6 +477,45 @@ class QueueManager(MultiService):
         d.addCallback(lambda result: result[1])
         return d
 
+    def push_guarded(
+        self, category: str, job: NewJob, guard: Any, finish: Optional[FinishPush] = None
+    ) -> "Deferred[Tuple[str, Optional[Job]]]":
+        """
+        Route one job like L{push} and store it only if ``guard`` claims its
+        reason in the same transaction (a schedule's time, B10; see
+        L{IJobStore.push_guarded}).  Not batched with other pushes, since
+        the claim may refuse.  Fires with the queue name and the job, or
+        None when the guard refused.
+        """
+        if not self.ready:
+            return self._after_ready(self.push_guarded, category, job, guard, finish)
+        queue_name = self._routings.get(category)
+        if queue_name is None and self.default_queue is not None:
+            queue_name = self.default_queue.name
+        if queue_name is not None and queue_name in self._definitions:
+            return self._push_guarded_to(queue_name, job, guard, finish)
+        d = self._resolve(category, queue_name)
+        d.addCallback(self._push_guarded_to, job, guard, finish)
+        return d
+
+    def _push_guarded_to(
+        self, queue_name: str, job: NewJob, guard: Any, finish: Optional[FinishPush]
+    ) -> Deferred:
+        if finish is not None:
+            [job], _ = finish(self._definitions.get(queue_name), [job])
+        d = self.store.push_guarded(PushEntry(queue_name, job), guard)
+
+        def pushed(stored: Optional[Job]) -> Tuple[str, Optional[Job]]:
+            if stored is not None:
+                self._events.pushed(queue_name, [stored])
+                dispatcher = self._dispatchers.get(queue_name)
+                if dispatcher is not None and job.run_after == 0:
+                    dispatcher.kick()
+            return queue_name, stored
+
+        d.addCallback(pushed)
+        return d
+
     def _resolve(self, category: str, queue_name: Optional[str]) -> "Deferred[str]":
         if queue_name is not None:
             d = self.ensure_queue(queue_name)

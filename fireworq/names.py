@@ -61,6 +61,18 @@ def check_queue_name(name: str) -> None:
         )
 
 
+def check_schedule_name(name: str) -> None:
+    """
+    @raise InvalidName: unless ``name`` is 1-255 bytes of UTF-8 without
+        control characters or ``/``, and not ``.`` or ``..`` (B10).
+    """
+    _check_text("schedule name", name)
+    if "/" in name:
+        raise InvalidName("schedule name must not contain '/'")
+    if name in _DOT_SEGMENTS:
+        raise InvalidName(f"schedule name must not be {name!r}")
+
+
 def check_category(category: str) -> None:
     """
     @raise InvalidName: unless ``category`` is 1-255 bytes of UTF-8 without

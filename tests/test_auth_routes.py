@@ -73,6 +73,13 @@ SAMPLES: Dict[str, Tuple[str, Any, Tuple[int, ...]]] = {
     "get_token": ("/token/{token}", None, (200,)),
     "delete_token": ("/token/{token}", None, (200,)),
     "whoami": ("/whoami", None, (200,)),
+    # Schedules (B10): none is defined in a fresh server, so the routes
+    # past the gate answer 404 for one.
+    "list_schedules": ("/schedules", None, (200,)),
+    "put_schedule": ("/schedule/s", {"cron": "@daily", "category": "{c}", "url": "http://w/"}, (200,)),
+    "get_schedule": ("/schedule/s", None, (404,)),
+    "delete_schedule": ("/schedule/s", None, (404,)),
+    "run_schedule": ("/schedule/s/run", None, (404,)),
 }
 
 #: For each scope, a token's scopes that do not allow it.

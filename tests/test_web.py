@@ -30,6 +30,9 @@ from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.inspection import Inspection
 from fireworq.web.app import FireworqAPI
 from fireworq.web.routes import timestamp
+from fireworq.schedules.memory import MemorySchedules
+from fireworq.schedules.scheduler import Scheduler
+from fireworq.web.schedules import make_job
 
 NODE = NodeInfo("node-a", "host-a")
 
@@ -91,6 +94,8 @@ class APITestCase(SynchronousTestCase):
         self.api = FireworqAPI(
             self.manager, Inspection(self.store, self.repository, self.manager), self.config
         )
+        # Schedules (B10) over memory, not started: the routes work, nothing fires.
+        self.api.scheduler = Scheduler(MemorySchedules(), self.manager, make_job, self.clock, wall=self.clock.seconds)
         self.stub = StubTreq(self.api.resource())
 
     def call(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):

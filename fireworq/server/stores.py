@@ -34,10 +34,12 @@ class Stores:
     leases: Optional[ILeaseStore] = None
     #: How many pushes may be written concurrently.
     push_concurrency: int = 1
+    #: The schedules (B10) of the driver (L{fireworq.schedules.model.ISchedules}), or None.
+    schedules: Optional[Any] = None
 
     def _parts(self) -> list:
         parts = [self.jobs]
-        for extra in (self.repository, self.leases):
+        for extra in (self.repository, self.leases, self.schedules):
             if extra is not None and all(extra is not p for p in parts) and hasattr(extra, "start"):
                 parts.append(extra)
         return parts
@@ -63,20 +65,28 @@ def open_stores(config: Config, reactor: Any) -> Stores:
     if config.driver == "in-memory":
         from fireworq.store.memory import MemoryJobStore, MemoryRepository
 
-        return Stores(MemoryJobStore(idempotency_window_ms=window_ms), MemoryRepository())
+        from fireworq.schedules.memory import MemorySchedules
+
+        return Stores(MemoryJobStore(idempotency_window_ms=window_ms), MemoryRepository(),
+                      schedules=MemorySchedules())
     if config.driver == "sqlite":
         from fireworq.store.sqlite import open_sqlite
 
         jobs, repository = open_sqlite(config.sqlite_path, reactor=reactor)
         jobs.idempotency_window_ms = window_ms
-        return Stores(jobs, repository)
+        from fireworq.schedules.sqlite import SqliteSchedules
+
+        return Stores(jobs, repository, schedules=SqliteSchedules(jobs.db))
     from fireworq.store.mysql import open_mysql
 
     jobs, repository, leases = open_mysql(
         config.queue_mysql_dsn, config.repository_mysql_dsn, reactor
     )
     jobs.idempotency_window_ms = window_ms
-    return Stores(jobs, repository, leases, push_concurrency=4)
+    from fireworq.schedules.mysql import MySQLSchedules
+
+    # The schedule rows share the job pool: they live beside the job tables.
+    return Stores(jobs, repository, leases, push_concurrency=4, schedules=MySQLSchedules(jobs._pool))
 
 
 class StoreService(Service):

@@ -9,7 +9,8 @@ The server process as one service tree (L{FireworqService}):
      └─ StartAfter     "queues"    starts its children once the store is open
          ├─ leases     (MySQL)     the lease balancer's heartbeats
          ├─ QueueManager           one dispatcher per queue (lease, completions)
-         └─ Metrics                periodic job counts
+         ├─ Metrics                periodic job counts
+         └─ Scheduler              fires schedules (MySQL: under the scheduler lease)
 
 The API listens before the store has opened so that ``/health`` can answer
 503 while the database is down; definition changes and pushes made before
@@ -56,6 +57,10 @@ from fireworq.web.site import FireworqSite
 #: Seconds the shutdown may take beyond ``shutdown_timeout`` (the dispatchers'
 #: drain): closing the API, the leases and the store.
 SHUTDOWN_GRACE = 10.0
+
+#: Tests only: "1" lets schedules take 6-field crons (seconds first) and
+#: ticks the scheduler every 0.1 s (docs/schedules.md).
+TEST_SECONDS_ENV = "FIREWORQ_TEST_SCHEDULE_SECONDS"
 
 
 class StartupFailed(Exception):
@@ -168,6 +173,8 @@ class FireworqService(OrderedServices):
         self.metrics.inspection = self.inspection
         self.api = FireworqAPI(self.manager, self.inspection, config, self.metrics)
         self.api.signing = self.signing
+        self.scheduler = self._make_scheduler(config, reactor)
+        self.api.scheduler = self.scheduler
         root = self.api.resource()
         #: The node's token registry when auth is on (see fireworq/auth/).
         self.tokens: Any = None
@@ -199,8 +206,39 @@ class FireworqService(OrderedServices):
         self.signing.setServiceParent(self.after_store)
         self.manager.setServiceParent(self.after_store)
         self.metrics.setServiceParent(self.after_store)
+        if self.scheduler is not None:
+            # Added after the queue manager, so it stops before it.
+            self.scheduler.setServiceParent(self.after_store)
         if self.tokens is not None:
             self.tokens.setServiceParent(self.after_store)
+
+    def _make_scheduler(self, config: Config, reactor: Any) -> Any:
+        """The schedules' firing service (B10), or None when the stores have no schedules."""
+        if self.stores.schedules is None:
+            return None
+        from fireworq.schedules.metrics import ScheduleMetrics
+        from fireworq.schedules.scheduler import NoJobs, Scheduler
+        from fireworq.web.schedules import make_job
+
+        lease = None
+        if self.stores.leases is not None:
+            from fireworq.lease import LeaseKeeper
+            from fireworq.schedules.mysql import SCHEDULER_LEASE
+
+            lease = LeaseKeeper(
+                SCHEDULER_LEASE, self.stores.leases, NoJobs(), self.node,
+                clock=reactor, ttl_ms=config.lease_ttl, now=time.monotonic,
+            )
+        # Tests only: 6-field crons (seconds first) and a 0.1 s tick, so a
+        # fault test can watch a per-second schedule (docs/schedules.md).
+        seconds = os.environ.get(TEST_SECONDS_ENV) == "1"
+        return Scheduler(
+            self.stores.schedules, self.manager, make_job, reactor,
+            lease=lease, metrics=ScheduleMetrics(self.metrics.registry),
+            tick=0.1 if seconds else 0.5,
+            refresh_interval=config.config_refresh_interval / 1000.0,
+            allow_seconds=seconds,
+        )
 
     # -- twistd integration --------------------------------------------------
 

@@ -9,7 +9,7 @@ are the store's own clock (the database clock for MySQL), in milliseconds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 import attr
 from zope.interface import Attribute, Interface
@@ -128,6 +128,16 @@ class IJobStore(Interface):
         L{fireworq.model.Replay} of the key's first push (the entry's
         ``answer`` is what a later replay of its key answers with); a key
         repeated within one push stores its first entry only.
+        """
+
+    def push_guarded(entry: PushEntry, guard: Any) -> "Deferred[Optional[Job]]":
+        """
+        Store one job (no idempotency key, not grabbed) only if
+        ``guard.claim(cursor)`` answers True inside the push's transaction,
+        then call ``guard.record(cursor, queue_name, job_id)`` in it too; fire
+        with the job, or None when the claim refused
+        (L{fireworq.schedules.model.IPushGuard}: a schedule's time and its
+        job commit together, B10).
         """
 
     def grab(queue_name: str, limit: int, grabber_id: int) -> "Deferred[List[Job]]":

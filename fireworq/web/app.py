@@ -31,6 +31,7 @@ from fireworq.web.ops import OpsRoutes
 from fireworq.web.queues import QueueRoutes, encoded_slash_problem
 from fireworq.web.routes import app
 from fireworq.web.routings import RoutingRoutes
+from fireworq.web.schedules import ScheduleRoutes
 from fireworq.web.signing import SigningRoutes
 from fireworq.web.tokens import TokenRoutes
 
@@ -45,6 +46,7 @@ class FireworqAPI(
     ConsoleRoutes,
     OpenAPIRoutes,
     TokenRoutes,
+    ScheduleRoutes,
     SigningRoutes,
 ):
     """

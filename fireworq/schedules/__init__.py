@@ -1,0 +1,1 @@
+"""Schedules (B10): cron definitions that push jobs, once per time across nodes."""
