@@ -540,3 +540,63 @@ class ConsoleBrowserTests(TestCase):
                 "bad": [],
             },
         )
+
+
+class ConsolePushFormTests(TestCase):
+    """The push form and the job options on job views (issue 12)."""
+
+    timeout = 120
+    skip = skip_reason()
+    # The set-up and helpers of ConsoleBrowserTests, not its tests.
+    setUp = ConsoleBrowserTests.setUp
+    api = ConsoleBrowserTests.api
+    screenshot = ConsoleBrowserTests.screenshot
+    assert_no_script_ran = ConsoleBrowserTests.assert_no_script_ran
+
+    @inlineCallbacks
+    def test_push_form_with_options(self):
+        browser = self.browser
+        markup = '<img src=x onerror="window.__xss=1">'
+        yield browser.get(self.server.url("/ui/#/push"))
+        yield browser.wait_for("#push-form")
+        yield browser.fill("#push-category", "reports/daily")
+        yield browser.fill("#push-url", self.worker.url("/success"))
+        yield browser.fill("#push-payload", '{"day": 26, "big": 12345678901234567890}')
+        yield browser.fill("#push-run-after", "3600")
+        yield browser.fill("#push-name", markup)
+        yield browser.fill("#push-priority", "-7")
+        yield browser.fill("#push-retry-backoff", "2.5")
+        yield browser.fill("#push-idempotency-key", "report-26")
+        yield browser.fill("#push-tags", '{"team": "ops"}')
+        yield browser.fill("#push-headers", '{"X-Trace": "abc"}')
+        yield browser.click("#push-retry-jitter")
+        yield browser.execute("document.querySelector('#push-success').value = '2xx'")
+        yield browser.click("#push-submit")
+        yield browser.wait_for("#push-job-link")
+        job_id = int((yield browser.text("#push-job-link")))
+        job = yield self.api("GET", f"/queue/default/job/{job_id}")
+        self.assertEqual(
+            {k: job[k] for k in ("name", "priority", "retry_backoff", "retry_jitter", "success", "idempotency_key",
+                                 "tags", "headers")},
+            {"name": markup, "priority": -7, "retry_backoff": 2.5, "retry_jitter": True, "success": "2xx",
+             "idempotency_key": "report-26", "tags": {"team": "ops"}, "headers": {"X-Trace": "abc"}},
+        )
+        self.assertEqual(job["payload"], {"day": 26, "big": 12345678901234567890})
+        # The job's page shows its options as text.
+        yield browser.click("#push-job-link")
+        yield browser.wait_for("#job-name")
+        self.assertEqual((yield browser.text("#job-name")), markup)
+        self.assertEqual((yield browser.text("#job-priority")), "-7")
+        self.assertIn("any 2xx", (yield browser.text("#job-success")))
+        self.assertIn("X-Trace", (yield browser.text("#job-headers")))
+        self.assertEqual((yield browser.text("#job-idempotency-key")), "report-26")
+        yield self.assert_no_script_ran()
+        yield self.screenshot("job-with-options.png")
+        # A bad option is refused by the server, and the console says why.
+        yield browser.get(self.server.url("/ui/#/push"))
+        yield browser.wait_for("#push-form")
+        yield browser.fill("#push-category", "reports/daily")
+        yield browser.fill("#push-url", self.worker.url("/success"))
+        yield browser.fill("#push-priority", "101")
+        yield browser.click("#push-submit")
+        yield browser.wait_text("#flash", "priority")

@@ -8,6 +8,7 @@
  *   #/queue/<q>/job/<id>              one job; delete
  *   #/queue/<q>/failed?...            the failure log, paged; retry, delete
  *   #/queue/<q>/failed/<id>           one failure with the worker's result
+ *   #/push                            push a job, with its job options
  *
  * Rules kept throughout: every piece of data from the server reaches the
  * page as text (textContent, attribute values set through the DOM), never
@@ -175,7 +176,8 @@
     var token = storedToken();
     if (token) init.headers.Authorization = "Bearer " + token;
     if (body !== undefined) {
-      init.body = JSON.stringify(body);
+      // A string is a body already encoded (JSON text with exact numbers).
+      init.body = typeof body === "string" ? body : JSON.stringify(body);
       init.headers["Content-Type"] = "application/json";
     }
     return fetch(API_BASE + path, init).then(
@@ -307,6 +309,30 @@
       dl.appendChild(h("dd", p[2] || null, p[1]));
     });
     return dl;
+  }
+
+  /** The field rows of a job's options (those it has), for fields(). */
+  function optionFields(job) {
+    function pairs(obj) {
+      var dl = h("dl", { class: "pairs" });
+      Object.keys(obj).forEach(function (k) {
+        dl.appendChild(h("dt", null, k));
+        dl.appendChild(h("dd", null, String(obj[k])));
+      });
+      return dl;
+    }
+    var rows = [];
+    if (job.name !== undefined) rows.push(["Name", job.name, { id: "job-name" }]);
+    if (job.tags !== undefined) rows.push(["Tags", pairs(job.tags), { id: "job-tags" }]);
+    if (job.headers !== undefined) rows.push(["Delivery headers", pairs(job.headers), { id: "job-headers", class: "mono" }]);
+    if (job.priority !== undefined) rows.push(["Priority", String(job.priority), { id: "job-priority" }]);
+    if (job.retry_backoff !== undefined) rows.push(["Retry backoff", "× " + job.retry_backoff, { id: "job-retry-backoff" }]);
+    if (job.retry_max_delay !== undefined) rows.push(["Longest retry wait", num(job.retry_max_delay) + " s"]);
+    if (job.retry_jitter !== undefined) rows.push(["Retry jitter", job.retry_jitter ? "on" : "off"]);
+    if (job.success !== undefined) rows.push(["Success when", job.success === "2xx" ? "any 2xx answer" : "the answer's status is success", { id: "job-success" }]);
+    if (job.deadline !== undefined) rows.push(["Deadline", num(job.deadline) + " s after the push", { id: "job-deadline" }]);
+    if (job.idempotency_key !== undefined) rows.push(["Idempotency key", job.idempotency_key, { id: "job-idempotency-key", class: "mono" }]);
+    return rows;
   }
 
   function clip(text, cls) {
@@ -961,7 +987,7 @@
             ["Retries allowed", num(job.max_retries)],
             ["Retry delay", num(job.retry_delay) + " s"],
             ["Timeout", job.timeout ? num(job.timeout) + " s" : "none"],
-          ]),
+          ].concat(optionFields(job))),
           h("div", null, h("h2", null, "Payload"), payloadBlock(job.payload))));
     }, function (e) {
       if (!view.current()) return;
@@ -1137,7 +1163,7 @@
             ["Failures", num(f.fail_count)],
             ["Failed", when(f.failed_at, true)],
             ["Created", when(f.created_at, true)],
-          ]),
+          ].concat(optionFields(f))),
           h("div", null,
             h("h2", null, "Worker's result"),
             fields([
@@ -1155,6 +1181,118 @@
           : "Could not load failure " + id + ": " + e.message),
         h("p", null, h("a", { href: link(["queue", queue, "failed"]) }, "Back to the failure log of " + queue)));
     });
+  }
+
+  /* ----------------------------------------------------------- push a job */
+
+  function pushView(main, view) {
+    function input(id, name, type, extra) {
+      var props = { id: id, name: name, autocomplete: "off" };
+      if (type) props.type = type;
+      Object.keys(extra || {}).forEach(function (k) { props[k] = extra[k]; });
+      return h("input", props);
+    }
+    var category = input("push-category", "category", null, { required: true, maxLength: 255 });
+    var url = input("push-url", "url", "url", { required: true, placeholder: "the worker's absolute URL" });
+    var payload = h("textarea", { id: "push-payload", name: "payload", rows: 4, placeholder: "{\"user\": 42}  (JSON; empty for no payload)" });
+    var runAfter = input("push-run-after", "run_after", "number", { min: "0", step: "1" });
+    var maxRetries = input("push-max-retries", "max_retries", "number", { min: "0", step: "1" });
+    var retryDelay = input("push-retry-delay", "retry_delay", "number", { min: "0", step: "1" });
+    var timeout = input("push-timeout", "timeout", "number", { min: "0", step: "1" });
+    var name = input("push-name", "name", null, { maxLength: 255 });
+    var tags = h("textarea", { id: "push-tags", name: "tags", rows: 2, placeholder: "{\"team\": \"ops\"}" });
+    var headers = h("textarea", { id: "push-headers", name: "headers", rows: 2, placeholder: "{\"Authorization\": \"Bearer …\"}" });
+    var priority = input("push-priority", "priority", "number", { min: "-100", max: "100", step: "1" });
+    var backoff = input("push-retry-backoff", "retry_backoff", "number", { min: "1", max: "10", step: "any" });
+    var maxDelay = input("push-retry-max-delay", "retry_max_delay", "number", { min: "0", step: "1" });
+    var jitter = input("push-retry-jitter", "retry_jitter", "checkbox");
+    var success = h("select", { id: "push-success", name: "success" },
+      h("option", { value: "" }, "the answer's status (default)"),
+      h("option", { value: "2xx" }, "any 2xx answer"));
+    var deadline = input("push-deadline", "deadline", "number", { min: "1", step: "1" });
+    var key = input("push-idempotency-key", "idempotency_key", null, { maxLength: 255 });
+    var submit = h("button", { id: "push-submit", class: "primary", type: "submit" }, "Push job");
+    var result = h("div", { id: "push-result" });
+
+    function json(area, label) {
+      var t = area.value.trim();
+      if (t === "") return undefined;
+      try { return JSONX.parse(t); } catch (e) { throw new Error(label + " is not valid JSON: " + e.message); }
+    }
+    function number(el, label, whole) {
+      var t = el.value.trim();
+      if (t === "") return undefined;
+      var n = Number(t);
+      if (!isFinite(n) || (whole && !/^-?[0-9]+$/.test(t))) throw new Error(label + " must be a " + (whole ? "whole " : "") + "number");
+      return n;
+    }
+
+    var form = h("form", { class: "grid", id: "push-form", novalidate: true, on: { submit: function (ev) {
+      ev.preventDefault();
+      var body = {};
+      var cat = category.value;
+      try {
+        if (!cat) throw new Error("a job needs a category");
+        if (!url.value.trim()) throw new Error("a job needs a worker URL");
+        body.url = url.value.trim();
+        // Checked here, sent as typed (numbers exactly as written).
+        var payloadText = json(payload, "payload") === undefined ? "" : payload.value.trim();
+        [[runAfter, "run_after"], [maxRetries, "max_retries"], [retryDelay, "retry_delay"], [timeout, "timeout"],
+         [priority, "priority"], [maxDelay, "retry_max_delay"], [deadline, "deadline"]].forEach(function (f) {
+          var v = number(f[0], f[1], true);
+          if (v !== undefined) body[f[1]] = v;
+        });
+        var b = number(backoff, "retry_backoff", false);
+        if (b !== undefined) body.retry_backoff = b;
+        if (jitter.checked) body.retry_jitter = true;
+        if (success.value) body.success = success.value;
+        if (name.value) body.name = name.value;
+        var t = json(tags, "tags");
+        if (t !== undefined) body.tags = t;
+        var hd = json(headers, "headers");
+        if (hd !== undefined) body.headers = hd;
+        if (key.value) body.idempotency_key = key.value;
+      } catch (e) {
+        flash("error", e.message);
+        return;
+      }
+      submit.disabled = true;
+      var text = JSON.stringify(body);
+      if (payloadText) text = '{"payload":' + payloadText + "," + text.slice(1);
+      api("POST", "/job/" + cat.split("/").map(enc).join("/"), text).then(function (job) {
+        if (!view.current()) return;
+        flash("ok", "Pushed job " + job.id + " to queue " + job.queue_name);
+        replace(result,
+          h("h2", null, "Accepted: job ",
+            h("a", { id: "push-job-link", class: "mono", href: link(["queue", job.queue_name, "job", job.id]) }, job.id),
+            " of queue ", h("span", { class: "mono" }, job.queue_name)),
+          h("pre", { class: "block", id: "push-answer" }, JSONX.stringify(job, 2)));
+      }, flashError("Could not push the job")).then(function () { submit.disabled = false; });
+    } } },
+      h("label", null, "Category", category),
+      h("label", null, "Worker URL", url),
+      h("label", { class: "wide" }, "Payload (JSON)", payload),
+      h("label", null, "Run after (s)", runAfter),
+      h("label", null, "Max retries", maxRetries),
+      h("label", null, "Retry delay (s)", retryDelay),
+      h("label", null, "Timeout (s)", timeout),
+      h("fieldset", null, h("legend", null, "Job options (all optional)"),
+        h("label", null, "Name", name),
+        h("label", null, "Priority (−100 to 100)", priority),
+        h("label", null, "Retry backoff (1 to 10)", backoff),
+        h("label", null, "Longest retry wait (s)", maxDelay),
+        h("label", { class: "inline" }, jitter, "Retry jitter"),
+        h("label", null, "Success when", success),
+        h("label", null, "Deadline (s after the push)", deadline),
+        h("label", null, "Idempotency key", key),
+        h("label", { class: "wide" }, "Tags (JSON object)", tags),
+        h("label", { class: "wide" }, "Delivery headers (JSON object)", headers)),
+      h("div", { class: "form-actions" }, submit));
+
+    replace(main,
+      h("h1", null, "Push a job", h("span", { class: "sub" }, "to the queue its category is routed to")),
+      h("div", { class: "panel" }, form),
+      h("div", { class: "panel" }, result));
   }
 
   /* -------------------------------------------------------------- sign-in */
@@ -1273,15 +1411,20 @@
     var main = document.getElementById("main");
     var where = parseHash();
     var p = where.parts;
-    var section = p[0] === "routings" ? "routings" : p[0] === "queues" ? "queues" : "";
+    var section = p[0] === "routings" ? "routings" : p[0] === "queues" ? "queues" : p[0] === "push" ? "push" : "";
     document.getElementById("nav-queues").className = section === "queues" ? "current" : "";
     document.getElementById("nav-routings").className = section === "routings" ? "current" : "";
+    var navPush = document.getElementById("nav-push");
+    if (navPush) navPush.className = section === "push" ? "current" : "";
     if (p.length === 1 && p[0] === "queues") {
       document.title = "Queues · Fireworq";
       queuesView(main, view);
     } else if (p.length === 1 && p[0] === "routings") {
       document.title = "Routings · Fireworq";
       routingsView(main, view);
+    } else if (p.length === 1 && p[0] === "push") {
+      document.title = "Push a job · Fireworq";
+      pushView(main, view);
     } else if (p.length === 4 && p[0] === "queue" && p[2] === "jobs") {
       document.title = p[1] + " · jobs · Fireworq";
       jobsView(main, view, p[1], p[3], where.query);
