@@ -302,3 +302,31 @@ class AuthOffTests(APITestCase):
         self.assertEqual(code, 404)
         self.assertIn("without authentication", body["message"])
         self.assertEqual(self.call("GET", "/queues")[0], 200)
+
+
+class ScopeTableDocTests(SynchronousTestCase):
+    """docs/security.md shows the scope of every route of the table in code."""
+
+    def test_every_route_is_in_the_docs_table(self) -> None:
+        import re
+
+        from fireworq.auth.policy import ROUTE_ACCESS
+
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "security.md")
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        start = text.index("### Which scope each endpoint needs")
+        table = text[start:text.index("\n### ", start + 10)]
+        rows = {}
+        for line in table.splitlines():
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if len(cells) == 4:
+                for name in re.findall(r"`(\w+)`", cells[3]):
+                    rows[name] = cells[1]
+        for endpoint, access in ROUTE_ACCESS.items():
+            self.assertIn(endpoint, rows, f"docs/security.md's scope table has no row for route {endpoint}")
+            scope = rows[endpoint]
+            expected = {None: "none", "any": "any valid token"}.get(access.scope, access.scope)
+            self.assertTrue(scope.startswith(expected), f"{endpoint}: the docs say {scope!r}, the code {access.scope!r}")
+            if access.global_admin:
+                self.assertIn("without `queues`", scope, endpoint)

@@ -104,3 +104,40 @@ class SqliteServerTests(ServerTestCase):
         logs = server.stdout() + server.stderr()
         self.assertNotIn(ADMIN_TOKEN, logs)
         self.assertNotIn(made["token"], logs)
+
+
+class ClientTests(ServerTestCase):
+    """fireworq.client against a real server with auth on: tokens, 401, 403 and 429 as typed errors."""
+
+    @inlineCallbacks
+    def test_client_token_calls(self) -> Any:
+        from twisted.internet.threads import deferToThread
+
+        from fireworq.client import Client, RetryPolicy
+        from fireworq.client.errors import Forbidden, RateLimited, Unauthorized
+
+        server = yield self.server(auth="on", admin_token=ADMIN_TOKEN)
+
+        def scenario() -> None:
+            with Client(server.url(""), token=ADMIN_TOKEN, retry=RetryPolicy(attempts=1)) as admin:
+                made = admin.create_token("reader", ["read"], rate=1, burst=1)
+                self.assertEqual([t["id"] for t in admin.tokens()], [made["id"]])
+                self.assertEqual(admin.token(made["id"])["name"], "reader")
+            with Client(server.url(""), token=made["token"], retry=RetryPolicy(attempts=1)) as reader:
+                reader.queues()
+                with self.assertRaises(RateLimited) as limited:
+                    reader.queues()
+                self.assertEqual((limited.exception.limit, limited.exception.remaining), (1, 0))
+            with Client(server.url(""), token="fwq_unknown", retry=RetryPolicy(attempts=1)) as stranger:
+                with self.assertRaises(Unauthorized):
+                    stranger.queues()
+            with Client(server.url(""), token=ADMIN_TOKEN, retry=RetryPolicy(attempts=1)) as admin:
+                pusher = admin.create_token("pusher", ["push"])
+            with Client(server.url(""), token=pusher["token"], retry=RetryPolicy(attempts=1)) as p:
+                with self.assertRaises(Forbidden):
+                    p.queues()
+            with Client(server.url(""), token=ADMIN_TOKEN, retry=RetryPolicy(attempts=1)) as admin:
+                admin.delete_token(made["id"])
+                self.assertEqual([t["name"] for t in admin.tokens()], ["pusher"])
+
+        yield deferToThread(scenario)
