@@ -249,6 +249,7 @@ class SqliteJobStore(SqliteHistory):
 
     @staticmethod
     def _complete(conn, jobs, failures, completions: List[Completion], grabber_id: int, now: int) -> None:
+        keep_finished(conn, jobs, completions, grabber_id, now)  # B8, before the deletes
         success, retry, failed = [], [], []
         for completion in completions:
             owned = (completion.job.id, grabber_id)
@@ -269,7 +270,6 @@ class SqliteJobStore(SqliteHistory):
             )
         if success or failed:
             conn.executemany(
-        keep_finished(conn, jobs, completions, grabber_id, now)  # B8, before the deletes
                 f"DELETE FROM {jobs} WHERE {OWNED}", success + [row[2:] for row in failed]
             )
         if retry:
