@@ -305,6 +305,9 @@ class MemoryJobStore(MemoryHistory):
             job = queue.owned(completion.job.id, grabber_id)
             if job is None:
                 continue
+            if completion.keep_ms and completion.kind != CompletionKind.RETRY:
+                # B8: the queue keeps finished jobs.
+                self.keep_finished(queue_name, completion, job, now, job.id in queue.canceling)
             if completion.kind == CompletionKind.CANCEL or job.id in queue.canceling:
                 # Canceled (B9): gone, neither retried nor in the failure log.
                 queue.remove(job)
@@ -324,9 +327,6 @@ class MemoryJobStore(MemoryHistory):
                 )
                 continue
             queue.remove(job)
-            if completion.keep_ms and completion.kind != CompletionKind.RETRY:
-                # B8: the queue keeps finished jobs.
-                self.keep_finished(queue_name, completion, job, now, job.id in queue.canceling)
             if completion.kind == CompletionKind.FAIL:
                 # Round-trip through the column text, as the SQL drivers do.
                 text = failure_result_text(job, completion.result)

@@ -718,6 +718,7 @@ class MySQLJobStore(MySQLHistory):
         cancelable = self._optioned(queue_name)
 
         def work(cursor: Any) -> None:
+            keep_finished(cursor, queue_name, completions, grabber_id, now, cancelable)  # B8, before the deletes
             delete_ids = list(done_ids)
             if failed:
                 ids = list(failed)
@@ -740,7 +741,6 @@ class MySQLJobStore(MySQLHistory):
                             job_id, c.job.category, c.job.url, c.job.payload,
                             failure_result_text(c.job, c.result),
                             c.job.fail_count + 1, c.job.created_at,
-            keep_finished(cursor, queue_name, completions, grabber_id, now, cancelable)  # B8, before the deletes
                         ]
                     cursor.execute(
                         f"INSERT INTO {fail_table} "
