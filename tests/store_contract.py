@@ -1279,3 +1279,13 @@ class QueueDefaultsContractMixin(StoreContractFixture):
         self.assertIs(await self.repository.put_queue(QueueDefinition("q", 200, 20)), True)
         self.assertEqual(await self.repository.find_queue("q"), QueueDefinition("q", 200, 20))
         self.assertEqual(await self.repository.delete_queue("q"), QueueDefinition("q", 200, 20))
+
+    async def test_paused_round_trip(self) -> None:
+        """A paused definition (B9) reads back paused, beside its job defaults."""
+        paused = QueueDefinition("q", 200, 20, defaults=QueueDefaults(priority=2), paused=True)
+        self.assertIs(await self.repository.put_queue(paused), True)
+        self.assertEqual(await self.repository.find_queue("q"), paused)
+        self.assertIs(await self.repository.put_queue(paused), False)
+        resumed = attr.evolve(paused, paused=False)
+        self.assertIs(await self.repository.put_queue(resumed), True)
+        self.assertEqual(await self.repository.list_queues(), [resumed])

@@ -27,7 +27,7 @@ from fireworq.store.mysql.schema import REPOSITORY_DDL
 
 _QUEUE_COLUMNS = (
     "q.name, q.polling_interval, q.max_workers, t.max_dispatches_per_second, t.max_burst_size, "
-    "q.job_defaults"
+    "q.job_defaults, q.paused"
 )
 
 #: Our columns of the original's ``queue`` table, added when the repository
@@ -36,6 +36,7 @@ _QUEUE_COLUMNS = (
 #: the DDL of ``ALTER TABLE ... ADD COLUMN``.
 QUEUE_COLUMNS_OF_OURS: List[Tuple[str, str]] = [
     ("job_defaults", "`job_defaults` BLOB NULL"),
+    ("paused", "`paused` TINYINT NOT NULL DEFAULT 0"),
 ]
 
 #: Errors of a statement the user may not run (ALTER denied).
@@ -55,6 +56,7 @@ def _definition(row: Any) -> QueueDefinition:
             max_dispatches_per_second=float32(row[3]) if row[3] is not None else 0.0,
             max_burst_size=int(row[4]) if row[4] is not None else 0,
             defaults=decode_job_defaults(row[5]),
+            paused=bool(row[6]),
         )
     )
 
@@ -74,6 +76,7 @@ def _same(a: QueueDefinition, b: QueueDefinition) -> bool:
         and same_float32(a.max_dispatches_per_second, b.max_dispatches_per_second)
         and a.max_burst_size == b.max_burst_size
         and a.defaults == b.defaults
+        and a.paused == b.paused
     )
 
 
@@ -150,7 +153,7 @@ class MySQLRepository:
         """The definition columns to select (our missing ones read as NULL)."""
         columns = _QUEUE_COLUMNS
         for name in self._missing:
-            columns = columns.replace(f"q.{name}", "NULL")
+            columns = columns.replace(f"q.{name}", "0" if name == "paused" else "NULL")
         return columns
 
     def _go(self, work: Any, idempotent: bool, what: str) -> Deferred:
@@ -184,11 +187,12 @@ class MySQLRepository:
 
     def put_queue(self, definition: QueueDefinition) -> Deferred:
         definition = _normal(definition)
-        if "job_defaults" in self._missing and not definition.defaults.is_empty:
-            return fail(StoreUnavailable(
-                "the table `queue` lacks the column job_defaults (the server may not alter it); "
-                f"an administrator must run: {self._missing['job_defaults']}"
-            ))
+        for name, needed in (("job_defaults", not definition.defaults.is_empty), ("paused", definition.paused)):
+            if needed and name in self._missing:
+                return fail(StoreUnavailable(
+                    f"the table `queue` lacks the column {name} (the server may not alter it); "
+                    f"an administrator must run: {self._missing[name]}"
+                ))
 
         def work(cursor: Any) -> bool:
             cursor.execute(
@@ -198,22 +202,15 @@ class MySQLRepository:
             row = cursor.fetchone()
             if row is not None and row[3] is not None and _same(_definition(row), definition):
                 return False
-            if "job_defaults" in self._missing:
-                cursor.execute(
-                    "INSERT INTO `queue` (name, polling_interval, max_workers) VALUES (%s, %s, %s) "
-                    "ON DUPLICATE KEY UPDATE polling_interval = VALUES(polling_interval), "
-                    "max_workers = VALUES(max_workers)",
-                    (definition.name, definition.polling_interval, definition.max_workers),
-                )
-            else:
-                cursor.execute(
-                    "INSERT INTO `queue` (name, polling_interval, max_workers, job_defaults) "
-                    "VALUES (%s, %s, %s, %s) "
-                    "ON DUPLICATE KEY UPDATE polling_interval = VALUES(polling_interval), "
-                    "max_workers = VALUES(max_workers), job_defaults = VALUES(job_defaults)",
-                    (definition.name, definition.polling_interval, definition.max_workers,
-                     encode_job_defaults(definition)),
-                )
+            ours = {"job_defaults": encode_job_defaults(definition), "paused": int(definition.paused)}
+            ours = {name: value for name, value in ours.items() if name not in self._missing}
+            names = ", ".join(["name", "polling_interval", "max_workers", *ours])
+            updates = ", ".join(f"{name} = VALUES({name})" for name in ["polling_interval", "max_workers", *ours])
+            cursor.execute(
+                f"INSERT INTO `queue` ({names}) VALUES ({', '.join(['%s'] * (3 + len(ours)))}) "
+                f"ON DUPLICATE KEY UPDATE {updates}",
+                (definition.name, definition.polling_interval, definition.max_workers, *ours.values()),
+            )
             # Like the original, every queue gets a throttle row (0, 0 when
             # it is not throttled).
             cursor.execute(

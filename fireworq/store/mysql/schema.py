@@ -119,6 +119,7 @@ CREATE TABLE IF NOT EXISTS `queue` (
   `polling_interval` INT UNSIGNED NOT NULL,
   `max_workers` INT UNSIGNED NOT NULL,
   `job_defaults` BLOB NULL,
+  `paused` TINYINT NOT NULL DEFAULT 0,
   PRIMARY KEY (`name`)
 ) ENGINE=InnoDB DEFAULT CHARSET=binary""",
     """
