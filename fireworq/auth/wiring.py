@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from typing import Any, Tuple
 
+from twisted.logger import Logger
+
 from fireworq.auth.gate import AuthGate
 from fireworq.auth.limits import Limiter
 from fireworq.auth.registry import TokenRegistry
 from fireworq.auth.storage import open_token_store
+
+
+_log = Logger()
 
 
 def build_auth(config: Any, stores: Any, api: Any, root: Any, metrics: Any, reactor: Any) -> Tuple[TokenRegistry, AuthGate]:
@@ -20,6 +25,11 @@ def build_auth(config: Any, stores: Any, api: Any, root: Any, metrics: Any, reac
     to serve instead of ``root``.  ``api.auth`` is set to the registry
     (the token routes use it).
     """
+    if not config.admin_token:
+        _log.warn(
+            "Authentication is on without admin_token: only tokens already stored are accepted"
+            + (" (none can exist with the in-memory store)" if config.driver == "in-memory" else "")
+        )
     limiter = Limiter(reactor.seconds)
     registry = TokenRegistry(
         open_token_store(config, stores.repository, reactor),
