@@ -35,6 +35,7 @@ from fireworq.model import (
     job_ids,
     sort_key,
 )
+from fireworq.joboptions.values import JobOptions, QueueDefaults
 from fireworq.lease.interface import ILeaseStore
 from fireworq.store.interface import JobTooLarge, NodeInfo, StoreUnavailable
 from fireworq.lease.mysql import FIRST_EPOCH, MySQLLeaseStore
@@ -1068,3 +1069,51 @@ class PoolFailureTests(TestCase):
         await self.assertFailure(store.grab("q", 10, 42), StoreUnavailable)
         self.assertEqual(len(calls), 2)
         self.assertTrue(calls[1][0].startswith("UPDATE `fireworq_jq(q)` SET status = 'claimed'"))
+
+
+class OriginalDatabaseJobOptionsTests(_MySQLCase):
+    """
+    A database the original created, served with job options (B7) and
+    queue control (B9): with the ALTER grant our columns and index are
+    added when a queue is prepared (and to ``queue`` when the repository
+    starts); without it the database is served as it is and only what
+    needs the missing columns is refused, naming the ALTER.
+    """
+
+    async def test_columns_added_to_original_tables(self) -> None:
+        db = self.database()
+        await self.sql(db.name, *ORIGINAL_DDL)
+        await self.sql(db.name, "INSERT INTO `fireworq_jq(legacy)` (next_try, created_at, category, url, payload) "
+                                f"VALUES ({ORIGINAL_NOW} - 5, {ORIGINAL_NOW}, 'c', 'http://w.test/', 'old')")
+        await self.grant_alter(db.name)
+        store, repository, _ = await self.stores(db.dsn)
+        await store.prepare_queue("legacy")
+        [rows] = await self.sql(db.name, "SHOW INDEX FROM `fireworq_jq(legacy)`")
+        self.assertIn("grab_priority", {_text(r[2]) for r in rows})
+        await store.push([PushEntry("legacy", job("new", options=JobOptions(priority=5, name="n")))])
+        grabbed = await store.grab("legacy", 10, 1)
+        self.assertEqual([(j.payload, j.options.priority) for j in grabbed], [("new", 5), ("old", None)])
+        definition = QueueDefinition("legacy", 200, 20, defaults=QueueDefaults(priority=3), paused=True)
+        await repository.put_queue(definition)
+        self.assertEqual(await repository.find_queue("legacy"), definition)
+
+    async def test_served_as_is_without_alter(self) -> None:
+        db = self.database()
+        await self.sql(db.name, *ORIGINAL_DDL)
+        with capturedLogs() as events:
+            store, repository, _ = await self.stores(db.dsn)
+            await store.prepare_queue("legacy")
+        warnings = [e for e in events if "job options' columns" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
+        self.assertIn("ADD COLUMN `priority`", warnings[0]["ddl"])
+        [plain] = await store.push([PushEntry("legacy", job("a"))])
+        failure = await self.assertFailure(
+            store.push([PushEntry("legacy", job("b", options=JobOptions(priority=1)))]), StoreUnavailable)
+        self.assertIn("ALTER TABLE", str(failure))
+        self.assertEqual([j.id for j in await store.grab("legacy", 10, 1)], [plain.id])
+        await repository.put_queue(QueueDefinition("legacy", 200, 20))
+        self.assertEqual(await repository.find_queue("legacy"), QueueDefinition("legacy", 200, 20))
+        for refused in (QueueDefinition("legacy", 200, 20, defaults=QueueDefaults(priority=1)),
+                        QueueDefinition("legacy", 200, 20, paused=True)):
+            failure = await self.assertFailure(repository.put_queue(refused), StoreUnavailable)
+            self.assertIn("ALTER TABLE `queue`", str(failure))
