@@ -397,6 +397,65 @@
     });
   }
 
+  /**
+   * The signing secrets of a queue, in a dialog: hidden until "Show
+   * secrets" is clicked (they are fetched only then), and a rotation after
+   * a second confirming click.
+   */
+  function signingDialog(queue) {
+    var root = document.getElementById("modal-root");
+    var previous = document.activeElement;
+    var body = h("div", { id: "signing-body" });
+    function close() {
+      document.removeEventListener("keydown", onKey, true);
+      clear(root);
+      if (previous && previous.focus) previous.focus();
+    }
+    function onKey(ev) {
+      if (ev.key === "Escape") { ev.preventDefault(); close(); }
+    }
+    function secret(label, id, value) {
+      return h("p", null, label, h("br"), h("code", { id: id, class: "mono secret" }, value));
+    }
+    function showKeys(k) {
+      replace(body,
+        secret("Current secret", "signing-current", k.current),
+        k.previous ? secret(["Previous secret, signing too until ", when(k.previous_expires_at)], "signing-previous", k.previous) : null,
+        h("p", { class: "muted small" }, "Keep these out of logs and tickets: a secret lets its holder forge deliveries."));
+    }
+    function hidden() {
+      replace(body,
+        h("p", null, "Deliveries of this queue carry Standard Webhooks signatures (webhook-id, webhook-timestamp, webhook-signature); workers verify them with the queue's secret."),
+        h("p", { class: "muted small", id: "signing-hidden" }, "The secrets are not shown until you ask."));
+    }
+    var show = h("button", { type: "button", id: "signing-show", on: { click: function () {
+      api("GET", "/queue/" + enc(queue) + "/signing-key").then(showKeys, flashError("Could not read the signing key of " + queue));
+    } } }, "Show secrets");
+    var rotate = h("button", { type: "button", id: "signing-rotate", class: "danger", on: { click: function () {
+      replace(body,
+        h("p", null, "Make a new secret for queue “" + queue + "”? The current one keeps signing beside it until the overlap (setting signing_overlap) ends; give the new secret to the workers before then."),
+        h("div", { class: "form-actions" },
+          h("button", { type: "button", id: "signing-rotate-cancel", on: { click: hidden } }, "Back"),
+          h("button", { type: "button", id: "signing-rotate-confirm", class: "primary danger", on: { click: function () {
+            api("POST", "/queue/" + enc(queue) + "/signing-key/rotate").then(function (k) {
+              flash("ok", "Rotated the signing secret of queue " + queue +
+                (k && k.previous_expires_at ? "; the previous one signs too until " + String(k.previous_expires_at).replace("T", " ") : ""));
+              hidden();
+            }, flashError("Could not rotate the signing secret of " + queue));
+          } } }, "Rotate secret")));
+    } } }, "Rotate secret…");
+    hidden();
+    replace(root, h("div", { class: "modal-backdrop", on: { click: function (ev) { if (ev.target === ev.currentTarget) close(); } } },
+      h("div", { class: "modal", id: "signing-dialog", role: "dialog", "aria-modal": "true", "aria-label": "Signing key" },
+        h("h2", null, "Signing key of ", h("span", { class: "mono" }, queue)),
+        body,
+        h("div", { class: "form-actions" },
+          h("button", { type: "button", id: "signing-close", on: { click: close } }, "Close"),
+          show, rotate))));
+    document.addEventListener("keydown", onKey, true);
+    show.focus();
+  }
+
   /* --------------------------------------------------------------- timers */
 
   /**
@@ -474,6 +533,7 @@
     var throttle = h("input", { id: "queue-throttle", name: "throttled", type: "checkbox" });
     var rateInput = h("input", { id: "queue-rate", name: "max_dispatches_per_second", type: "number", min: "0", step: "any" });
     var burst = h("input", { id: "queue-burst", name: "max_burst_size", type: "number", min: "0", step: "1" });
+    var signing = h("input", { id: "queue-signing", name: "signing", type: "checkbox" });
     var submit = h("button", { id: "queue-submit", class: "primary", type: "submit" }, "Define queue");
     var cancel = h("button", { id: "queue-cancel", type: "button", hidden: true }, "Cancel editing");
     var throttleSet = h("fieldset", { disabled: true },
@@ -504,6 +564,7 @@
       throttleSet.disabled = !throttled;
       rateInput.value = throttled ? String(q.max_dispatches_per_second) : "";
       burst.value = throttled ? String(q.max_burst_size) : "";
+      signing.checked = q.signing === true;
       replace(formTitle, "Edit queue ", h("span", { class: "mono" }, q.name));
       replace(submit, "Save queue");
       cancel.hidden = false;
@@ -540,6 +601,7 @@
           body.max_dispatches_per_second = r;
           body.max_burst_size = b;
         }
+        body.signing = signing.checked;
       } catch (e) {
         flash("error", e.message);
         return;
@@ -556,6 +618,8 @@
       h("label", null, "Max workers", workers),
       h("label", { class: "inline" }, throttle, "Throttled"),
       throttleSet,
+      h("label", { class: "inline", title: "Standard Webhooks headers on every delivery; workers verify them with the queue's secret" },
+        signing, "Sign deliveries"),
       h("div", { class: "form-actions" }, submit, cancel));
 
     function remove(q) {
@@ -599,7 +663,8 @@
       return h("tr", { dataset: { queue: q.name } },
         h("td", { class: "name", title: q.name }, h("a", { class: "queue-link", href: link(["queue", q.name, "jobs", "waiting"]) }, q.name)),
         h("td", null, s ? (Number(s.active_nodes) > 0 ? h("span", { class: "badge ok" }, "active here") : h("span", { class: "badge" }, "standby")) : "—",
-          q.paused ? h("span", { class: "badge warn paused", title: "takes pushes, dispatches nothing" }, "paused") : null),
+          q.paused ? h("span", { class: "badge warn paused", title: "takes pushes, dispatches nothing" }, "paused") : null,
+          q.signing ? h("span", { class: "badge signed", title: "every delivery is signed (Standard Webhooks)" }, "signed") : null),
         h("td", { class: "num" }, s ? num(busy) + " / " + num(s.total_workers) : num(q.max_workers)),
         h("td", { class: "num" }, q.polling_interval !== undefined ? num(q.polling_interval) + " ms" : "—"),
         h("td", { class: "num" }, throttled ? rate(q.max_dispatches_per_second) + "/s, burst " + num(q.max_burst_size) : "—"),
@@ -614,6 +679,7 @@
           h("a", { href: link(["queue", q.name, "jobs", "waiting"]) }, "Jobs"),
           h("a", { class: "failures-link", href: link(["queue", q.name, "failed"]) }, "Failures"),
           h("button", { type: "button", class: "small edit", on: { click: function () { edit(q); } } }, "Edit"),
+          q.signing ? h("button", { type: "button", class: "small signing-key", on: { click: function () { signingDialog(q.name); } } }, "Signing key") : null,
           q.paused
             ? h("button", { type: "button", class: "small resume", on: { click: function () { setPaused(q, false); } } }, "Resume")
             : h("button", { type: "button", class: "small pause", on: { click: function () { setPaused(q, true); } } }, "Pause"),
