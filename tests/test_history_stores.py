@@ -86,7 +86,7 @@ class HistoryContractMixin(StoreContractFixture):
         [job] = await self.grabbed(max_retries=0)
         await self.finish(job, CompletionKind.FAIL, Result("permanent-failure", 500, "no", output="bad"))
         kept = await self.store.find_kept("q", job.id)
-        self.assertEqual((kept.state, kept.job.fail_count, kept.job.max_retries), ("failed", 1, 0))
+        self.assertEqual((kept.state, kept.job.fail_count, kept.job.max_retries, kept.attempts), ("failed", 1, 0, 1))
         self.assertEqual(kept.result.output, "bad")
         [failed] = (await self.store.list_failed("q", FailureOrder.FAILED, 10, None)).items
         self.assertEqual((failed.job_id, failed.result.status), (job.id, "permanent-failure"))

@@ -134,15 +134,15 @@ def kept_job(completion: Completion, now: int, canceled: bool = False) -> KeptJo
     if state == FinishedState.CANCELED.value and result.status != CANCELED:
         result = Result(CANCELED, result.code, result.message or "the job was canceled",
                         output=result.output, output_truncated=result.output_truncated)
+    times = completion.attempt
+    attempts = times.attempts if times is not None and times.attempts is not None else job.attempt
     if completion.kind == CompletionKind.FAIL:
         # retry_count may read -1: max_retries (fail_count + retry_count)
         # stays the job's own allowance.
         job = attr.evolve(job, fail_count=job.fail_count + 1, retry_count=job.retry_count - 1)
     job = attr.evolve(job, status=state, grabber_id=None, next_try=now)
-    times = completion.attempt
     started = times.started_at if times is not None else now
     finished = times.finished_at if times is not None else now
-    attempts = times.attempts if times is not None and times.attempts is not None else job.attempt
     return KeptJob(
         job=job,
         state=state,
