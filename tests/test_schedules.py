@@ -12,7 +12,7 @@ from typing import Any, List, Optional, Tuple
 from zoneinfo import ZoneInfo
 
 import attr
-from twisted.internet.defer import succeed
+from twisted.internet.defer import inlineCallbacks, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -426,6 +426,101 @@ class GuardedPushTests(TestCase):
                 yield jobs.stop()
 
         return go()
+
+
+class _Crash(Exception):
+    """Stands for a process dying between the claim and the commit."""
+
+
+class CrashingGuard:
+    """A guard whose record step fails: the whole transaction must be undone."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def claim(self, cursor: Any) -> bool:
+        return self.inner.claim(cursor)
+
+    def record(self, cursor: Any, queue_name: str, job_id: int) -> None:
+        self.inner.record(cursor, queue_name, job_id)
+        raise _Crash()
+
+
+class AtomicGuardTests(TestCase):
+    """
+    A guarded push that fails after its claim and insert leaves neither the
+    job nor the served time (sqlite, MySQL: one transaction), so the time is
+    pushed again later -- and then once.
+    """
+
+    @inlineCallbacks
+    def check_atomic(self, jobs: Any, schedules: Any, count_jobs: Any) -> Any:
+        definition = ScheduleDefinition(name="s", cron="* * * * *", category="c", job="{}")
+        yield schedules.put(definition, 1000)
+        entry = PushEntry("qa", NewJob("c", "http://w/"))
+        with self.assertRaises(_Crash):
+            yield jobs.push_guarded(entry, CrashingGuard(schedules.guard("s", 60_000, None)))
+        record = yield schedules.find("s")
+        self.assertIsNone(record.last_run_at)
+        self.assertEqual((yield count_jobs()), 0)
+        job = yield jobs.push_guarded(entry, schedules.guard("s", 60_000, None))
+        self.assertIsNotNone(job)
+        self.assertEqual((yield count_jobs()), 1)
+
+    def test_sqlite(self) -> Any:
+        jobs, _ = open_sqlite(self.mktemp())
+        schedules = SqliteSchedules(jobs.db)
+
+        @inlineCallbacks
+        def go() -> Any:
+            yield jobs.start()
+            try:
+                yield schedules.start()
+                yield self.check_atomic(jobs, schedules, lambda: self.total(jobs))
+            finally:
+                yield jobs.stop()
+
+        return go()
+
+    @staticmethod
+    def total(jobs: Any) -> Any:
+        d = jobs.count_jobs("qa")
+        d.addCallback(lambda counts: sum(attr.asdict(counts).values()))
+        return d
+
+    @inlineCallbacks
+    def test_mysql(self) -> Any:
+        from twisted.internet import reactor
+
+        from fireworq.schedules.mysql import SCHEDULER_LEASE, MySQLSchedules
+        from fireworq.store.interface import NodeInfo
+        from fireworq.store.mysql import open_mysql
+        from tests.support import mariadb
+
+        database = mariadb.database_for(self)
+        jobs, repository, leases = open_mysql(database.dsn, None, reactor)
+        schedules = MySQLSchedules(jobs._pool)
+        self.addCleanup(leases.stop)
+        self.addCleanup(repository.stop)
+        self.addCleanup(jobs.stop)
+        self.addCleanup(schedules.stop)
+        yield jobs.start()
+        yield leases.start()
+        yield schedules.start()
+        yield inlineCallbacks(GuardedPushTests.check)(self, jobs, schedules)
+        yield self.check_atomic(jobs, schedules, lambda: self.total(jobs))
+        # Under the scheduler lease: only its current epoch may push.
+        grant = yield leases.acquire(SCHEDULER_LEASE, NodeInfo("a", "h"), 60_000)
+        entry = PushEntry("q", NewJob("c", "http://w/"))
+        stale = yield jobs.push_guarded(entry, schedules.guard("s", 120_000, grant.epoch + 1))
+        self.assertIsNone(stale)
+        fresh = yield jobs.push_guarded(entry, schedules.guard("s", 120_000, grant.epoch))
+        self.assertIsNotNone(fresh)
+        again = yield jobs.push_guarded(entry, schedules.guard("s", 120_000, grant.epoch))
+        self.assertIsNone(again)
+        self.assertFalse((yield schedules.skip("s", 120_000, grant.epoch)))
+        self.assertTrue((yield schedules.skip("s", 180_000, grant.epoch)))
+        self.assertFalse((yield schedules.skip("s", 240_000, grant.epoch + 1)))
 
 
 class ScheduleAPITests(APITestCase):

@@ -115,6 +115,7 @@ class ScheduleFailoverTests(ClusterTestCase):
             "catch_up": "last", "enabled": False,
         })
         self.assertEqual(code, 200, body)
+        self.assertIsNotNone(body["last_run_at"], "the served times are recorded")
         last = seconds_of(body["last_run_at"])
         # Every job pushed up to the last served second gets delivered.
         yield wait_until(lambda: last in self.jobs_by_time(), 30, 0.1, "the last served second's job")
