@@ -44,6 +44,8 @@ class _CappedBody:
     def __call__(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.limit:
+            # Keep what fits: the start of the answer (B8's output).
+            self.chunks.append(data[: max(0, len(data) - (self.size - self.limit))])
             raise ResponseTooLarge(f"response larger than {self.limit} bytes")
         self.chunks.append(data)
 

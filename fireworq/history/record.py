@@ -140,9 +140,9 @@ def kept_job(completion: Completion, now: int, canceled: bool = False) -> KeptJo
         # retry_count may read -1: max_retries (fail_count + retry_count)
         # stays the job's own allowance.
         job = attr.evolve(job, fail_count=job.fail_count + 1, retry_count=job.retry_count - 1)
-    job = attr.evolve(job, status=state, grabber_id=None, next_try=now)
     started = times.started_at if times is not None else now
     finished = times.finished_at if times is not None else now
+    job = attr.evolve(job, status=state, grabber_id=None, next_try=finished)
     return KeptJob(
         job=job,
         state=state,

@@ -1,0 +1,314 @@
+"""
+Unit tests of the job history pieces (protocol B8): the output kept of an
+answer, the record the SQL stores keep, the list filters, the clean-up
+timer, the dispatcher's kept completions and the delivery's capture.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.resource import Resource
+
+from fireworq.dispatch.delivery import HTTPDeliverer
+from fireworq.dispatch.dispatcher import QueueDispatcher
+from fireworq.events import EventFanout
+from fireworq.history.cleaner import BATCH, HistoryCleaner
+from fireworq.history.filters import BadFilter, JobFilter, filtered_page, parse_filter
+from fireworq.history.record import (
+    OUTPUT_LIMIT,
+    KeptJob,
+    capture_output,
+    decode_record,
+    encode_record,
+    failure_reason,
+    kept_job,
+    retention_seconds,
+)
+from fireworq.joboptions.values import JobOptions, QueueDefaults
+from fireworq.lease import SoleLease
+from fireworq.model import (
+    AttemptTimes,
+    Completion,
+    CompletionKind,
+    Job,
+    NewJob,
+    Page,
+    PushEntry,
+    QueueDefinition,
+    Result,
+)
+from fireworq.store.interface import NodeInfo
+from fireworq.store.memory import MemoryJobStore
+
+
+def a_job(**fields: Any) -> Job:
+    values = dict(id=3, category="c", url="http://w/", payload="p", status="grabbed", created_at=1000,
+                  next_try=1000, timeout=5, fail_count=0, retry_count=2, retry_delay=1, grabber_id=9, attempts=1)
+    values.update(fields)
+    return Job(**values)
+
+
+class OutputTests(SynchronousTestCase):
+    def test_short_body_whole(self) -> None:
+        self.assertEqual(capture_output('{"status":"success"} é'.encode()), ('{"status":"success"} é', False))
+
+    def test_cut_at_limit(self) -> None:
+        text, cut = capture_output(b"a" * (OUTPUT_LIMIT + 10))
+        self.assertEqual((len(text), cut), (OUTPUT_LIMIT, True))
+
+    def test_cut_never_splits_a_character(self) -> None:
+        for width, char in ((2, "é"), (3, "日"), (4, "\U0001f600")):
+            for pad in range(width):
+                body = b"x" * pad + char.encode() * (OUTPUT_LIMIT // width + 2)
+                text, cut = capture_output(body)
+                raw = text.encode()
+                self.assertTrue(cut)
+                self.assertLessEqual(len(raw), OUTPUT_LIMIT)
+                self.assertGreater(len(raw), OUTPUT_LIMIT - width)
+                self.assertNotIn("\ufffd", text, (width, pad))
+
+    def test_exact_limit_not_cut(self) -> None:
+        self.assertEqual(capture_output(b"b" * OUTPUT_LIMIT)[1], False)
+
+    def test_invalid_utf8_replaced(self) -> None:
+        self.assertEqual(capture_output(b"\xff\xfeok"), ("\ufffd\ufffdok", False))
+
+
+class RecordTests(SynchronousTestCase):
+    def test_round_trip(self) -> None:
+        job = a_job(options=JobOptions(name="n", tags=(("k", "v"),)))
+        completion = Completion(job, CompletionKind.SUCCESS, Result("success", 200, "m", output="out \u2713"),
+                                keep_ms=500, attempt=AttemptTimes(900, 950))
+        kept = kept_job(completion, 1000)
+        again = decode_record(kept.id, kept.state, kept.finished_at, kept.expires_at, encode_record(kept))
+        self.assertEqual(again, kept)
+        self.assertEqual((kept.expires_at, kept.elapsed, kept.attempts), (1500, 50, 1))
+
+    def test_decode_tolerates_garbage(self) -> None:
+        kept = decode_record(1, "completed", 5, 6, b"not json")
+        self.assertEqual((kept.id, kept.job.url, kept.result.status), (1, "", ""))
+
+    def test_states_and_reasons(self) -> None:
+        job = a_job()
+        cases = [
+            (CompletionKind.SUCCESS, "success", False, "completed"),
+            (CompletionKind.FAIL, "permanent-failure", False, "failed"),
+            (CompletionKind.FAIL, "expired", False, "expired"),
+            (CompletionKind.CANCEL, "internal-failure", False, "canceled"),
+            (CompletionKind.SUCCESS, "success", True, "canceled"),
+        ]
+        for kind, status, canceled, state in cases:
+            kept = kept_job(Completion(job, kind, Result(status), keep_ms=1), 10, canceled)
+            self.assertEqual(kept.state, state, (kind, status))
+        self.assertEqual(failure_reason(Result("permanent-failure")), "permanent-failure")
+        self.assertEqual(failure_reason(Result("expired")), "expired")
+        self.assertEqual(failure_reason(Result("failure")), "retries-exhausted")
+        self.assertEqual(failure_reason(Result("internal-failure")), "retries-exhausted")
+
+    def test_failed_job_keeps_its_allowance(self) -> None:
+        for retries_left in (0, 2):
+            job = a_job(retry_count=retries_left, fail_count=1, attempts=2)
+            kept = kept_job(Completion(job, CompletionKind.FAIL, Result("failure"), keep_ms=1), 10)
+            self.assertEqual((kept.job.fail_count, kept.job.max_retries, kept.attempts), (2, 1 + retries_left, 2))
+
+    def test_retention(self) -> None:
+        plain = QueueDefinition("q", 100, 1)
+        own = QueueDefinition("q", 100, 1, defaults=QueueDefaults(retention=60))
+        none = QueueDefinition("q", 100, 1, defaults=QueueDefaults(retention=0))
+        self.assertEqual([retention_seconds(d, 30) for d in (plain, own, none, None)], [30, 60, 0, 30])
+
+
+class FilterTests(SynchronousTestCase):
+    def test_parse(self) -> None:
+        self.assertEqual(parse_filter([], []), JobFilter())
+        self.assertEqual(parse_filter(["send*"], ["a:1", "b:x:y"]),
+                         JobFilter(prefix="send", tags=(("a", "1"), ("b", "x:y"))))
+        self.assertEqual(parse_filter(["exact"], []), JobFilter(name="exact"))
+        for names, tags in ((["a", "b"], []), ([""], []), ([], ["nocolon"]), ([], [":v"])):
+            self.assertRaises(BadFilter, parse_filter, names, tags)
+
+    def test_matches(self) -> None:
+        options = JobOptions(name="send-mail", tags=(("team", "a"), ("env", "prod")))
+        self.assertTrue(parse_filter(["send-*"], ["team:a", "env:prod"]).matches(options))
+        self.assertTrue(parse_filter(["*"], []).matches(options))
+        self.assertFalse(parse_filter(["send"], []).matches(options))
+        self.assertFalse(parse_filter([], ["team:b"]).matches(options))
+        self.assertFalse(parse_filter(["*"], []).matches(JobOptions()))
+
+    def walk(self, items: List[Tuple[int, str]], job_filter: JobFilter, limit: int, scan_limit: int = 10_000):
+        """Every page of a filtered walk over ``items`` (key, name), as a store pages them."""
+        calls: List[int] = []
+
+        def fetch(start: Optional[tuple], count: int) -> Deferred:
+            calls.append(count)
+            rest = [i for i in items if start is None or (i[0], i[0]) >= start]
+            page = rest[:count]
+            nxt = rest[count] if len(rest) > count else None
+            return succeed(Page(page, None if nxt is None else (nxt[0], nxt[0])))
+
+        pages = []
+        start = None
+        while True:
+            page = self.successResultOf(filtered_page(
+                fetch, lambda i: (i[0], i[0]), lambda i: JobOptions(name=i[1]), job_filter, limit, start, scan_limit))
+            pages.append([i[0] for i in page.items])
+            if page.next_key is None:
+                return pages, calls
+            start = page.next_key
+
+    def test_walk_visits_every_match_once(self) -> None:
+        items = [(n, "hit" if n % 3 == 0 else "miss") for n in range(1, 1201)]
+        pages, _ = self.walk(items, JobFilter(name="hit"), 7)
+        flat = [n for page in pages for n in page]
+        self.assertEqual(flat, [n for n, name in items if name == "hit"])
+        self.assertTrue(all(len(page) == 7 for page in pages[:-1]))
+
+    def test_scan_limit_bounds_one_request(self) -> None:
+        items = [(n, "miss") for n in range(1, 2001)] + [(3000, "hit")]
+        pages, _ = self.walk(items, JobFilter(name="hit"), 5, scan_limit=600)
+        self.assertEqual(pages[-1], [3000])
+        self.assertTrue(all(page == [] for page in pages[:-1]))
+        self.assertEqual(len(pages), 4)
+
+    def test_no_filter_is_one_store_call(self) -> None:
+        pages, calls = self.walk([(1, "a"), (2, "b")], JobFilter(), 10)
+        self.assertEqual((pages, calls), ([[1, 2]], [10]))
+
+
+class _Lease:
+    def __init__(self) -> None:
+        self.holding = True
+
+    def held(self) -> bool:
+        return self.holding
+
+
+class _ExpiringStore:
+    def __init__(self, due: int) -> None:
+        self.due = due
+        self.calls: List[int] = []
+
+    def delete_expired_history(self, queue_name: str, limit: int) -> Deferred:
+        self.calls.append(limit)
+        gone = min(self.due, limit)
+        self.due -= gone
+        return succeed(gone)
+
+
+class CleanerTests(SynchronousTestCase):
+    def test_batches_until_a_short_one(self) -> None:
+        clock = Clock()
+        store = _ExpiringStore(BATCH * 2 + 3)
+        deleted: List[int] = []
+        cleaner = HistoryCleaner(store, "q", _Lease(), clock, interval=5, on_deleted=lambda q, n: deleted.append(n))
+        cleaner.startService()
+        self.assertEqual(store.calls, [])
+        clock.advance(5)
+        # (Each next batch is a callLater(0): a Clock runs them in one advance.)
+        self.assertEqual((len(store.calls), deleted, cleaner.deleted), (3, [BATCH, BATCH, 3], BATCH * 2 + 3))
+        cleaner.stopService()
+
+    def test_nothing_without_the_lease(self) -> None:
+        clock = Clock()
+        store = _ExpiringStore(10)
+        lease = _Lease()
+        lease.holding = False
+        cleaner = HistoryCleaner(store, "q", lease, clock, interval=5)
+        cleaner.startService()
+        clock.advance(5)
+        self.assertEqual(store.calls, [])
+        cleaner.stopService()
+
+
+class _Answering:
+    """A deliverer answering every job with one result at once."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        self.keep_output = False
+
+    def deliver(self, queue_name: str, job: Job) -> Deferred:
+        return succeed(self.result)
+
+
+class DispatcherKeepTests(SynchronousTestCase):
+    def dispatch(self, definition: QueueDefinition, job_lifetime: int, result: Result) -> Tuple[MemoryJobStore, Any]:
+        clock = Clock()
+        clock.advance(1_700_000_000)
+        store = MemoryJobStore(lambda: int(clock.seconds() * 1000))
+        store.prepare_queue("q")
+        deliverer = _Answering(result)
+        lease = SoleLease("q", store, NodeInfo("n", "h"), 42, clock)
+        dispatcher = QueueDispatcher(definition, store, lease, deliverer, EventFanout([]), clock,
+                                     shutdown_timeout=1, job_lifetime=job_lifetime)
+        [job] = self.successResultOf(store.push([PushEntry("q", NewJob("c", "http://w/"))]))
+        dispatcher.startService()
+        clock.advance(0)
+        clock.advance(1)
+        self.successResultOf(dispatcher.stopService())
+        return store, job, deliverer
+
+    def test_kept_with_queue_retention(self) -> None:
+        definition = QueueDefinition("q", 100, 2, defaults=QueueDefaults(retention=60))
+        store, job, deliverer = self.dispatch(definition, 0, Result("success", 200, output="o"))
+        self.assertTrue(deliverer.keep_output)
+        kept = self.successResultOf(store.find_kept("q", job.id))
+        self.assertEqual((kept.state, kept.result.output, kept.expires_at - kept.finished_at >= 59_000),
+                         ("completed", "o", True))
+
+    def test_kept_with_job_lifetime(self) -> None:
+        store, job, _ = self.dispatch(QueueDefinition("q", 100, 2), 30, Result("permanent-failure", 200))
+        self.assertEqual(self.successResultOf(store.find_kept("q", job.id)).state, "failed")
+
+    def test_not_kept_by_default(self) -> None:
+        store, job, deliverer = self.dispatch(QueueDefinition("q", 100, 2), 0, Result("success", 200))
+        self.assertFalse(deliverer.keep_output)
+        self.assertIsNone(self.successResultOf(store.find_kept("q", job.id)))
+
+    def test_retention_zero_overrides_job_lifetime(self) -> None:
+        definition = QueueDefinition("q", 100, 2, defaults=QueueDefaults(retention=0))
+        store, job, _ = self.dispatch(definition, 30, Result("success", 200))
+        self.assertIsNone(self.successResultOf(store.find_kept("q", job.id)))
+
+
+class _Answer(Resource):
+    isLeaf = True
+
+    def __init__(self, body: bytes, code: int = 200) -> None:
+        super().__init__()
+        self.body = body
+        self.code = code
+
+    def render_POST(self, request: Any) -> bytes:
+        request.setResponseCode(self.code)
+        return self.body
+
+
+class DeliveryCaptureTests(SynchronousTestCase):
+    def deliver(self, body: bytes, keep: bool, code: int = 200, **kwargs: Any) -> Result:
+        stub = StubTreq(_Answer(body, code))
+        deliverer = HTTPDeliverer(stub, "ua", Clock(), **kwargs)
+        deliverer.keep_output = keep
+        d = deliverer.deliver("q", a_job())
+        stub.flush()
+        return self.successResultOf(d)
+
+    def test_output_only_when_kept(self) -> None:
+        body = b'{"status":"success","message":"m"}'
+        self.assertIsNone(self.deliver(body, False).output)
+        result = self.deliver(body, True)
+        self.assertEqual((result.status, result.output, result.output_truncated), ("success", body.decode(), False))
+
+    def test_long_answer_cut(self) -> None:
+        result = self.deliver(b'{"status":"failure","pad":"' + b"x" * 100_000 + b'"}', True, 500)
+        self.assertEqual((len(result.output), result.output_truncated, result.status), (OUTPUT_LIMIT, True, "failure"))
+
+    def test_too_large_answer_keeps_its_start(self) -> None:
+        result = self.deliver(b"y" * 200_000, True, max_response_bytes=100_000)
+        self.assertEqual((result.status, result.output_truncated), ("failure", True))
+        self.assertEqual(result.output, "y" * OUTPUT_LIMIT)
