@@ -19,6 +19,14 @@ from zope.interface import Attribute, Interface
 #: push once for the latest missed time (``last``).
 CATCH_UP_POLICIES = ("none", "last")
 
+#: The job fields of a schedule in the order answers show them (a push's
+#: order: Part A, then the options; ``name`` is shown as ``job_name``).
+JOB_FIELD_ORDER = (
+    "url", "payload", "run_after", "max_retries", "retry_delay", "timeout",
+    "name", "tags", "headers", "priority", "retry_backoff", "retry_max_delay",
+    "retry_jitter", "success", "deadline",
+)
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class ScheduleDefinition:
@@ -52,8 +60,9 @@ class ScheduleDefinition:
             "enabled": self.enabled,
             "catch_up": self.catch_up,
         }
-        for key, value in self.job_fields().items():
-            out["job_name" if key == "name" else key] = value
+        fields = self.job_fields()
+        for key in sorted(fields, key=lambda k: (JOB_FIELD_ORDER.index(k) if k in JOB_FIELD_ORDER else 99, k)):
+            out["job_name" if key == "name" else key] = fields[key]
         return out
 
     def encode(self) -> str:

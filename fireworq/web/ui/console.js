@@ -9,6 +9,8 @@
  *   #/queue/<q>/failed?...            the failure log, paged; retry, delete
  *   #/queue/<q>/failed/<id>           one failure with the worker's result
  *   #/push                            push a job, with its job options
+ *   #/schedules                       schedules with next and last run; define,
+ *                                     edit, enable/disable, run now, delete
  *
  * Rules kept throughout: every piece of data from the server reaches the
  * page as text (textContent, attribute values set through the DOM), never
@@ -1440,6 +1442,212 @@
     });
   }
 
+  /* ------------------------------------------------------------ schedules */
+
+  function schedulesView(main, view) {
+    var tbody = h("tbody", { id: "schedules-body" });
+    // The schedule being edited (its other job fields are kept on save).
+    var editing = null;
+    function input(id, name, type, extra) {
+      var props = { id: id, name: name, type: type || "text", autocomplete: "off" };
+      Object.keys(extra || {}).forEach(function (k) { props[k] = extra[k]; });
+      return h("input", props);
+    }
+    var name = input("schedule-name", "name", null, { required: true, maxLength: 255 });
+    var cron = input("schedule-cron", "cron", null, { required: true, placeholder: "*/15 * * * *  or  @daily" });
+    var zone = input("schedule-timezone", "timezone", null, { placeholder: "UTC" });
+    var category = input("schedule-category", "category", null, { required: true, maxLength: 255 });
+    var url = input("schedule-url", "url", "url", { required: true, placeholder: "the worker's absolute URL" });
+    var payload = h("textarea", { id: "schedule-payload", name: "payload", rows: 3, placeholder: "{\"report\": \"daily\"}  (JSON; empty for no payload)" });
+    var jobName = input("schedule-job-name", "job_name", null, { maxLength: 255 });
+    var maxRetries = input("schedule-max-retries", "max_retries", "number", { min: "0", step: "1" });
+    var retryDelay = input("schedule-retry-delay", "retry_delay", "number", { min: "0", step: "1" });
+    var timeout = input("schedule-timeout", "timeout", "number", { min: "0", step: "1" });
+    var catchUp = h("select", { id: "schedule-catch-up", name: "catch_up" },
+      h("option", { value: "none" }, "skip missed times (none)"),
+      h("option", { value: "last" }, "push the latest missed time (last)"));
+    var enabled = input("schedule-enabled", "enabled", "checkbox", { checked: true });
+    var submit = h("button", { id: "schedule-submit", class: "primary", type: "submit" }, "Save schedule");
+    var cancel = h("button", { id: "schedule-cancel", type: "button", hidden: true, on: { click: function () { resetForm(); } } }, "Cancel edit");
+
+    function resetForm() {
+      editing = null;
+      [name, cron, zone, category, url, jobName, maxRetries, retryDelay, timeout].forEach(function (el) { el.value = ""; });
+      payload.value = "";
+      catchUp.value = "none";
+      enabled.checked = true;
+      name.disabled = false;
+      cancel.hidden = true;
+      submit.textContent = "Save schedule";
+    }
+
+    function numberText(v) { return v === undefined || v === null ? "" : String(v); }
+
+    function edit(s) {
+      editing = s;
+      name.value = s.name;
+      name.disabled = true;
+      cron.value = s.cron;
+      zone.value = s.timezone === "UTC" ? "" : s.timezone;
+      category.value = s.category;
+      url.value = s.url || "";
+      payload.value = s.payload === undefined || s.payload === null ? "" :
+        (typeof s.payload === "string" ? JSONX.stringify(s.payload) : JSONX.stringify(s.payload, null, 2));
+      jobName.value = s.job_name || "";
+      maxRetries.value = numberText(s.max_retries);
+      retryDelay.value = numberText(s.retry_delay);
+      timeout.value = numberText(s.timeout);
+      catchUp.value = s.catch_up;
+      enabled.checked = !!s.enabled;
+      cancel.hidden = false;
+      submit.textContent = "Save changes";
+      cron.focus();
+    }
+
+    /** A schedule answer as a PUT body: the definition without its state. */
+    function definition(s) {
+      var body = {};
+      Object.keys(s).forEach(function (k) {
+        if (k !== "name" && k !== "next_run_at" && k !== "last_run_at" && k !== "last_job") body[k] = s[k];
+      });
+      return body;
+    }
+
+    function whole(el, label) {
+      var t = el.value.trim();
+      if (t === "") return undefined;
+      if (!/^[0-9]+$/.test(t)) throw new Error(label + " must be a whole number");
+      return Number(t);
+    }
+
+    /** PUT a schedule; fires with whether it was saved. */
+    function put(scheduleName, body, done) {
+      return api("PUT", "/schedule/" + enc(scheduleName), body).then(function (s) {
+        flash("ok", done + " " + s.name + (s.next_run_at ? "; next run " + s.next_run_at : ""));
+        return refresh().then(function () { return true; });
+      }, function (e) {
+        flashError("Could not save schedule " + scheduleName)(e);
+        return false;
+      });
+    }
+
+    var form = h("form", { class: "grid", id: "schedule-form", novalidate: true, on: { submit: function (ev) {
+      ev.preventDefault();
+      var scheduleName = editing ? editing.name : name.value;
+      var body = editing ? definition(editing) : {};
+      try {
+        if (!scheduleName) throw new Error("a schedule needs a name");
+        body.cron = cron.value.trim();
+        body.timezone = zone.value.trim() || "UTC";
+        body.category = category.value;
+        body.url = url.value;
+        body.catch_up = catchUp.value;
+        body.enabled = enabled.checked;
+        var t = payload.value.trim();
+        if (t === "") {
+          delete body.payload;
+        } else {
+          try { body.payload = JSONX.parse(t); } catch (e) { throw new Error("payload is not valid JSON: " + e.message); }
+        }
+        if (jobName.value) body.job_name = jobName.value; else delete body.job_name;
+        [[maxRetries, "max_retries"], [retryDelay, "retry_delay"], [timeout, "timeout"]].forEach(function (f) {
+          var n = whole(f[0], f[1]);
+          if (n === undefined) delete body[f[1]]; else body[f[1]] = n;
+        });
+      } catch (e) {
+        flash("error", e.message);
+        return;
+      }
+      submit.disabled = true;
+      put(scheduleName, body, editing ? "Saved" : "Created").then(function (saved) {
+        submit.disabled = false;
+        if (saved) resetForm();
+      });
+    } } },
+      h("label", null, "Name", name),
+      h("label", null, "Cron (5 fields or @hourly, @daily, …)", cron),
+      h("label", null, "Time zone (IANA, default UTC)", zone),
+      h("label", null, "Job category", category),
+      h("label", null, "Worker URL", url),
+      h("label", { class: "wide" }, "Payload", payload),
+      h("label", null, "Job name", jobName),
+      h("label", null, "Max retries", maxRetries),
+      h("label", null, "Retry delay (s)", retryDelay),
+      h("label", null, "Timeout (s)", timeout),
+      h("label", null, "After missed times", catchUp),
+      h("label", { class: "inline" }, enabled, "Enabled"),
+      h("div", { class: "form-actions" }, submit, cancel));
+
+    function setEnabled(s, on) {
+      var body = definition(s);
+      body.enabled = on;
+      put(s.name, body, on ? "Enabled" : "Disabled");
+    }
+
+    function runNow(s) {
+      api("POST", "/schedule/" + enc(s.name) + "/run").then(function (job) {
+        flash("ok", ["Pushed job ", h("a", { href: link(["queue", job.queue_name, "job", job.id]) }, String(job.id)),
+          " of schedule " + s.name + " to queue " + job.queue_name]);
+        return refresh();
+      }, flashError("Could not run schedule " + s.name));
+    }
+
+    function remove(s) {
+      confirmAction("Delete schedule “" + s.name + "”? Jobs it pushed stay.", "Delete schedule", true).then(function (yes) {
+        if (!yes) return;
+        api("DELETE", "/schedule/" + enc(s.name)).then(function () {
+          flash("ok", "Deleted schedule " + s.name);
+          if (editing && editing.name === s.name) resetForm();
+          return refresh();
+        }, flashError("Could not delete schedule " + s.name));
+      });
+    }
+
+    function row(s) {
+      var last = s.last_job
+        ? h("a", { href: link(["queue", s.last_job.queue_name, "job", s.last_job.id]) }, s.last_job.queue_name + " #" + s.last_job.id)
+        : "—";
+      return h("tr", { dataset: { schedule: s.name } },
+        h("td", { class: "name" }, s.name),
+        h("td", { class: "cron" }, h("code", null, s.cron), s.timezone !== "UTC" ? h("div", { class: "sub" }, s.timezone) : null),
+        h("td", null, s.category),
+        h("td", { class: "next-run" }, s.enabled ? (s.next_run_at || "—") : h("span", { class: "badge" }, "disabled")),
+        h("td", { class: "last-run" }, s.last_run_at || "—"),
+        h("td", { class: "last-job" }, last),
+        h("td", null, s.catch_up),
+        h("td", { class: "actions" },
+          h("button", { type: "button", class: "small edit", on: { click: function () { edit(s); } } }, "Edit"),
+          s.enabled
+            ? h("button", { type: "button", class: "small disable", on: { click: function () { setEnabled(s, false); } } }, "Disable")
+            : h("button", { type: "button", class: "small enable", on: { click: function () { setEnabled(s, true); } } }, "Enable"),
+          h("button", { type: "button", class: "small run", on: { click: function () { runNow(s); } } }, "Run now"),
+          h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(s); } } }, "Delete")));
+    }
+
+    function refresh() {
+      return api("GET", "/schedules").then(function (list) {
+        if (!view.current()) return;
+        syncRows(tbody, list || [],
+          function (s) { return s.name; },
+          function (s) { return JSONX.stringify(s); },
+          row,
+          function () { return h("tr", null, h("td", { class: "empty", colSpan: 8 }, "No schedules are defined.")); });
+      }, flashError("Could not load schedules"));
+    }
+
+    replace(main,
+      h("h1", null, "Schedules", h("span", { class: "sub" }, "cron times that push a job, once each across the cluster"),
+        h("button", { type: "button", class: "small", on: { click: refresh } }, "Refresh")),
+      h("div", { class: "panel table-wrap" },
+        h("table", { id: "schedules-table" },
+          h("thead", null, h("tr", null,
+            h("th", null, "Name"), h("th", null, "Cron"), h("th", null, "Category"), h("th", null, "Next run"),
+            h("th", null, "Last run"), h("th", null, "Last job"), h("th", null, "Catch-up"), h("th", null, ""))),
+          tbody)),
+      h("div", { class: "panel" }, h("h2", null, "Define or replace a schedule"), form));
+    view.onStop(every(REFRESH_MS, refresh));
+  }
+
   /* --------------------------------------------------------------- router */
 
   function notFound(main) {
@@ -1477,17 +1685,23 @@
     var main = document.getElementById("main");
     var where = parseHash();
     var p = where.parts;
-    var section = p[0] === "routings" ? "routings" : p[0] === "queues" ? "queues" : p[0] === "push" ? "push" : "";
+    var section = p[0] === "routings" ? "routings" : p[0] === "queues" ? "queues" : p[0] === "push" ? "push" :
+      p[0] === "schedules" ? "schedules" : "";
     document.getElementById("nav-queues").className = section === "queues" ? "current" : "";
     document.getElementById("nav-routings").className = section === "routings" ? "current" : "";
     var navPush = document.getElementById("nav-push");
     if (navPush) navPush.className = section === "push" ? "current" : "";
+    var navSchedules = document.getElementById("nav-schedules");
+    if (navSchedules) navSchedules.className = section === "schedules" ? "current" : "";
     if (p.length === 1 && p[0] === "queues") {
       document.title = "Queues · Fireworq";
       queuesView(main, view);
     } else if (p.length === 1 && p[0] === "routings") {
       document.title = "Routings · Fireworq";
       routingsView(main, view);
+    } else if (p.length === 1 && p[0] === "schedules") {
+      document.title = "Schedules · Fireworq";
+      schedulesView(main, view);
     } else if (p.length === 1 && p[0] === "push") {
       document.title = "Push a job · Fireworq";
       pushView(main, view);
