@@ -4,8 +4,10 @@
  * Views (chosen by the URL's hash, so every view can be bookmarked):
  *   #/queues                          queues with live stats; define, edit, delete
  *   #/routings                        routings; add, change, delete
- *   #/queue/<q>/jobs/<state>?...      grabbed / waiting / deferred jobs, paged
- *   #/queue/<q>/job/<id>              one job; delete
+ *   #/queue/<q>/jobs/<state>?...      grabbed / waiting / deferred jobs, paged;
+ *                                     completed: the kept finished jobs (job history);
+ *                                     name= and tag= filters
+ *   #/queue/<q>/job/<id>              one job; delete; a kept job's result and output; run again
  *   #/queue/<q>/failed?...            the failure log, paged; retry, delete
  *   #/queue/<q>/failed/<id>           one failure with the worker's result
  *   #/push                            push a job, with its job options
@@ -29,6 +31,7 @@
     ["waiting", "Waiting"],
     ["deferred", "Deferred"],
     ["grabbed", "Grabbed"],
+    ["completed", "Completed"],  // job history: kept finished jobs
   ];
   // The API lives next to /ui, also behind a proxy that adds a prefix.
   var API_BASE = window.location.pathname.replace(/\/ui(\/.*)?$/, "");
@@ -221,13 +224,18 @@
     failedList: function (q) { return "/queue/" + enc(q) + "/failed"; },
     failed: function (q, id) { return "/queue/" + enc(q) + "/failed/" + enc(id); },
     retry: function (q, id) { return "/queue/" + enc(q) + "/failed/" + enc(id) + "/retry"; },
+    // Job history: kept finished jobs, and a kept job run again.
+    completed: function (q) { return "/queue/" + enc(q) + "/completed"; },
+    rerun: function (q, id) { return "/queue/" + enc(q) + "/job/" + enc(id) + "/retry"; },
     control: function (q, action) { return "/queue/" + enc(q) + "/" + action; },
   };
 
   function withQuery(path, query) {
     var q = new URLSearchParams();
     Object.keys(query).forEach(function (k) {
-      if (query[k] !== undefined && query[k] !== null && query[k] !== "") q.set(k, query[k]);
+      if (Array.isArray(query[k])) {
+        query[k].forEach(function (v) { q.append(k, v); });  // a repeated parameter (tag=)
+      } else if (query[k] !== undefined && query[k] !== null && query[k] !== "") q.set(k, query[k]);
     });
     var s = q.toString();
     return s ? path + "?" + s : path;
@@ -858,6 +866,47 @@
         h("a", { href: "#/queues" }, "All queues")));
   }
 
+  /* ---------------------------------- name and tag filters (job history) */
+
+  /** The tags of a list's URL ("key:value" pairs separated by spaces) as a list. */
+  function tagList(text) {
+    return String(text || "").split(/\s+/).filter(function (t) { return t !== ""; });
+  }
+
+  /** The name and tag inputs of a list; onApply(name, tags) with the typed text. */
+  function filterControls(name, tags, onApply) {
+    var nameInput = h("input", { type: "text", id: "filter-name", value: name || "", placeholder: "name, or prefix*", "aria-label": "Job name" });
+    var tagInput = h("input", { type: "text", id: "filter-tag", value: tags || "", placeholder: "key:value key:value", "aria-label": "Tags" });
+    function apply(ev) {
+      if (ev) ev.preventDefault();
+      onApply(nameInput.value.trim(), tagList(tagInput.value).join(" "));
+    }
+    return h("form", { class: "toolbar filters", id: "list-filters", on: { submit: apply } },
+      h("label", { class: "inline" }, "Name", nameInput),
+      h("label", { class: "inline" }, "Tags", tagInput),
+      h("button", { type: "submit", class: "small", id: "filter-apply" }, "Filter"),
+      (name || tags) ? h("button", { type: "button", class: "small", id: "filter-clear", on: { click: function () { onApply("", ""); } } }, "Clear") : null);
+  }
+
+  /** Push a kept finished job again as a new job (job history); fires with the new job or null. */
+  function runAgain(queue, job) {
+    return confirmAction("Run job " + job.id + " (" + job.category + ") again as a new job of queue “" + queue + "”, with its URL, payload and settings? The finished job stays in the history.",
+      "Run again", false).then(function (yes) {
+      if (!yes) return null;
+      return api("POST", paths.rerun(queue, job.id)).then(function (pushed) {
+        flash("ok", [
+          "Job " + job.id + " runs again as job ",
+          h("a", { href: link(["queue", queue, "job", pushed.id]), class: "mono", id: "rerun-job-id" }, pushed.id),
+          ".",
+        ], { id: "rerun-result", sticky: true });
+        return pushed;
+      }, function (e) {
+        flash("error", "Could not run job " + job.id + " again: " + e.message);
+        return null;
+      });
+    });
+  }
+
   // Cursors of the pages before the current one, for "Previous".
   var pagerMemory = { key: null, stack: [] };
 
@@ -920,11 +969,15 @@
     var order = query.order === "asc" ? "asc" : "desc";
     var limit = pageLimit(query.limit);
     var cursor = query.cursor || "";
+    var name = query.name || "";
+    var tags = query.tag || "";
+    // Job history: kept finished jobs, newest first (no order to choose).
+    var completed = state === "completed";
     var tbody = h("tbody", { id: "jobs-body" });
     var pagerBox = h("div");
 
     function hashFor(changes) {
-      var q = { order: order, limit: limit, cursor: cursor };
+      var q = { order: order, limit: limit, cursor: cursor, name: name, tag: tags };
       Object.keys(changes).forEach(function (k) { q[k] = changes[k]; });
       if (q.order === "desc") delete q.order;
       if (q.limit === "100") delete q.limit;
@@ -939,9 +992,25 @@
     var controls = listControls({
       autoRefresh: autoRefreshLists,
       refresh: function () { refresh(); },
-      left: h("label", { class: "inline" }, "Order", orderSelect),
+      left: completed ? h("span", { class: "muted small" }, "Most recently finished first") : h("label", { class: "inline" }, "Order", orderSelect),
       limit: limitSelect(limit, function (l) { go(hashFor({ limit: l, cursor: "" })); }),
     });
+    var filters = filterControls(name, tags, function (n, t) { go(hashFor({ name: n, tag: t, cursor: "" })); });
+
+    function keptRow(job) {
+      var result = job.result || {};
+      return h("tr", { dataset: { id: job.id } },
+        h("td", { class: "id" }, h("a", { href: link(["queue", queue, "job", job.id]), title: "Details of job " + job.id }, job.id)),
+        clip(job.category, "category"),
+        clip(job.url, "url"),
+        h("td", { class: "result" }, statusBadge(result.status), " ",
+          h("span", { class: "muted small code", title: "the worker's HTTP status" }, result.code !== undefined ? String(result.code) : "")),
+        h("td", { class: "time" }, when(result.finished_at, true, true)),
+        h("td", { class: "time" }, when(job.created_at, false, true)),
+        h("td", { class: "num", title: "attempts started" }, num(job.attempts)),
+        h("td", { class: "actions" },
+          h("button", { type: "button", class: "small rerun", on: { click: function () { runAgain(queue, job); } } }, "Run again")));
+    }
 
     function remove(job) {
       var grabbed = job.status === "grabbed";
@@ -977,16 +1046,18 @@
     }
 
     function refresh() {
-      var path = withQuery(paths.jobs(queue, state), { order: order, limit: limit, cursor: cursor });
+      var filter = { limit: limit, cursor: cursor, name: name, tag: tagList(tags) };
+      var path = completed ? withQuery(paths.completed(queue), filter)
+        : withQuery(paths.jobs(queue, state), Object.assign({ order: order }, filter));
       return api("GET", path).then(function (page) {
         if (!view.current()) return;
         var jobs = page.jobs || [];
         syncRows(tbody, jobs,
           function (job) { return job.id; },
-          function (job) { return JSONX.stringify(job) + relative(job.next_try); },
-          row,
-          function () { return h("tr", null, h("td", { class: "empty", colSpan: 8 }, cursor ? "No more jobs." : "No " + state + " jobs.")); });
-        replace(pagerBox, pager(queue + "\n" + state + "\n" + order + "\n" + limit, { cursor: cursor }, page.next_cursor,
+          function (job) { return JSONX.stringify(job) + (completed ? "" : relative(job.next_try)); },
+          completed ? keptRow : row,
+          function () { return h("tr", null, h("td", { class: "empty", colSpan: 8 }, cursor ? "No more jobs." : "No " + state + " jobs" + (name || tags ? " match the filter." : "."))); });
+        replace(pagerBox, pager(queue + "\n" + state + "\n" + order + "\n" + limit + "\n" + name + "\n" + tags, { cursor: cursor }, page.next_cursor,
           function (c) { return hashFor({ cursor: c }); }));
         replace(controls.updated, "updated " + clock());
       }, function (e) {
@@ -1003,12 +1074,17 @@
           return h("a", { href: hashFor({ state: s[0], cursor: "" }), class: s[0] === state ? "current" : "", id: "tab-" + s[0] }, s[1]);
         })),
         controls.node,
+        filters,
         h("div", { class: "table-wrap" },
           h("table", { id: "jobs-table" },
-            h("thead", null, h("tr", null,
-              h("th", null, "Job id"), h("th", null, "Category"), h("th", null, "Worker URL"), h("th", null, "Status"),
-              h("th", null, "Next try"), h("th", null, "Created"),
-              h("th", { class: "num", title: "failures so far / retries allowed" }, "Failures"), h("th", null, ""))),
+            h("thead", null, completed
+              ? h("tr", null,
+                h("th", null, "Job id"), h("th", null, "Category"), h("th", null, "Worker URL"), h("th", null, "Result"),
+                h("th", null, "Finished"), h("th", null, "Created"), h("th", { class: "num" }, "Attempts"), h("th", null, ""))
+              : h("tr", null,
+                h("th", null, "Job id"), h("th", null, "Category"), h("th", null, "Worker URL"), h("th", null, "Status"),
+                h("th", null, "Next try"), h("th", null, "Created"),
+                h("th", { class: "num", title: "failures so far / retries allowed" }, "Failures"), h("th", null, ""))),
             tbody)),
         pagerBox));
 
@@ -1041,12 +1117,20 @@
           }, flashError("Could not delete job " + job.id));
         });
       } } }, grabbed ? "Cancel job" : "Delete job");
+      // Job history: a kept finished job shows its last attempt's result
+      // and output (as text), and can run again; it cannot be deleted.
+      var result = job.result;
+      var action = result
+        ? h("button", { type: "button", class: "primary", id: "job-rerun", on: { click: function () { runAgain(queue, job); } } }, "Run again")
+        : del;
       replace(body,
-        h("div", { class: "toolbar" }, h("h2", null, "Job ", h("span", { class: "mono", id: "job-id" }, job.id)), h("span", { class: "grow" }), del),
+        h("div", { class: "toolbar" }, h("h2", null, "Job ", h("span", { class: "mono", id: "job-id" }, job.id)), h("span", { class: "grow" }), action),
         h("div", { class: "columns" },
           fields([
             ["Job id", job.id, { class: "mono" }],
             ["Status", h("span", { class: "badge" }, job.status)],
+            job.state !== undefined ? ["State", h("span", { class: "badge" }, job.state), { id: "job-state" }] : null,
+            job.attempts !== undefined ? ["Attempts", num(job.attempts), { id: "job-attempts" }] : null,
             ["Category", job.category],
             ["Worker URL", job.url, { class: "mono" }],
             ["Created", when(job.created_at, true)],
@@ -1056,7 +1140,8 @@
             ["Retry delay", num(job.retry_delay) + " s"],
             ["Timeout", job.timeout ? num(job.timeout) + " s" : "none"],
           ].concat(optionFields(job))),
-          h("div", null, h("h2", null, "Payload"), payloadBlock(job.payload))));
+          h("div", null, h("h2", null, "Payload"), payloadBlock(job.payload))),
+        result ? resultBlock(result) : null);
     }, function (e) {
       if (!view.current()) return;
       replace(body,
@@ -1065,6 +1150,23 @@
           : "Could not load job " + id + ": " + e.message),
         h("p", null, h("a", { href: link(["queue", queue, "jobs", "waiting"]) }, "Back to the jobs of " + queue)));
     });
+  }
+
+  /** The last attempt of a kept finished job: its result, times and output, all as text. */
+  function resultBlock(result) {
+    return h("div", { id: "job-result" },
+      h("h2", null, "Last attempt"),
+      fields([
+        ["Result", [statusBadge(result.status), " ", h("span", { class: "muted small" }, "HTTP " + String(result.code))], { id: "job-result-status" }],
+        ["Message", result.message || "—", { id: "job-result-message" }],
+        ["Started", when(result.started_at, true)],
+        ["Finished", when(result.finished_at, true)],
+        ["Elapsed", num(result.elapsed) + " ms"],
+      ]),
+      h("h2", null, "Output"),
+      result.output_truncated ? h("p", { class: "muted small", id: "job-output-truncated" }, "The first 65,536 bytes of the answer (it was longer).") : null,
+      result.output ? h("pre", { class: "block output", id: "job-output" }, result.output)
+        : h("p", { class: "muted", id: "job-output" }, "The worker's answer had no body."));
   }
 
   /* ---------------------------------------------------------- failure log */
@@ -1091,11 +1193,13 @@
     var order = query.order === "created" ? "created" : "failed";
     var limit = pageLimit(query.limit);
     var cursor = query.cursor || "";
+    var name = query.name || "";
+    var tags = query.tag || "";
     var tbody = h("tbody", { id: "failed-body" });
     var pagerBox = h("div");
 
     function hashFor(changes) {
-      var q = { order: order, limit: limit, cursor: cursor };
+      var q = { order: order, limit: limit, cursor: cursor, name: name, tag: tags };
       Object.keys(changes).forEach(function (k) { q[k] = changes[k]; });
       if (q.order === "failed") delete q.order;
       if (q.limit === "100") delete q.limit;
@@ -1113,6 +1217,7 @@
       left: h("label", { class: "inline" }, "Order", orderSelect),
       limit: limitSelect(limit, function (l) { go(hashFor({ limit: l, cursor: "" })); }),
     });
+    var filters = filterControls(name, tags, function (n, t) { go(hashFor({ name: n, tag: t, cursor: "" })); });
 
     function remove(f) {
       confirmAction("Delete failure " + f.id + " (job " + f.job_id + ", " + f.category + ") from the failure log of “" + queue + "”?",
@@ -1135,7 +1240,8 @@
         clip(f.category, "category"),
         clip(f.url, "url"),
         h("td", { class: "result" }, statusBadge(result.status), " ",
-          h("span", { class: "muted small code", title: "the worker's HTTP status" }, result.code !== undefined ? String(result.code) : "")),
+          h("span", { class: "muted small code", title: "the worker's HTTP status" }, result.code !== undefined ? String(result.code) : ""),
+          f.reason ? h("div", { class: "muted small reason" }, f.reason) : null),
         clip(result.message || "", "message"),
         h("td", { class: "num" }, num(f.fail_count)),
         h("td", { class: "time" }, when(f.failed_at, true, true),
@@ -1148,7 +1254,7 @@
     }
 
     function refresh() {
-      var path = withQuery(paths.failedList(queue), { order: order, limit: limit, cursor: cursor });
+      var path = withQuery(paths.failedList(queue), { order: order, limit: limit, cursor: cursor, name: name, tag: tagList(tags) });
       return api("GET", path).then(function (page) {
         if (!view.current()) return;
         var failed = page.failed_jobs || [];
@@ -1157,7 +1263,7 @@
           function (f) { return JSONX.stringify(f) + relative(f.failed_at); },
           row,
           function () { return h("tr", null, h("td", { class: "empty", colSpan: 8 }, cursor ? "No more entries." : "The failure log is empty.")); });
-        replace(pagerBox, pager(queue + "\nfailed\n" + order + "\n" + limit, { cursor: cursor }, page.next_cursor,
+        replace(pagerBox, pager(queue + "\nfailed\n" + order + "\n" + limit + "\n" + name + "\n" + tags, { cursor: cursor }, page.next_cursor,
           function (c) { return hashFor({ cursor: c }); }));
         replace(controls.updated, "updated " + clock());
       }, function (e) {
@@ -1172,6 +1278,7 @@
       h("div", { class: "panel" },
         h("h2", null, "Failure log"),
         controls.node,
+        filters,
         h("div", { class: "table-wrap" },
           h("table", { id: "failed-table" },
             h("thead", null, h("tr", null,
