@@ -181,8 +181,12 @@ class FuzzTests(ServerTestCase):
         server = yield self.server(**self.settings)
         yield self.seed_failure_log(server)
         # Signed deliveries: the default queue signs, so the fuzzed pushes
-        # are signed, and its signing-key operations find secrets.
-        code, body = yield self.api(server, "PUT", "/queue/default", {"signing": True})
+        # are signed, and its signing-key operations find secrets.  It keeps
+        # finished jobs (job history), so job answers carry state, attempts
+        # and results, and /completed and job retries find jobs.
+        code, body = yield self.api(server, "PUT", "/queue/default", {"signing": True, "retention": 3600})
+        self.assertEqual(code, 200, body)
+        code, body = yield self.api(server, "POST", "/job/seed", {"url": self.worker.url("/success"), "name": "seed"})
         self.assertEqual(code, 200, body)
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}
