@@ -73,7 +73,12 @@ class ConsoleSignInTests(TestCase):
         made = yield self.admin(
             "POST", "/tokens", {"name": "team a reader", "scopes": ["read"], "queues": "team-a-*"}, expect=201
         )
+        pusher = yield self.admin("POST", "/tokens", {"name": "producer", "scopes": ["push"]}, expect=201)
         yield self.browser.get(self.server.url("/ui/"))
+        # A token that may only push cannot use the console.
+        yield self.sign_in(pusher["token"])
+        yield self.browser.wait_text("#sign-in-error", "may only push jobs")
+        self.assertEqual((yield self.browser.execute("return document.querySelector('#whoami-name')")), None)
         # Asked for a token; a wrong one is refused with the server's reason.
         yield self.sign_in("fwq_wrong")
         yield self.browser.wait_text("#sign-in-error", "The token was refused")

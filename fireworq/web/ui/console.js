@@ -1537,6 +1537,11 @@
   /** Find out whether auth is on and who the token is, then show the page. */
   function start() {
     return api("GET", "/whoami").then(function (token) {
+      if (token.scopes.indexOf("read") < 0 && token.scopes.indexOf("admin") < 0) {
+        storeToken("");
+        signInView("The token “" + token.name + "” may only push jobs; the console needs a token with the read or admin scope.");
+        return;
+      }
       me = token;
       settings = null;
       applyToken();
