@@ -84,14 +84,20 @@ class MySQLLeaseStore:
 
         return self._go(create, idempotent=True, what="create lease tables")
 
-    def _go(self, work: Any, idempotent: bool, what: str) -> Deferred:
+    def _go(self, work: Any, idempotent: bool, what: str, causal: bool = False) -> Deferred:
+        """
+        Run ``work`` on the lease pool.  Claims and renewals need no causal
+        read on a Galera cluster: one made on a node that has not yet
+        applied a newer write of the row fails certification and is run
+        again by the pool.  Waiting for the cluster (C{causal}) would only
+        slow renewals down behind replication of job traffic; it is used for
+        L{holder}, which answers C{GET /queue/{q}/node}.
+        """
         if self._stopped:
             return fail(StoreUnavailable(f"the MySQL lease store is stopped ({what})"))
-        # Causal: on a Galera cluster every lease read and claim sees every
-        # claim, renewal and heartbeat committed on any node before it
-        # (wsrep_sync_wait); a no-op on a single server.  Lease traffic is a
-        # few statements per queue every lease_ttl/3, so the wait is cheap.
-        return self._pool.run(work, idempotent=idempotent, what=what, causal=True)
+        if causal:
+            return self._pool.run(work, idempotent=idempotent, what=what, causal=True)
+        return self._pool.run(work, idempotent=idempotent, what=what)
 
     def stop(self) -> Deferred:
         """Let go of the connection pool; later calls fail with StoreUnavailable."""
@@ -180,7 +186,7 @@ class MySQLLeaseStore:
             row = cursor.fetchone()
             return NodeInfo(id=text(row[0]), host=text(row[1])) if row else None
 
-        return self._go(work, idempotent=True, what=f"find the holder of {queue_name!r}")
+        return self._go(work, idempotent=True, what=f"find the holder of {queue_name!r}", causal=True)
 
     def heartbeat(self, node: NodeInfo, ttl_ms: int) -> Deferred:
         def work(cursor: Any) -> Dict[str, int]:

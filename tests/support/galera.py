@@ -149,8 +149,19 @@ class GaleraNode(MariaDBServer):
 
     def _initialise(self) -> None:
         os.makedirs(self.datadir, exist_ok=True)
+        os.makedirs(self.tmpdir, exist_ok=True)
+        _give_to(self.base_dir, self.run_as())
         if self.index == 0:
-            super()._initialise()
+            try:
+                super()._initialise()
+            except MariaDBUnavailable as e:
+                # The directory goes at exit: keep the log in the message.
+                try:
+                    with open(os.path.join(self.base_dir, "install-db.log"), errors="replace") as f:
+                        tail = "".join(f.readlines()[-20:])
+                except OSError:
+                    tail = "(no log)"
+                raise GaleraUnavailable(f"{e}:\n{tail}")
         # Joiners start empty: the SST fills their data directory.
         _give_to(self.base_dir, self.run_as())
 

@@ -267,6 +267,10 @@ class MariaDBServer(_Server):
         self.extra_args = list(extra_args)
         self.base_dir = base_dir or tempfile.mkdtemp(prefix="fwq-mariadb-")
         self.datadir = os.path.join(self.base_dir, "data")
+        #: Temporary files of the server (and of mariadb-install-db's
+        #: bootstrap server) go here, not to the shared /tmp: servers of
+        #: parallel test runs clashed over temporary table files there.
+        self.tmpdir = os.path.join(self.base_dir, "tmp")
         self.socket = os.path.join(self.base_dir, "mysqld.sock")
         self.log_path = os.path.join(self.base_dir, "mariadbd.log")
         self.port: Optional[int] = None
@@ -279,6 +283,7 @@ class MariaDBServer(_Server):
         args = [
             "--no-defaults",
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             f"--socket={self.socket}",
             f"--port={self.port}",
             "--bind-address=127.0.0.1",
@@ -311,10 +316,12 @@ class MariaDBServer(_Server):
                 "mariadb-install-db (or mysql_install_db) is missing; "
                 "run tests/support/ensure-mariadb or set " + ENV_DSN
             )
+        os.makedirs(self.tmpdir, exist_ok=True)
         command = [
             install,
             "--no-defaults",
             f"--datadir={self.datadir}",
+            f"--tmpdir={self.tmpdir}",
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
             "--skip-name-resolve",
