@@ -73,8 +73,12 @@ class RevocationTests(ClusterTestCase):
         yield wait_until(refused_on_b, REFRESH_MS / 1000 + REFRESH_SLACK, 0.05, "node b to refuse the revoked token")
         self.assertLess(time.monotonic() - revoked_at, REFRESH_MS / 1000 + REFRESH_SLACK)
         for node in (a, b):
+            # Log files are flushed periodically: wait for the refusal's line.
+            yield wait_until(
+                lambda: "API request refused (unknown)" in node.process.stdout() + node.process.stderr(),
+                10, 0.1, f"node {node.name} to log the refused token",
+            )
             logs = node.process.stdout() + node.process.stderr()
-            self.assertIn("API request refused (unknown)", logs)
             self.assertNotIn(secret, logs)
             self.assertNotIn(ADMIN_TOKEN, logs)
 
