@@ -326,8 +326,10 @@ class SchedulerTests(SynchronousTestCase):
         self.manager.refuse = True
         self.advance(31)
         self.assertEqual(self.pushed(), [])
-        self.manager.refuse = False
-        self.advance(1)
+        self.manager.refuse = False  # at 10:01:01; failed at 10:01:00
+        self.advance(0.5)
+        self.assertEqual(self.pushed(), [])  # held back for RETRY_SECONDS
+        self.advance(0.5)
         self.assertEqual(self.pushed(), [("s", "2026-05-01T10:01:00Z")])
 
     def test_fires_only_while_the_lease_is_held(self) -> None:

@@ -44,8 +44,13 @@ MISFIRE_GRACE_MS = 60_000
 #: schedule after a failover pushes a few; the rest wait a tick).
 MAX_PER_TICK = 100
 
-#: Missed times counted one by one at most (beyond, the count is this).
-MAX_COUNTED = 100_000
+#: Missed times counted one by one at most (beyond, the count is this):
+#: counting walks the cron, in the reactor thread.
+MAX_COUNTED = 10_000
+
+#: Seconds a schedule waits after a failed push before it is tried again
+#: (the store is down: one warning per schedule and pause, not per tick).
+RETRY_SECONDS = 2.0
 
 #: Builds a schedule's job: (category, job fields, extra delivery headers)
 #: -> (job, finish), where ``finish`` applies the queue's job defaults (see
@@ -78,6 +83,8 @@ class _Entry:
     record: ScheduleRecord
     cron: Optional[Cron]
     due: Optional[int]
+    #: Wall ms before which a schedule whose push failed is not tried again.
+    hold_until: int = 0
 
 
 class Scheduler(Service):
@@ -166,7 +173,7 @@ class Scheduler(Service):
         else:
             cron = self.cron_of(record)
         due = cron.next_after(record.served_until) if cron is not None else None
-        self._entries[record.name] = _Entry(record, cron, due)
+        self._entries[record.name] = _Entry(record, cron, due, entry.hold_until if entry is not None else 0)
 
     def forget(self, name: str) -> None:
         """A schedule was deleted."""
@@ -218,6 +225,7 @@ class Scheduler(Service):
             self.serve(entry.record.name, now)
             for entry in list(self._entries.values())
             if entry.record.definition.enabled and entry.due is not None and entry.due <= now
+            and entry.hold_until <= now
         ]
         if not work:
             return None
@@ -307,9 +315,12 @@ class Scheduler(Service):
             d.addCallback(lambda record: self.known(record) if record is not None else self.forget(name))
             d.addErrback(lambda f: None)
             return d
+        entry = self._entries.get(name)
+        if entry is not None:
+            entry.hold_until = self.now_ms() + int(RETRY_SECONDS * 1000)
         self._log.warn(
-            "Schedule {name}: cannot push a scheduled job; will retry: {why}",
-            name=name, why=failure.getErrorMessage(),
+            "Schedule {name}: cannot push a scheduled job; will retry in {delay} s: {why}",
+            name=name, delay=RETRY_SECONDS, why=failure.getErrorMessage(),
         )
         return None
 
