@@ -257,6 +257,16 @@ class GateTests(AuthAPITestCase):
         code, body, _ = self.request("PUT", "/routing/cat-b", {"queue_name": "ta-q"}, admin)
         self.assertEqual(code, 403, body)
 
+    def test_tenant_name_clash_does_not_name_the_other_queue(self) -> None:
+        # As MySQL's table names do: "ta-x" and "ta_x" would share tables.
+        self.store.storage_key = lambda name: name.replace("-", "_")
+        self.assertEqual(self.call("PUT", "/queue/ta_x", {})[0], 200)
+        _, tenant = self.make_token(["admin"], queues="ta-*")
+        code, body, _ = self.request("PUT", "/queue/ta-x", {}, tenant)
+        self.assertEqual(code, 400, body)
+        self.assertNotIn("ta_x", body["message"])
+        self.assertIn("ta_x", self.call("PUT", "/queue/ta-x", {})[1]["message"])  # an admin is told which
+
     def test_tenant_metrics(self) -> None:
         self.seed_tenant("ta-q", "cat-a")
         self.seed_tenant("tb-q", "cat-b")

@@ -6,11 +6,12 @@ from typing import Any, Dict, Optional
 
 import attr
 
-from fireworq.auth.access import visible
+from fireworq.auth.access import tenant_of, visible
 from fireworq.dispatch.dispatcher import THROTTLED_POLLING_INTERVAL
 from fireworq.joboptions.parse import parse_queue_defaults
 from fireworq.model import QueueDefinition
 from fireworq.names import InvalidName, check_queue_name
+from fireworq.queue_errors import QueueConflict
 from fireworq.web.body import json_object, json_type, number, unsigned
 from fireworq.web.errors import bad_request, not_found
 from fireworq.web.routes import app, json_response
@@ -105,6 +106,12 @@ def definition_json(definition: QueueDefinition, signed: bool = False) -> Dict[s
     return out
 
 
+def _hide_conflict(failure: Any, name: str) -> None:
+    """A tenant's name clash, without the name of the other queue (it may be another tenant's)."""
+    failure.trap(QueueConflict)
+    raise bad_request(f"queue name {name!r} would share job storage with another queue; choose another name")
+
+
 class QueueRoutes:
     """Routes that define queues and show their state."""
 
@@ -171,6 +178,8 @@ class QueueRoutes:
             return stored
 
         d.addCallback(put)
+        if tenant_of(request) is not None:
+            d.addErrback(_hide_conflict, definition.name)
         return d
 
     @app.route("/queue/<name>/pause", methods=["POST"])
