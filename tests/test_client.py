@@ -295,6 +295,32 @@ class ClientTests(ServerTestCase):
         queues = yield in_thread(client.queues)
         self.assertEqual([q.name for q in queues], ["default"])
 
+    @inlineCallbacks
+    def test_schedules(self) -> Any:
+        """The schedule calls (B10) against the real server: define, read, run now, list, delete."""
+        defined = yield self.call(
+            "put_schedule", "nightly", cron="30 2 * * *", category="reports", url=self.worker.url("/success"),
+            payload={"kind": "nightly"}, timezone="Europe/Berlin", catch_up="last", job_name="report", max_retries=2,
+        )
+        self.assertEqual((defined["cron"], defined["timezone"], defined["catch_up"], defined["job_name"]),
+                         ("30 2 * * *", "Europe/Berlin", "last", "report"))
+        self.assertIsNone(defined["last_job"])
+        got = yield self.call("schedule", "nightly")
+        self.assertEqual(got, defined)
+        job = yield self.call("run_schedule", "nightly")
+        self.assertIsInstance(job, PushedJob)
+        self.assertEqual((job.queue_name, job.category, job.payload), ("default", "reports", {"kind": "nightly"}))
+        yield self.delivered(1)
+        listed = yield self.call("schedules")
+        self.assertEqual([s["name"] for s in listed], ["nightly"])
+        self.assertEqual(listed[0]["last_job"], {"queue_name": "default", "id": job.id})
+        with self.assertRaises(BadRequest) as caught:
+            yield self.call("put_schedule", "bad", cron="61 * * * *", category="c", url=self.worker.url("/success"))
+        self.assertIn("cron", str(caught.exception))
+        yield self.call("delete_schedule", "nightly")
+        with self.assertRaises(NotFound):
+            yield self.call("schedule", "nightly")
+
 
 class RetryTests(ServerTestCase):
     """Idempotent calls survive a server that is not up yet; pushes are never repeated."""
