@@ -265,6 +265,11 @@ class QueueManager(MultiService):
         """The dispatcher of a defined queue, or None."""
         return self._dispatchers.get(name)
 
+    @property
+    def clock(self) -> IReactorTime:
+        """The clock the manager runs on (the reactor; a Clock in tests)."""
+        return self._clock
+
     def defined(self, name: str) -> Optional[QueueDefinition]:
         """The cached definition of ``name``, or None."""
         return self._definitions.get(name)

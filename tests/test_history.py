@@ -312,3 +312,84 @@ class DeliveryCaptureTests(SynchronousTestCase):
         result = self.deliver(b"y" * 200_000, True, max_response_bytes=100_000)
         self.assertEqual((result.status, result.output_truncated), ("failure", True))
         self.assertEqual(result.output, "y" * OUTPUT_LIMIT)
+
+
+from tests.test_web import APITestCase as _APITestCase  # noqa: E402
+
+
+class HistoryAPITests(_APITestCase):
+    """The history answers of the API over memory stores (the in-process API of tests/test_web.py)."""
+
+    def push(self, **body: Any) -> dict:
+        body.setdefault("url", "http://w/")
+        code, answer = self.call("POST", "/job/c", body)
+        self.assertEqual(code, 200, answer)
+        return answer
+
+    def test_retention_shown_only_when_not_the_default(self) -> None:
+        code, q = self.call("PUT", "/queue/q", {"retention": 600})
+        self.assertEqual((code, q["retention"]), (200, 600))
+        code, q = self.call("PUT", "/queue/q", {"retention": 0})  # the server's job_lifetime is 0
+        self.assertNotIn("retention", q)
+        code, error = self.call("PUT", "/queue/q", {"retention": -1})
+        self.assertEqual(code, 400)
+        self.assertIn("retention", error["message"])
+        code, error = self.call("PUT", "/queue/q", {"retention": "1h"})
+        self.assertEqual(code, 400)
+
+    def test_state_and_attempts_only_with_retention(self) -> None:
+        self.call("PUT", "/queue/q", {"max_workers": 1})
+        self.call("PUT", "/routing/c", {"queue_name": "q"})
+        job = self.push(run_after=60)
+        code, shown = self.call("GET", f"/queue/q/job/{job['id']}")
+        self.assertEqual(code, 200)
+        self.assertNotIn("state", shown)
+        self.call("PUT", "/queue/q", {"max_workers": 1, "retention": 60})
+        shown = self.call("GET", f"/queue/q/job/{job['id']}")[1]
+        self.assertEqual((shown["state"], shown["attempts"]), ("deferred", 0))
+        listed = self.call("GET", "/queue/q/deferred")[1]["jobs"][0]
+        self.assertEqual(listed["state"], "deferred")
+
+    def test_filters_on_job_lists_and_failure_log(self) -> None:
+        self.call("PUT", "/queue/q", {"max_workers": 1})
+        self.call("PUT", "/routing/c", {"queue_name": "q"})
+        ids = {}
+        for name, tags in (("send-a", {"t": "1"}), ("send-b", {"t": "2"}), ("other", {"t": "1", "u": "x"})):
+            ids[name] = self.push(run_after=60, name=name, tags=tags)["id"]
+        self.push(run_after=60)  # no name, no tags
+
+        def listed(query: str) -> list:
+            code, page = self.call("GET", "/queue/q/deferred" + query)
+            self.assertEqual(code, 200, page)
+            return [j["id"] for j in page["jobs"]]
+
+        self.assertEqual(listed("?name=send-a"), [ids["send-a"]])
+        self.assertEqual(sorted(listed("?name=send-*")), sorted([ids["send-a"], ids["send-b"]]))
+        self.assertEqual(sorted(listed("?tag=t:1")), sorted([ids["send-a"], ids["other"]]))
+        self.assertEqual(listed("?tag=t:1&tag=u:x"), [ids["other"]])
+        self.assertEqual(listed("?name=send-*&tag=t:2"), [ids["send-b"]])
+        self.assertEqual(listed("?name=nothing"), [])
+        # Paging a filtered list visits every match once.
+        seen, cursor = [], ""
+        while True:
+            code, page = self.call("GET", "/queue/q/deferred?limit=1&tag=t:1" + (f"&cursor={cursor}" if cursor else ""))
+            seen += [j["id"] for j in page["jobs"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        self.assertEqual(sorted(seen), sorted([ids["send-a"], ids["other"]]))
+        for query, word in (("?tag=nocolon", "tag"), ("?tag=:v", "tag"), ("?name=", "name"), ("?name=a&name=b", "name")):
+            code, error = self.call("GET", "/queue/q/deferred" + query)
+            self.assertEqual(code, 400, query)
+            self.assertIn(word, error["message"])
+        code, error = self.call("GET", "/queue/q/failed?tag=x")
+        self.assertEqual(code, 400)
+        code, page = self.call("GET", "/queue/q/failed?name=x*")
+        self.assertEqual((code, page), (200, {"failed_jobs": [], "next_cursor": ""}))
+
+    def test_completed_and_retry_of_unknown(self) -> None:
+        self.assertEqual(self.call("GET", "/queue/nope/completed")[0], 404)
+        self.assertEqual(self.call("GET", "/queue/default/completed")[1], {"jobs": [], "next_cursor": ""})
+        self.assertEqual(self.call("POST", "/queue/default/job/5/retry")[0], 404)
+        self.assertEqual(self.call("POST", "/queue/default/job/x/retry")[0], 400)
+        self.assertEqual(self.call("GET", "/queue/default/completed?limit=0")[0], 400)

@@ -49,9 +49,18 @@ def live_state(job: Job, now_ms: Optional[int] = None) -> str:
     return "waiting" if job.next_try <= now_ms else "deferred"
 
 
-def with_state(out: Dict[str, Any], job: Job, now_ms: Optional[int] = None) -> Dict[str, Any]:
-    """A job answer of a queue that keeps finished jobs: ``state`` and ``attempts`` added."""
-    out["state"] = live_state(job, now_ms)
+def now_ms(routes: Any) -> int:
+    """The time on the server's clock (the queue manager's), in ms."""
+    clock = getattr(routes.manager, "clock", None)
+    return int((clock.seconds() if clock is not None else time.time()) * 1000)
+
+
+def with_state(out: Dict[str, Any], job: Job, now: Optional[int] = None, state: Optional[str] = None) -> Dict[str, Any]:
+    """
+    A job answer of a queue that keeps finished jobs: ``state`` (the list's
+    when given, else from the job and ``now``) and ``attempts`` added.
+    """
+    out["state"] = state or live_state(job, now)
     out["attempts"] = job.attempts
     return out
 

@@ -18,7 +18,7 @@ from fireworq.model import (
 )
 from fireworq.history.filters import filtered_page
 from fireworq.joboptions.values import add_option_fields
-from fireworq.web.history import as_new_job, keeps_history, kept_json, list_filter, with_reason, with_state
+from fireworq.web.history import as_new_job, keeps_history, kept_json, list_filter, now_ms, with_reason, with_state
 from fireworq.web.body import path_id, query_arg, query_choice, query_int, stored_json_value
 from fireworq.web.errors import bad_request, not_found
 from fireworq.web.routes import app, failed_job_json, job_json, json_response
@@ -90,7 +90,7 @@ class InspectRoutes:
 
         def answer(page: Page) -> bytes:
             if keeps_history(self, name):
-                jobs = [with_state(job_json(job), job) for job in page.items]
+                jobs = [with_state(job_json(job), job, state=state.value) for job in page.items]
             else:
                 jobs = [job_json(job) for job in page.items]
             return json_response(request, {"jobs": jobs, "next_cursor": encode_cursor(page.next_key)})
@@ -118,7 +118,7 @@ class InspectRoutes:
         def found(job: Optional[Job]) -> Any:
             if job is not None:
                 out = job_json(job)
-                return json_response(request, with_state(out, job) if keeps_history(self, name) else out)
+                return json_response(request, with_state(out, job, now_ms(self)) if keeps_history(self, name) else out)
             # Finished: kept (B8) for the queue's retention, or gone.
             kept = self.inspection.find_kept(name, number)
             kept.addCallback(lambda k: json_response(request, kept_json(k)) if k is not None else _job(None, name, number))
