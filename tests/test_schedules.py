@@ -378,8 +378,10 @@ class GuardedPushTests(TestCase):
     """IJobStore.push_guarded with each driver's guard: one job per time."""
 
     def check(self, jobs: Any, schedules: Any) -> Any:
-        definition = ScheduleDefinition(name="s", cron="* * * * *", category="c", job="{}")
-        yield schedules.put(definition, 1000)
+        exact = '{"url":"http://w/","payload":{"precise":0.1000000000000000000001}}'
+        definition = ScheduleDefinition(name="s", cron="* * * * *", category="c", job=exact)
+        stored = yield schedules.put(definition, 1000)
+        self.assertEqual(stored.definition, definition)  # the job text kept as written
         entry = PushEntry("q", NewJob("c", "http://w/"))
         first = yield jobs.push_guarded(entry, schedules.guard("s", 60_000, None))
         self.assertIsNotNone(first)
@@ -563,6 +565,21 @@ class ScheduleAPITests(APITestCase):
         self.assertIsNone(body["next_run_at"])
         code, _ = self.call("POST", "/schedule/none/run")
         self.assertEqual(code, 404)
+
+    def test_payload_numbers_stay_exact(self) -> None:
+        # As for a push (A2): numbers no double holds are kept as written.
+        payload = '{"big":123456789012345678901234567890,"precise":0.1000000000000000000001}'
+        raw = ('{"cron":"@daily","category":"c","url":"http://w/","payload":%s}' % payload).encode()
+        response, body = self.call_raw("PUT", "/schedule/exact", raw=raw)
+        self.assertEqual(response.code, 200, body)
+        self.assertIn(b'"payload":' + payload.encode(), body)
+        response, body = self.call_raw("GET", "/schedule/exact")
+        self.assertIn(b'"payload":' + payload.encode(), body)
+        response, body = self.call_raw("POST", "/schedule/exact/run")
+        self.assertEqual(response.code, 200, body)
+        self.assertIn(b'"payload":' + payload.encode(), body)
+        [job] = self.store._queue("default").jobs.values()
+        self.assertEqual(job.payload, payload)
 
     def test_bad_input_names_the_field(self) -> None:
         for change, field in [

@@ -33,7 +33,8 @@ class ScheduleDefinition:
     """
     One schedule as defined.
 
-    @ivar job: the job fields of A2/B7 as JSON text (the job's ``name`` is
+    @ivar job: the job fields of A2/B7 as JSON text, kept as the API wrote
+        it so that numbers in the payload stay exact (the job's ``name`` is
         kept as ``name``; answers show it as ``job_name``).
     """
 
@@ -45,14 +46,12 @@ class ScheduleDefinition:
     enabled: bool = True
     catch_up: str = "none"
 
-    def job_fields(self) -> Dict[str, Any]:
-        """The job fields as a JSON object."""
-        value = json.loads(self.job)
-        return value if isinstance(value, dict) else {}
-
     def to_json(self) -> Dict[str, Any]:
-        """The definition as answered (the job fields at the same level)."""
-        out: Dict[str, Any] = {
+        """
+        The schedule's own fields as answered; the API adds the job fields
+        after them (read from L{job} with exact numbers, in L{JOB_FIELD_ORDER}).
+        """
+        return {
             "name": self.name,
             "cron": self.cron,
             "timezone": self.timezone,
@@ -60,10 +59,6 @@ class ScheduleDefinition:
             "enabled": self.enabled,
             "catch_up": self.catch_up,
         }
-        fields = self.job_fields()
-        for key in sorted(fields, key=lambda k: (JOB_FIELD_ORDER.index(k) if k in JOB_FIELD_ORDER else 99, k)):
-            out["job_name" if key == "name" else key] = fields[key]
-        return out
 
     def encode(self) -> str:
         """The definition as stored (JSON text)."""
@@ -74,7 +69,7 @@ class ScheduleDefinition:
                 "category": self.category,
                 "enabled": self.enabled,
                 "catch_up": self.catch_up,
-                "job": self.job_fields(),
+                "job_text": self.job,
             },
             separators=(",", ":"),
             sort_keys=True,
@@ -84,11 +79,14 @@ class ScheduleDefinition:
     def decode(cls, name: str, text: str) -> "ScheduleDefinition":
         """A definition from L{encode}'s text."""
         value = json.loads(text)
+        job = value.get("job_text")
+        if not isinstance(job, str):
+            job = json.dumps(value.get("job") or {}, separators=(",", ":"))
         return cls(
             name=name,
             cron=value["cron"],
             category=value["category"],
-            job=json.dumps(value.get("job") or {}, separators=(",", ":"), sort_keys=True),
+            job=job,
             timezone=value.get("timezone", "UTC"),
             enabled=bool(value.get("enabled", True)),
             catch_up=value.get("catch_up", "none"),

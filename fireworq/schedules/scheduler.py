@@ -52,10 +52,10 @@ MAX_COUNTED = 10_000
 #: (the store is down: one warning per schedule and pause, not per tick).
 RETRY_SECONDS = 2.0
 
-#: Builds a schedule's job: (category, job fields, extra delivery headers)
-#: -> (job, finish), where ``finish`` applies the queue's job defaults (see
-#: the queue manager's push).
-JobMaker = Callable[[str, Dict[str, Any], Tuple[Tuple[str, str], ...]], Tuple[NewJob, Any]]
+#: Builds a schedule's job: (category, job fields as JSON text, extra
+#: delivery headers) -> (job, finish), where ``finish`` applies the queue's
+#: job defaults (see the queue manager's push).
+JobMaker = Callable[[str, str, Tuple[Tuple[str, str], ...]], Tuple[NewJob, Any]]
 
 #: Delivery headers of a scheduled job: the schedule's name and the
 #: scheduled time it serves (RFC 3339, UTC), so that a worker can tell the
@@ -272,7 +272,7 @@ class Scheduler(Service):
             d.addCallback(self._skipped, name, when, missed)
             return d
         definition = entry.record.definition
-        job, finish = self.make_job(definition.category, definition.job_fields(), schedule_headers(name, when))
+        job, finish = self.make_job(definition.category, definition.job, schedule_headers(name, when))
         guard = self.schedules.guard(name, when, epoch)
         d = self.manager.push_guarded(entry.record.definition.category, job, guard, finish)
         d.addCallback(self._pushed, name, when, missed)

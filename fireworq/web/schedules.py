@@ -17,8 +17,8 @@ from fireworq.joboptions.parse import parse_job_options
 from fireworq.model import NewJob
 from fireworq.names import InvalidName, check_category, check_schedule_name
 from fireworq.schedules.cron import Cron, CronError
-from fireworq.schedules.model import CATCH_UP_POLICIES, ScheduleDefinition, ScheduleRecord
-from fireworq.web.body import dump_json, json_object, json_type
+from fireworq.schedules.model import CATCH_UP_POLICIES, JOB_FIELD_ORDER, ScheduleDefinition, ScheduleRecord
+from fireworq.web.body import dump_json, json_object, json_type, parse_json
 from fireworq.web.errors import ApiError, bad_request, not_found
 from fireworq.web.jobs import PushedJobs, parse_job
 from fireworq.web.routes import app, json_response
@@ -43,14 +43,20 @@ def schedule_name(name: str) -> str:
     return name
 
 
-def make_job(category: str, fields: Dict[str, Any], headers: Tuple[Tuple[str, str], ...] = ()) -> Tuple[NewJob, Any]:
+def job_values(job_text: str) -> Dict[str, Any]:
+    """A schedule's job fields (JSON text as stored) as a JSON object, numbers exact."""
+    value = parse_json(job_text.encode("utf-8"), "schedule's job")
+    return value if isinstance(value, dict) else {}
+
+
+def make_job(category: str, job_text: str, headers: Tuple[Tuple[str, str], ...] = ()) -> Tuple[NewJob, Any]:
     """
-    A schedule's job as a push of its job fields to ``category`` would
-    make it, with the delivery ``headers`` added that the schedule sets
-    (after the job's own), and the push's ``finish`` (the queue's job
-    defaults).
+    A schedule's job as a push of its job fields (JSON text) to
+    ``category`` would make it, with the delivery ``headers`` added that
+    the schedule sets (after the job's own), and the push's ``finish`` (the
+    queue's job defaults).
     """
-    job, echo = parse_job(category, fields, where="schedule's job: ")
+    job, echo = parse_job(category, job_values(job_text), where="schedule's job: ")
     if headers:
         combined = tuple(job.options.headers or ()) + tuple(headers)
         try:
@@ -137,6 +143,9 @@ def _time(ms: Optional[int], zone_name: str) -> Optional[str]:
 def schedule_json(record: ScheduleRecord, next_run_at: Optional[int]) -> Dict[str, Any]:
     """A schedule as answered: the definition plus next_run_at, last_run_at and last_job."""
     out = record.definition.to_json()
+    fields = job_values(record.definition.job)
+    for key in sorted(fields, key=lambda k: (JOB_FIELD_ORDER.index(k) if k in JOB_FIELD_ORDER else 99, k)):
+        out["job_name" if key == "name" else key] = fields[key]
     zone = record.definition.timezone
     out["next_run_at"] = _time(next_run_at, zone)
     out["last_run_at"] = _time(record.last_run_at, zone)
@@ -216,7 +225,7 @@ class ScheduleRoutes:
 
         def push(record: Optional[ScheduleRecord]) -> Any:
             definition = self._found(record, name).definition
-            job, echo = parse_job(definition.category, definition.job_fields(), where="schedule's job: ")
+            job, echo = parse_job(definition.category, job_values(definition.job), where="schedule's job: ")
             pushed = PushedJobs([(job, echo)])
             pushing = self.manager.push(definition.category, pushed.jobs, finish=pushed.finish)
 
