@@ -370,6 +370,45 @@ class SchedulerTests(SynchronousTestCase):
         self.advance(61)
         self.assertEqual(len(self.pushed()), 1)
 
+    def test_daylight_saving_nights(self) -> None:
+        """Through Berlin's fall-back and spring-forward nights, in the scheduler itself."""
+        self.clock = Clock()
+        self.clock.advance(ms("2026-10-25T00:00:00+02:00") / 1000)
+        self.jobs = MemoryJobStore(clock=lambda: int(self.clock.seconds() * 1000))
+        self.manager = FakeManager(self.jobs)
+        self.scheduler = self.make_scheduler()
+        self.define("30 2 * * *", name="fixed", timezone=BERLIN)
+        self.define("*/30 * * * *", name="frequent", timezone=BERLIN)
+        self.scheduler.startService()
+        self.addCleanup(self.scheduler.stopService)
+        self.advance(5 * 3600, step=20)  # to 04:00 CET
+        by_name: dict = {}
+        for name, at in self.pushed():
+            by_name.setdefault(name, []).append(at)
+        # 02:30 happens twice (CEST, then CET): the fixed time runs once.
+        self.assertEqual(by_name["fixed"], ["2026-10-25T00:30:00Z"])
+        # Every half hour that exists runs, both 02:00 and both 02:30.
+        self.assertEqual(by_name["frequent"], [
+            "2026-10-24T22:30:00Z", "2026-10-24T23:00:00Z", "2026-10-24T23:30:00Z",
+            "2026-10-25T00:00:00Z", "2026-10-25T00:30:00Z", "2026-10-25T01:00:00Z",
+            "2026-10-25T01:30:00Z", "2026-10-25T02:00:00Z", "2026-10-25T02:30:00Z",
+            "2026-10-25T03:00:00Z",
+        ])
+        self.assertEqual(self.count("fireworq_schedule_missed_total", "fixed"), 0)
+
+    def test_spring_forward_fixed_time_runs_after_the_gap(self) -> None:
+        self.clock = Clock()
+        self.clock.advance(ms("2026-03-29T01:00:00+01:00") / 1000)
+        self.jobs = MemoryJobStore(clock=lambda: int(self.clock.seconds() * 1000))
+        self.manager = FakeManager(self.jobs)
+        self.scheduler = self.make_scheduler()
+        self.define("30 2 * * *", name="fixed", timezone=BERLIN)
+        self.scheduler.startService()
+        self.addCleanup(self.scheduler.stopService)
+        self.advance(3 * 3600, step=20)
+        # 02:30 does not exist that night: the job runs at 03:00 CEST (01:00 UTC).
+        self.assertEqual(self.pushed(), [("fixed", "2026-03-29T01:00:00Z")])
+
     def test_grace_is_a_minute(self) -> None:
         self.assertEqual(MISFIRE_GRACE_MS, 60_000)
 
