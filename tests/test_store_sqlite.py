@@ -292,6 +292,51 @@ class SqliteDatabaseTests(_SqliteStores, TestCase):
         self.assertEqual((grabbed.id, grabbed.attempts, grabbed.attempt), (old.id, 3, 3))
         self.assertEqual((await store.find_job("q", old.id)).attempts, 3)
 
+    async def test_layout_2_gets_the_job_options_columns(self) -> None:
+        """
+        A file of layout 2 (job tables and ``queue`` without the columns of
+        the job options) is upgraded on open: its jobs read without options,
+        jobs with options are kept and grabbed by priority, and queue job
+        defaults are stored (issue 12).
+        """
+        from fireworq.joboptions.values import NO_OPTIONS, JobOptions, QueueDefaults
+        from fireworq.model import QueueDefinition
+        from fireworq.store.priority import SQLITE_JOB_COLUMNS
+
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        for statement in SHARED_SCHEMA:
+            conn.execute(statement)
+        key = table_key("q")
+        b7 = ",\n            " + ", ".join(ddl for _, ddl in SQLITE_JOB_COLUMNS)
+        for statement in queue_schema(key):
+            if "priority" in statement and "CREATE INDEX" in statement:
+                continue  # the grab-by-priority index of layout 3
+            if "fireworq_jq_idem" in statement:
+                continue  # the key table of layout 3
+            conn.execute(statement.replace(b7, ""))
+        columns = [row[1] for row in conn.execute(f"PRAGMA table_info({jobs_table(key)})")]
+        self.assertNotIn("priority", columns)  # the layout-2 table, as it was
+        conn.execute(
+            f"INSERT INTO {jobs_table(key)} (next_try, status, created_at, category, url, payload)"
+            " VALUES (1, 'claimed', 1, 'c', 'u', 'old')"
+        )
+        conn.execute("INSERT INTO queue VALUES ('q', 100, 2)")
+        conn.execute("PRAGMA user_version = 2")
+        conn.close()
+        store, repository = await self.opened()
+        version = await store.db.run(lambda conn: conn.execute("PRAGMA user_version").fetchone()[0])
+        self.assertEqual(version, LAYOUT_VERSION)
+        [old] = (await store.list_jobs("q", JobState.WAITING, 10, None, False)).items
+        self.assertEqual(old.options, NO_OPTIONS)
+        [high] = await store.push([PushEntry("q", job("new", options=JobOptions(priority=9)))])
+        grabbed = await store.grab("q", 10, 1)
+        self.assertEqual([j.id for j in grabbed], [high.id, old.id])
+        self.assertEqual(await repository.find_queue("q"), QueueDefinition("q", 100, 2))
+        defined = QueueDefinition("q", 100, 2, defaults=QueueDefaults(priority=4))
+        await repository.put_queue(defined)
+        self.assertEqual(await repository.find_queue("q"), defined)
+
     async def test_legacy_tables_of_defined_queues_are_adopted(self) -> None:
         self.write_legacy_file()
         store, repository = await self.opened()
