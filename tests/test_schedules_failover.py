@@ -10,7 +10,9 @@ and the record of the served time commit together, under the scheduler
 lease's epoch), none missing (``catch_up: last``; the failovers are far
 shorter than the one-minute grace, so each missed second is pushed by the
 next holder).  A job may be delivered twice (at-least-once delivery of a
-job in flight when its node died); it is still one job.
+job in flight when its node died); it is still one job.  The schedule is
+defined through the node that does not fire, so it also shows that the
+firing node sees it within ``config_refresh_interval``.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from datetime import datetime
 from typing import Any, Dict, List, Set
 
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.threads import deferToThread
 from twisted.python import log
 
+from tests.support.mariadb import database_for
 from tests.support.polling import pause, wait_until
-from tests.test_multinode import ClusterTestCase, Node
+from tests.test_multinode import REFRESH_MS, REFRESH_SLACK, ClusterTestCase, Node
 
 QUEUE = "ticks"
 CATEGORY = "tick"
@@ -75,6 +79,24 @@ class ScheduleFailoverTests(ClusterTestCase):
 
         yield wait_until(more, 30, 0.1, f"{what} to fire the schedule")
 
+    def make_database(self) -> str:
+        self.database = database_for(self, "sched")
+        return self.database.dsn
+
+    @inlineCallbacks
+    def scheduler_holder(self) -> Any:
+        """The node id in the scheduler's lease row, while unexpired (from the database)."""
+        rows = yield deferToThread(
+            self.database.server.execute,
+            "SELECT holder FROM fireworq_lease WHERE name = '/schedules' AND expires_at > "
+            "CAST(FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)",
+            None, self.database.name,
+        )
+        if not rows:
+            return None
+        holder = rows[0][0]
+        return holder.decode() if isinstance(holder, bytes) else holder
+
     @inlineCallbacks
     def test_every_second_once_across_kill_and_pause(self) -> Any:
         a = yield self.start_node("a")
@@ -82,13 +104,22 @@ class ScheduleFailoverTests(ClusterTestCase):
         self.assertEqual(code, 200, body)
         code, body = yield a.call("PUT", f"/routing/{CATEGORY}", {"queue_name": QUEUE})
         self.assertEqual(code, 200, body)
-        code, body = yield a.call("PUT", "/schedule/every-second", {
+        # a started first and holds the scheduler lease.
+        yield wait_until(self.scheduler_holder, 15, 0.1, "a scheduler lease holder")
+        holder = yield self.scheduler_holder()
+        self.assertTrue(a.owns({"id": holder}), holder)
+        b = yield self.start_node("b")
+        # Defined through b, fired by a: seen within config_refresh_interval.
+        code, body = yield b.call("PUT", "/schedule/every-second", {
             "cron": "* * * * * *", "category": CATEGORY, "url": self.worker.url("/success"),
             "catch_up": "last", "payload": {"hello": "tick"},
         })
         self.assertEqual(code, 200, body)
-        b = yield self.start_node("b")
-        # a started first and holds the scheduler lease.
+        defined_at = time.time()
+        yield wait_until(lambda: self.jobs_by_time(), 15, 0.05, "the first scheduled job")
+        took = min(d.received_at for d in self.worker.deliveries) - defined_at
+        log.msg(f"first job delivered {took:.2f}s after the schedule was defined through another node")
+        self.assertLess(took, REFRESH_MS / 1000 + REFRESH_SLACK + 1.0)
         yield self.wait_firing(a, "node a")
         yield pause(5)
 
