@@ -393,3 +393,16 @@ class HistoryAPITests(_APITestCase):
         self.assertEqual(self.call("POST", "/queue/default/job/5/retry")[0], 404)
         self.assertEqual(self.call("POST", "/queue/default/job/x/retry")[0], 400)
         self.assertEqual(self.call("GET", "/queue/default/completed?limit=0")[0], 400)
+
+    def test_canceled_job_is_kept_as_canceled(self) -> None:
+        self.call("PUT", "/queue/q", {"max_workers": 1, "retention": 60})
+        self.call("PUT", "/routing/c", {"queue_name": "q"})
+        job = self.push()
+        self.clock.advance(1)
+        self.assertIn(job["id"], self.deliverer.pending)
+        code, answer = self.call("DELETE", f"/queue/q/job/{job['id']}")
+        self.assertEqual((code, answer["state"], answer["canceling"], answer["attempts"]), (202, "grabbed", True, 1))
+        # The delivery is aborted (its Deferred canceled) and completes as CANCEL.
+        self.clock.advance(1)
+        code, kept = self.call("GET", f"/queue/q/job/{job['id']}")
+        self.assertEqual((code, kept["state"], kept["result"]["status"], kept["status"]), (200, "canceled", "canceled", "finished"))

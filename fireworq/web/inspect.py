@@ -178,6 +178,8 @@ class InspectRoutes:
 
         def answer(job: Optional[Job]) -> bytes:
             out = job_json(_job(job, name, number))
+            if keeps_history(self, name):
+                with_state(out, job, now_ms(self))
             if job.status == "grabbed":
                 request.setResponseCode(202)
                 out["state"] = "grabbed"
