@@ -283,7 +283,10 @@ class Scheduler(Service):
             raise _Stale()
         if self.metrics is not None and missed:
             self.metrics.missed(name, missed)
-        self._log.info("Schedule {name}: skipped {n} missed time(s) up to {when}", name=name, n=missed, when=when)
+        self._log.info(
+            "Schedule {name}: skipped {n} missed time(s) up to {when} (catch_up: none)",
+            name=name, n=missed, when=datetime.fromtimestamp(when // 1000, tz=timezone.utc).isoformat(),
+        )
         self._advance(name, when, None)
 
     def _pushed(self, result: Tuple[str, Optional[Job]], name: str, when: int, missed: int) -> None:
