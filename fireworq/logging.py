@@ -366,6 +366,13 @@ class QueueLog:
         for job in jobs:
             self._line("debug", "pop", queue_name, job, job.status, job.fail_count, "A job grabbed")
 
+    def expired(self, queue_name: str, jobs: Sequence[Job]) -> None:
+        """Jobs written to the failure log past their deadline (B7): action ``expire``."""
+        if self._rank > LEVELS["info"]:
+            return
+        for job in jobs:
+            self._line("info", "expire", queue_name, job, "expired", job.fail_count, "Deadline passed")
+
     def finished(self, queue_name: str, completion: Completion, duration: float) -> None:
         if self._rank > LEVELS["info"]:
             return

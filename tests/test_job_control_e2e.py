@@ -121,6 +121,10 @@ class JobOptionsDispatchTests(ServerTestCase):
         self.assertEqual(len(self.times_of(job["id"])), 1, "no attempt after the deadline")
         code, page = yield server.call("GET", "/metrics")
         self.assertEqual(metric(page, "fireworq_jobs_expired_total", "default"), 1.0)
+        yield wait_until(
+            lambda: [r for r in server.queue_log() if r.get("action") == "expire" and r.get("id") == job["id"]],
+            5, message="the queue log's expire line",
+        )
 
     @inlineCallbacks
     def test_2xx_rule_and_job_headers(self):
