@@ -98,7 +98,7 @@ JOB_STATES = ("waiting", "deferred", "grabbed")
 class _QueueMetrics:
     """The labelled children of one queue, looked up once."""
 
-    __slots__ = ("pushed", "popped", "retries", "deliveries", "duration", "first_delay")
+    __slots__ = ("pushed", "popped", "retries", "deliveries", "duration", "first_delay", "expired")
 
     def __init__(self, metrics: "Metrics", queue: str) -> None:
         self.pushed = metrics.pushed_total.labels(queue)
@@ -110,6 +110,8 @@ class _QueueMetrics:
         }
         self.duration = metrics.delivery_duration.labels(queue)
         self.first_delay = metrics.first_delivery_delay.labels(queue)
+        #: Created at 0 with the queue's other series, so increase() works from the first expiry.
+        self.expired = metrics.expired_total.labels(queue)
 
 
 class LiveCollector(Collector):
@@ -399,7 +401,7 @@ class Metrics(Service):
 
     def expired(self, queue_name: str, jobs: Sequence[Job]) -> None:
         """Count jobs that went to the failure log past their deadline (B7)."""
-        self.expired_total.labels(queue_name).inc(len(jobs))
+        self._queue(queue_name).expired.inc(len(jobs))
 
     def kept(self, queue_name: str, state: str) -> None:
         """Count a finished job kept in the queue's history (B8)."""
