@@ -409,6 +409,29 @@ class SchedulerTests(SynchronousTestCase):
         # 02:30 does not exist that night: the job runs at 03:00 CEST (01:00 UTC).
         self.assertEqual(self.pushed(), [("fixed", "2026-03-29T01:00:00Z")])
 
+    def test_unreadable_store_keeps_the_schedules_loaded(self) -> None:
+        from twisted.internet.defer import fail
+        from twisted.logger import capturedLogs
+
+        from fireworq.store.interface import StoreUnavailable
+
+        self.define()
+        self.scheduler.startService()
+        self.addCleanup(self.scheduler.stopService)
+        self.advance(1)
+        listing = self.schedules.list
+        self.schedules.list = lambda: fail(StoreUnavailable("database down"))  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            self.advance(40)
+        warnings = [e for e in events if "Cannot load schedules" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)  # once per outage, no traceback
+        self.assertFalse([e for e in events if e.get("log_failure") is not None])
+        self.assertEqual(self.pushed(), [("s", "2026-05-01T10:01:00Z")])  # fired from what was loaded
+        self.schedules.list = listing  # type: ignore[method-assign]
+        with capturedLogs() as events:
+            self.advance(1)
+        self.assertTrue([e for e in events if "Schedules loaded again" in e.get("log_format", "")])
+
     def test_grace_is_a_minute(self) -> None:
         self.assertEqual(MISFIRE_GRACE_MS, 60_000)
 

@@ -127,6 +127,7 @@ class Scheduler(Service):
         self._wall = wall or time.time
         self._entries: Dict[str, _Entry] = {}
         self._loaded = False
+        self._refresh_failing = False
         self._ticker = Periodic(tick, self._tick, clock=clock, name="the scheduler")
         self._refresher = Periodic(refresh_interval, self.refresh, clock=clock, now=True,
                                    name="the schedule watcher")
@@ -180,7 +181,10 @@ class Scheduler(Service):
         self._entries.pop(name, None)
 
     def refresh(self) -> Deferred:
-        """Reload every schedule from the store."""
+        """
+        Reload every schedule from the store.  While the store cannot be
+        read, the schedules last loaded stay in use (one warning per outage).
+        """
         d = self.schedules.list()
 
         def loaded(records: List[ScheduleRecord]) -> None:
@@ -192,8 +196,19 @@ class Scheduler(Service):
                 if name not in names:
                     del self._entries[name]
             self._loaded = True
+            if self._refresh_failing:
+                self._refresh_failing = False
+                self._log.info("Schedules loaded again")
 
-        d.addCallback(loaded)
+        def failed(failure: Failure) -> None:
+            if not self._refresh_failing:
+                self._refresh_failing = True
+                self._log.warn(
+                    "Cannot load schedules: {why}; the schedules last loaded stay in use",
+                    why=failure.getErrorMessage(),
+                )
+
+        d.addCallbacks(loaded, failed)
         return d
 
     def next_run_at(self, record: ScheduleRecord) -> Optional[int]:
