@@ -217,6 +217,9 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) ->
         "access_log": os.path.join(workdir, f"access-{store}-{nodes}.log"),
         "queue_default_polling_interval": "200",
     }
+    if args.job_lifetime:
+        # Job history: every finished job kept (with its output) this long.
+        settings["job_lifetime"] = str(args.job_lifetime)
     if store == "sqlite":
         settings["sqlite_path"] = os.path.join(workdir, f"bench-{nodes}.sqlite3")
     if store == "mysql":
@@ -337,6 +340,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--settle", type=float, default=5.0, help="seconds for leases to spread")
     parser.add_argument("--mysql-dsn", default="", help="use this MySQL database instead of a throwaway one")
     parser.add_argument("--calibrate", action="store_true", help="also measure the tools alone")
+    parser.add_argument("--job-lifetime", type=int, default=0,
+                        help="seconds every finished job is kept with its result (job history; 0: off)")
     parser.add_argument("--soak", type=int, default=0,
                         help="also deliver this many jobs, sampling memory every tenth")
     parser.add_argument("--profile", action="store_true",
