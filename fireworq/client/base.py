@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from typing import Any, Callable, Dict, Optional, Union
 
 import httpx
@@ -40,6 +41,19 @@ def resolve_token(token: Optional[str]) -> Optional[str]:
     if token is not None:
         return token or None
     return os.environ.get("FIREWORQ_TOKEN") or None
+
+
+def resolve_verify(verify: Any, ca_file: Optional[str]) -> Any:
+    """
+    How to check the server's TLS certificate: ``verify`` as given (True:
+    the system's CAs, False: not at all, an ``ssl.SSLContext``), or, with
+    ``ca_file`` (else ``FIREWORQ_CA_FILE``), a context trusting that PEM
+    file, for a server whose certificate a private CA issued.
+    """
+    path = ca_file or (os.environ.get("FIREWORQ_CA_FILE") if verify is True else None)
+    if not path:
+        return verify
+    return ssl.create_default_context(cafile=path)
 
 
 def default_headers(token: Optional[str], extra: Optional[Dict[str, str]]) -> Dict[str, str]:
@@ -138,6 +152,7 @@ class ClientBase(Endpoints):
         headers: Optional[Dict[str, str]] = None,
         max_connections: int = 10,
         verify: Any = True,
+        ca_file: Optional[str] = None,
         on_retry: Optional[RetryHook] = None,
     ) -> None:
         self.url = resolve_url(url)
@@ -150,7 +165,7 @@ class ClientBase(Endpoints):
             headers=default_headers(self._token, headers),
             timeout=self.timeout,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            verify=verify,
+            verify=resolve_verify(verify, ca_file),
             follow_redirects=False,
         )
 

@@ -438,6 +438,16 @@ class Endpoints:
             Call("DELETE", f"/queue/{segment(queue)}/job/{segment(job_id)}", _one(Job), idempotent=True)
         )
 
+    def cancel_job(self, queue: str, job_id: int) -> Any:
+        """
+        Stop a job: ``DELETE /queue/{q}/job/{id}`` under the name that says
+        what it does to a job being delivered.  A waiting or deferred job is
+        deleted (answer 200); a grabbed one is canceled (answer 202, the
+        L{Job}'s ``canceling`` is True): its delivery is aborted within a
+        second and the job is neither retried nor written to the failure log.
+        """
+        return self.delete_job(queue, job_id)
+
     def retry_job(self, queue: str, job_id: int) -> Any:
         """(B8) ``POST /queue/{q}/job/{id}/retry``: push a kept finished job again; answers a L{PushedJob}."""
         return self._send(Call("POST", f"/queue/{segment(queue)}/job/{segment(job_id)}/retry", _pushed))
@@ -576,6 +586,14 @@ class Endpoints:
     def delete_token(self, token_id: Union[str, int]) -> Any:
         """(B14) ``DELETE /token/{id}``: revoke a token."""
         return self._send(Call("DELETE", "/token/" + segment(token_id), _data, idempotent=True))
+
+    def revoke_token(self, token_id: Union[str, int]) -> Any:
+        """``DELETE /token/{id}`` (the same as L{delete_token}): answers the revoked token."""
+        return self.delete_token(token_id)
+
+    def whoami(self) -> Any:
+        """``GET /whoami``: the client's own token (``id``, ``name``, ``scopes``, ``queues``, …) without its secret."""
+        return self._send(Call("GET", "/whoami", _data, idempotent=True))
 
 
 def _all_keyed(objects: Sequence[Mapping[str, Any]]) -> bool:

@@ -121,6 +121,11 @@ class Job(_FromJson):
         """B8: the result of the last attempt of a finished job (None otherwise)."""
         return self.raw.get("result")
 
+    @property
+    def canceling(self) -> bool:
+        """Whether the job was being delivered when it was deleted: the server cancels that delivery (its 202 answer)."""
+        return bool(self.raw.get("canceling", False))
+
 
 @attr.s(auto_attribs=True, frozen=True, slots=False)
 class FailureResult(_FromJson):
@@ -171,6 +176,11 @@ class Queue(_FromJson):
     def paused(self) -> bool:
         """B9: whether the queue is paused (False on servers without queue control)."""
         return bool(self.raw.get("paused", False))
+
+    @property
+    def signing(self) -> bool:
+        """Whether the queue signs its deliveries (False on servers without signing)."""
+        return bool(self.raw.get("signing", False))
 
 
 @attr.s(auto_attribs=True, frozen=True, slots=False)

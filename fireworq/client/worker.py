@@ -83,6 +83,16 @@ class WebhookVerifier:
             raise ValueError("at least one signing secret is needed")
         self.tolerance = tolerance
 
+    @classmethod
+    def from_signing_key(cls, answer: Mapping[str, Any], tolerance: float = DEFAULT_TOLERANCE) -> "WebhookVerifier":
+        """
+        A verifier for the answer of ``Client.signing_key(queue)`` (or of a
+        rotation): the current secret and, while a rotation overlaps, the
+        previous one.
+        """
+        secrets = [answer.get("current"), answer.get("previous")]
+        return cls([s for s in secrets if s], tolerance)
+
     def verify(self, body: Union[bytes, str], headers: Headers, now: Optional[float] = None) -> None:
         """
         Check the ``webhook-*`` headers of a delivery against its raw

@@ -14,11 +14,13 @@ import click
 
 from fireworq import __version__
 from fireworq.client.cli.output import (
+    FAILED,
     OK,
     UNREACHABLE,
     Output,
     error_text,
     exit_code,
+    millis_time,
     names,
     short,
     to_json,
@@ -30,10 +32,15 @@ from fireworq.client.sync import Client
 class State:
     """What the global options set up: the client and the output."""
 
-    def __init__(self, url: Optional[str], token: Optional[str], timeout: float, as_json: bool, retries: int) -> None:
+    def __init__(
+        self, url: Optional[str], token: Optional[str], timeout: float, as_json: bool, retries: int,
+        ca_file: Optional[str] = None,
+    ) -> None:
         from fireworq.client.retry import RetryPolicy
 
-        self.client = Client(url, token=token, timeout=timeout, retry=RetryPolicy(attempts=max(1, retries + 1)))
+        self.client = Client(
+            url, token=token, timeout=timeout, retry=RetryPolicy(attempts=max(1, retries + 1)), ca_file=ca_file
+        )
         self.output = Output(as_json)
 
 
@@ -75,12 +82,15 @@ def pairs(values: Any, what: str) -> dict:
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for an answer.")
 @click.option("--retries", type=int, default=3, show_default=True,
               help="Retries of calls that are safe to repeat, after a 503 or a lost connection.")
+@click.option("--ca-file", envvar="FIREWORQ_CA_FILE", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="PEM file of the CA that issued an https:// server's certificate (env FIREWORQ_CA_FILE).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables (for scripts).")
 @click.version_option(__version__, prog_name="fireworq")
 @click.pass_context
-def cli(ctx: click.Context, url: str, token: Optional[str], timeout: float, retries: int, as_json: bool) -> None:
+def cli(ctx: click.Context, url: str, token: Optional[str], timeout: float, retries: int, ca_file: Optional[str],
+        as_json: bool) -> None:
     """Push jobs to a Fireworq server and look at its queues (docs/cli.md)."""
-    ctx.obj = State(url, token, timeout, as_json, retries)
+    ctx.obj = State(url, token, timeout, as_json, retries, ca_file)
     ctx.call_on_close(ctx.obj.client.close)
 
 
@@ -152,7 +162,7 @@ def queue_show(state: State, name: str) -> None:
               help="Any other field of the definition (B7 defaults, retention, signing…).")
 @pass_state
 def queue_put(state: State, name: str, settings: Any, **fields: Any) -> None:
-    """Create or replace a queue."""
+    """Create or replace a queue (--set signing=true signs its deliveries, --set retention=3600 keeps finished jobs)."""
     body = {k: v for k, v in fields.items() if v is not None}
     body.update({k: json_value(v) for k, v in pairs(settings, "--set").items()})
     state.output.result(run(state, lambda: state.client.put_queue(name, **body)).to_json())
@@ -170,7 +180,7 @@ def queue_delete(state: State, name: str) -> None:
 @click.argument("name")
 @pass_state
 def queue_pause(state: State, name: str) -> None:
-    """(B9) Stop dispatching a queue; pushes are still taken."""
+    """Stop dispatching a queue; pushes are still taken."""
     state.output.result(run(state, lambda: state.client.pause(name)).to_json(), f"paused queue {name}")
 
 
@@ -178,7 +188,7 @@ def queue_pause(state: State, name: str) -> None:
 @click.argument("name")
 @pass_state
 def queue_resume(state: State, name: str) -> None:
-    """(B9) Dispatch a paused queue again."""
+    """Dispatch a paused queue again."""
     state.output.result(run(state, lambda: state.client.resume(name)).to_json(), f"resumed queue {name}")
 
 
@@ -187,11 +197,16 @@ def queue_resume(state: State, name: str) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @pass_state
 def queue_purge(state: State, name: str, yes: bool) -> None:
-    """(B9) Delete the waiting and deferred jobs of a queue."""
+    """Delete the waiting and deferred jobs of a queue."""
     if not yes:
         click.confirm(f"Delete every waiting and deferred job of {name}?", abort=True, err=True)
     count = run(state, lambda: state.client.purge(name))
     state.output.result({"purged": count}, f"purged {count} jobs from {name}")
+
+
+cli.add_command(queue_pause, "pause")
+cli.add_command(queue_resume, "resume")
+cli.add_command(queue_purge, "purge")
 
 
 # -- routings ---------------------------------------------------------------------
@@ -238,24 +253,105 @@ def _limit(items: Any, limit: int) -> Any:
 @cli.command()
 @click.argument("queue")
 @click.option("--state", "job_state", type=click.Choice(["waiting", "deferred", "grabbed", "completed"]),
-              default="waiting", show_default=True, help="completed: kept finished jobs (B8).")
+              default="waiting", show_default=True, help="completed: kept finished jobs.")
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many (0: all).")
 @click.option("--order", type=click.Choice(["asc", "desc"]))
+@click.option("--name", "job_name", help="Only jobs with this name (a trailing * matches a prefix).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY:VALUE", help="Only jobs with this tag (repeat: all must match).")
 @pass_state
-def jobs(state: State, queue: str, job_state: str, limit: int, order: Optional[str]) -> None:
+def jobs(state: State, queue: str, job_state: str, limit: int, order: Optional[str], job_name: Optional[str],
+         tags: Any) -> None:
     """Jobs of a queue in one state."""
+    _show_jobs(state, queue, job_state, limit, order, job_name, list(tags))
+
+
+def _show_jobs(state: State, queue: str, job_state: str, limit: int, order: Optional[str], job_name: Optional[str],
+               tags: list) -> None:
     size = min(limit or 1000, 1000)
+    filters = dict(name=job_name, tags=tags or None)
     if job_state == "completed":
-        found = lambda: state.client.iter_completed(queue, page_size=size)  # noqa: E731
+        found = lambda: state.client.iter_completed(queue, page_size=size, **filters)  # noqa: E731
     else:
-        found = lambda: state.client.iter_jobs(queue, job_state, page_size=size, order=order)  # noqa: E731
+        found = lambda: state.client.iter_jobs(queue, job_state, page_size=size, order=order, **filters)  # noqa: E731
     items = run(state, lambda: list(_limit(found(), limit)))
     if state.output.as_json:
         return state.output.json(to_json(items))
+    if job_state == "completed":
+        state.output.table(
+            ["id", "category", "name", "attempts", "finished_at", "code", "message", "payload"],
+            ([j.id, j.category, j.raw.get("name"), j.attempts, (j.result or {}).get("finished_at"),
+              (j.result or {}).get("code"), short((j.result or {}).get("message") or "", 40), short(j.payload)]
+             for j in items),
+        )
+        return
     state.output.table(
         ["id", "category", "url", "status", "next_try", "fail_count", "payload"],
         ([j.id, j.category, j.url, j.status, j.raw.get("next_try"), j.fail_count, short(j.payload)] for j in items),
     )
+
+
+@cli.command()
+@click.argument("queue")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many (0: all).")
+@click.option("--name", "job_name", help="Only jobs with this name (a trailing * matches a prefix).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY:VALUE", help="Only jobs with this tag (repeat).")
+@pass_state
+def completed(state: State, queue: str, limit: int, job_name: Optional[str], tags: Any) -> None:
+    """Kept finished jobs of a queue that keeps history, newest first."""
+    _show_jobs(state, queue, "completed", limit, None, job_name, list(tags))
+
+
+@cli.group()
+def job() -> None:
+    """One job of a queue: show, cancel, retry (a kept finished job)."""
+
+
+@job.command("show")
+@click.argument("queue")
+@click.argument("job_id", type=int)
+@pass_state
+def job_show(state: State, queue: str, job_id: int) -> None:
+    """One job (also a kept finished one, with its state and result)."""
+    state.output.result(run(state, lambda: state.client.job(queue, job_id)).to_json())
+
+
+@job.command("cancel")
+@click.argument("queue")
+@click.argument("job_ids", type=int, nargs=-1, required=True)
+@pass_state
+def job_cancel(state: State, queue: str, job_ids: Any) -> None:
+    """Delete waiting jobs; cancel jobs being delivered (their delivery is aborted)."""
+    done, codes = [], []
+    for job_id in job_ids:
+        try:
+            found = state.client.cancel_job(queue, job_id)
+        except FireworqError as e:
+            codes.append(exit_code(e))
+            state.output.error(f"job {job_id}: {error_text(e)}")
+            if exit_code(e) == UNREACHABLE:
+                raise SystemExit(UNREACHABLE)
+            continue
+        done.append(found.to_json())
+        if not state.output.as_json:
+            verb = "canceling job {} (its delivery is being aborted)" if found.canceling else "deleted job {}"
+            state.output.out.print(verb.format(job_id), markup=False)
+    if state.output.as_json:
+        state.output.json(done)
+    if codes:
+        raise SystemExit(codes[0] if len(job_ids) == 1 else FAILED)
+
+
+@job.command("retry")
+@click.argument("queue")
+@click.argument("job_id", type=int)
+@pass_state
+def job_retry(state: State, queue: str, job_id: int) -> None:
+    """Run a kept finished job again, as a new job."""
+    pushed = run(state, lambda: state.client.retry_job(queue, job_id))
+    state.output.result(pushed.to_json(), f"pushed job {pushed.id} to queue {pushed.queue_name}")
+
+
+cli.add_command(job_cancel, "cancel")
 
 
 @cli.group()
@@ -267,10 +363,14 @@ def failed() -> None:
 @click.argument("queue")
 @click.option("--limit", type=int, default=100, show_default=True, help="At most this many (0: all).")
 @click.option("--order", type=click.Choice(["failed", "created"]), default="failed", show_default=True)
+@click.option("--name", "job_name", help="Only jobs with this name (a trailing * matches a prefix).")
+@click.option("--tag", "tags", multiple=True, metavar="KEY:VALUE", help="Only jobs with this tag (repeat).")
 @pass_state
-def failed_list(state: State, queue: str, limit: int, order: str) -> None:
+def failed_list(state: State, queue: str, limit: int, order: str, job_name: Optional[str], tags: Any) -> None:
     """Failure-log entries, most recent first."""
-    items = run(state, lambda: list(_limit(state.client.iter_failed(queue, page_size=min(limit or 1000, 1000), order=order), limit)))
+    size = min(limit or 1000, 1000)
+    items = run(state, lambda: list(_limit(state.client.iter_failed(
+        queue, page_size=size, order=order, name=job_name, tags=list(tags) or None), limit)))
     if state.output.as_json:
         return state.output.json(to_json(items))
     state.output.table(
@@ -337,7 +437,7 @@ def failed_delete(state: State, queue: str, failure_ids: Any, every: bool) -> No
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def schedules(ctx: click.Context) -> None:
-    """(B10) List schedules; subcommands show, put, delete, run."""
+    """List schedules; subcommands show, put, delete, run."""
     if ctx.invoked_subcommand is not None:
         return
     state: State = ctx.obj
@@ -400,7 +500,7 @@ def schedule_run(state: State, name: str) -> None:
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def hooks(ctx: click.Context) -> None:
-    """(B12) List event hooks; subcommands show, put, delete."""
+    """List event hooks; subcommands show, put, delete."""
     if ctx.invoked_subcommand is not None:
         return
     state: State = ctx.obj
@@ -442,16 +542,24 @@ def hook_delete(state: State, name: str) -> None:
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def tokens(ctx: click.Context) -> None:
-    """(B14) List tokens; subcommands create, delete."""
+    """List tokens (servers with authentication); subcommands create, show, revoke."""
     if ctx.invoked_subcommand is not None:
         return
     state: State = ctx.obj
     items = run(state, state.client.tokens)
     if state.output.as_json:
         return state.output.json(items)
-    state.output.table(["id", "name", "scopes", "queues", "rate", "burst"],
+    state.output.table(["id", "name", "scopes", "queues", "rate", "burst", "created_at"],
                        ([t.get("id"), t.get("name"), names(t.get("scopes")), t.get("queues"), t.get("rate"),
-                         t.get("burst")] for t in items))
+                         t.get("burst"), millis_time(t.get("created_at"))] for t in items))
+
+
+@tokens.command("show")
+@click.argument("token_id")
+@pass_state
+def token_show(state: State, token_id: str) -> None:
+    """One token, without its secret."""
+    state.output.result(run(state, lambda: state.client.token(token_id)))
 
 
 @tokens.command("create")
@@ -462,16 +570,77 @@ def tokens(ctx: click.Context) -> None:
 @click.option("--burst", type=int)
 @pass_state
 def token_create(state: State, name: str, scopes: Any, queues: Optional[str], rate: Optional[float], burst: Optional[int]) -> None:
-    """Create a token; its secret is shown only now."""
-    state.output.result(run(state, lambda: state.client.create_token(name, list(scopes), queues=queues, rate=rate, burst=burst)))
+    """Create a token; its secret is shown only now (with --json, in the field token)."""
+    made = run(state, lambda: state.client.create_token(name, list(scopes), queues=queues, rate=rate, burst=burst))
+    if state.output.as_json:
+        return state.output.json(made)
+    state.output.fields(made)
+    state.output.note("The token is shown only now: keep it in a secret store.")
 
 
-@tokens.command("delete")
-@click.argument("token_id")
+@tokens.command("revoke")
+@click.argument("token_ids", nargs=-1, required=True)
 @pass_state
-def token_delete(state: State, token_id: str) -> None:
-    """Revoke a token."""
-    state.output.result(run(state, lambda: state.client.delete_token(token_id)), f"revoked token {token_id}")
+def token_revoke(state: State, token_ids: Any) -> None:
+    """Revoke tokens: the answering node refuses them at once, the others within config_refresh_interval."""
+    done = []
+    for token_id in token_ids:
+        done.append(run(state, lambda: state.client.revoke_token(token_id)))
+        if not state.output.as_json:
+            state.output.out.print(f"revoked token {token_id}", markup=False)
+    if state.output.as_json:
+        state.output.json(done)
+
+
+tokens.add_command(token_revoke, "delete")
+
+
+@cli.command()
+@pass_state
+def whoami(state: State) -> None:
+    """The token this command uses: its id, name, scopes and queues."""
+    me = run(state, state.client.whoami)
+    if state.output.as_json:
+        return state.output.json(me)
+    me = dict(me)
+    if "created_at" in me:
+        me["created_at"] = millis_time(me["created_at"])
+    state.output.fields(me)
+
+
+# -- signing keys ------------------------------------------------------------------------
+
+@cli.group("signing-key")
+def signing_key() -> None:
+    """The secrets a signing queue signs its deliveries with: show, rotate."""
+
+
+def _show_key(state: State, key: Any, verb: str, queue: str) -> None:
+    if state.output.as_json:
+        return state.output.json(key)
+    state.output.fields({k: "" if v is None else v for k, v in key.items()})
+    if verb:
+        state.output.note(f"{verb} the signing key of {queue}: give the current secret to its workers"
+                          + (f" before {key.get('previous_expires_at')}" if key.get("previous_expires_at") else ""))
+
+
+@signing_key.command("show")
+@click.argument("queue")
+@pass_state
+def signing_key_show(state: State, queue: str) -> None:
+    """The current secret (and the previous one while a rotation overlaps)."""
+    _show_key(state, run(state, lambda: state.client.signing_key(queue)), "", queue)
+
+
+@signing_key.command("rotate")
+@click.argument("queue")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@pass_state
+def signing_key_rotate(state: State, queue: str, yes: bool) -> None:
+    """Make a new current secret; the old one still signs until the overlap ends."""
+    if not yes:
+        click.confirm(f"Rotate the signing key of {queue}?", abort=True, err=True)
+    _show_key(state, run(state, lambda: state.client.rotate_signing_key(queue)), "rotated", queue)
 
 
 # -- live events -----------------------------------------------------------------------
@@ -481,7 +650,7 @@ def token_delete(state: State, token_id: str) -> None:
 @click.option("--stats/--no-stats", "with_stats", default=False, help="Show the 2 s stats events too.")
 @pass_state
 def tail(state: State, queue_names: Any, with_stats: bool) -> None:
-    """(B13) Print live job events until interrupted (JSON lines with --json)."""
+    """Print live job events until interrupted (JSON lines with --json)."""
     try:
         for event in state.client.events(list(queue_names) or None):
             if event.type == "stats" and not with_stats:

@@ -125,6 +125,16 @@ def short(value: Any, width: int = 40) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def millis_time(value: Any) -> Any:
+    """Milliseconds since the epoch as an RFC 3339 time in UTC (other values as they are)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        import datetime
+
+        when = datetime.datetime.fromtimestamp(value / 1000, datetime.timezone.utc)
+        return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return value
+
+
 def names(items: List[Any]) -> str:
     """A list for a table cell."""
     return ", ".join(str(i) for i in items or [])
