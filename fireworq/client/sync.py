@@ -197,6 +197,8 @@ class Client(ClientBase):
                         failures = 0
                         if sse.id:
                             last = sse.id
+                        if not sse.data:
+                            continue  # a frame with only "retry:" (no data) is not an event
                         yield event_of(sse)
             except httpx.TransportError as e:
                 error = transport_error(Call("GET", "/events", lambda r: r), e, self.url)
