@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the service (and the reactor) are imported only when twistd
 
 from fireworq import __version__
 from fireworq.config import SETTINGS, Config, ConfigError, Setting, check_resources, load
+from fireworq.tlsdefer import allow_openssl, defer_openssl
 
 
 def help_text(setting: Setting) -> str:
@@ -63,11 +64,21 @@ class Options(usage.Options):
             sys.stderr.write(f"fireworq: {e}\n")
             sys.stderr.flush()
             raise SystemExit(2)
+        if not config.bind_endpoint.startswith("ssl:"):
+            # Before twistd imports the reactor: no pyOpenSSL until an https
+            # delivery needs it (see fireworq.tlsdefer); an ssl: bind needs
+            # the reactor's TLS, so it keeps it.
+            defer_openssl()
 
 
 def makeService(options: Options) -> "FireworqService":
     """Build the server's service tree from parsed options."""
-    from fireworq.server.tree import FireworqService
+    try:
+        from fireworq.server.tree import FireworqService
+    finally:
+        # Twisted's modules are imported (without TLS when deferred): from
+        # now on pyOpenSSL imports on first use.
+        allow_openssl()
 
     assert options.config is not None
     twistd = getattr(options, "parent", None)

@@ -313,12 +313,47 @@ class DelivererTests(TestCase):
 
     @inlineCallbacks
     def test_waits_for_keys_at_start(self):
-        """A delivery made before the keys were loaded waits for them (never unsigned)."""
+        """A delivery made while the keys load waits for them (never unsigned)."""
         yield self.store.enable("signed", True)
+        slow = _SlowLoads(self.store)
+        service = SigningService(slow, self.clock, 1.0, 60)
+        self.deliverer.signing = service
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertTrue(service.waiting)
         d = self.deliverer.deliver("signed", self.job())
         self.assertEqual(self.worker.requests, [])
-        self.service.startService()
-        self.addCleanup(self.service.stopService)
+        slow.answer()
         result = yield d
         self.assertEqual(result.status, "success")
         self.assertIn("webhook-signature", self.worker.requests[0][0])
+
+    @inlineCallbacks
+    def test_service_not_started_signs_nothing(self):
+        """A deliverer whose signing service never started (a dispatcher on its own) sends at once."""
+        yield self.store.enable("signed", True)
+        self.assertFalse(self.service.waiting)
+        result = yield self.deliverer.deliver("signed", self.job())
+        self.assertEqual(result.status, "success")
+        self.assertNotIn("webhook-signature", self.worker.requests[0][0])
+
+
+class _SlowLoads(MemorySigningKeys):
+    """The keys of ``store``, answered when the test says."""
+
+    def __init__(self, store):
+        super().__init__()
+        self._keys = store._keys
+        self.pending = []
+
+    def load_all(self):
+        from twisted.internet.defer import Deferred
+
+        d = Deferred()
+        self.pending.append(d)
+        return d
+
+    def answer(self):
+        pending, self.pending = self.pending, []
+        for d in pending:
+            d.callback([k for k in self._keys.values() if k.enabled])

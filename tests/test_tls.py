@@ -121,18 +121,23 @@ def _remove_tree(directory: str) -> None:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+def start_tls_worker(test: ServerTestCase) -> None:
+    """Give ``test`` a throwaway CA (``test.ca``) and a worker over TLS (``test.tls_worker``) for localhost."""
+    test.ca = ThrowawayCA(os.path.join(test.workdir, "ca"))
+    cert = test.ca.issue(["localhost"])
+    with open(cert.cert_path, "rb") as c, open(cert.key_path, "rb") as k:
+        tls = twisted_ssl.PrivateCertificate.loadPEM(c.read() + k.read()).options()
+    test.tls_worker = Worker()
+    test.tls_worker.start(tls=tls)
+    test.addCleanup(test.tls_worker.stop)
+
+
 class HTTPSWorkerTests(ServerTestCase):
     """Deliveries to an https worker check its certificate (service-identity)."""
 
     def setUp(self):
         super().setUp()
-        self.ca = ThrowawayCA(os.path.join(self.workdir, "ca"))
-        cert = self.ca.issue(["localhost"])
-        with open(cert.cert_path, "rb") as c, open(cert.key_path, "rb") as k:
-            tls = twisted_ssl.PrivateCertificate.loadPEM(c.read() + k.read()).options()
-        self.tls_worker = Worker()
-        self.tls_worker.start(tls=tls)
-        self.addCleanup(self.tls_worker.stop)
+        start_tls_worker(self)
 
     @inlineCallbacks
     def failure_of(self, server, url):
@@ -194,3 +199,33 @@ class HTTPSWorkerTests(ServerTestCase):
         self.assertEqual(status[0], 2)
         self.assertIn("dispatch_ca_file", server.stderr())
         self.assertIn("no PEM certificate", server.stderr())
+
+
+def _maps(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
+
+
+class LazyTLSTests(ServerTestCase):
+    """
+    A server without an ``ssl:`` bind does not load pyOpenSSL and
+    ``cryptography`` (about 13 MB) until its first https delivery, and that
+    delivery works (fireworq/tlsdefer.py).
+    """
+
+    def setUp(self):
+        super().setUp()
+        start_tls_worker(self)
+
+    @inlineCallbacks
+    def test_loaded_on_first_https_delivery(self):
+        if not os.path.exists("/proc/self/maps"):
+            self.skipTest("needs /proc")
+        server = yield self.server(dispatch_ca_file=self.ca.ca_path)
+        yield self.push(server, "c", url=self.worker.url("/success"))
+        yield self.delivered(1)
+        self.assertNotIn("cryptography", _maps(server.process.pid))
+        code, job = yield self.push(server, "c", url=self.tls_worker.url("/success", host="localhost"))
+        self.assertEqual(code, 200, job)
+        yield wait_until(lambda: self.tls_worker.deliveries, 20)
+        self.assertIn("cryptography", _maps(server.process.pid))

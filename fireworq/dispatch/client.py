@@ -30,17 +30,18 @@ from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
 from hyperlink import EncodedURL
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, ResponseDone
+from twisted.web.client import Agent, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IBodyProducer, IResponse
 from zope.interface import implementer
 
 from fireworq.dispatch.internals import abort_response_connection
+from fireworq.dispatch.tls import TLSClientEndpoint, https_policy
 
 #: Distinct worker URLs whose parsed form is kept.
 URL_CACHE_SIZE = 4096
@@ -147,12 +148,14 @@ class QuietEndpoint:
 class CachedEndpoints:
     """
     An endpoint factory for L{Agent.usingEndpointFactory} that keeps one
-    (quiet) endpoint per (scheme, host, port), with TLS for https.
+    (quiet) endpoint per (scheme, host, port), with TLS for https (checked
+    by ``policy``, default L{https_policy}: the system's CAs; the TLS
+    modules are imported on the first https connection).
     """
 
     def __init__(self, reactor: Any, policy: Optional[Any] = None) -> None:
         self._reactor = reactor
-        self._policy = policy or BrowserLikePolicyForHTTPS()
+        self._policy = policy or https_policy()
         self._endpoints: Dict[Tuple[bytes, bytes, int], Any] = {}
 
     def endpointForURI(self, uri: Any) -> Any:
@@ -162,7 +165,7 @@ class CachedEndpoints:
             host = uri.host.decode("ascii")
             endpoint = HostnameEndpoint(self._reactor, host, uri.port)
             if uri.scheme == b"https":
-                endpoint = wrapClientTLS(self._policy.creatorForNetloc(uri.host, uri.port), endpoint)
+                endpoint = TLSClientEndpoint(self._policy.creatorForNetloc(uri.host, uri.port), endpoint)
             endpoint = QuietEndpoint(endpoint)
             if len(self._endpoints) >= URL_CACHE_SIZE:
                 self._endpoints.clear()

@@ -291,7 +291,7 @@ class HTTPDeliverer:
         worker is aborted (it never goes back to the pool).
         """
         signing = self.signing
-        if signing is not None and not signing.loaded:
+        if signing is not None and signing.waiting:
             # Starting: wait for the signing keys rather than send unsigned.
             waited = signing.when_loaded()
             waited.addCallback(lambda _: self.deliver(queue_name, job))

@@ -81,6 +81,15 @@ class SigningService(MultiService):
         """Whether the keys have been loaded (deliveries wait for that, see L{when_loaded})."""
         return self._loaded
 
+    @property
+    def waiting(self) -> bool:
+        """
+        Whether deliveries must wait for the keys: the service runs and has
+        not loaded them yet (a service that was never started -- a
+        dispatcher used on its own -- signs nothing).
+        """
+        return self.running and not self._loaded
+
     def when_loaded(self) -> "Deferred[None]":
         """
         Fires once the keys are first loaded, so that no delivery of a
