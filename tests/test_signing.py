@@ -186,6 +186,31 @@ class SqliteKeyStoreTests(KeyStoreContract, TestCase):
         return store
 
 
+class MySQLKeyStoreTests(KeyStoreContract, TestCase):
+    """The MySQL key store (the throwaway MariaDB of tests/support/mariadb.py)."""
+
+    @inlineCallbacks
+    def make_store(self):
+        from twisted.internet import reactor
+
+        from fireworq.signing.mysql import MySQLSigningKeys
+        from fireworq.store.mysql import open_mysql
+        from tests.support import mariadb
+
+        database = mariadb.database_for(self, "signing")
+        jobs, repository, leases = open_mysql(database.dsn, None, reactor)
+        self.addCleanup(leases.stop)
+        self.addCleanup(repository.stop)
+        yield repository.start()
+        store = open_signing_keys(repository)
+        self.assertIsInstance(store, MySQLSigningKeys)
+        yield store.start()
+        self.addCleanup(store.stop)
+        yield store.prepare()
+        yield store.prepare()  # repeatable
+        return store
+
+
 class ServiceTests(TestCase):
     """The node's cache of signers."""
 
