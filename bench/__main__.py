@@ -1,17 +1,25 @@
 """
 The benchmark: ``python -m bench`` (or ``make bench``).
 
-For each store (sqlite, mysql, in-memory) and number of server processes
-(1, and 2 sharing MySQL) it starts what it needs -- a throwaway durable
-MariaDB, the server(s), a worker process -- and measures:
+For each store (sqlite, mysql, in-memory), number of nodes (``--nodes``:
+separate servers on their own ports, 2 sharing MySQL) and number of
+processes per server (``--procs``: ``twistd fireworq --workers N``, one
+port, MySQL) it starts what it needs -- a throwaway durable MariaDB, the
+server(s), a worker process -- and measures:
 
   push     single-job pushes per second from C keep-alive clients
   batch    jobs per second pushed with ``POST /jobs`` (1000 a request)
   e2e      jobs per second from the first push until the worker received
-           all N, with every id checked (lost / duplicated)
+           all N, with every id checked (lost / duplicated): batch pushes,
+           and single pushes from each ``--concurrency`` count of
+           connections while deliveries run (with the pushes' p50 / p99)
   latency  one job at a time: push round trip and push -> worker receipt,
            p50 / p95 / p99 in ms
-  memory   server RSS when idle, and after the run
+  memory   server RSS when idle, and after the run (a ``--procs`` server:
+           the sum of its processes)
+
+Nothing is pinned unless ``--pin`` (then one server process gets a core of
+its own and the tools the other, on a machine with 2 or more).
 
 ``--profile`` samples the first server with py-spy during the e2e phase with
 single pushes and prints where its reactor thread spends its time.
@@ -90,7 +98,7 @@ def measure_push(servers: List[Server], args: argparse.Namespace) -> dict:
         "path": "/job/bench_push",
         "body": job_body("http://127.0.0.1:9/never", run_after=86400),
         "count": args.jobs,
-        "concurrency": args.concurrency,
+        "concurrency": max(args.concurrencies),
     }
     result = load(plan)
     ok = result["codes"].get("200", 0)
@@ -115,14 +123,14 @@ def measure_batch(servers: List[Server], args: argparse.Namespace) -> dict:
 
 
 def measure_e2e(servers: List[Server], worker: Worker, args: argparse.Namespace,
-                batched: bool) -> dict:
+                batched: bool, concurrency: int = 32) -> dict:
     """
     Push N due jobs (1000 a request when ``batched``, else one a request
     from C clients while deliveries run) and time until the worker has
     received every one; check every id.
     """
     worker.reset()
-    cpu_before = [cpu_seconds(s.pid) for s in servers]
+    cpu_before = [sum(cpu_seconds(p) for p in s.pids()) for s in servers]
     url = worker.url + "/work"
     if batched:
         batch = json.dumps([json.loads(job_body(url, index=i)) for i in range(1000)])
@@ -131,7 +139,7 @@ def measure_e2e(servers: List[Server], worker: Worker, args: argparse.Namespace,
     else:
         plan = {"targets": [s.address for s in servers], "path": "/job/bench",
                 "bodies": [job_body(url, index=i) for i in range(64)],
-                "count": args.jobs, "concurrency": args.concurrency}
+                "count": args.jobs, "concurrency": concurrency}
     result = load(plan)
     pushed = set()
     for answer in result["answers"]:
@@ -142,8 +150,10 @@ def measure_e2e(servers: List[Server], worker: Worker, args: argparse.Namespace,
     received = [job_id for job_id, _ in deliveries]
     last = max(t for _, t in deliveries)
     elapsed = last - result["started"]
-    cpu = [cpu_seconds(s.pid) - before for s, before in zip(servers, cpu_before)]
+    cpu = [sum(cpu_seconds(p) for p in s.pids()) - before for s, before in zip(servers, cpu_before)]
     return {
+        "concurrency": concurrency,
+        "push_rtt": percentiles(result["rtts"]),
         "rate": len(pushed) / elapsed,
         "push_phase": result["elapsed"],
         "elapsed": elapsed,
@@ -196,18 +206,18 @@ def measure_soak(servers: List[Server], worker: Worker, args: argparse.Namespace
                  interval=0.5)
         delivered += pushed
         samples.append([delivered, round(time.time() - started, 1)]
-                       + [round(rss_bytes(s.pid) / MB, 1) for s in servers])
+                       + [round(s.rss() / MB, 1) for s in servers])
         print(f"   soak: {delivered} jobs, RSS {samples[-1][2:]} MB", file=sys.stderr, flush=True)
     return {"jobs": delivered, "seconds": round(time.time() - started, 1),
             "rate": delivered / (time.time() - started), "rss_mb_by_jobs": samples}
 
 
-def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) -> dict:
-    """Start everything for one store and number of nodes, measure, stop."""
-    print(f"== {store}, {nodes} server process(es)", file=sys.stderr, flush=True)
+def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str, procs: int = 1) -> dict:
+    """Start everything for one store, number of nodes and processes per node, measure, stop."""
+    print(f"== {store}, {nodes} node(s) of {procs} process(es)", file=sys.stderr, flush=True)
     PINNING.clear()
     if args.pin:
-        plan_pinning(nodes)
+        plan_pinning(nodes * procs)
     database = None
     settings = {
         "driver": store,
@@ -217,6 +227,8 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) ->
         "access_log": os.path.join(workdir, f"access-{store}-{nodes}.log"),
         "queue_default_polling_interval": "200",
     }
+    if procs > 1:
+        settings["workers"] = str(procs)
     if args.job_lifetime:
         # Job history: every finished job kept (with its output) this long.
         settings["job_lifetime"] = str(args.job_lifetime)
@@ -238,26 +250,32 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str) ->
         for _ in range(nodes):
             servers.append(Server(workdir, settings))
         time.sleep(3.0)  # let the servers settle (start-up garbage freed) before measuring idle memory
-        idle = [rss_bytes(s.pid) for s in servers]
+        idle = [s.rss() for s in servers]
         define_queues(servers, args.workers)
-        if len(servers) > 1:
-            time.sleep(args.settle)  # leases spread
-        result: dict = {"store": store, "nodes": nodes, "idle_rss_mb": [round(r / MB, 1) for r in idle]}
+        if len(servers) > 1 or procs > 1:
+            time.sleep(args.settle)  # definitions known everywhere, leases spread
+        result: dict = {"store": store, "nodes": nodes, "procs": procs,
+                        "idle_rss_mb": [round(r / MB, 1) for r in idle]}
         # Idle latency first, while nothing else happens on the machine.
         result["latency"] = measure_latency(servers, worker, args)
         result["push"] = measure_push(servers, args)
         result["batch"] = measure_batch(servers, args)
         result["e2e"] = measure_e2e(servers, worker, args, batched=True)
-        profiler = Profiler(servers[0].pid, os.path.join(workdir, f"profile-{store}-{nodes}.txt")) \
-            if args.profile else None
-        try:
-            result["e2e_single"] = measure_e2e(servers, worker, args, batched=False)
-        finally:
-            if profiler is not None:
-                result["profile"] = profiler.stop()
+        result["e2e_single"] = []
+        for number, concurrency in enumerate(args.concurrencies):
+            # The profile samples the first (or only) e2e run with single pushes,
+            # in the first server process.
+            profiler = Profiler(servers[0].pids()[-1], os.path.join(workdir, f"profile-{store}-{nodes}-{procs}.txt")) \
+                if args.profile and number == 0 else None
+            try:
+                result["e2e_single"].append(measure_e2e(servers, worker, args, batched=False,
+                                                        concurrency=concurrency))
+            finally:
+                if profiler is not None:
+                    result["profile"] = profiler.stop()
         if args.soak:
             result["soak"] = measure_soak(servers, worker, args)
-        result["final_rss_mb"] = [round(rss_bytes(s.pid) / MB, 1) for s in servers]
+        result["final_rss_mb"] = [round(s.rss() / MB, 1) for s in servers]
         return result
     finally:
         for server in servers:
@@ -276,7 +294,7 @@ def calibrate(args: argparse.Namespace, workdir: str) -> dict:
             "path": "/work",
             "body": job_body("http://x/"),
             "count": args.jobs,
-            "concurrency": args.concurrency,
+            "concurrency": max(args.concurrencies),
         })
         rate = result["codes"].get("200", 0) / result["elapsed"]
         return {"loadgen_to_worker_rate": rate}
@@ -285,22 +303,36 @@ def calibrate(args: argparse.Namespace, workdir: str) -> dict:
 
 
 def table(results: List[dict], calibration: Optional[dict]) -> str:
-    """The results as a Markdown table."""
+    """The results as Markdown tables: throughput (with the pushes' p50), then latency and memory."""
+    concurrencies = [e["concurrency"] for e in results[0]["e2e_single"]] if results else []
+    single = " | ".join(f"e2e single pushes, {c} conns: jobs/s (push p50 ms)" for c in concurrencies)
     lines = [
-        "| store | nodes | push/s | batch jobs/s | e2e jobs/s | e2e (single pushes) jobs/s | lost | dup | "
-        "push p50/p95/p99 ms | push→worker p50/p95/p99 ms | idle RSS MB | RSS after MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| store | nodes × procs | {single} | e2e batch jobs/s | push/s | batch push jobs/s | lost | dup |",
+        "|---|---|" + "---|" * len(concurrencies) + "---|---|---|---|---|",
+    ]
+    for r in results:
+        cells = " | ".join(f"{e['rate']:.0f} ({e['push_rtt']['p50']:.1f})" for e in r["e2e_single"])
+        lost = r["e2e"]["lost"] + sum(e["lost"] for e in r["e2e_single"])
+        dup = r["e2e"]["duplicated"] + sum(e["duplicated"] for e in r["e2e_single"])
+        lines.append(
+            f"| {r['store']} | {r['nodes']} × {r.get('procs', 1)} | {cells} | {r['e2e']['rate']:.0f} | "
+            f"{r['push']['rate']:.0f} | {r['batch']['rate']:.0f} | {lost} | {dup} |"
+        )
+    lines += [
+        "",
+        "| store | nodes × procs | idle push p50/p95/p99 ms | idle push→worker p50/p95/p99 ms | "
+        "idle RSS MB | RSS after MB | server CPU s (last e2e) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lat = r["latency"]
+        cpu = r["e2e_single"][-1]["server_cpu_seconds"] if r["e2e_single"] else []
         lines.append(
-            f"| {r['store']} | {r['nodes']} | {r['push']['rate']:.0f} | {r['batch']['rate']:.0f} | "
-            f"{r['e2e']['rate']:.0f} | {r['e2e_single']['rate']:.0f} | "
-            f"{r['e2e']['lost'] + r['e2e_single']['lost']} | "
-            f"{r['e2e']['duplicated'] + r['e2e_single']['duplicated']} | "
+            f"| {r['store']} | {r['nodes']} × {r.get('procs', 1)} | "
             f"{lat['push_rtt']['p50']:.1f} / {lat['push_rtt']['p95']:.1f} / {lat['push_rtt']['p99']:.1f} | "
             f"{lat['delivery']['p50']:.1f} / {lat['delivery']['p95']:.1f} / {lat['delivery']['p99']:.1f} | "
-            f"{', '.join(map(str, r['idle_rss_mb']))} | {', '.join(map(str, r['final_rss_mb']))} |"
+            f"{', '.join(map(str, r['idle_rss_mb']))} | {', '.join(map(str, r['final_rss_mb']))} | "
+            f"{', '.join(f'{c:.1f}' for c in cpu)} |"
         )
     for r in results:
         if "soak" in r:
@@ -334,7 +366,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--nodes", default="1,2", help="server processes (2 only with mysql)")
     parser.add_argument("--jobs", type=int, default=20000, help="jobs per throughput phase")
     parser.add_argument("--latency-jobs", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=32, help="keep-alive client connections")
+    parser.add_argument("--concurrency", default="16,32",
+                        help="keep-alive push connections: comma-separated counts, one e2e run with single "
+                             "pushes each (the push phase uses the largest)")
+    parser.add_argument("--procs", default="1",
+                        help="server processes per node (twistd fireworq --workers N, one port; mysql only), "
+                             "comma-separated")
     parser.add_argument("--workers", type=int, default=100, help="max_workers of the e2e queue")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for deliveries")
     parser.add_argument("--settle", type=float, default=5.0, help="seconds for leases to spread")
@@ -346,29 +383,35 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="also deliver this many jobs, sampling memory every tenth")
     parser.add_argument("--profile", action="store_true",
                         help="sample the first server with py-spy during e2e with single pushes")
-    parser.add_argument("--no-pin", dest="pin", action="store_false",
-                        help="do not give one server process CPUs of its own (default: pin when "
-                             "there are at least 2 CPUs and 1 server)")
+    parser.add_argument("--pin", action="store_true",
+                        help="give one server process CPUs of its own and the tools the others (when "
+                             "there are at least 2 CPUs and 1 server process); default: nothing pinned")
     args = parser.parse_args(argv)
+    args.concurrencies = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     if args.profile:
         try:
             py_spy()
         except RuntimeError as e:
             parser.error(str(e))
 
+    load_before = os.getloadavg()
+    print(f"load average before the run: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}",
+          file=sys.stderr, flush=True)
     workdir = tempfile.mkdtemp(prefix="fireworq-bench-")
     results = []
     try:
         calibration = calibrate(args, workdir) if args.calibrate else None
         for store in [s.strip() for s in args.stores.split(",") if s.strip()]:
             for nodes in [int(n) for n in args.nodes.split(",")]:
-                if nodes > 1 and store != "mysql":
-                    continue
-                results.append(run_setup(store, nodes, args, workdir))
+                for procs in [int(n) for n in args.procs.split(",")]:
+                    if (nodes > 1 or procs > 1) and store != "mysql":
+                        continue
+                    results.append(run_setup(store, nodes, args, workdir, procs))
         print(table(results, calibration))
         os.makedirs(os.path.join(REPO, ".bench"), exist_ok=True)
         with open(os.path.join(REPO, ".bench", "results.json"), "w") as f:
             json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "args": vars(args), "cpus": CPUS,
+                       "load_before": load_before,
                        "calibration": calibration, "results": results}, f, indent=2)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

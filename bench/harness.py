@@ -154,6 +154,36 @@ class Server(Process):
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def pids(self) -> List[int]:
+        """The server's processes: the one started, then its children (``workers`` > 1)."""
+        return [self.pid] + children(self.pid)
+
+    def rss(self) -> int:
+        """Resident memory of the server (the sum of its processes)."""
+        total = 0
+        for pid in self.pids():
+            try:
+                total += rss_bytes(pid)
+            except OSError:
+                pass
+        return total
+
+
+def children(pid: int) -> List[int]:
+    """The child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return sorted(found)
+
 
 class Worker(Process):
     """The benchmark worker (bench/worker.py) in its own process."""

@@ -100,6 +100,7 @@ SETTINGS: Tuple[Setting, ...] = (
     Setting("error_log", "", "Error log file (default: standard error)."),
     Setting("error_log_level", "", "Error log level: debug, info, warn, error, fatal or 0-4 (default: info, debug if DEBUG is set)."),
     Setting("pid", "", "File to write the process id to."),
+    Setting("workers", "1", "Server processes on this host, sharing the listening port (more than 1: mysql driver and a host:port bind only; docs/production.md)."),
     Setting("auth", "off", "Require bearer tokens on the API (on/off; docs/security.md)."),
     Setting(
         "admin_token", "", "Bootstrap admin token accepted when auth is on (prefer FIREWORQ_ADMIN_TOKEN or admin_token_file).",
@@ -163,6 +164,8 @@ class Config:
     admin_token: str = attr.ib(default="", repr=False)
     admin_token_file: str = ""
     metrics_public: bool = False
+    #: Server processes on this host sharing the port (L{fireworq.server.workers}).
+    workers: int = 1
     #: The raw (unparsed but defaulted) value of every setting, for /settings.
     raw: Mapping[str, str] = attr.ib(factory=dict, repr=False)
 
@@ -386,6 +389,11 @@ def load(
     lease_ttl = _int("lease_ttl", raw["lease_ttl"], 300, 3_600_000)
     auth = _bool("auth", raw["auth"])
     admin_token = _admin_token(raw["admin_token"], raw["admin_token_file"])
+    workers = _int("workers", raw["workers"], 1, 256)
+    if workers > 1 and driver != "mysql":
+        raise ConfigError("workers", raw["workers"], f"more than one process needs the mysql driver (the {driver} store belongs to one process)")
+    if workers > 1 and bind_endpoint:
+        raise ConfigError("workers", raw["workers"], "more than one process needs a host:port bind, not an endpoint description")
 
     return Config(
         bind_host=host,
@@ -437,6 +445,7 @@ def load(
         admin_token=admin_token,
         admin_token_file=raw["admin_token_file"],
         metrics_public=_bool("metrics_public", raw["metrics_public"]),
+        workers=workers,
         raw=raw,
     )
 

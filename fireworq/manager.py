@@ -104,6 +104,8 @@ class QueueManager(MultiService):
         self._refreshing = False
         self.ready = False
         self._ready_waiters = ReadyWaiters(clock, ready_timeout, STARTING)
+        #: The other server processes of this host (L{fireworq.server.workers.Siblings}), or None.
+        self.siblings: Optional[Any] = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -513,9 +515,8 @@ class QueueManager(MultiService):
         def pushed(stored: Optional[Job]) -> Tuple[str, Optional[Job]]:
             if stored is not None:
                 self._events.pushed(queue_name, [stored])
-                dispatcher = self._dispatchers.get(queue_name)
-                if dispatcher is not None and job.run_after == 0:
-                    dispatcher.kick()
+                if job.run_after == 0:
+                    self._due(queue_name, self._dispatchers.get(queue_name))
             return queue_name, stored
 
         d.addCallback(pushed)
@@ -590,12 +591,28 @@ class QueueManager(MultiService):
             # Replays of idempotency keys (B7) stored nothing.
             jobs = [job for job in stored if type(job) is Job]
         self._events.pushed(queue_name, jobs)
-        if dispatcher is not None:
-            if reserved:
-                dispatcher.pushed(jobs, grabber_id, reserved)
-            if due > reserved:
-                dispatcher.kick()
+        if dispatcher is not None and reserved:
+            dispatcher.pushed(jobs, grabber_id, reserved)
+        if due > reserved:
+            self._due(queue_name, dispatcher)
         return queue_name, stored
+
+    def _due(self, queue_name: str, dispatcher: Optional[QueueDispatcher]) -> None:
+        """
+        Due jobs of ``queue_name`` were stored waiting: its dispatcher polls
+        now -- this process's when it holds the lease, else (``--workers``)
+        the sibling process's that does, woken through L{siblings}.
+        """
+        if dispatcher is not None:
+            dispatcher.kick()
+        if self.siblings is not None and (dispatcher is None or not dispatcher.lease.held()):
+            self.siblings.wake(queue_name)
+
+    def wake(self, queue_name: str) -> None:
+        """A sibling process stored due jobs of ``queue_name``: poll it if this process dispatches it."""
+        dispatcher = self._dispatchers.get(queue_name)
+        if dispatcher is not None:
+            dispatcher.kick()
 
     def retry_failed(self, queue_name: str, failure_id: int) -> "Deferred[Optional[Job]]":
         """

@@ -81,6 +81,14 @@ def makeService(options: Options) -> "FireworqService":
         allow_openssl()
 
     assert options.config is not None
+    if options.config.workers > 1:
+        from fireworq.server.workers import Supervisor, slot_from_environment
+
+        if slot_from_environment(options.config) is None:
+            # ``--workers N``: this process supervises N servers (fireworq/server/workers.py).
+            supervisor = Supervisor(options.config)
+            supervisor.reserve()
+            return supervisor  # type: ignore[return-value]
     twistd = getattr(options, "parent", None)
     daemon = twistd is not None and not twistd.get("nodaemon", True)
     return FireworqService(options.config, daemon=daemon)

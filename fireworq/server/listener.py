@@ -62,8 +62,10 @@ class APIListener(StreamServerEndpointService):
 
     name = "api"
 
-    def __init__(self, reactor: Any, description: str, factory: Any) -> None:
-        self.recorder = RecordingEndpoint(serverFromString(reactor, description))
+    def __init__(self, reactor: Any, description: str, factory: Any,
+                 endpoint: Optional[IStreamServerEndpoint] = None) -> None:
+        # ``endpoint``: listen through it instead (``--workers``: a port shared by processes).
+        self.recorder = RecordingEndpoint(endpoint or serverFromString(reactor, description))
         super().__init__(self.recorder, factory)
         self.description = description
 

@@ -44,6 +44,7 @@ from fireworq.store.observed import observe_stores
 from fireworq.model import QueueDefinition
 from fireworq.pushing import PushBatcher
 from fireworq.server.listener import APIListener, endpoint_description
+from fireworq.server.workers import ReusePortEndpoint, Siblings, slot_from_environment
 from fireworq.server.node import QueueParts, as_service, make_node
 from fireworq.server.ordering import OrderedServices, StartAfter
 from fireworq.server.stores import Stores, StoreService, open_stores
@@ -193,11 +194,19 @@ class FireworqService(OrderedServices):
             reactor=reactor,
         )
         description = config.bind_endpoint or endpoint_description(config.bind_host, config.bind_port)
-        self.web = APIListener(reactor, description, self.site)
+        # --workers N: one of N processes of this host (fireworq/server/workers.py).
+        self.slot = slot_from_environment(config)
+        shared_port = None
+        if self.slot is not None:
+            shared_port = ReusePortEndpoint(reactor, config.bind_host, config.bind_port)
+            self.manager.siblings = Siblings(self.slot, reactor, self.manager.wake)
+        self.web = APIListener(reactor, description, self.site, endpoint=shared_port)
         self.after_store = StartAfter(self.store.opened, started=self.tuning.booted, name="queues")
 
         self.tuning.setServiceParent(self)
         self.store.setServiceParent(self)
+        if self.manager.siblings is not None:
+            as_service("siblings", self.manager.siblings).setServiceParent(self)
         self.web.setServiceParent(self)
         self.after_store.setServiceParent(self)
         if self.balancer is not None:

@@ -1,0 +1,135 @@
+"""
+``--workers N``: several server processes of one host on one port
+(fireworq/server/workers.py), with real processes, a real worker and the
+throwaway MariaDB.
+
+  - ``--workers 2`` on MySQL: pushes land on both processes (the kernel
+    spreads the connections), and every push is delivered at once, also
+    the ones taken by the process that does not hold the queue's lease
+    (the sibling wake-up, not the 5 s poll);
+  - the sqlite and in-memory stores refuse ``--workers 2`` with one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections import Counter
+from typing import Any, Dict, List
+
+import treq
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import TestCase
+
+from tests.support.mariadb import database_for
+from tests.support.polling import wait_until
+from tests.support.server import FireworqProcess, REPO, twistd
+from tests.support.worker import Worker
+
+#: The queue's polling interval (ms): far longer than any push may take to be delivered.
+POLLING_MS = 5000
+
+#: Pushes of the test, each on a connection of its own (keep_alive off).
+PUSHES = 40
+
+
+class WorkersTests(TestCase):
+    """Two server processes sharing one port, on MySQL."""
+
+    timeout = 180
+
+    def setUp(self) -> None:
+        self.worker = Worker()
+        self.worker.start()
+        self.addCleanup(self.worker.stop)
+        self.workdir = os.path.abspath(self.mktemp())
+        os.makedirs(self.workdir)
+
+    def answered_by(self, server: FireworqProcess) -> Counter:
+        """POST /job answers by child process (the supervisor's [worker-N] log prefixes)."""
+        counts: Counter = Counter()
+        for line in server.stdout().splitlines():
+            match = re.search(r"\[(worker-\d+)\] (\{.*\})$", line)
+            if not match:
+                continue
+            try:
+                record = json.loads(match.group(2))
+            except ValueError:
+                continue
+            if record.get("method") == "POST" and record.get("uri") == "/job/wake":
+                counts[match.group(1)] += 1
+        return counts
+
+    @inlineCallbacks
+    def test_pushes_to_both_processes_delivered_at_once(self) -> Any:
+        database = database_for(self)
+        server = FireworqProcess(self.workdir, {
+            "driver": "mysql",
+            "mysql_dsn": database.dsn,
+            "workers": "2",
+            "keep_alive": "false",  # a connection per push: both processes get some
+            "lease_ttl": "1000",
+            "config_refresh_interval": "300",
+            "shutdown_timeout": "5",
+        })
+        self.addCleanup(server.kill)
+        yield server.start(timeout=60)
+        code, body = yield server.call("PUT", "/queue/wake", {"polling_interval": POLLING_MS, "max_workers": 10})
+        self.assertEqual(code, 200, body)
+        code, body = yield server.call("PUT", "/routing/wake", {"queue_name": "wake"})
+        self.assertEqual(code, 200, body)
+
+        # Both processes know the queue and one of them holds its lease.
+        @inlineCallbacks
+        def settled() -> Any:
+            holders = set()
+            for _ in range(8):
+                code, body = yield server.call("GET", "/queue/wake/node")
+                if code != 200:
+                    return False
+                holders.add(body["id"])
+            return len(holders) == 1
+
+        yield wait_until(settled, 30, 0.2, "one holder of the queue's lease, known to both processes")
+
+        sent: Dict[int, float] = {}
+        for n in range(PUSHES):
+            started = time.time()
+            code, body = yield server.call("POST", "/job/wake", {"url": self.worker.url("/ok"), "payload": {"n": n}})
+            self.assertEqual(code, 200, body)
+            sent[body["id"]] = started
+        yield wait_until(lambda: len(self.worker.deliveries) >= PUSHES, 30, 0.05, "every job delivered")
+
+        by_process = self.answered_by(server)
+        self.assertEqual(set(by_process), {"worker-0", "worker-1"}, by_process)
+        delays: List[float] = []
+        for delivery in self.worker.deliveries:
+            delays.append(delivery.received_at - sent[delivery.job_id])
+        delays.sort()
+        # Without the wake-up, the pushes taken by the process without the
+        # lease would wait for the holder's poll (up to 5 s).
+        self.assertLess(delays[-1], 1.0, f"push→delivery delays (s): {delays}")
+        self.assertLess(delays[len(delays) // 2], 0.2, delays)
+        self.assertEqual(sorted(d.job_id for d in self.worker.deliveries), sorted(sent))
+        status = yield server.stop()
+        self.assertIn(status, (0, -15))
+
+
+class OneProcessStoresTests(TestCase):
+    """The sqlite and in-memory stores belong to one process."""
+
+    def test_refused(self) -> None:
+        for driver in ("sqlite", "in-memory"):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}
+            env.update(PYTHONPATH=REPO, FIREWORQ_DRIVER=driver, FIREWORQ_WORKERS="2",
+                       FIREWORQ_SQLITE_PATH=os.path.abspath(self.mktemp()))
+            done = subprocess.run(twistd() + ["--pidfile=", "-n", "fireworq"], env=env,
+                                  capture_output=True, timeout=60, cwd=REPO)
+            self.assertEqual(done.returncode, 2, done.stderr)
+            lines = done.stderr.decode().strip().splitlines()
+            self.assertEqual(len(lines), 1, lines)
+            self.assertIn("workers", lines[0])
+            self.assertIn("mysql driver", lines[0])
