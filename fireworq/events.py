@@ -119,6 +119,14 @@ class EventFanout:
             except Exception:
                 self._failed(observer, "expired", queue_name)
 
+    def canceled(self, queue_name: str, jobs: Sequence[Job]) -> None:
+        """
+        ``jobs`` were canceled (B9: deleted while waiting, or their delivery
+        aborted); told to the observers that have a C{canceled} method (the
+        live events).
+        """
+        self._optional("canceled", queue_name, jobs)
+
     def kept(self, queue_name: str, state: str) -> None:
         """
         A finished job of the queue is kept in ``state`` (B8, job history);

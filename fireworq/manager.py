@@ -398,6 +398,11 @@ class QueueManager(MultiService):
         d.addCallback(lambda _: self.store.cancel_job(name, job_id))
 
         def canceled(job: Optional[Job]) -> Optional[Job]:
+            if job is not None and job.status != "grabbed":
+                # Deleted at once; a grabbed one is told when its delivery is aborted.
+                told = getattr(self._events, "canceled", None)
+                if told is not None:
+                    told(name, [job])
             if job is not None and job.status == "grabbed":
                 dispatcher = self._dispatchers.get(name)
                 if dispatcher is not None:

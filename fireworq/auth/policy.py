@@ -56,6 +56,8 @@ ROUTE_ACCESS: Dict[str, Access] = {
     "openapi": Access(READ),
     "stats": Access(READ),
     "prometheus_metrics": Access(READ, filtered=True),
+    # Live events: filtered to the token's queues as they stream.
+    "events": Access(READ, filtered=True),
     "settings": Access(ADMIN, global_admin=True),
     # Pushing (the category's queue is checked once routed).
     "push_job": Access(PUSH, filtered=True),

@@ -620,6 +620,9 @@ class QueueDispatcher(Service):
             if self.keep_ms:
                 canceled = self._kept(canceled, started)
             self.completions.add(canceled, grabber_id)
+            told = getattr(self._events, "canceled", None)
+            if told is not None:
+                told(self.name, [job])
             self._after_delivery()
             return
         completion = completion_for(job, result)

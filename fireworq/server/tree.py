@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any, NoReturn, Optional
+from typing import Any, Dict, NoReturn, Optional
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import CannotListenError
@@ -36,6 +36,9 @@ from fireworq import __version__
 from fireworq.config import Config, ConfigError
 from fireworq.dispatch.dispatcher import QueueDispatcher
 from fireworq.events import EventFanout
+from fireworq.history.record import retention_seconds
+from fireworq.jobevents.recorder import EventRecorder
+from fireworq.jobevents.stream import EventHub, StreamMetrics
 from fireworq.lease import IQueueLease
 from fireworq.logging import AccessLog, ErrorLogObserver, LogFiles, QueueLog, now_ms
 from fireworq.manager import QueueManager
@@ -137,6 +140,9 @@ class FireworqService(OrderedServices):
                 self.metrics,
             ]
         )
+        # Job events (live events of GET /events; hooks): made only while listened to.
+        self.event_recorder = EventRecorder(reactor, keeps_history=self._keeps_history)
+        self.events.add(self.event_recorder)
         self.balancer: Any = None
         if self.stores.leases is not None:
             from fireworq.lease import LeaseBalancer
@@ -176,6 +182,10 @@ class FireworqService(OrderedServices):
         self.api.signing = self.signing
         self.scheduler = self._make_scheduler(config, reactor)
         self.api.scheduler = self.scheduler
+        self.event_hub = EventHub(
+            self.event_recorder, reactor, self._queue_stats, metrics=StreamMetrics(self.metrics.registry)
+        )
+        self.api.event_hub = self.event_hub
         root = self.api.resource()
         #: The node's token registry when auth is on (see fireworq/auth/).
         self.tokens: Any = None
@@ -220,6 +230,14 @@ class FireworqService(OrderedServices):
             self.scheduler.setServiceParent(self.after_store)
         if self.tokens is not None:
             self.tokens.setServiceParent(self.after_store)
+
+    def _keeps_history(self, queue_name: str) -> bool:
+        """Whether the queue keeps finished jobs (B8): its job events show state and attempts."""
+        return retention_seconds(self.manager.defined(queue_name), self.config.job_lifetime) > 0
+
+    def _queue_stats(self) -> Dict[str, Dict[str, Any]]:
+        """The stats of every defined queue, as C{GET /queues/stats} shows them (for live events)."""
+        return {q.name: self.manager.queue_stats(q.name) for q in self.manager.definitions()}
 
     def _make_scheduler(self, config: Config, reactor: Any) -> Any:
         """The schedules' firing service (B10), or None when the stores have no schedules."""

@@ -23,6 +23,7 @@ from fireworq.manager import NotReady, QueueConflict, QueueManager, UndefinedQue
 from fireworq.store.interface import CommitOutcomeUnknown, JobTooLarge, StoreUnavailable
 from fireworq.web.errors import ApiError, write_error
 from fireworq.web.console import ConsoleRoutes
+from fireworq.web.events import EventRoutes
 from fireworq.web.inspect import InspectRoutes
 from fireworq.web.jobs import JobRoutes
 from fireworq.web.metrics import MetricsRoutes
@@ -48,6 +49,7 @@ class FireworqAPI(
     TokenRoutes,
     ScheduleRoutes,
     SigningRoutes,
+    EventRoutes,
 ):
     """
     The API of one server process: changes go to its L{QueueManager},
