@@ -131,8 +131,12 @@ class SignedDeliveryTests(ServerTestCase):
     def test_turned_off_and_on_keeps_secret_and_restart(self):
         server = yield self.server()
         keys = yield self.signed_queue(server)
-        # A PUT without "signing" leaves it on.
+        # A PUT without "signing" leaves it on; the other answers of the definition show it.
         code, answer = yield server.call("PUT", "/queue/signed", {"max_workers": 3})
+        self.assertEqual((code, answer.get("signing")), (200, True))
+        code, answer = yield server.call("POST", "/queue/signed/pause")
+        self.assertEqual((code, answer.get("signing"), answer.get("paused")), (200, True, True))
+        code, answer = yield server.call("POST", "/queue/signed/resume")
         self.assertEqual((code, answer.get("signing")), (200, True))
         code, answer = yield server.call("PUT", "/queue/signed", {"signing": False})
         self.assertEqual(code, 200)

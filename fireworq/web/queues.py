@@ -194,7 +194,9 @@ class QueueRoutes:
 
     def _set_paused(self, request: Any, name: str, paused: bool) -> Any:
         d = self.manager.set_paused(queue_name(name), paused)
-        d.addCallback(lambda q: json_response(request, definition_json(q)))
+        d.addCallback(lambda q: self.signed(q.name).addCallback(
+            lambda on: json_response(request, definition_json(q, on))
+        ))
         return d
 
     @app.route("/queue/<name>/purge", methods=["POST"])
