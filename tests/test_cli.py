@@ -201,8 +201,11 @@ class CommandLineTests(ServerTestCase):
         self.assertIn("ConnectError", err)
         code, out, err = yield self.fireworq("push", "c", "--file", os.path.join(self.workdir, "missing"))
         self.assertEqual(code, 2)
-        code, out, err = yield self.fireworq("tail")
-        self.assertEqual(code, 4, "this server has no /events yet")
+        # The server has GET /events now (this checked 404 before it had):
+        # a malformed queue filter is its 400, exit code 1.
+        code, out, err = yield self.fireworq("tail", "--queue", "a/b")
+        self.assertEqual(code, 1, err)
+        self.assertIn("400", err)
         code, out, err = yield self.fireworq("--version")
         self.assertEqual(code, 0)
         self.assertIn("fireworq", out)
