@@ -1,14 +1,16 @@
 """
-The client's requests for the second-wave endpoints (B7-B14), which the
-server does not have yet, checked against a tiny local HTTP stub: the
-method, path, query, headers and body each call sends, how answers with
-401/403/429/503 become typed errors (and 503 a retry), and the live-events
-iterator over a real Server-Sent Events stream, resumed with Last-Event-ID.
+Unit tests of the client's requests and of answers a real server gives only
+rarely, against a tiny local HTTP stub: the method, path, query, headers and
+body each call sends; 503 answers on demand (retried for idempotent calls
+and keyed pushes only, by both clients); a 502 page that is not JSON; an
+answer of the wrong shape; a Server-Sent Events stream resumed with
+Last-Event-ID; a server without ``/events``.
 
-When the server gains these endpoints the same calls get tested against it
-in tests/test_client.py; until then these tests pin the requests to the
-paths and fields of shared/spec/protocol.md.  The stub runs in the test's
-reactor and the client in a thread.
+Every call is also tested against real server processes (tests/test_client*.py,
+tests/test_cli*.py): auth errors 401/403/429 in tests/test_client_auth.py
+(the stub test of them was removed for that), 503 from a node whose
+database is down in tests/test_client_outage.py.  The stub runs in the
+test's reactor and the client in a thread.
 """
 
 from __future__ import annotations
@@ -28,10 +30,8 @@ from fireworq.client import (
     AsyncClient,
     Client,
     Forbidden,
-    RateLimited,
     RetryPolicy,
     ServiceUnavailable,
-    Unauthorized,
 )
 
 
@@ -204,28 +204,12 @@ class RequestTests(StubCase):
 
 
 class ErrorTests(StubCase):
-    """Answers of B14 (401, 403, 429) and 503 become typed errors; 503 is retried for idempotent calls."""
+    """503 is retried for idempotent calls only; odd answers become typed errors."""
 
     answers: List[Answer] = []
 
     def answer(self, seen: Seen) -> Answer:
         return self.answers.pop(0) if self.answers else (200, {}, [])
-
-    @inlineCallbacks
-    def test_auth_and_rate_limit_errors(self) -> Any:
-        self.answers = [
-            (401, {}, {"error": "Unauthorized", "message": "a bearer token is required"}),
-            (403, {}, {"error": "Forbidden", "message": "scope read does not allow push"}),
-            (429, {"Retry-After": "3", "RateLimit-Limit": "10", "RateLimit-Remaining": "0", "RateLimit-Reset": "3"},
-             {"error": "Too Many Requests", "message": "over 10 requests per second"}),
-        ]
-        error = yield self.assertFailure(self.call("queues"), Unauthorized)
-        self.assertEqual((error.status, error.message), (401, "a bearer token is required"))
-        error = yield self.assertFailure(self.call("push", "c", "http://w/"), Forbidden)
-        self.assertIn("scope", error.message)
-        error = yield self.assertFailure(self.call("queues"), RateLimited)
-        self.assertEqual((error.retry_after, error.limit, error.remaining, error.reset), (3.0, 10.0, 0.0, 3.0))
-        self.assertEqual(len(self.stub.seen), 3, "429 is not retried")
 
     @inlineCallbacks
     def test_503_is_retried_for_idempotent_calls_only(self) -> Any:
