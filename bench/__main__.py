@@ -265,7 +265,9 @@ def run_setup(store: str, nodes: int, args: argparse.Namespace, workdir: str, pr
         for number, concurrency in enumerate(args.concurrencies):
             # The profile samples the first (or only) e2e run with single pushes,
             # in the first server process.
-            profiler = Profiler(servers[0].pids()[-1], os.path.join(workdir, f"profile-{store}-{nodes}-{procs}.txt")) \
+            # The raw stacks stay in .bench/ (py-spy's "raw" format: flamegraph.pl input).
+            os.makedirs(os.path.join(REPO, ".bench"), exist_ok=True)
+            profiler = Profiler(servers[0].pids()[-1], os.path.join(REPO, ".bench", f"profile-{store}-{nodes}-{procs}.txt")) \
                 if args.profile and number == 0 else None
             try:
                 result["e2e_single"].append(measure_e2e(servers, worker, args, batched=False,
