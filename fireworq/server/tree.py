@@ -49,7 +49,7 @@ from fireworq.pushing import PushBatcher
 from fireworq.server.listener import APIListener, endpoint_description
 from fireworq.server.workers import ReusePortEndpoint, Siblings, slot_from_environment
 from fireworq.server.node import QueueParts, as_service, make_node
-from fireworq.server.ordering import OrderedServices, StartAfter
+from fireworq.ordering import OrderedServices, StartAfter
 from fireworq.server.stores import Stores, StoreService, open_stores
 from fireworq.server.tuning import ProcessTuning
 from fireworq.signing.service import SigningService, open_signing_keys
