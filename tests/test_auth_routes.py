@@ -83,6 +83,10 @@ SAMPLES: Dict[str, Tuple[str, Any, Tuple[int, ...]]] = {
     "get_schedule": ("/schedule/s", None, (404,)),
     "delete_schedule": ("/schedule/s", None, (404,)),
     "run_schedule": ("/schedule/s/run", None, (404,)),
+    "list_hooks": ("/hooks", None, (200,)),
+    "put_hook": ("/hook/h", {"url": "http://w/", "events": ["job.completed"]}, (200,)),
+    "get_hook": ("/hook/none", None, (404,)),
+    "delete_hook": ("/hook/none", None, (404,)),
 }
 
 #: For each scope, a token's scopes that do not allow it.

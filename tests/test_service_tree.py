@@ -115,6 +115,9 @@ class BootOrderTests(SynchronousTestCase):
                 # Issue 14: the signing keys (B11), loaded once the store is open.
                 "start signing",
                 "start queue-manager",
+                # Issue 16: the event hooks (B12), after the queue manager
+                # through which they define the _hooks queue.
+                "start hooks",
                 "start metrics",
             ],
         )
@@ -201,7 +204,8 @@ class ShutdownOrderTests(SynchronousTestCase):
         stopped = service.stopService()
         # The manager drains its deliveries; nothing before it in the tree stops yet.
         self.assertNoResult(stopped)
-        self.assertEqual(events, ["stop queues", "stop metrics", "stop queue-manager"])
+        # Issue 16: the event hooks (B12) stop before the queue manager.
+        self.assertEqual(events, ["stop queues", "stop metrics", "stop hooks", "stop queue-manager"])
         draining.callback(None)
         self.successResultOf(stopped)
         self.assertEqual(
@@ -209,6 +213,7 @@ class ShutdownOrderTests(SynchronousTestCase):
             [
                 "stop queues",
                 "stop metrics",
+                "stop hooks",  # issue 16: the event hooks (B12)
                 "stop queue-manager",
                 "stop signing",  # issue 14: the signing keys (B11)
                 "stop api",
@@ -265,15 +270,18 @@ class LeaseBalancerPlaceTests(SynchronousTestCase):
         record(service, events)
         service.startService()
         self.assertEqual(
-            # Issue 14 added the signing keys (B11) before the queue manager.
-            events[3:], ["start queues", "start leases", "start signing", "start queue-manager", "start metrics"]
+            # Issue 14 added the signing keys (B11) before the queue manager,
+            # issue 16 the event hooks (B12) after it.
+            events[3:], ["start queues", "start leases", "start signing", "start queue-manager", "start hooks",
+                         "start metrics"]
         )
         self.assertTrue(leases.beats)  # heartbeats begun
         events.clear()
         self.successResultOf(service.stopService())
         self.assertEqual(
             events,
-            ["stop queues", "stop metrics", "stop queue-manager", "stop signing", "stop leases", "stop api",
+            ["stop queues", "stop metrics", "stop hooks", "stop queue-manager", "stop signing", "stop leases",
+             "stop api",
              "stop store", "stop tuning"],
         )
         self.assertEqual(leases.beats[-1], 0)  # marked gone on stop

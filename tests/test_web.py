@@ -28,6 +28,8 @@ from fireworq.stats import QueueStats
 from fireworq.store.interface import CommitOutcomeUnknown, NodeInfo, StoreUnavailable
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.inspection import Inspection
+from fireworq.hooks.registry import HookRegistry
+from fireworq.hooks.storage import MemoryHookStore
 from fireworq.web.app import FireworqAPI
 from fireworq.web.routes import timestamp
 from fireworq.schedules.memory import MemorySchedules
@@ -96,6 +98,9 @@ class APITestCase(SynchronousTestCase):
         )
         # Schedules (B10) over memory, not started: the routes work, nothing fires.
         self.api.scheduler = Scheduler(MemorySchedules(), self.manager, make_job, self.clock, wall=self.clock.seconds)
+        # Event hooks (B12) over memory, not started: the routes work; the
+        # store's matcher follows each change at once.
+        self.api.hooks = HookRegistry(MemoryHookStore(), self.store, self.manager, self.clock, refresh_interval=1.0)
         self.stub = StubTreq(self.api.resource())
 
     def call(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):

@@ -100,6 +100,13 @@ ROUTE_ACCESS: Dict[str, Access] = {
     "put_schedule": Access(ADMIN, global_admin=True),
     "delete_schedule": Access(ADMIN, global_admin=True),
     "run_schedule": Access(ADMIN, global_admin=True),
+    # Event hooks (B12): a hook may send events of every queue to any URL,
+    # so only a global admin changes them; any read token sees them
+    # (never their secrets).
+    "list_hooks": Access(READ),
+    "get_hook": Access(READ),
+    "put_hook": Access(ADMIN, global_admin=True),
+    "delete_hook": Access(ADMIN, global_admin=True),
     # Tokens.
     "create_token": Access(ADMIN, global_admin=True),
     "list_tokens": Access(ADMIN, global_admin=True),

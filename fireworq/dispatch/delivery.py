@@ -251,6 +251,10 @@ class HTTPDeliverer:
         #: Keep the first 64 KiB of each answer as the result's output
         #: (B8: set by the dispatcher while its queue keeps finished jobs).
         self.keep_output = False
+        #: The hook registry (B12) -- set only on the deliverer of the
+        #: internal queue ``_hooks``, whose jobs are signed with their hook's
+        #: secret (L{fireworq.hooks.registry.HookRegistry.signer}).
+        self.hooks: Any = None
 
     def resize(self, max_workers: int) -> None:
         """Keep enough idle connections for ``max_workers`` deliveries."""
@@ -297,10 +301,21 @@ class HTTPDeliverer:
             waited.addCallback(lambda _: self.deliver(queue_name, job))
             waited.addErrback(self._failed, job, {"code": 0})
             return waited
+        hooks = self.hooks
+        if hooks is not None and not hooks.loaded:
+            waited = hooks.when_loaded()
+            waited.addCallback(lambda _: self.deliver(queue_name, job))
+            waited.addErrback(self._failed, job, {"code": 0})
+            return waited
         try:
             body = job.payload.encode("utf-8")
             headers = self.headers(queue_name, job)
-            signer = signing.signer(queue_name) if signing is not None else None
+            if hooks is not None:
+                signer = hooks.signer(job)
+                if signer is None:
+                    return _fired(hooks.gone(job))
+            else:
+                signer = signing.signer(queue_name) if signing is not None else None
             if signer is not None:
                 headers.update(signer.headers(job.id, body, self.clock.seconds()))
             d = self.http.post(job.url, data=body, headers=headers, allow_redirects=False)

@@ -82,6 +82,8 @@ class QueueParts:
         self.config = config
         #: The node's signing keys (L{fireworq.signing.service.SigningService}), or None.
         self.signing = signing
+        #: The node's hook registry (B12), given to the ``_hooks`` queue's deliverer; None: no hooks.
+        self.hooks: Optional[Any] = None
         self.stores = stores
         self.node = node
         self.events = events
@@ -128,6 +130,8 @@ class QueueParts:
             min_idle_per_host=config.dispatch_max_conns_per_host,
             signing=self.signing,
         )
+        if self.hooks is not None and definition.name == self.hooks.queue_name:
+            deliverer.hooks = self.hooks  # hook deliveries: signed with each hook's secret
         made: list = []
         dispatcher = QueueDispatcher(
             definition,

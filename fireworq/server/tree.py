@@ -53,6 +53,8 @@ from fireworq.ordering import OrderedServices, StartAfter
 from fireworq.server.stores import Stores, StoreService, open_stores
 from fireworq.server.tuning import ProcessTuning
 from fireworq.signing.service import SigningService, open_signing_keys
+from fireworq.hooks.registry import HookRegistry
+from fireworq.hooks.storage import open_hook_store
 from fireworq.stats import QueueStats
 from fireworq.inspection import Inspection
 from fireworq.web.app import FireworqAPI
@@ -180,6 +182,18 @@ class FireworqService(OrderedServices):
         self.metrics.inspection = self.inspection
         self.api = FireworqAPI(self.manager, self.inspection, config, self.metrics)
         self.api.signing = self.signing
+        # Event hooks (B12): definitions beside the queues'; the job store's
+        # event_hooks follows them; the _hooks deliverer signs with them.
+        self.hooks = HookRegistry(
+            open_hook_store(self.stores.repository),
+            self.stores.jobs,
+            self.manager,
+            reactor,
+            refresh_interval=config.config_refresh_interval / 1000.0,
+            job_lifetime=config.job_lifetime,
+        )
+        self.queue_parts.hooks = self.hooks
+        self.api.hooks = self.hooks
         self.scheduler = self._make_scheduler(config, reactor)
         self.api.scheduler = self.scheduler
         self.event_hub = EventHub(
@@ -224,6 +238,8 @@ class FireworqService(OrderedServices):
         # Signing keys load once the store is open; deliveries wait for that.
         self.signing.setServiceParent(self.after_store)
         self.manager.setServiceParent(self.after_store)
+        # After the queue manager: it defines the _hooks queue through it.
+        self.hooks.setServiceParent(self.after_store)
         self.metrics.setServiceParent(self.after_store)
         if self.scheduler is not None:
             # Added after the queue manager, so it stops before it.

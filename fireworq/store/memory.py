@@ -162,6 +162,10 @@ class MemoryJobStore(MemoryHistory):
         self._queues: Dict[str, _QueueJobs] = {}
         #: How long an idempotency key is remembered (ms).
         self.idempotency_window_ms = idempotency_window_ms
+        #: The hook matcher (B12, L{fireworq.hooks.matcher.HookMatcher}) while
+        #: a hook is defined, else None: events' hook jobs are stored with
+        #: the change they report.
+        self.event_hooks: Any = None
 
     def storage_key(self, queue_name: str) -> str:
         """The exact name: every queue has storage of its own."""
@@ -204,15 +208,40 @@ class MemoryJobStore(MemoryHistory):
         now = self._clock()
         keyed = keys_by_queue(entries)
         if keyed:
-            return succeed(self._push_keyed(entries, keyed, now))
-        stored = []
-        for entry in entries:
-            queue = self._queue(entry.queue_name)
-            job = entry.job.stored(queue.next_id, now, entry.grabber_id)
-            queue.next_id += 1
-            queue.add(job)
-            stored.append(job)
+            stored = self._push_keyed(entries, keyed, now)
+        else:
+            stored = []
+            for entry in entries:
+                queue = self._queue(entry.queue_name)
+                job = entry.job.stored(queue.next_id, now, entry.grabber_id)
+                queue.next_id += 1
+                queue.add(job)
+                stored.append(job)
+        hooks = self.event_hooks
+        if hooks is not None:
+            # B12: the pushes' hook jobs, stored with them (same reactor
+            # turn); a matcher that fails undoes the push.
+            extra = []
+            try:
+                for entry, job in zip(entries, stored):
+                    if isinstance(job, Job):
+                        extra += hooks.pushed(entry.queue_name, job, now)
+            except Exception:
+                failure = fail()
+                for entry, job in zip(entries, stored):
+                    if isinstance(job, Job):
+                        self._queue(entry.queue_name).remove(job)
+                return failure
+            self._add_hook_jobs(hooks, extra, now)
         return succeed(stored)
+
+    def _add_hook_jobs(self, hooks: Any, jobs: Sequence[Any], now: int) -> None:
+        if not jobs:
+            return
+        queue = self._queue(hooks.queue_name)
+        for new_job in jobs:
+            queue.add(new_job.stored(queue.next_id, now, None))
+            queue.next_id += 1
 
     def push_guarded(self, entry: PushEntry, guard: Any) -> Deferred:
         """
@@ -231,6 +260,9 @@ class MemoryJobStore(MemoryHistory):
         queue.next_id += 1
         queue.add(job)
         guard.record(None, entry.queue_name, job.id)
+        hooks = self.event_hooks
+        if hooks is not None:
+            self._add_hook_jobs(hooks, hooks.pushed(entry.queue_name, job, job.created_at), job.created_at)
         return succeed(job)
 
     def _push_keyed(self, entries: Sequence[PushEntry], keyed: Dict[str, List[str]], now: int) -> list:
@@ -301,6 +333,19 @@ class MemoryJobStore(MemoryHistory):
         if queue is None:
             return succeed(None)
         now = self._clock()
+        hooks = self.event_hooks
+        if hooks is not None:
+            # B12: the hook jobs of the completions that apply, made before
+            # any change (a failing matcher changes nothing) and stored with them.
+            extra = []
+            try:
+                for completion in completions:
+                    job = queue.owned(completion.job.id, grabber_id)
+                    if job is not None:
+                        extra += hooks.finished(queue_name, completion, now, job.id in queue.canceling)
+            except Exception:
+                return fail()
+            self._add_hook_jobs(hooks, extra, now)
         for completion in completions:
             job = queue.owned(completion.job.id, grabber_id)
             if job is None:
@@ -406,6 +451,10 @@ class MemoryJobStore(MemoryHistory):
                 queue.canceling.add(job.id)
             else:
                 queue.remove(job)
+                hooks = self.event_hooks
+                if hooks is not None:
+                    now = self._clock()
+                    self._add_hook_jobs(hooks, hooks.canceled(queue_name, job, now), now)
         return succeed(job)
 
     def canceling_jobs(self, queue_name: str, grabber_id: int) -> Deferred:

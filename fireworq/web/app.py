@@ -23,6 +23,7 @@ from fireworq.manager import NotReady, QueueConflict, QueueManager, UndefinedQue
 from fireworq.store.interface import CommitOutcomeUnknown, JobTooLarge, StoreUnavailable
 from fireworq.web.errors import ApiError, write_error
 from fireworq.web.console import ConsoleRoutes
+from fireworq.web.hooks import HookRoutes
 from fireworq.web.events import EventRoutes
 from fireworq.web.inspect import InspectRoutes
 from fireworq.web.jobs import JobRoutes
@@ -49,6 +50,7 @@ class FireworqAPI(
     TokenRoutes,
     ScheduleRoutes,
     SigningRoutes,
+    HookRoutes,
     EventRoutes,
 ):
     """

@@ -237,6 +237,10 @@ class MySQLJobStore(MySQLHistory):
         self._options_ddl: Dict[str, str] = {}
         #: How long an idempotency key is remembered (ms).
         self.idempotency_window_ms = DEFAULT_WINDOW_MS
+        #: The hook matcher (B12, L{fireworq.hooks.matcher.HookMatcher}) while
+        #: a hook is defined, else None: events' hook jobs are inserted in
+        #: the transaction of the change they report.
+        self.event_hooks: Any = None
         self._preparing: Dict[str, List[Deferred]] = {}
         self._stopped = False
 
@@ -445,6 +449,7 @@ class MySQLJobStore(MySQLHistory):
 
         keyed = keys_by_queue(entries)
         window = self.idempotency_window_ms
+        hooks = self.event_hooks
 
         def work(cursor: Any) -> List[Job]:
             settings = self._pool.settings
@@ -498,6 +503,13 @@ class MySQLJobStore(MySQLHistory):
                     )
                     for n, (i, job, grabber) in enumerate(chunk):
                         out[i] = job.stored(first + n * increment, now, grabber)
+            if hooks is not None:
+                # B12: the pushes' hook jobs, in the pushes' transaction.
+                extra = []
+                for entry, job in zip(entries, out):
+                    if job is not None:
+                        extra += hooks.pushed(entry.queue_name, job, now)
+                self._insert_hook_jobs(cursor, hooks, extra, now)
             if galera is not None:
                 cursor.execute("SELECT @@SESSION.auto_increment_increment")
                 if max(1, int(cursor.fetchone()[0])) != increment:
@@ -510,7 +522,13 @@ class MySQLJobStore(MySQLHistory):
                 return results  # type: ignore[return-value]
             return out  # type: ignore[return-value]
 
-        return self._run(list(by_queue), work, idempotent=False, what="push")
+        queues = list(by_queue) if hooks is None else list(by_queue) + [hooks.queue_name]
+        return self._run(queues, work, idempotent=False, what="push")
+
+    def _insert_hook_jobs(self, cursor: Any, hooks: Any, jobs: List[Any], now: int) -> None:
+        """Insert the hook jobs of events (B12) into the ``_hooks`` queue, a few rows per statement."""
+        for start in range(0, len(jobs), 50):
+            self._insert(cursor, hooks.queue_name, [(job, None) for job in jobs[start:start + 50]], now)
 
     def push_guarded(self, entry: PushEntry, guard: Any) -> Deferred:
         """
@@ -523,6 +541,7 @@ class MySQLJobStore(MySQLHistory):
         except ValueError as e:
             return fail(e)
         clock_now = self._now()
+        hooks = self.event_hooks
 
         def work(cursor: Any) -> Optional[Job]:
             if not guard.claim(cursor):
@@ -530,9 +549,13 @@ class MySQLJobStore(MySQLHistory):
             now = _clock_ms(cursor, clock_now)
             job_id = self._insert(cursor, entry.queue_name, [(entry.job, None)], now)
             guard.record(cursor, entry.queue_name, job_id)
-            return entry.job.stored(job_id, now, None)
+            job = entry.job.stored(job_id, now, None)
+            if hooks is not None:
+                self._insert_hook_jobs(cursor, hooks, hooks.pushed(entry.queue_name, job, now), now)
+            return job
 
-        return self._run([entry.queue_name], work, idempotent=False, what="scheduled push")
+        queues = [entry.queue_name] if hooks is None else [entry.queue_name, hooks.queue_name]
+        return self._run(queues, work, idempotent=False, what="scheduled push")
 
     def _fenced(self, cursor: Any, queue_name: str, wanted: Dict[int, int]) -> Dict[int, int]:
         """
@@ -716,8 +739,30 @@ class MySQLJobStore(MySQLHistory):
         now = self._now()
         # A job canceled while grabbed (B9) is deleted whatever its outcome.
         cancelable = self._optioned(queue_name)
+        hooks = self.event_hooks
+        if hooks is not None and not hooks.wants(queue_name):
+            hooks = None
 
         def work(cursor: Any) -> None:
+            if hooks is not None:
+                # B12: the hook jobs of the completions that apply (jobs
+                # still grabbed by us), in the completions' transaction; a
+                # rerun after an unknown commit finds none of them ours.
+                ids = [c.job.id for c in completions]
+                cursor.execute(
+                    f"SELECT job_id{', canceling' if cancelable else ''} FROM {table} "
+                    f"WHERE job_id IN ({placeholders(len(ids))}) "
+                    "AND status = 'grabbed' AND grabber_id = %s FOR UPDATE",
+                    ids + [grabber_id],
+                )
+                owned = {int(row[0]): bool(cancelable and row[1]) for row in cursor.fetchall()}
+                if owned:
+                    at = _clock_ms(cursor, now)
+                    extra: List[Any] = []
+                    for c in completions:
+                        if c.job.id in owned:
+                            extra += hooks.finished(queue_name, c, at, owned[c.job.id])
+                    self._insert_hook_jobs(cursor, hooks, extra, at)
             keep_finished(cursor, queue_name, completions, grabber_id, now, cancelable)  # B8, before the deletes
             delete_ids = list(done_ids)
             if failed:
@@ -773,7 +818,8 @@ class MySQLJobStore(MySQLHistory):
 
         # Every statement touches only jobs still grabbed by us, so running
         # the work again after an unknown COMMIT outcome changes nothing.
-        return self._run([queue_name], work, idempotent=True, what=f"complete jobs of {queue_name!r}")
+        queues = [queue_name] if hooks is None else [queue_name, hooks.queue_name]
+        return self._run(queues, work, idempotent=True, what=f"complete jobs of {queue_name!r}")
 
     def release(self, queue_name: str, job_ids: Sequence[int], grabber_id: int) -> Deferred:
         ids = [int(i) for i in job_ids]
@@ -870,9 +916,14 @@ class MySQLJobStore(MySQLHistory):
                 cursor.execute(f"UPDATE {table} SET canceling = 1 WHERE job_id = %s", (job_id,))
             else:
                 cursor.execute(f"DELETE FROM {table} WHERE job_id = %s", (job_id,))
+                if hooks is not None and job.status != JobStatus.GRABBED.value:
+                    now = _clock_ms(cursor, self._now())
+                    self._insert_hook_jobs(cursor, hooks, hooks.canceled(queue_name, job, now), now)
             return job
 
-        return self._run([queue_name], work, idempotent=False, what=f"cancel a job of {queue_name!r}")
+        hooks = self.event_hooks
+        queues = [queue_name] if hooks is None else [queue_name, hooks.queue_name]
+        return self._run(queues, work, idempotent=False, what=f"cancel a job of {queue_name!r}")
 
     def canceling_jobs(self, queue_name: str, grabber_id: int) -> Deferred:
         """Ids of the jobs grabbed by ``grabber_id`` that are marked canceled."""
@@ -984,9 +1035,14 @@ class MySQLJobStore(MySQLHistory):
                 return None
             job = failed.as_new_job()
             now = _clock_ms(cursor, clock_now)
-            return failed, job.stored(self._insert(cursor, queue_name, [(job, None)], now), now)
+            stored = job.stored(self._insert(cursor, queue_name, [(job, None)], now), now)
+            if hooks is not None:
+                self._insert_hook_jobs(cursor, hooks, hooks.pushed(queue_name, stored, now), now)  # B12
+            return failed, stored
 
-        return self._run([queue_name], work, idempotent=False, what=f"retry a failed job of {queue_name!r}")
+        hooks = self.event_hooks
+        queues = [queue_name] if hooks is None else [queue_name, hooks.queue_name]
+        return self._run(queues, work, idempotent=False, what=f"retry a failed job of {queue_name!r}")
 
     def list_failed(
         self, queue_name: str, order: FailureOrder, limit: int, start: Optional[PageKey]

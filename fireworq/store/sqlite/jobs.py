@@ -79,6 +79,10 @@ class SqliteJobStore(SqliteHistory):
         self._clock: Clock = clock or system_clock
         #: How long an idempotency key is remembered (ms).
         self.idempotency_window_ms = idempotency_window_ms
+        #: The hook matcher (B12, L{fireworq.hooks.matcher.HookMatcher}) while
+        #: a hook is defined, else None: events' hook jobs are stored in the
+        #: transaction of the change they report.
+        self.event_hooks: Any = None
 
     def start(self) -> Deferred:
         return self.db.start()
@@ -112,9 +116,25 @@ class SqliteJobStore(SqliteHistory):
                 check_storable(entry)
         except ValueError:
             return fail()
-        if keys_by_queue(entries):
-            return self.db.run(self._push_keyed, entries, self._clock())
-        return self.db.run(self._push, entries, self._clock())
+        push = self._push_keyed if keys_by_queue(entries) else self._push
+        hooks = self.event_hooks
+        if hooks is not None:
+            return self.db.run(self._push_hooked, hooks, push, entries, self._clock())
+        return self.db.run(push, entries, self._clock())
+
+    def _push_hooked(self, conn: sqlite3.Connection, hooks: Any, push: Any, entries: List[PushEntry], now: int) -> list:
+        # B12: the pushes and their hook jobs in one transaction.
+        stored = push(conn, entries, now)
+        extra = []
+        for entry, job in zip(entries, stored):
+            if isinstance(job, Job):
+                extra += hooks.pushed(entry.queue_name, job, now)
+        self._insert_hook_jobs(conn, hooks, extra, now)
+        return stored
+
+    def _insert_hook_jobs(self, conn: sqlite3.Connection, hooks: Any, jobs: List[Any], now: int) -> None:
+        for new_job in jobs:
+            self._insert(conn, PushEntry(hooks.queue_name, new_job), now)
 
     def push_guarded(self, entry: PushEntry, guard: Any) -> Deferred:
         """
@@ -132,6 +152,9 @@ class SqliteJobStore(SqliteHistory):
                 return None
             job = self._insert(conn, entry, now)
             guard.record(conn, entry.queue_name, job.id)
+            hooks = self.event_hooks
+            if hooks is not None:
+                self._insert_hook_jobs(conn, hooks, hooks.pushed(entry.queue_name, job, now), now)
             return job
 
         return self.db.run(work, self._clock())
@@ -245,7 +268,31 @@ class SqliteJobStore(SqliteHistory):
     ) -> Deferred:
         if not completions:
             return succeed(None)
+        hooks = self.event_hooks
+        if hooks is not None and hooks.wants(queue_name):
+            return self._run(queue_name, self._complete_hooked, hooks, queue_name, list(completions), grabber_id,
+                             self._clock())
         return self._run(queue_name, self._complete, list(completions), grabber_id, self._clock())
+
+    def _complete_hooked(self, conn, jobs, failures, hooks: Any, queue_name: str, completions: List[Completion],
+                         grabber_id: int, now: int) -> None:
+        # B12: the hook jobs of the completions that apply (jobs still
+        # grabbed by us), in the completions' transaction.
+        ids = [c.job.id for c in completions]
+        owned = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            owned.update(conn.execute(
+                f"SELECT job_id, canceling FROM {jobs} WHERE job_id IN ({','.join('?' * len(chunk))})"
+                " AND status = 'grabbed' AND grabber_id = ?",
+                chunk + [grabber_id],
+            ).fetchall())
+        extra = []
+        for completion in completions:
+            if completion.job.id in owned:
+                extra += hooks.finished(queue_name, completion, now, bool(owned[completion.job.id]))
+        self._complete(conn, jobs, failures, completions, grabber_id, now)
+        self._insert_hook_jobs(conn, hooks, extra, now)
 
     @staticmethod
     def _complete(conn, jobs, failures, completions: List[Completion], grabber_id: int, now: int) -> None:
@@ -332,6 +379,16 @@ class SqliteJobStore(SqliteHistory):
 
     def cancel_job(self, queue_name: str, job_id: int) -> Deferred:
         """Delete a claimed job or mark a grabbed one canceled; fire with it as it was, or None."""
+        hooks = self.event_hooks
+        if hooks is not None and hooks.wants(queue_name):
+            def work(conn, jobs, failures, job_id: int) -> Optional[Job]:
+                job = self._cancel_job(conn, jobs, failures, job_id)
+                if job is not None and job.status != "grabbed":
+                    now = self._clock()
+                    self._insert_hook_jobs(conn, hooks, hooks.canceled(queue_name, job, now), now)
+                return job
+
+            return self._run(queue_name, work, job_id)
         return self._run(queue_name, self._cancel_job, job_id)
 
     @staticmethod
@@ -432,7 +489,11 @@ class SqliteJobStore(SqliteHistory):
             return None
         entry = PushEntry(queue_name, failed.as_new_job())
         check_storable(entry)
-        return failed, self._push(conn, [entry], now)[0]
+        job = self._push(conn, [entry], now)[0]
+        hooks = self.event_hooks
+        if hooks is not None:
+            self._insert_hook_jobs(conn, hooks, hooks.pushed(queue_name, job, now), now)  # B12
+        return failed, job
 
     @staticmethod
     def _find_failed(conn, jobs, failures, failure_id: int, delete: bool) -> Optional[FailedJob]:

@@ -1,0 +1,245 @@
+"""
+L{HookRegistry}: this node's hooks (protocol B12).
+
+It loads the definitions when it starts and every
+``config_refresh_interval`` after (a change made through another node is
+followed within that interval; one made through this node applies at
+once), and keeps three things in step with them:
+
+  - the job store's ``event_hooks``: a L{HookMatcher} while any hook is
+    defined, None otherwise (the store then does no extra work);
+  - the internal queue ``_hooks``, defined on first use with the built-in
+    defaults of L{fireworq.hooks.model.HOOKS_DEFAULTS} (its definition may
+    then be changed like any queue's; it is defined again if deleted while
+    hooks exist);
+  - one L{Signer} per hook, which the ``_hooks`` deliverer asks for each
+    delivery (L{signer}).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+
+from fireworq.hooks.matcher import HookMatcher
+from fireworq.hooks.model import (
+    HOOKS_DEFAULTS,
+    HOOKS_MAX_WORKERS,
+    HOOKS_POLLING_INTERVAL,
+    HOOKS_QUEUE,
+    HookDefinition,
+)
+from fireworq.hooks.storage import IHookStore
+from fireworq.history.record import retention_seconds
+from fireworq.joboptions.values import QueueDefaults
+from fireworq.model import Job, QueueDefinition, Result, ResultStatus
+from fireworq.readiness import NotReady
+from fireworq.signing.keys import SigningKeys
+from fireworq.signing.signer import Signer
+from fireworq.timers import Periodic
+
+
+def hooks_queue_definition() -> QueueDefinition:
+    """The ``_hooks`` queue as the server first defines it."""
+    return QueueDefinition(
+        name=HOOKS_QUEUE,
+        polling_interval=HOOKS_POLLING_INTERVAL,
+        max_workers=HOOKS_MAX_WORKERS,
+        defaults=HOOKS_DEFAULTS,
+    )
+
+
+class HookRegistry(MultiService):
+    """
+    The hooks of this node and the changes the API makes.
+
+    @param store: where the definitions are kept (shared by every node).
+    @param jobs: the job store whose ``event_hooks`` follows the hooks.
+    @param manager: the queue manager (defines ``_hooks``; its defaults).
+    @param job_lifetime: the server's setting (seconds a finished job is
+        kept when its queue says nothing): whether an event's job object
+        shows ``state`` and ``attempts``, as the queue's answers do.
+    """
+
+    name = "hooks"
+    #: The internal queue whose deliverer asks this registry for signers.
+    queue_name = HOOKS_QUEUE
+    _log = Logger()
+
+    def __init__(
+        self,
+        store: IHookStore,
+        jobs: Any,
+        manager: Any,
+        clock: IReactorTime,
+        refresh_interval: float,
+        job_lifetime: int = 0,
+    ) -> None:
+        super().__init__()
+        self.store = store
+        self._jobs = getattr(jobs, "observed", jobs)
+        self.manager = manager
+        self.job_lifetime = job_lifetime
+        self._hooks: Dict[str, HookDefinition] = {}
+        self._signers: Dict[str, Signer] = {}
+        self._loaded = False
+        self._loading: List[Deferred] = []
+        self._prepared = False
+        self._holding = False
+        self._queue_ready = False
+        self._refresher = Periodic(refresh_interval, self.refresh, clock=clock, name="refresh")
+
+    # -- deliveries ------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the hooks have been loaded once (hook deliveries wait for that)."""
+        return self._loaded
+
+    def when_loaded(self) -> "Deferred[None]":
+        """Fires once the hooks are first loaded; fails with L{NotReady} if the service stops first."""
+        if self._loaded:
+            return succeed(None)
+        d: Deferred = Deferred()
+        self._loading.append(d)
+        return d
+
+    def signer(self, job: Job) -> Optional[Signer]:
+        """The signer of a ``_hooks`` job (its category is the hook's name), or None when the hook is gone."""
+        return self._signers.get(job.category)
+
+    @staticmethod
+    def gone(job: Job) -> Result:
+        """The result of a delivery whose hook was deleted: a permanent failure, nothing sent."""
+        return Result(
+            ResultStatus.PERMANENT_FAILURE.value, 0, f"hook {job.category!r} no longer exists; nothing was sent"
+        )
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def startService(self) -> None:
+        super().startService()
+        d = self.store.start()
+
+        def holding(_: object) -> None:
+            self._holding = True
+            if self.running:
+                self._refresher.setServiceParent(self)
+
+        def failed(failure: Any) -> None:
+            self._log.error("Cannot open the hook definitions: {error}", error=failure.getErrorMessage())
+
+        d.addCallbacks(holding, failed)
+
+    def stopService(self) -> "Deferred[Any]":
+        d = super().stopService()
+        loading, self._loading = self._loading, []
+        for waiter in loading:
+            waiter.errback(NotReady("the server stopped before the hooks were loaded"))
+        if self._holding:
+            self._holding = False
+            d.addBoth(lambda _: self.store.stop())
+        return d
+
+    def refresh(self) -> "Deferred[None]":
+        """Reload the definitions from the store and apply them."""
+        d = succeed(None) if self._prepared else self.store.prepare()
+
+        def prepared(_: object) -> Deferred:
+            self._prepared = True
+            return self.store.load_all()
+
+        d.addCallback(prepared)
+        d.addCallback(self._apply)
+        d.addErrback(self._load_failed)
+        return d
+
+    def _load_failed(self, failure: Any) -> None:
+        self._log.warn("Cannot load the hook definitions: {error}", error=failure.getErrorMessage())
+
+    def _apply(self, hooks: List[HookDefinition]) -> "Deferred[None]":
+        self._hooks = {hook.name: hook for hook in hooks}
+        self._signers = {
+            hook.name: Signer(SigningKeys(HOOKS_QUEUE, hook.secret)) for hook in hooks
+        }
+        d = self._ensure_queue() if hooks else succeed(None)
+
+        def matched(_: object) -> None:
+            current = list(self._hooks.values())
+            self._jobs.event_hooks = (
+                HookMatcher(current, self._defaults, self._keeps_history) if current else None
+            )
+            self._set_loaded()
+
+        d.addCallback(matched)
+        return d
+
+    def _set_loaded(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            loading, self._loading = self._loading, []
+            for waiter in loading:
+                waiter.callback(None)
+
+    def _keeps_history(self, queue_name: str) -> bool:
+        return retention_seconds(self.manager.defined(queue_name), self.job_lifetime) > 0
+
+    def _defaults(self) -> QueueDefaults:
+        definition = self.manager.defined(HOOKS_QUEUE)
+        return definition.defaults if definition is not None else HOOKS_DEFAULTS
+
+    def _ensure_queue(self) -> "Deferred[None]":
+        """Define ``_hooks`` when it is not, and make its storage exist on this node."""
+        d = self.manager.ensure_queue(HOOKS_QUEUE)
+
+        def undefined(failure: Any) -> Deferred:
+            from fireworq.queue_errors import UndefinedQueue
+
+            failure.trap(UndefinedQueue)
+            return self.manager.put_queue(hooks_queue_definition())
+
+        d.addErrback(undefined)
+        if not self._queue_ready:
+            def prepare(_: object) -> Deferred:
+                return self._jobs.prepare_queue(HOOKS_QUEUE)
+
+            def prepared(_: object) -> None:
+                self._queue_ready = True
+
+            d.addCallback(prepare)
+            d.addCallback(prepared)
+        d.addCallback(lambda _: None)
+        return d
+
+    # -- the API's changes -----------------------------------------------------------
+
+    def hooks(self) -> "Deferred[List[HookDefinition]]":
+        """Every hook, by name (from the store, so every node answers alike)."""
+        return self.store.load_all()
+
+    def find(self, name: str) -> "Deferred[Optional[HookDefinition]]":
+        """One hook, or None."""
+        return self.store.find(name)
+
+    def put(self, hook: HookDefinition) -> "Deferred[HookDefinition]":
+        """Create or replace a hook; applied on this node at once."""
+        d = self.store.put(hook)
+        d.addCallback(lambda _: self.refresh())
+        d.addCallback(lambda _: hook)
+        return d
+
+    def delete(self, name: str) -> "Deferred[Optional[HookDefinition]]":
+        """Delete a hook; fire with it as it was, or None.  Applied on this node at once."""
+        d = self.store.delete(name)
+
+        def deleted(hook: Optional[HookDefinition]) -> Deferred:
+            done = self.refresh()
+            done.addCallback(lambda _: hook)
+            return done
+
+        d.addCallback(deleted)
+        return d
