@@ -11,19 +11,25 @@ server processes and a real worker:
   - signed deliveries verified by L{fireworq.client.WebhookVerifier} from
     the queue's signing key, across a key rotation (both secrets verify
     during the overlap);
-  - an API served over ``bind=ssl:`` reached with ``ca_file``.
+  - an API served over ``bind=ssl:`` reached with ``ca_file``, and over
+    ``bind=unix:`` with ``uds`` (and ``fireworq --unix-socket``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import subprocess
+import sys
+import tempfile
 from typing import Any, Callable
 
 from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
 
 from fireworq.client import (
+    AsyncClient,
     Client,
     NotFound,
     RetryPolicy,
@@ -36,7 +42,7 @@ from fireworq.client.worker import sign
 from tests.support.cases import ServerTestCase
 from tests.support.certs import ThrowawayCA
 from tests.support.polling import pause, wait_until
-from tests.support.server import FireworqProcess
+from tests.support.server import REPO, FireworqProcess
 
 
 def in_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -197,3 +203,40 @@ class TLSTests(ServerTestCase):
         self.addCleanup(from_env.close)
         queues = yield in_thread(from_env.queues)
         self.assertEqual([q.name for q in queues], ["default"])
+
+
+class UnixSocketTests(ServerTestCase):
+    """An API served over ``bind=unix:``, reached with ``uds`` and ``fireworq --unix-socket``."""
+
+    @inlineCallbacks
+    def test_uds(self) -> Any:
+        # A short path: Unix socket paths are limited to about 100 bytes.
+        directory = tempfile.mkdtemp(prefix="fwq")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", directory]))
+        path = os.path.join(directory, "api.sock")
+        server = FireworqProcess(self.workdir, {
+            "driver": "sqlite", "sqlite_path": os.path.join(self.workdir, "uds.sqlite3"), "queue_default": "default",
+            "queue_default_polling_interval": "100", "shutdown_timeout": "5", "bind": f"unix:{path}",
+        })
+        self.addCleanup(server.kill)
+        server.spawn()
+        client = Client("http://fireworq", uds=path, retry=RetryPolicy(attempts=300, backoff=0.05, max_delay=0.1))
+        self.addCleanup(client.close)
+        queues = yield in_thread(client.queues)
+        self.assertEqual([q.name for q in queues], ["default"])
+        job = yield in_thread(client.push, "sock", self.worker.url("/success"), {"a": 1})
+        yield self.delivered(1)
+        self.assertEqual(self.worker.deliveries[0].job_id, job.id)
+
+        async def from_asyncio() -> Any:
+            async with AsyncClient("http://fireworq", uds=path) as aclient:
+                return await aclient.queue("default")
+
+        queue = yield in_thread(lambda: asyncio.run(from_asyncio()))
+        self.assertEqual(queue.name, "default")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}
+        env.update(PYTHONPATH=REPO, FIREWORQ_UNIX_SOCKET=path, FIREWORQ_URL="http://fireworq")
+        done = yield in_thread(subprocess.run, [sys.executable, "-m", "fireworq.client.cli", "--json", "queues"],
+                               capture_output=True, text=True, env=env, timeout=60)
+        self.assertEqual(done.returncode, 0, done.stderr)
+        self.assertEqual([q["name"] for q in json.loads(done.stdout)], ["default"])

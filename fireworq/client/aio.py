@@ -40,6 +40,8 @@ class AsyncClient(ClientBase):
         self, url: Optional[str] = None, *, transport: Optional[httpx.AsyncBaseTransport] = None, **kwargs: Any
     ) -> None:
         super().__init__(url, **kwargs)
+        if transport is None and self.uds:
+            transport = httpx.AsyncHTTPTransport(uds=self.uds, limits=self._http_args["limits"])
         self._http = httpx.AsyncClient(transport=transport, **self._http_args)
 
     async def __aenter__(self) -> "AsyncClient":

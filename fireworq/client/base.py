@@ -153,9 +153,13 @@ class ClientBase(Endpoints):
         max_connections: int = 10,
         verify: Any = True,
         ca_file: Optional[str] = None,
+        uds: Optional[str] = None,
         on_retry: Optional[RetryHook] = None,
     ) -> None:
         self.url = resolve_url(url)
+        #: A Unix socket to connect to instead of the URL's host (a server on
+        #: a ``unix:`` bind); the URL's host is then only the Host header.
+        self.uds = uds or os.environ.get("FIREWORQ_UNIX_SOCKET") or None
         self._token = resolve_token(token)
         self.retry = retry if retry is not None else RetryPolicy()
         self.timeout = make_timeout(timeout)

@@ -42,6 +42,8 @@ class Client(ClientBase):
 
     def __init__(self, url: Optional[str] = None, *, transport: Optional[httpx.BaseTransport] = None, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
+        if transport is None and self.uds:
+            transport = httpx.HTTPTransport(uds=self.uds, limits=self._http_args["limits"])
         self._http = httpx.Client(transport=transport, **self._http_args)
 
     def __enter__(self) -> "Client":

@@ -34,12 +34,13 @@ class State:
 
     def __init__(
         self, url: Optional[str], token: Optional[str], timeout: float, as_json: bool, retries: int,
-        ca_file: Optional[str] = None,
+        ca_file: Optional[str] = None, uds: Optional[str] = None,
     ) -> None:
         from fireworq.client.retry import RetryPolicy
 
         self.client = Client(
-            url, token=token, timeout=timeout, retry=RetryPolicy(attempts=max(1, retries + 1)), ca_file=ca_file
+            url, token=token, timeout=timeout, retry=RetryPolicy(attempts=max(1, retries + 1)), ca_file=ca_file,
+            uds=uds,
         )
         self.output = Output(as_json)
 
@@ -84,13 +85,15 @@ def pairs(values: Any, what: str) -> dict:
               help="Retries of calls that are safe to repeat, after a 503 or a lost connection.")
 @click.option("--ca-file", envvar="FIREWORQ_CA_FILE", default=None, type=click.Path(exists=True, dir_okay=False),
               help="PEM file of the CA that issued an https:// server's certificate (env FIREWORQ_CA_FILE).")
+@click.option("--unix-socket", "uds", envvar="FIREWORQ_UNIX_SOCKET", default=None,
+              help="Connect to a server on a unix: bind through this socket (env FIREWORQ_UNIX_SOCKET).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables (for scripts).")
 @click.version_option(__version__, prog_name="fireworq")
 @click.pass_context
 def cli(ctx: click.Context, url: str, token: Optional[str], timeout: float, retries: int, ca_file: Optional[str],
-        as_json: bool) -> None:
+        uds: Optional[str], as_json: bool) -> None:
     """Push jobs to a Fireworq server and look at its queues (docs/cli.md)."""
-    ctx.obj = State(url, token, timeout, as_json, retries, ca_file)
+    ctx.obj = State(url, token, timeout, as_json, retries, ca_file, uds)
     ctx.call_on_close(ctx.obj.client.close)
 
 
