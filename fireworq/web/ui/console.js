@@ -13,6 +13,7 @@
  *   #/push                            push a job, with its job options
  *   #/schedules                       schedules with next and last run; define,
  *                                     edit, enable/disable, run now, delete
+ *   #/hooks                           event hooks; define, edit, delete
  *
  * Rules kept throughout: every piece of data from the server reaches the
  * page as text (textContent, attribute values set through the DOM), never
@@ -697,23 +698,132 @@
           h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(q); } } }, "Delete")));
     }
 
+    // The table from the last answers of /queues and /queues/stats, or
+    // from the stats events of the live stream (liveEvents below).
+    var shownQueues = null;
+    var shownStats = {};
+
+    function drawTable() {
+      var queues = shownQueues || [];
+      var items = queues.map(function (q) {
+        return { q: q, s: Object.prototype.hasOwnProperty.call(shownStats, q.name) ? shownStats[q.name] : null };
+      });
+      syncRows(tbody, items,
+        function (it) { return it.q.name; },
+        function (it) { return JSONX.stringify([it.q, it.s]); },
+        function (it) { return row(it.q, it.s); },
+        function () { return h("tr", null, h("td", { class: "empty", colSpan: 13 }, "No queues are defined.")); });
+      replace(updated, liveNote() + " · updated " + clock());
+    }
+
     function refresh() {
       return Promise.all([api("GET", "/queues"), api("GET", "/queues/stats")]).then(function (r) {
         if (!view.current()) return;
-        var queues = (r[0] || []).slice().sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
-        var stats = r[1] || {};
-        var items = queues.map(function (q) {
-          return { q: q, s: Object.prototype.hasOwnProperty.call(stats, q.name) ? stats[q.name] : null };
-        });
-        syncRows(tbody, items,
-          function (it) { return it.q.name; },
-          function (it) { return JSONX.stringify([it.q, it.s]); },
-          function (it) { return row(it.q, it.s); },
-          function () { return h("tr", null, h("td", { class: "empty", colSpan: 13 }, "No queues are defined.")); });
-        replace(updated, "refreshing every " + REFRESH_MS / 1000 + " s · updated " + clock());
+        shownQueues = (r[0] || []).slice().sort(function (a, b) { return a.name < b.name ? -1 : a.name > b.name ? 1 : 0; });
+        shownStats = r[1] || {};
+        drawTable();
+        drawLive();
       }, function (e) {
         if (view.current()) replace(updated, "not refreshed: " + e.message);
       });
+    }
+
+    /* Live events (GET /events): the table follows the stats events, job
+     * events refresh it at once and feed each queue's activity list, and the
+     * charts are drawn from the stats; while the stream is down the page
+     * polls every REFRESH_MS as before. */
+    var Live = window.FireworqLive;
+    var live = Live ? new Live.LiveState() : null;
+    var liveMode = Live ? "connecting" : "unavailable";
+    var liveWhy = "";
+    var pollStop = null;
+    var soonTimer = null;
+    var drawTimer = null;
+    var liveBox = h("div", { id: "live-queues", class: "live-grid" });
+
+    function liveNote() {
+      if (liveMode === "live") return "live";
+      return "refreshing every " + REFRESH_MS / 1000 + " s" + (liveWhy ? " (live updates: " + liveWhy + ")" : "");
+    }
+
+    function soon() {
+      if (!soonTimer) soonTimer = setTimeout(function () { soonTimer = null; refresh(); }, 300);
+    }
+
+    function drawSoon() {
+      if (!drawTimer) drawTimer = setTimeout(function () {
+        drawTimer = null;
+        if (!view.current()) return;
+        drawTable();
+        drawLive();
+      }, 100);
+    }
+
+    function feedItem(queue, ev) {
+      var job = ev.job || {};
+      var kind = String(ev.type).replace(/^job\./, "");
+      var time = String(ev.time || "");
+      return h("li", { class: "event " + kind, dataset: { type: String(ev.type), job: String(job.id) } },
+        h("span", { class: "when" }, time.slice(11, 19)),
+        h("span", { class: "kind" }, kind),
+        h("a", { href: link(["queue", queue, "job", String(job.id)]) }, "#" + String(job.id)),
+        job.category !== undefined ? h("span", { class: "muted" }, " " + String(job.category)) : null);
+    }
+
+    function drawLive() {
+      if (!live) return;
+      var names = (shownQueues || []).map(function (q) { return q.name; });
+      replace(liveBox, names.length ? names.map(function (name) {
+        var q = live.queue(name);
+        return h("section", { class: "panel live-queue", dataset: { queue: name } },
+          h("h3", null, name),
+          h("div", { class: "charts" }, Live.queueCharts(q)),
+          h("ul", { class: "feed", "aria-live": "polite" },
+            q.feed.length ? q.feed.slice(0, 8).map(function (ev) { return feedItem(name, ev); })
+              : h("li", { class: "muted" }, liveMode === "live" ? "no job events since the page opened" : "live updates are off")));
+      }) : h("p", { class: "muted" }, "No queues are defined."));
+    }
+
+    function liveEvents() {
+      if (!Live) { pollStop = every(REFRESH_MS, refresh); return function () { if (pollStop) pollStop(); }; }
+      var stop = Live.connect({
+        base: API_BASE,
+        token: storedToken,
+        onState: function (state, why) {
+          if (!view.current()) return;
+          liveMode = state;
+          liveWhy = why || "";
+          if (state === "live") {
+            if (pollStop) { pollStop(); pollStop = null; }
+            refresh();
+          } else if (!pollStop) {
+            pollStop = every(REFRESH_MS, refresh);
+          }
+        },
+        onEvent: function (type, body) {
+          if (!view.current()) return;
+          if (type === "stats") {
+            live.statsEvent(body);
+            var copy = {};
+            Object.keys(body).forEach(function (k) { if (k !== "queue") copy[k] = body[k]; });
+            shownStats[String(body.queue)] = copy;
+            drawSoon();
+          } else if (String(type).indexOf("job.") === 0) {
+            live.jobEvent(body);
+            soon();
+          }
+        },
+        onUnauthorized: function () {
+          storeToken("");
+          signInView("The token was refused for live events.");
+        },
+      });
+      return function () {
+        stop();
+        if (pollStop) pollStop();
+        if (soonTimer) clearTimeout(soonTimer);
+        if (drawTimer) clearTimeout(drawTimer);
+      };
     }
 
     loadSettings().then(function (s) {
@@ -737,9 +847,13 @@
             h("th", { class: "num", title: "average time from push to completion" }, "Avg time"), h("th", null, ""))),
           tbody),
         h("p", { class: "muted small" }, "Counters are those of this server process since it started.")),
+      h("h2", { class: "live-title" }, "Live activity",
+        h("span", { class: "sub" }, "pushes (blue) and completions (green) per second, failures per second, and time from push to completion, over the last 5 minutes")),
+      liveBox,
       h("div", { class: "panel" }, formTitle, form));
 
-    view.onStop(every(REFRESH_MS, refresh));
+    refresh();
+    view.onStop(liveEvents());
   }
 
   /* ------------------------------------------------------------- routings */
@@ -1760,6 +1874,123 @@
     view.onStop(every(REFRESH_MS, refresh));
   }
 
+  /* ---------------------------------------------------------------- hooks */
+
+  var HOOK_EVENTS = ["job.pushed", "job.completed", "job.retried", "job.failed", "job.expired", "job.canceled"];
+
+  /**
+   * Event hooks: the list (no secrets: the server never shows them again),
+   * a form to define or replace one, delete.  The secret the server makes
+   * is shown once, right after the PUT that made it.
+   */
+  function hooksView(main, view) {
+    var tbody = h("tbody", { id: "hooks-body" });
+    var name = h("input", { id: "hook-name", name: "name", type: "text", required: true, maxLength: 255,
+      autocomplete: "off", placeholder: "letters, digits, _ . : -" });
+    var url = h("input", { id: "hook-url", name: "url", type: "url", required: true, autocomplete: "off",
+      placeholder: "https://receiver.example/fireworq" });
+    var queues = h("input", { id: "hook-queues", name: "queues", type: "text", maxLength: 255, autocomplete: "off",
+      placeholder: "all queues, or a glob such as orders-*" });
+    var boxes = HOOK_EVENTS.map(function (t) {
+      return h("input", { type: "checkbox", name: "events", value: t, id: "hook-event-" + t.replace(".", "-"),
+        checked: t === "job.completed" || t === "job.failed" });
+    });
+    var secretOut = h("div", { id: "hook-secret", class: "panel", hidden: true });
+    var submit = h("button", { id: "hook-submit", class: "primary", type: "submit" }, "Save hook");
+
+    function showSecret(hook) {
+      clear(secretOut);
+      if (!hook.secret) { secretOut.hidden = true; return; }
+      secretOut.hidden = false;
+      secretOut.appendChild(h("p", null, "The secret of hook " + hook.name +
+        " (shown only now; the receiver verifies each event with it):"));
+      secretOut.appendChild(h("code", { class: "secret" }, hook.secret));
+    }
+
+    var form = h("form", { class: "grid", id: "hook-form", novalidate: true, on: { submit: function (ev) {
+      ev.preventDefault();
+      var events = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
+      if (!name.value) { flash("error", "a hook needs a name"); return; }
+      if (!events.length) { flash("error", "choose at least one event"); return; }
+      var body = { url: url.value, events: events };
+      if (queues.value.trim()) body.queues = queues.value.trim();
+      submit.disabled = true;
+      api("PUT", "/hook/" + enc(name.value), body).then(function (hook) {
+        submit.disabled = false;
+        flash("ok", "Saved hook " + hook.name);
+        showSecret(hook);
+        name.value = ""; url.value = ""; queues.value = "";
+        return refresh();
+      }, function (e) {
+        submit.disabled = false;
+        flashError("Could not save hook " + name.value)(e);
+      });
+    } } },
+      h("label", null, "Name", name),
+      h("label", null, "Receiver URL", url),
+      h("label", null, "Queues (glob)", queues),
+      h("fieldset", { class: "wide" }, h("legend", null, "Events"),
+        boxes.map(function (b) { return h("label", { class: "inline" }, b, b.value); })),
+      h("div", { class: "form-actions" }, submit));
+
+    function edit(hook) {
+      name.value = hook.name;
+      url.value = hook.url;
+      queues.value = hook.queues || "";
+      boxes.forEach(function (b) { b.checked = hook.events.indexOf(b.value) >= 0; });
+      url.focus();
+    }
+
+    function remove(hook) {
+      confirmAction("Delete hook “" + hook.name + "”? Its events not yet delivered are dropped.", "Delete hook", true)
+        .then(function (yes) {
+          if (!yes) return;
+          api("DELETE", "/hook/" + enc(hook.name)).then(function () {
+            flash("ok", "Deleted hook " + hook.name);
+            return refresh();
+          }, flashError("Could not delete hook " + hook.name));
+        });
+    }
+
+    function row(hook) {
+      return h("tr", { dataset: { hook: hook.name } },
+        h("td", { class: "name" }, hook.name),
+        h("td", { class: "url" }, hook.url),
+        h("td", { class: "events" }, hook.events.join(", ")),
+        h("td", { class: "queues" }, hook.queues || "all"),
+        h("td", { class: "actions" },
+          h("button", { type: "button", class: "small edit", on: { click: function () { edit(hook); } } }, "Edit"),
+          h("button", { type: "button", class: "small danger delete", on: { click: function () { remove(hook); } } }, "Delete")));
+    }
+
+    function refresh() {
+      return api("GET", "/hooks").then(function (list) {
+        if (!view.current()) return;
+        syncRows(tbody, list || [],
+          function (hook) { return hook.name; },
+          function (hook) { return JSONX.stringify(hook); },
+          row,
+          function () { return h("tr", null, h("td", { class: "empty", colSpan: 5 }, "No hooks are defined.")); });
+      }, flashError("Could not load hooks"));
+    }
+
+    replace(main,
+      h("h1", null, "Event hooks", h("span", { class: "sub" }, "job events POSTed, signed, to other systems"),
+        h("button", { type: "button", class: "small", on: { click: refresh } }, "Refresh")),
+      h("div", { class: "panel table-wrap" },
+        h("table", { id: "hooks-table" },
+          h("thead", null, h("tr", null,
+            h("th", null, "Name"), h("th", null, "URL"), h("th", null, "Events"), h("th", null, "Queues"),
+            h("th", null, ""))),
+          tbody)),
+      h("p", null, "Deliveries are jobs of the queue ",
+        h("a", { href: link(["queue", "_hooks", "jobs", "deferred"]) }, "_hooks"),
+        " (retries, ", h("a", { href: link(["queue", "_hooks", "failed"]) }, "failure log"), ")."),
+      secretOut,
+      h("div", { class: "panel" }, h("h2", null, "Define or replace a hook"), form));
+    view.onStop(every(REFRESH_MS, refresh));
+  }
+
   /* --------------------------------------------------------------- router */
 
   function notFound(main) {
@@ -1798,13 +2029,15 @@
     var where = parseHash();
     var p = where.parts;
     var section = p[0] === "routings" ? "routings" : p[0] === "queues" ? "queues" : p[0] === "push" ? "push" :
-      p[0] === "schedules" ? "schedules" : "";
+      p[0] === "schedules" ? "schedules" : p[0] === "hooks" ? "hooks" : "";
     document.getElementById("nav-queues").className = section === "queues" ? "current" : "";
     document.getElementById("nav-routings").className = section === "routings" ? "current" : "";
     var navPush = document.getElementById("nav-push");
     if (navPush) navPush.className = section === "push" ? "current" : "";
     var navSchedules = document.getElementById("nav-schedules");
     if (navSchedules) navSchedules.className = section === "schedules" ? "current" : "";
+    var navHooks = document.getElementById("nav-hooks");
+    if (navHooks) navHooks.className = section === "hooks" ? "current" : "";
     if (p.length === 1 && p[0] === "queues") {
       document.title = "Queues · Fireworq";
       queuesView(main, view);
@@ -1814,6 +2047,9 @@
     } else if (p.length === 1 && p[0] === "schedules") {
       document.title = "Schedules · Fireworq";
       schedulesView(main, view);
+    } else if (p.length === 1 && p[0] === "hooks") {
+      document.title = "Event hooks · Fireworq";
+      hooksView(main, view);
     } else if (p.length === 1 && p[0] === "push") {
       document.title = "Push a job · Fireworq";
       pushView(main, view);

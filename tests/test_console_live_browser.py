@@ -1,0 +1,77 @@
+"""
+The console's live updates (``GET /events``) in a real headless Chromium
+against a real server (see tests/test_console_browser.py for the set-up):
+the queues page follows the event stream, so a job pushed and completed
+shows up in the queue's activity feed and counters without a reload, and
+the charts are drawn from the stats events.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import inlineCallbacks
+from twisted.trial.unittest import TestCase
+
+from tests import test_console_browser as base
+from tests.support.browser import skip_reason
+
+
+class ConsoleLiveTests(TestCase):
+    """The queues page, updated by live events."""
+
+    timeout = 120
+    skip = skip_reason()
+
+    setUp = base.ConsoleBrowserTests.setUp
+    api = base.ConsoleBrowserTests.api
+    screenshot = base.ConsoleBrowserTests.screenshot
+
+    def wait_live(self, timeout: float = 10.0):
+        """Wait until the page says it follows the live stream."""
+        return self.browser.wait_js(
+            "var t = document.getElementById('queues-updated'); return t && t.textContent.indexOf('live ·') === 0;",
+            timeout=timeout, message="the queues page to follow the live stream",
+        )
+
+    @inlineCallbacks
+    def test_completion_shows_without_reload(self):
+        browser = self.browser
+        yield browser.get(self.server.url("/ui/#/queues"))
+        yield self.wait_live()
+        queue = '#live-queues section[data-queue="default"]'
+        yield browser.wait_text(queue, "no job events since the page opened")
+        # Marks this page load: a reload would lose it.
+        yield browser.execute("window.__sameLoad = 'yes'")
+        self.worker.failing = False
+        pushed = yield self.api("POST", "/job/live/x", {"url": self.worker.url("/switch"), "payload": {"n": 1}})
+        job = str(pushed["id"])
+        yield browser.wait_for(f'{queue} li.event.completed[data-job="{job}"]', timeout=15)
+        yield browser.wait_for(f'{queue} li.event.pushed[data-job="{job}"]')
+        # The table's counters follow too (successes column).
+        yield browser.wait_js(
+            "var r = document.querySelector('#queues-body tr[data-queue=\"default\"]');"
+            " return r && r.cells[7].textContent === '1';",
+            timeout=10, message="the successes counter to show 1",
+        )
+        # Charts drawn from three stats events (two rates), about 4-6 s.
+        yield browser.wait_for(f"{queue} svg.chart polyline.completions", timeout=15)
+        self.assertEqual((yield browser.execute("return window.__sameLoad")), "yes")
+        text = yield browser.text(f"{queue} ul.feed")
+        self.assertIn("completed", text)
+        self.assertIn("#" + job, text)
+        yield self.screenshot("console-live.png")
+
+    @inlineCallbacks
+    def test_polls_while_the_stream_is_down(self):
+        browser = self.browser
+        yield browser.get(self.server.url("/ui/#/queues"))
+        yield self.wait_live()
+        # The server goes away: the page says so and keeps trying (polling and reconnecting).
+        yield self.server.stop()
+        yield browser.wait_text("#queues-updated", "not refreshed", timeout=20)
+        yield self.server.start()
+        yield self.wait_live(timeout=20)
+        self.worker.failing = False
+        pushed = yield self.api("POST", "/job/again", {"url": self.worker.url("/switch")})
+        yield browser.wait_for(
+            f'#live-queues section[data-queue="default"] li.event.completed[data-job="{pushed["id"]}"]', timeout=15
+        )
