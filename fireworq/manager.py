@@ -1,7 +1,8 @@
 """
 The queues of this node: their definitions and routings (cached from the
-repository), one L{QueueDispatcher} per defined queue (children of a
-L{MultiService}), and the path of a push from category to committed job.
+repository), one L{QueueService} per defined queue (children of a
+L{MultiService}: each runs the queue's lease, dispatcher, completion batcher
+and upkeep), and the path of a push from category to committed job.
 
 A L{Periodic} child polls the repository's revision every
 ``config_refresh_interval``; when it moved (a change made here or on another
@@ -33,6 +34,7 @@ from fireworq.events import IQueueEvents
 from fireworq.logging import log_failure
 from fireworq.model import FailedJob, Job, NewJob, PushEntry, QueueDefinition, Routing
 from fireworq.pushing import PushBatcher
+from fireworq.queues import QueueService
 from fireworq.queue_errors import QueueConflict, UndefinedQueue, UnknownCategory
 from fireworq.readiness import NotReady, ReadyWaiters
 from fireworq.stats import QueueStats
@@ -94,7 +96,10 @@ class QueueManager(MultiService):
         self._refresh_interval = refresh_interval
         self._definitions: Dict[str, QueueDefinition] = {}
         self._routings: Dict[str, str] = {}
+        #: The dispatcher of each queue (the hot path: push, kick, reserve).
         self._dispatchers: Dict[str, QueueDispatcher] = {}
+        #: The service of each queue (the dispatcher's parent).
+        self._queues: Dict[str, QueueService] = {}
         self._stopping: Dict[str, List[Deferred]] = {}
         self._revision: Optional[str] = None
         self._lock = DeferredLock()
@@ -228,9 +233,11 @@ class QueueManager(MultiService):
 
         def start(_: object) -> None:
             dispatcher = self._make_dispatcher(definition)
+            queue = QueueService(dispatcher)
             self._dispatchers[name] = dispatcher
+            self._queues[name] = queue
             self._definitions[name] = definition
-            dispatcher.setServiceParent(self)
+            queue.setServiceParent(self)
             self._log.info("Started the dispatcher of queue {queue}", queue=name)
 
         d.addCallback(start)
@@ -239,10 +246,11 @@ class QueueManager(MultiService):
     def _remove(self, name: str) -> None:
         """Stop the queue's dispatcher (it drains in the background)."""
         self._definitions.pop(name, None)
-        dispatcher = self._dispatchers.pop(name, None)
-        if dispatcher is None:
+        self._dispatchers.pop(name, None)
+        queue = self._queues.pop(name, None)
+        if queue is None:
             return
-        stopped = dispatcher.disownServiceParent() or succeed(None)
+        stopped = queue.disownServiceParent() or succeed(None)
         waiters = self._stopping.setdefault(name, [])
 
         def done(_: object) -> None:

@@ -137,6 +137,10 @@ class QueueDispatcher(Service):
         self.keep_ms = 0
         self._apply_retention()
         lease.subscribe(self._lease_changed)
+        #: Whether this dispatcher starts and stops its lease, batcher,
+        #: cleaners and deliverer itself (used on its own), or a parent
+        #: service does (L{hand_over_parts}).
+        self.owns_parts = True
         #: While the lease is held: forget expired idempotency keys (B7).
         self.key_cleaner = KeyCleaner(store, definition.name, lease, clock)
         #: While the lease is held: delete kept jobs past their retention (B8).
@@ -232,9 +236,19 @@ class QueueDispatcher(Service):
         Service.startService(self)
         self._dispatching = True
         self._start_loop()
-        self.lease.start()
-        self.key_cleaner.startService()
-        self.history_cleaner.startService()
+        if self.owns_parts:
+            self.lease.start()
+            self.key_cleaner.startService()
+            self.history_cleaner.startService()
+
+    def hand_over_parts(self) -> None:
+        """
+        From now on the lease, the completion batcher, the cleaners and the
+        deliverer are started and stopped by a parent service (the queue's
+        L{fireworq.queues.QueueService}), not by this dispatcher: its stop
+        only stops grabbing and drains the deliveries.
+        """
+        self.owns_parts = False
 
     def _start_loop(self) -> None:
         self._poller = Periodic(
@@ -255,8 +269,9 @@ class QueueDispatcher(Service):
         Service.stopService(self)
         self._dispatching = False
         self._stop_loop()
-        self.key_cleaner.stopService()
-        self.history_cleaner.stopService()
+        if self.owns_parts:
+            self.key_cleaner.stopService()
+            self.history_cleaner.stopService()
         self._grab_retry.cancel()
         if self._kick_call is not None and self._kick_call.active():
             self._kick_call.cancel()
@@ -267,9 +282,10 @@ class QueueDispatcher(Service):
         d = self._grab_over()
         d.addCallback(lambda _: DeferredList(list(self._releasing), consumeErrors=True))
         d.addCallback(lambda _: self._drain_deliveries())
-        d.addCallback(lambda _: self.completions.drain())
-        d.addCallback(lambda _: self.lease.stop())
-        d.addCallback(lambda _: self._close_deliverer())
+        if self.owns_parts:
+            d.addCallback(lambda _: self.completions.drain())
+            d.addCallback(lambda _: self.lease.stop())
+            d.addCallback(lambda _: self.close_deliverer())
         d.addErrback(log_failure(self._log, "Error while stopping queue {queue}", queue=self.name))
         return d
 
@@ -285,7 +301,8 @@ class QueueDispatcher(Service):
         d.addCallback(lambda _: self.completions.drain())
         return d
 
-    def _close_deliverer(self) -> Optional[Deferred]:
+    def close_deliverer(self) -> Optional[Deferred]:
+        """Close the deliverer's connections (when it has a ``close``)."""
         close = getattr(self.deliverer, "close", None)
         return close() if close is not None else None
 
