@@ -116,6 +116,12 @@ def parse_schedule(name: str, body: Dict[str, Any], allow_seconds: bool = False)
     unknown = sorted(k for k in body if k not in SCHEDULE_FIELDS and k not in JOB_FIELDS)
     if unknown:
         raise bad_request(f"field {unknown[0]} is not a field of a schedule")
+    if body.get("job_name") is not None:
+        # Checked under its own name: the job's checks would say "field name".
+        try:
+            parse_job_options({"name": body["job_name"]})
+        except ApiError as e:
+            raise bad_request(e.message.replace("field name", "field job_name", 1))
     fields = {("name" if k == "job_name" else k): body[k] for k in JOB_FIELDS if k in body}
     parse_job(category, fields)  # 400 naming the bad job field
     return ScheduleDefinition(
@@ -136,7 +142,10 @@ def _time(ms: Optional[int], zone_name: str) -> Optional[str]:
         zone: Any = Cron.parse("* * * * *", zone_name).zone
     except CronError:
         zone = timezone.utc
-    text = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone(zone).isoformat()
+    # RFC 3339 with milliseconds and the zone's offset, the API's convention
+    # for times (cron times are whole seconds, so always ".000").
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc).astimezone(zone)
+    text = moment.isoformat(timespec="milliseconds")
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
