@@ -176,6 +176,11 @@ class TenantEventTests(EventsTestCase):
         self.assertEqual(code, 200)
         yield wait_until(lambda: len(reader.jobs()) >= 2, 15, message=lambda: f"events: {reader.events}")
         self.assertEqual({e["data"]["queue"] for e in reader.jobs() + reader.of("stats")}, {"ta-q"})
+        # Revoking the token ends its stream (checked before each stats round, every 2 s).
+        code, _ = yield call("DELETE", f"/token/{token['id']}")
+        self.assertEqual(code, 200)
+        yield wait_until(lambda: reader.done.called, 10, message="the revoked token's stream to end")
+        self.assertIn("the token of this stream is no longer valid", reader.comments)
         # Without a token: 401, no stream.
         response = yield treq.get(server.url("/events"), timeout=10)
         self.assertEqual(response.code, 401)

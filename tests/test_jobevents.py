@@ -276,6 +276,20 @@ class HubTests(SynchronousTestCase):
         self.assertEqual(self.metrics.clients._value.get(), 2)
         self.assertIn(b"id: b-7\n", first.transport.buffer)
 
+    def test_stream_ends_when_no_longer_valid(self) -> None:
+        """A stream whose token was revoked ends at the next stats round."""
+        allowed = [True]
+        request = FakeRequest(FakeTransport(limit=10**9))
+        stream = self.hub.open(request, valid=lambda: allowed[0])
+        self.clock.advance(2)
+        self.assertFalse(stream.done.called)
+        allowed[0] = False
+        self.clock.advance(2)
+        self.assertTrue(stream.done.called)
+        self.assertIn(b": the token of this stream is no longer valid\n\n", request.transport.buffer)
+        self.assertEqual(self.hub.clients, [])
+        self.assertEqual(self.hub.dropped, 0)
+
     def test_frame_format(self) -> None:
         frame = event_frame(event(7))
         self.assertTrue(frame.startswith(b"event: job.pushed\nid: b-7\ndata: {"))

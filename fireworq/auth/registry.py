@@ -116,6 +116,16 @@ class TokenRegistry(MultiService):
             raise NotReady("the server is starting (API tokens are not loaded yet); retry shortly")
         return None
 
+    def valid(self, token_id: str) -> bool:
+        """
+        Whether the token ``token_id`` is still known here (not revoked):
+        for requests that outlive their authentication, such as the live
+        events stream, which ends once its token is revoked.
+        """
+        if self._bootstrap is not None and token_id == self._bootstrap.id:
+            return True
+        return token_id in self._by_id
+
     # -- management ------------------------------------------------------------
 
     def create(self, token: Token) -> "Deferred[Token]":

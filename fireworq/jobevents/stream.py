@@ -104,8 +104,11 @@ class EventStream:
         on_close: Callable[["EventStream", bool], None],
         max_behind: int = MAX_BEHIND,
         max_behind_bytes: int = MAX_BEHIND_BYTES,
+        valid: Callable[[], bool] = lambda: True,
     ) -> None:
         self.request = request
+        #: Whether the client may still stream (its token not revoked).
+        self.valid = valid
         self.queues = queues
         self.sees = sees
         self._on_close = on_close
@@ -247,14 +250,16 @@ class EventHub:
         queues: Optional[Iterable[str]] = None,
         sees: Callable[[str], bool] = lambda queue: True,
         last_event_id: Optional[str] = None,
+        valid: Callable[[], bool] = lambda: True,
     ) -> EventStream:
         """
         Start streaming to ``request`` (its headers are set here): the
         events after ``last_event_id`` when still in the window, then live
-        events and stats.
+        events and stats.  ``valid`` is asked before every stats round: once
+        it says no (the client's token was revoked), the stream ends.
         """
         wanted = set(queues) if queues else None
-        stream = EventStream(request, wanted, sees, self._closed, self.max_behind, self.max_behind_bytes)
+        stream = EventStream(request, wanted, sees, self._closed, self.max_behind, self.max_behind_bytes, valid)
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache, no-store")
         request.setHeader(b"x-accel-buffering", b"no")
@@ -355,6 +360,12 @@ class EventHub:
 
     def _send_stats(self, streams: Optional[List[EventStream]] = None) -> None:
         targets = list(self.clients) if streams is None else streams
+        for stream in list(targets):
+            if not stream.valid():
+                # Its token was revoked: end the response.
+                targets.remove(stream)
+                stream.send(comment_frame("the token of this stream is no longer valid"))
+                stream.lost()
         if not targets:
             return
         try:

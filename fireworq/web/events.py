@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
-from fireworq.auth.access import sees
+from fireworq.auth.access import sees, token_of
 from fireworq.names import InvalidName, check_queue_name
 from fireworq.web.errors import ApiError, bad_request
 from fireworq.web.routes import app
@@ -41,11 +41,15 @@ class EventRoutes:
         if self.event_hub is None:
             raise ApiError(503, "live events are not available on this server")
         last = request.getHeader(b"last-event-id")
+        token = token_of(request)
+        registry = getattr(self, "auth", None)
+        valid = (lambda: registry.valid(token.id)) if token is not None and registry is not None else (lambda: True)
         stream = self.event_hub.open(
             request,
             queues=queues,
             sees=lambda queue: sees(request, queue),
             last_event_id=last.decode("ascii", "replace") if last else None,
+            valid=valid,
         )
         # Klein finishes the request when this fires (unless the connection is gone).
         return stream.done
