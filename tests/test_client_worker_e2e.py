@@ -91,8 +91,11 @@ class SignedWorkerTests(ServerTestCase):
         # A worker with another secret refuses: the job goes to the failure log, saying why.
         stranger = yield self.start_worker(["whsec_" + "C" * 43 + "="])
         job = yield self.call("push", "orders", stranger, {"order": 3}, max_retries=2)
+        # The failure log is written by the completion batcher, after the counters.
+        failed = yield wait_until(
+            lambda: self.call("list_failed", "signed").addCallback(lambda page: page.items and page),
+            30, 0.1, "the failure-log entry")
         yield self.wait_for("total_permanent_failures", 1)
-        failed = yield self.call("list_failed", "signed")
         self.assertEqual([f.job_id for f in failed.items], [job.id])
         self.assertEqual(failed.items[0].result.status, "permanent-failure")
         self.assertIn("no signature matches", failed.items[0].result.message)
