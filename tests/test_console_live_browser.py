@@ -11,6 +11,7 @@ from __future__ import annotations
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 
+from tests import test_console_auth_browser as auth_base
 from tests import test_console_browser as base
 from tests.support.browser import skip_reason
 
@@ -75,3 +76,41 @@ class ConsoleLiveTests(TestCase):
         yield browser.wait_for(
             f'#live-queues section[data-queue="default"] li.event.completed[data-job="{pushed["id"]}"]', timeout=15
         )
+
+
+class ConsoleLiveAuthTests(TestCase):
+    """With auth on, the console streams with the token in a header, never in a URL."""
+
+    timeout = 120
+    skip = skip_reason()
+
+    setUp = auth_base.ConsoleSignInTests.setUp
+    admin = auth_base.ConsoleSignInTests.admin
+    sign_in = auth_base.ConsoleSignInTests.sign_in
+    wait_live = ConsoleLiveTests.wait_live
+
+    @inlineCallbacks
+    def test_tenant_streams_its_queues_only(self):
+        yield self.admin("PUT", "/queue/team-a-mail", {})
+        yield self.admin("PUT", "/queue/team-b-mail", {})
+        yield self.admin("PUT", "/routing/a", {"queue_name": "team-a-mail"})
+        yield self.admin("PUT", "/routing/b", {"queue_name": "team-b-mail"})
+        made = yield self.admin(
+            "POST", "/tokens", {"name": "team a reader", "scopes": ["read"], "queues": "team-a-*"}, expect=201
+        )
+        yield self.browser.get(self.server.url("/ui/#/queues"))
+        yield self.sign_in(made["token"])
+        yield self.wait_live()
+        for category in ("a", "b"):
+            yield self.admin("POST", f"/job/{category}", {"url": "http://127.0.0.1:9/unreachable"})
+        yield self.browser.wait_for('#live-queues section[data-queue="team-a-mail"] li.event.pushed', timeout=15)
+        shown = yield self.browser.execute(
+            "return Array.from(document.querySelectorAll('#live-queues section')).map(s => s.dataset.queue)"
+        )
+        self.assertEqual(shown, ["team-a-mail"])
+        # The token never went into a URL the page asked for (the stream, still
+        # open, is not listed yet; its URL is fixed: /events).
+        urls = yield self.browser.execute("return performance.getEntriesByType('resource').map(e => e.name)")
+        self.assertTrue(urls)
+        for url in urls:
+            self.assertNotIn(made["token"], url)
