@@ -13,8 +13,10 @@ tests/store_contract.py:
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, List
 
+from twisted.internet.defer import succeed
 from twisted.trial.unittest import TestCase
 from zope.interface.verify import verifyObject
 
@@ -221,6 +223,79 @@ class HookWriteContractMixin(StoreContractFixture):
         self.assertEqual(await self.hook_jobs(), [])
 
 
+class _TracingCursor:
+    """A DB-API cursor that records the statements it runs."""
+
+    def __init__(self, cursor: Any, statements: List[str]) -> None:
+        self._cursor = cursor
+        self._statements = statements
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self._statements.append(sql)
+        return self._cursor.execute(sql, *args)
+
+    def executemany(self, sql: str, *args: Any) -> Any:
+        self._statements.append(sql)
+        return self._cursor.executemany(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+def shapes(statements: List[str]) -> List[str]:
+    """The statements with their numbers taken out (ids and times differ between runs)."""
+    return [re.sub(r"\d+", "N", " ".join(sql.split())) for sql in statements]
+
+
+class HotPathMixin(StoreContractFixture):
+    """
+    With no hook, or hooks only for other queues, a push and a completion
+    run exactly the statements they ran before hooks existed.
+    """
+
+    async def setUp(self) -> None:
+        await super().setUp()
+        await self.store.prepare_queue("q")
+        await self.store.prepare_queue(HOOKS_QUEUE)
+        self.raw = getattr(self.store, "observed", self.store)
+        self.statements: List[str] = []
+        await self.trace(self.statements)
+
+    async def round(self) -> List[str]:
+        """The statement shapes of one push, grab and completion of two jobs."""
+        del self.statements[:]
+        await self.store.push([PushEntry("q", new_job()), PushEntry("q", new_job())])
+        jobs = await self.store.grab("q", 2, GRABBER)
+        await self.store.complete(
+            "q",
+            [Completion(jobs[0], CompletionKind.SUCCESS, Result("success", 200)),
+             Completion(jobs[1], CompletionKind.RETRY, Result("failure", 500))],
+            GRABBER,
+        )
+        await self.store.grab("q", 2, GRABBER)  # the retried job is not due: nothing
+        return shapes(self.statements)
+
+    async def test_no_extra_statements_without_a_matching_hook(self) -> None:
+        before = await self.round()
+        self.assertTrue(before)
+        self.raw.event_hooks = HookMatcher([hook(queues="other-*")])
+        self.assertEqual(await self.round(), before)
+        self.raw.event_hooks = HookMatcher([hook(queues="q", events=["job.completed"])])
+        hooked = await self.round()
+        self.assertGreater(len(hooked), len(before))  # the test sees statements at all
+        self.assertEqual(len(await self.hook_jobs()), 1)
+
+    async def hook_jobs(self) -> List[Job]:
+        return (await self.store.list_jobs(HOOKS_QUEUE, JobState.WAITING, 1000, None, False)).items
+
+
+class SqliteHotPathTests(_SqliteStores, HotPathMixin, TestCase):
+    """The sqlite store's statements with and without hooks."""
+
+    def trace(self, statements: List[str]) -> Any:
+        return self.raw.db.run(lambda conn: conn.set_trace_callback(statements.append))
+
+
 class MemoryHookStoreTests(_MemoryStores, HookStoreContractMixin, TestCase):
     """Hook definitions in memory."""
 
@@ -249,3 +324,16 @@ if _MySQLStores is not None:
 
     class MySQLHookWriteTests(_MySQLStores, HookWriteContractMixin, TestCase):
         """The MySQL store writes hook jobs in the transaction of their events."""
+
+    class MySQLHotPathTests(_MySQLStores, HotPathMixin, TestCase):
+        """The MySQL store's statements with and without hooks."""
+
+        def trace(self, statements: List[str]) -> Any:
+            store = self.raw
+            go = store._go
+
+            def traced(work: Any, *args: Any, **kwargs: Any) -> Any:
+                return go(lambda cursor: work(_TracingCursor(cursor, statements)), *args, **kwargs)
+
+            store._go = traced
+            return succeed(None)
