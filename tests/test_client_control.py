@@ -222,8 +222,9 @@ class UnixSocketTests(ServerTestCase):
         server.spawn()
         client = Client("http://fireworq", uds=path, retry=RetryPolicy(attempts=300, backoff=0.05, max_delay=0.1))
         self.addCleanup(client.close)
-        queues = yield in_thread(client.queues)
-        self.assertEqual([q.name for q in queues], ["default"])
+        # Retried while the server starts; right after it listens the default queue may not be made yet.
+        yield wait_until(lambda: in_thread(client.queues).addCallback(lambda qs: [q.name for q in qs] == ["default"]),
+                         30, 0.05, "the default queue over the socket")
         job = yield in_thread(client.push, "sock", self.worker.url("/success"), {"a": 1})
         yield self.delivered(1)
         self.assertEqual(self.worker.deliveries[0].job_id, job.id)
