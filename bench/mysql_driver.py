@@ -34,7 +34,7 @@ from twisted.internet import task  # noqa: E402
 from twisted.internet.defer import DeferredSemaphore, ensureDeferred, gatherResults  # noqa: E402
 
 from fireworq.model import Completion, CompletionKind, NewJob, PushEntry, Result  # noqa: E402
-from fireworq.store.mysql import open_mysql  # noqa: E402
+from fireworq.server.stores import open_mysql  # noqa: E402
 from fireworq.store.mysql.driver import available_drivers  # noqa: E402
 
 QUEUE = "bench"

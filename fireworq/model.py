@@ -24,6 +24,10 @@ UINT32_MAX = 2**32 - 1
 #: Bytes a queue name or a category may take (VARCHAR(255) in a binary table).
 NAME_MAX_BYTES = 255
 
+#: A throttled queue is polled at this interval (ms), and its definition
+#: says so whatever was given, as the original does.
+THROTTLED_POLLING_INTERVAL = 100
+
 
 class ResultStatus(str, enum.Enum):
     """

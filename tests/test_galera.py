@@ -47,7 +47,8 @@ from twisted.trial.unittest import TestCase
 
 from fireworq.model import Completion, CompletionKind, NewJob, PushEntry
 from fireworq.store.interface import JobTooLarge, NodeInfo
-from fireworq.store.mysql import open_mysql, open_pool
+from fireworq.server.stores import open_mysql
+from fireworq.store.mysql import open_pool
 from fireworq.store.mysql.jobs import MySQLJobStore
 from tests.support.galera import GaleraCluster, GaleraNode, restore, shared_cluster
 from tests.support.polling import wait_until

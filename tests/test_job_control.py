@@ -480,7 +480,7 @@ class MySQLStoreControlTests(StoreControlMixin, TestCase):
     def setUp(self):
         from twisted.internet import reactor
 
-        from fireworq.store.mysql import open_mysql
+        from fireworq.server.stores import open_mysql
         from tests.support import mariadb
 
         database = mariadb.database_for(self)

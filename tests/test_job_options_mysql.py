@@ -20,7 +20,7 @@ from twisted.internet import reactor, threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from fireworq.model import JobStatus
-from fireworq.store.mysql import open_mysql
+from fireworq.server.stores import open_mysql
 from fireworq.store.idempotency import Replay
 from fireworq.store.mysql.idempotency import (
     claim_keys,

@@ -21,7 +21,7 @@ from twisted.internet.defer import inlineCallbacks
 
 from fireworq.lease.mysql import MySQLLeaseStore
 from fireworq.lease.original import original_lock_name
-from fireworq.store.mysql import open_mysql
+from fireworq.server.stores import open_mysql
 from fireworq.store.mysql.dsn import parse_dsn
 from tests.support.mariadb import database_for
 from tests.support.polling import pause, wait_until

@@ -560,7 +560,7 @@ class AtomicGuardTests(TestCase):
 
         from fireworq.schedules.mysql import SCHEDULER_LEASE, MySQLSchedules
         from fireworq.store.interface import NodeInfo
-        from fireworq.store.mysql import open_mysql
+        from fireworq.server.stores import open_mysql
         from tests.support import mariadb
 
         database = mariadb.database_for(self)

@@ -194,7 +194,7 @@ class MySQLKeyStoreTests(KeyStoreContract, TestCase):
         from twisted.internet import reactor
 
         from fireworq.signing.mysql import MySQLSigningKeys
-        from fireworq.store.mysql import open_mysql
+        from fireworq.server.stores import open_mysql
         from tests.support import mariadb
 
         database = mariadb.database_for(self, "signing")

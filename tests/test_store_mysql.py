@@ -39,7 +39,8 @@ from fireworq.joboptions.values import JobOptions, QueueDefaults
 from fireworq.lease.interface import ILeaseStore
 from fireworq.store.interface import JobTooLarge, NodeInfo, StoreUnavailable
 from fireworq.lease.mysql import FIRST_EPOCH, MySQLLeaseStore
-from fireworq.store.mysql import MySQLJobStore, open_mysql
+from fireworq.server.stores import open_mysql
+from fireworq.store.mysql import MySQLJobStore
 from fireworq.store.mysql.driver import available_drivers
 from fireworq.store.mysql.schema import KEY_MAX, failure_table, job_table, table_key
 from tests.store_contract import (

@@ -39,13 +39,12 @@ from fireworq.model import (
     QueueDefinition,
     Result,
     ResultStatus,
+    THROTTLED_POLLING_INTERVAL,
     completion_for,
 )
 from fireworq.store.interface import IJobStore
 from fireworq.timers import Periodic
 
-#: When throttled, the queue is polled at this interval (ms), as the original does.
-THROTTLED_POLLING_INTERVAL = 100
 
 #: While deliveries run, the store is asked this often (s) which of them
 #: were canceled through another node (B9: aborted within a second).

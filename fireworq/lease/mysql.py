@@ -66,9 +66,9 @@ class MySQLLeaseStore:
     """
     Lease rows in MySQL.
 
-    @param pool: a connection pool of the queue DSN.  L{open_mysql
-        <fireworq.store.mysql.open_mysql>} gives the lease store a small pool
-        of its own, so that renewals never wait behind job traffic.
+    @param pool: a connection pool of the queue DSN.  L{open_lease_store}
+        gives the lease store a small pool of its own, so that renewals
+        never wait behind job traffic.
     """
 
     def __init__(self, pool: MySQLPool) -> None:
@@ -208,3 +208,16 @@ class MySQLLeaseStore:
             return live
 
         return self._go(work, idempotent=True, what="record a heartbeat")
+
+
+def open_lease_store(queue_dsn: str, reactor: Any, driver: Optional[str] = None) -> MySQLLeaseStore:
+    """
+    The lease store of a MySQL server: its own pool of
+    L{LEASE_POOL_SIZE <fireworq.store.mysql.LEASE_POOL_SIZE>} connections on
+    the queue DSN (the lease rows live beside the job tables).
+
+    @raise ValueError: for a bad DSN or an unavailable driver.
+    """
+    from fireworq.store.mysql import LEASE_POOL_SIZE, open_pool
+
+    return MySQLLeaseStore(open_pool(queue_dsn, reactor, size=LEASE_POOL_SIZE, driver=driver, name="mysql-lease"))

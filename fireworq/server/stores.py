@@ -10,7 +10,7 @@ open store (leases, queue manager, metrics) wait for L{StoreService.opened}
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import attr
 from twisted.application.service import Service
@@ -59,6 +59,40 @@ class Stores:
         return d
 
 
+def open_mysql(
+    queue_dsn: str,
+    repository_dsn: Optional[str],
+    reactor: Any,
+    driver: Optional[str] = None,
+    pool_size: Optional[int] = None,
+    fence_grabs: bool = True,
+    clock: Optional[Callable[[], int]] = None,
+) -> Tuple[Any, Any, Any]:
+    """
+    The three MySQL stores: (job store, repository, lease store).
+
+    The job store and repository come from the store layer
+    (L{fireworq.store.mysql.open_mysql_stores}, same parameters); the
+    lease store from the lease package (L{fireworq.lease.mysql.open_lease_store}),
+    which sits above the store layer -- so they are put together here.
+
+    @raise ValueError: for a bad DSN or an unavailable driver.
+    """
+    from fireworq.lease.mysql import open_lease_store
+    from fireworq.store.mysql import DEFAULT_POOL_SIZE, open_mysql_stores
+
+    jobs, repository = open_mysql_stores(
+        queue_dsn,
+        repository_dsn,
+        reactor,
+        driver=driver,
+        pool_size=DEFAULT_POOL_SIZE if pool_size is None else pool_size,
+        fence_grabs=fence_grabs,
+        clock=clock,
+    )
+    return jobs, repository, open_lease_store(queue_dsn, reactor, driver=driver)
+
+
 def open_stores(config: Config, reactor: Any) -> Stores:
     """Create (not yet start) the stores of the configured driver."""
     window_ms = config.idempotency_window * 1000
@@ -77,8 +111,6 @@ def open_stores(config: Config, reactor: Any) -> Stores:
         from fireworq.schedules.sqlite import SqliteSchedules
 
         return Stores(jobs, repository, schedules=SqliteSchedules(jobs.db))
-    from fireworq.store.mysql import open_mysql
-
     jobs, repository, leases = open_mysql(
         config.queue_mysql_dsn, config.repository_mysql_dsn, reactor
     )

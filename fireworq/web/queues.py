@@ -7,9 +7,8 @@ from typing import Any, Dict, Optional
 import attr
 
 from fireworq.auth.access import tenant_of, visible
-from fireworq.dispatch.dispatcher import THROTTLED_POLLING_INTERVAL
 from fireworq.joboptions.parse import parse_queue_defaults
-from fireworq.model import QueueDefinition
+from fireworq.model import THROTTLED_POLLING_INTERVAL, QueueDefinition
 from fireworq.names import InvalidName, check_queue_name
 from fireworq.queue_errors import QueueConflict
 from fireworq.web.body import json_object, json_type, number, unsigned

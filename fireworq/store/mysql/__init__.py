@@ -2,8 +2,8 @@
 The ``mysql`` driver: jobs, definitions and leases in MySQL or MariaDB,
 table-compatible with the original Fireworq (protocol A9, B2).
 
-Build the three stores with L{open_mysql}; each has C{start()} (create
-tables if missing) and C{stop()}.  Modules:
+Build the job store and the repository with L{open_mysql_stores}; each
+has C{start()} (create tables if missing) and C{stop()}.  Modules:
 
   - L{dsn}: Go-syntax data source names;
   - L{driver}: PyMySQL / mysqlclient behind one face;
@@ -12,21 +12,19 @@ tables if missing) and C{stop()}.  Modules:
   - L{schema}: table names and DDL;
   - L{jobs}, L{repository}: the job store and the definitions;
   - the lease store lives with the rest of the lease concept, in
-    L{fireworq.lease.mysql}; L{open_mysql} builds it too.
+    L{fireworq.lease.mysql} (a layer above this one: nothing here imports
+    it); L{fireworq.server.stores.open_mysql} builds all three stores.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from fireworq.store.mysql.driver import Driver, get_driver
 from fireworq.store.mysql.dsn import parse_dsn
 from fireworq.store.mysql.jobs import MySQLJobStore
 from fireworq.store.mysql.pool import MySQLPool
 from fireworq.store.mysql.repository import MySQLRepository
-
-if TYPE_CHECKING:
-    from fireworq.lease.mysql import MySQLLeaseStore
 
 #: Connections (= threads) of the pool for job tables and definitions.
 #: The server's traffic arrives batched (one multi-row push, one grab and one
@@ -46,7 +44,7 @@ __all__ = [
     "MySQLJobStore",
     "MySQLPool",
     "MySQLRepository",
-    "open_mysql",
+    "open_mysql_stores",
     "open_pool",
 ]
 
@@ -65,7 +63,7 @@ def open_pool(
     return MySQLPool(parse_dsn(dsn), chosen, size=size, reactor=reactor, name=name)
 
 
-def open_mysql(
+def open_mysql_stores(
     queue_dsn: str,
     repository_dsn: Optional[str],
     reactor: Any,
@@ -73,15 +71,15 @@ def open_mysql(
     pool_size: int = DEFAULT_POOL_SIZE,
     fence_grabs: bool = True,
     clock: Optional[Callable[[], int]] = None,
-) -> "Tuple[MySQLJobStore, MySQLRepository, MySQLLeaseStore]":
+) -> "Tuple[MySQLJobStore, MySQLRepository]":
     """
-    Build the MySQL job store, repository and lease store.
+    Build the MySQL job store and repository.
 
     Nothing connects until a store is used (C{start()} creates the tables).
     The repository shares the job store's pool when both DSNs are the same
-    (or C{repository_dsn} is None/empty); the lease store always has a pool
-    of its own (L{LEASE_POOL_SIZE}) on the queue DSN, since the lease rows
-    live beside the job tables.
+    (or C{repository_dsn} is None/empty).  The lease store is built above
+    this layer, with the lease concept (L{fireworq.lease.mysql.open_lease_store});
+    L{fireworq.server.stores.open_mysql} builds all three.
 
     @param queue_dsn: DSN of the job tables (C{queue_mysql_dsn} or
         C{mysql_dsn}).
@@ -101,12 +99,4 @@ def open_mysql(
                                     name="mysql-repository")
     else:
         repository_pool = job_pool
-    # Imported here: the lease package sits above the store layer.
-    from fireworq.lease.mysql import MySQLLeaseStore
-
-    lease_pool = open_pool(queue_dsn, reactor, size=LEASE_POOL_SIZE, driver=driver, name="mysql-lease")
-    return (
-        MySQLJobStore(job_pool, fence_grabs=fence_grabs, clock=clock),
-        MySQLRepository(repository_pool),
-        MySQLLeaseStore(lease_pool),
-    )
+    return MySQLJobStore(job_pool, fence_grabs=fence_grabs, clock=clock), MySQLRepository(repository_pool)

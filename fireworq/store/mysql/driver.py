@@ -10,7 +10,7 @@ The default is mysqlclient when it is installed -- measured faster and
 lighter on this process's CPU (bench/mysql_driver.py, numbers in
 docs/performance.md) -- and PyMySQL (pure Python, always installed)
 otherwise.  ``FIREWORQ_MYSQL_DRIVER=pymysql|mysqlclient`` or the ``driver``
-argument of L{fireworq.store.mysql.open_mysql} chooses explicitly.
+argument of L{fireworq.store.mysql.open_mysql_stores} chooses explicitly.
 """
 
 from __future__ import annotations

@@ -207,7 +207,7 @@ class MySQLJobStore(MySQLHistory):
     Jobs and failure logs in MySQL (or MariaDB).
 
     @param pool: the connection pool of the queue DSN (see
-        L{fireworq.store.mysql.open_mysql}, which builds it).
+        L{fireworq.store.mysql.open_mysql_stores}, which builds it).
     @param fence_grabs: grab only while the lease row of the queue
         (C{fireworq_lease}, same database) is unexpired with C{epoch} equal
         to the grabber id.  Use it when dispatch is driven by
