@@ -213,30 +213,38 @@ class AuthCommandTests(CommandCase):
 
     @inlineCallbacks
     def test_tail_with_the_token(self) -> Any:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fireworq.client.cli", "--json", "tail", "--stats", "--queue", "default"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(ADMIN_TOKEN),
-        )
-        self.addCleanup(lambda: process.poll() is None and process.kill())
-        lines: List[Dict[str, Any]] = []
+        def start(*args: str) -> Any:
+            process = subprocess.Popen([sys.executable, "-m", "fireworq.client.cli", *args, "tail", "--stats"],
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env(ADMIN_TOKEN))
+            self.addCleanup(lambda: process.poll() is None and process.kill())
+            return process
 
-        def read_until(done: Any) -> None:
+        as_json, as_text = start("--json"), start()
+        items: List[Dict[str, Any]] = []
+        lines: List[str] = []
+
+        def read_until(process: Any, into: List[Any], parse: Any, done: Any) -> None:
             deadline = time.monotonic() + 60
-            assert process.stdout is not None
             for line in process.stdout:
-                lines.append(json.loads(line))
+                into.append(parse(line))
                 if done() or time.monotonic() > deadline:
                     return
 
-        # The stream opens with a stats event per queue; then push and read the job's events.
-        yield threads.deferToThread(read_until, lambda: any(item["type"] == "stats" for item in lines))
+        # Each stream opens with a stats event per queue; then push and read the job's events.
+        yield threads.deferToThread(read_until, as_json, items, json.loads, lambda: any(i["type"] == "stats" for i in items))
+        yield threads.deferToThread(read_until, as_text, lines, str.rstrip, lambda: any(" stats " in x for x in lines))
         _, job = yield self.push_with_token(url=self.worker.url("/success"), payload={"n": 1})
         yield threads.deferToThread(
-            read_until, lambda: any(i["type"] == "job.completed" and i["data"]["job"]["id"] == job["id"] for i in lines))
-        process.terminate()
-        process.wait(30)
-        types = [i["type"] for i in lines if i["type"].startswith("job.") and i["data"]["job"]["id"] == job["id"]]
+            read_until, as_json, items, json.loads,
+            lambda: any(i["type"] == "job.completed" and i["data"]["job"]["id"] == job["id"] for i in items))
+        yield threads.deferToThread(read_until, as_text, lines, str.rstrip, lambda: any("job.completed" in x for x in lines))
+        for process in (as_json, as_text):
+            process.terminate()
+            process.wait(30)
+        types = [i["type"] for i in items if i["type"].startswith("job.") and i["data"]["job"]["id"] == job["id"]]
         self.assertEqual(types, ["job.pushed", "job.completed"])
+        completed = [x for x in lines if "job.completed" in x]
+        self.assertRegex(completed[0], rf"^20\d\d-\S+Z job\.completed\s+default {job['id']} tailed success 200 done$")
         # Without a token tail exits 5 with the server's 401.
         code, out, err = yield self.fireworq("tail")
         self.assertEqual(code, 5, err)

@@ -663,9 +663,12 @@ def tail(state: State, queue_names: Any, with_stats: bool) -> None:
                 continue
             data = event.data if isinstance(event.data, dict) else {}
             job = data.get("job") or {}
+            result = job.get("result")
+            if isinstance(result, dict):  # the worker's answer: status, HTTP code, message
+                result = " ".join(str(result.get(k, "")) for k in ("status", "code", "message")).strip()
             state.output.out.print(
                 f"{data.get('time', '')} {event.type:<14} {data.get('queue', '')} "
-                f"{job.get('id', '')} {job.get('category', '')} {short(job.get('result') or '', 60)}".rstrip(),
+                f"{job.get('id', '')} {job.get('category', '')} {short(result or '', 80)}".rstrip(),
                 markup=False, highlight=False,
             )
     except KeyboardInterrupt:
