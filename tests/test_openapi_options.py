@@ -137,6 +137,11 @@ class OptionsConformanceTests(SynchronousTestCase):
         fired = self.call("GET", "/schedule/s1")[1]
         self.assertRegex(fired["last_run_at"], RFC3339_MS)
         self.assertEqual(self.call("PUT", "/schedule/s2", dict(body, enabled=False))[1]["next_run_at"], None)
+        # A null job field is an absent one, as in a push: not shown.
+        code, nulls = self.call("PUT", "/schedule/s4", dict(body, job_name=None, priority=None, payload=None))
+        self.assertEqual(code, 200)
+        self.assertEqual([k for k in ("job_name", "priority", "payload") if k in nulls], [])
+        self.assertEqual(self.call("DELETE", "/schedule/s4")[0], 200)
         self.assertEqual(self.call("PUT", "/schedule/s3", dict(body, cron="@fortnightly"))[0], 400)
         for bad in ("", 5, "n" * 256):
             code, error = self.call("PUT", "/schedule/s3", dict(body, job_name=bad))

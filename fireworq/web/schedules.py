@@ -122,7 +122,8 @@ def parse_schedule(name: str, body: Dict[str, Any], allow_seconds: bool = False)
             parse_job_options({"name": body["job_name"]})
         except ApiError as e:
             raise bad_request(e.message.replace("field name", "field job_name", 1))
-    fields = {("name" if k == "job_name" else k): body[k] for k in JOB_FIELDS if k in body}
+    # A null job field is an absent one (as in a push): neither kept nor shown.
+    fields = {("name" if k == "job_name" else k): body[k] for k in JOB_FIELDS if body.get(k) is not None}
     parse_job(category, fields)  # 400 naming the bad job field
     return ScheduleDefinition(
         name=name,
