@@ -332,6 +332,26 @@ class SchedulerTests(SynchronousTestCase):
         self.advance(0.5)
         self.assertEqual(self.pushed(), [("s", "2026-05-01T10:01:00Z")])
 
+    def test_failed_pushes_back_off(self) -> None:
+        """
+        Failures in a row wait longer each time (the one retry policy of
+        fireworq/backoff.py: 2 s, 4 s, ...), and a success starts over.
+        """
+        self.define()
+        self.scheduler.startService()
+        self.addCleanup(self.scheduler.stopService)
+        self.manager.refuse = True
+        self.advance(30.5)  # the first try, at 10:01:00, fails: held 2 s
+        self.assertEqual(self.scheduler._entries["s"].failures, 1)
+        self.advance(2)  # the second, at 10:01:02, fails: held 4 s
+        self.assertEqual(self.scheduler._entries["s"].failures, 2)
+        self.manager.refuse = False
+        self.advance(3)
+        self.assertEqual(self.pushed(), [])  # 10:01:05.5: still held
+        self.advance(0.5)
+        self.assertEqual(self.pushed(), [("s", "2026-05-01T10:01:00Z")])
+        self.assertEqual(self.scheduler._entries["s"].failures, 0)
+
     def test_fires_only_while_the_lease_is_held(self) -> None:
         class Lease:
             grabber_id = 7

@@ -32,6 +32,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from fireworq import backoff
 from fireworq.model import Job, NewJob
 from fireworq.schedules.cron import Cron, CronError
 from fireworq.schedules.model import ISchedules, ScheduleRecord
@@ -49,8 +50,14 @@ MAX_PER_TICK = 100
 MAX_COUNTED = 10_000
 
 #: Seconds a schedule waits after a failed push before it is tried again
-#: (the store is down: one warning per schedule and pause, not per tick).
+#: (the store is down: one warning per schedule and pause, not per tick);
+#: the wait doubles with each failure in a row, up to L{RETRY_MAX_SECONDS}
+#: (the one retry policy, L{fireworq.backoff.policy}; no jitter: only the
+#: lease holder pushes, so there is no herd of nodes to spread).
 RETRY_SECONDS = 2.0
+RETRY_MAX_SECONDS = 30.0
+
+_retry_delay = backoff.policy(initial=RETRY_SECONDS, maximum=RETRY_MAX_SECONDS, jitter=0.0)
 
 #: Builds a schedule's job: (category, job fields as JSON text, extra
 #: delivery headers) -> (job, finish), where ``finish`` applies the queue's
@@ -85,6 +92,8 @@ class _Entry:
     due: Optional[int]
     #: Wall ms before which a schedule whose push failed is not tried again.
     hold_until: int = 0
+    #: Failed pushes in a row (the retry delay grows with them).
+    failures: int = 0
 
 
 class Scheduler(Service):
@@ -174,7 +183,11 @@ class Scheduler(Service):
         else:
             cron = self.cron_of(record)
         due = cron.next_after(record.served_until) if cron is not None else None
-        self._entries[record.name] = _Entry(record, cron, due, entry.hold_until if entry is not None else 0)
+        self._entries[record.name] = _Entry(
+            record, cron, due,
+            entry.hold_until if entry is not None else 0,
+            entry.failures if entry is not None else 0,
+        )
 
     def forget(self, name: str) -> None:
         """A schedule was deleted."""
@@ -322,6 +335,7 @@ class Scheduler(Service):
         if last_job is not None:
             record = attr.evolve(record, last_job=last_job)
         entry.record = record
+        entry.failures = 0
         entry.due = entry.cron.next_after(record.served_until) if entry.cron is not None else None
 
     def _failed(self, failure: Failure, name: str) -> Optional[Deferred]:
@@ -334,11 +348,14 @@ class Scheduler(Service):
             d.addErrback(lambda f: None)
             return d
         entry = self._entries.get(name)
+        delay = _retry_delay(0)
         if entry is not None:
-            entry.hold_until = self.now_ms() + int(RETRY_SECONDS * 1000)
+            delay = _retry_delay(entry.failures)
+            entry.failures += 1
+            entry.hold_until = self.now_ms() + int(delay * 1000)
         self._log.warn(
             "Schedule {name}: cannot push a scheduled job; will retry in {delay} s: {why}",
-            name=name, delay=RETRY_SECONDS, why=failure.getErrorMessage(),
+            name=name, delay=delay, why=failure.getErrorMessage(),
         )
         return None
 
