@@ -114,10 +114,10 @@ class BootOrderTests(SynchronousTestCase):
                 "start queues",
                 # Issue 14: the signing keys (B11), loaded once the store is open.
                 "start signing",
-                "start queue-manager",
-                # Issue 16: the event hooks (B12), after the queue manager
-                # through which they define the _hooks queue.
+                # Issue 16: the event hooks (B12), loaded before the queue
+                # manager takes pushes and dispatches.
                 "start hooks",
+                "start queue-manager",
                 "start metrics",
             ],
         )
@@ -204,8 +204,7 @@ class ShutdownOrderTests(SynchronousTestCase):
         stopped = service.stopService()
         # The manager drains its deliveries; nothing before it in the tree stops yet.
         self.assertNoResult(stopped)
-        # Issue 16: the event hooks (B12) stop before the queue manager.
-        self.assertEqual(events, ["stop queues", "stop metrics", "stop hooks", "stop queue-manager"])
+        self.assertEqual(events, ["stop queues", "stop metrics", "stop queue-manager"])
         draining.callback(None)
         self.successResultOf(stopped)
         self.assertEqual(
@@ -213,8 +212,8 @@ class ShutdownOrderTests(SynchronousTestCase):
             [
                 "stop queues",
                 "stop metrics",
-                "stop hooks",  # issue 16: the event hooks (B12)
                 "stop queue-manager",
+                "stop hooks",  # issue 16: the event hooks (B12)
                 "stop signing",  # issue 14: the signing keys (B11)
                 "stop api",
                 "stop store",
@@ -271,8 +270,8 @@ class LeaseBalancerPlaceTests(SynchronousTestCase):
         service.startService()
         self.assertEqual(
             # Issue 14 added the signing keys (B11) before the queue manager,
-            # issue 16 the event hooks (B12) after it.
-            events[3:], ["start queues", "start leases", "start signing", "start queue-manager", "start hooks",
+            # issue 16 the event hooks (B12) too.
+            events[3:], ["start queues", "start leases", "start signing", "start hooks", "start queue-manager",
                          "start metrics"]
         )
         self.assertTrue(leases.beats)  # heartbeats begun
@@ -280,7 +279,7 @@ class LeaseBalancerPlaceTests(SynchronousTestCase):
         self.successResultOf(service.stopService())
         self.assertEqual(
             events,
-            ["stop queues", "stop metrics", "stop hooks", "stop queue-manager", "stop signing", "stop leases",
+            ["stop queues", "stop metrics", "stop queue-manager", "stop hooks", "stop signing", "stop leases",
              "stop api",
              "stop store", "stop tuning"],
         )

@@ -166,17 +166,12 @@ class HookRegistry(MultiService):
         self._signers = {
             hook.name: Signer(SigningKeys(HOOKS_QUEUE, hook.secret)) for hook in hooks
         }
-        d = self._ensure_queue() if hooks else succeed(None)
-
-        def matched(_: object) -> None:
-            current = list(self._hooks.values())
-            self._jobs.event_hooks = (
-                HookMatcher(current, self._defaults, self._keeps_history) if current else None
-            )
-            self._set_loaded()
-
-        d.addCallback(matched)
-        return d
+        # Matched from now on: the stores make the _hooks storage they
+        # insert into when it is missing, so events need not wait for the
+        # queue's definition (which waits for the queue manager).
+        self._jobs.event_hooks = HookMatcher(hooks, self._defaults, self._keeps_history) if hooks else None
+        self._set_loaded()
+        return self._ensure_queue() if hooks else succeed(None)
 
     def _set_loaded(self) -> None:
         if not self._loaded:

@@ -237,9 +237,11 @@ class FireworqService(OrderedServices):
             as_service("leases", self.balancer).setServiceParent(self.after_store)
         # Signing keys load once the store is open; deliveries wait for that.
         self.signing.setServiceParent(self.after_store)
-        self.manager.setServiceParent(self.after_store)
-        # After the queue manager: it defines the _hooks queue through it.
+        # Hooks load before the queue manager starts dispatching and taking
+        # pushes, so that no event of the first moments goes unmatched (the
+        # _hooks queue is defined through the manager once it is ready).
         self.hooks.setServiceParent(self.after_store)
+        self.manager.setServiceParent(self.after_store)
         self.metrics.setServiceParent(self.after_store)
         if self.scheduler is not None:
             # Added after the queue manager, so it stops before it.
