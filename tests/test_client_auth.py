@@ -10,12 +10,14 @@ rate (never retried by the client).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Callable, List
 
 from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
 
 from fireworq.client import (
+    AsyncClient,
     BadRequest,
     Client,
     Forbidden,
@@ -93,6 +95,21 @@ class TokenTests(AuthServerTestCase):
         self.assertIn("Bearer", error.headers.get("www-authenticate", ""))
         error = yield self.assertFailure(in_thread(self.client("fwq_not-a-token").queues), Unauthorized)
         self.assertEqual(error.status, 401)
+        # The asyncio client alike: the token as bearer, 401 without one.
+        base = self.server.url("")
+
+        async def from_asyncio() -> Any:
+            async with AsyncClient(base, token=made["token"]) as client:
+                me = await client.whoami()
+            async with AsyncClient(base, token="", retry=RetryPolicy(attempts=1)) as client:
+                try:
+                    await client.queues()
+                except Unauthorized as e:
+                    return me, e.message
+
+        me_async, refused = yield in_thread(lambda: asyncio.run(from_asyncio()))
+        self.assertEqual(me_async["id"], made["id"])
+        self.assertIn("token", refused)
         # /health answers without a token.
         health = yield in_thread(anonymous.health)
         self.assertEqual(health["status"], "ok")
