@@ -307,13 +307,16 @@ def calibrate(args: argparse.Namespace, workdir: str) -> dict:
 def table(results: List[dict], calibration: Optional[dict]) -> str:
     """The results as Markdown tables: throughput (with the pushes' p50), then latency and memory."""
     concurrencies = [e["concurrency"] for e in results[0]["e2e_single"]] if results else []
-    single = " | ".join(f"e2e single pushes, {c} conns: jobs/s (push p50 ms)" for c in concurrencies)
+    single = " | ".join(f"e2e single pushes, {c} conns: jobs/s (push p50 ms; server CPU µs/job)"
+                        for c in concurrencies)
     lines = [
         f"| store | nodes × procs | {single} | e2e batch jobs/s | push/s | batch push jobs/s | lost | dup |",
         "|---|---|" + "---|" * len(concurrencies) + "---|---|---|---|---|",
     ]
     for r in results:
-        cells = " | ".join(f"{e['rate']:.0f} ({e['push_rtt']['p50']:.1f})" for e in r["e2e_single"])
+        cells = " | ".join(
+            f"{e['rate']:.0f} ({e['push_rtt']['p50']:.1f}; {1e6 * sum(e['server_cpu_seconds']) / max(1, e['pushed']):.0f})"
+            for e in r["e2e_single"])
         lost = r["e2e"]["lost"] + sum(e["lost"] for e in r["e2e_single"])
         dup = r["e2e"]["duplicated"] + sum(e["duplicated"] for e in r["e2e_single"])
         lines.append(

@@ -38,11 +38,15 @@ PARTS: List[Tuple[str, str]] = [
     ("twisted/internet", "reactor and I/O"),
     ("twisted/protocols/basic", "HTTP server (twisted.web)"),
     ("twisted/logger", "logging"),
+    # untilConcludes wraps the socket's send(): the time of the system call.
+    ("twisted/python/util", "reactor and I/O"),
     ("twisted/python/log", "reactor and I/O"),
     ("twisted/", "twisted (other)"),
     ("json", "json"),
     ("prometheus_client", "metrics"),
-    ("threading.py", "threads (waiting)"),
+    # In the reactor's thread: Queue.put / Condition.notify, waking a database thread.
+    ("threading.py", "handing work to the database threads"),
+    ("queue.py", "handing work to the database threads"),
 ]
 
 

@@ -15,14 +15,28 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from typing import Any, Dict, List
 
 import treq
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
+
+from fireworq.config import load
+from fireworq.server.workers import (
+    GROUP_ENV,
+    INDEX_ENV,
+    Siblings,
+    Slot,
+    _WakeReceiver,
+    child_environment,
+    slot_from_environment,
+)
 
 from tests.support.mariadb import database_for
 from tests.support.polling import wait_until
@@ -34,6 +48,91 @@ POLLING_MS = 5000
 
 #: Pushes of the test, each on a connection of its own (keep_alive off).
 PUSHES = 40
+
+
+class SiblingsTests(TestCase):
+    """The wake-up datagrams between the processes (real unix sockets, a fake clock)."""
+
+    def setUp(self) -> None:
+        self.group = tempfile.mkdtemp(prefix="w18-siblings-")
+        self.slot = Slot(self.group, 0, 3)
+        self.receivers = []
+        for index in (1, 2):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            sock.bind(self.slot.socket_path(index))
+            sock.setblocking(False)
+            self.addCleanup(sock.close)
+            self.receivers.append(sock)
+        self.clock = Clock()
+        self.siblings = Siblings(self.slot, self.clock, lambda name: None)
+        self.addCleanup(self.siblings._out.close)
+
+    def received(self) -> List[List[bytes]]:
+        """The datagrams each sibling has received since the last call."""
+        out = []
+        for sock in self.receivers:
+            got = []
+            while True:
+                try:
+                    got.append(sock.recv(65536))
+                except BlockingIOError:
+                    break
+            out.append(got)
+        return out
+
+    def test_one_datagram_per_turn(self) -> None:
+        self.siblings.wake("b")
+        self.siblings.wake("a")
+        self.siblings.wake("b")
+        self.assertEqual(self.received(), [[], []])
+        self.clock.advance(0)
+        self.assertEqual(self.received(), [[b"a\nb"], [b"a\nb"]])
+
+    def test_stream_of_wakes_spaced(self) -> None:
+        self.siblings.wake("q")
+        self.clock.advance(0)
+        self.received()
+        self.siblings.wake("q")
+        self.clock.advance(0)
+        self.assertEqual(self.received(), [[], []])  # within MIN_GAP of the last one
+        self.clock.advance(Siblings.MIN_GAP)
+        self.assertEqual(self.received(), [[b"q"], [b"q"]])
+
+    def test_missing_sibling_skipped(self) -> None:
+        self.receivers.pop(0).close()
+        os.unlink(self.slot.socket_path(1))  # sibling 1 is restarting
+        self.siblings.wake("q")
+        self.clock.advance(0)
+        self.assertEqual(self.received(), [[b"q"]])
+
+    def test_receiver_wakes_each_queue(self) -> None:
+        woken: List[str] = []
+        _WakeReceiver(woken.append).datagramReceived(b"a\nb", None)
+        self.assertEqual(woken, ["a", "b"])
+
+
+class EnvironmentTests(TestCase):
+    """How a child learns its place and its settings."""
+
+    def test_slot(self) -> None:
+        config = load({}, {"FIREWORQ_DRIVER": "mysql", "FIREWORQ_MYSQL_DSN": "u:p@tcp(h:3306)/d",
+                           "FIREWORQ_WORKERS": "3"})
+        self.assertIsNone(slot_from_environment(config, {}))
+        self.assertEqual(slot_from_environment(config, {GROUP_ENV: "/g", INDEX_ENV: "2"}), Slot("/g", 2, 3))
+        one = load({}, {})
+        self.assertIsNone(slot_from_environment(one, {GROUP_ENV: "/g", INDEX_ENV: "0"}))
+
+    def test_child_environment(self) -> None:
+        config = load({"workers": "2", "pid": "/tmp/x.pid"},
+                      {"FIREWORQ_DRIVER": "mysql", "FIREWORQ_MYSQL_DSN": "u:secret@tcp(h:3306)/d",
+                       "FIREWORQ_BIND": "127.0.0.1:0"})
+        env = child_environment(config, Slot("/g", 1, 2), 4321)
+        self.assertEqual(env["FIREWORQ_BIND"], "127.0.0.1:4321")
+        self.assertEqual(env["FIREWORQ_PID"], "")
+        self.assertEqual(env["FIREWORQ_WORKERS"], "2")
+        self.assertEqual(env["FIREWORQ_MYSQL_DSN"], "u:secret@tcp(h:3306)/d")
+        self.assertEqual((env[GROUP_ENV], env[INDEX_ENV]), ("/g", "1"))
+        self.assertEqual(load({}, env).bind_port, 4321)
 
 
 class WorkersTests(TestCase):

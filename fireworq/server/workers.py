@@ -129,11 +129,17 @@ class Siblings:
     """
     The local wake-up between the server processes of one host: L{wake}
     tells every sibling that a queue has new due jobs; a sibling holding
-    the queue's lease polls it at once (``on_wake``).  Wake-ups of one
-    reactor turn are sent together, one datagram per sibling.
+    the queue's lease polls it at once (``on_wake``).  Wake-ups are sent
+    together, one datagram per sibling: at the end of the reactor turn, or
+    under a stream of pushes at most every L{MIN_GAP} seconds (each
+    datagram costs both processes a system call and the holder a poll,
+    and one poll grabs every job due by then).
     """
 
     _log = Logger()
+
+    #: Seconds between two datagrams to the siblings.
+    MIN_GAP = 0.002
 
     def __init__(self, slot: Slot, reactor: Any, on_wake: Callable[[str], None]) -> None:
         self.slot = slot
@@ -141,6 +147,7 @@ class Siblings:
         self.on_wake = on_wake
         self._pending: Set[str] = set()
         self._flush_call: Any = None
+        self._last_flush = float("-inf")
         self._port: Any = None
         self._out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._out.setblocking(False)
@@ -167,9 +174,11 @@ class Siblings:
         """Tell the siblings (at the end of this reactor turn) that ``queue_name`` has due jobs."""
         self._pending.add(queue_name)
         if self._flush_call is None or not self._flush_call.active():
-            self._flush_call = self.reactor.callLater(0, self._flush)
+            wait = self._last_flush + self.MIN_GAP - self.reactor.seconds()
+            self._flush_call = self.reactor.callLater(max(0.0, wait), self._flush)
 
     def _flush(self) -> None:
+        self._last_flush = self.reactor.seconds()
         data = "\n".join(sorted(self._pending)).encode("utf-8")
         self._pending.clear()
         for target in self._targets:
