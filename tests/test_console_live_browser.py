@@ -62,6 +62,22 @@ class ConsoleLiveTests(TestCase):
         yield self.screenshot("console-live.png")
 
     @inlineCallbacks
+    def test_job_list_follows_the_queue_events(self):
+        """The deferred list is reloaded on the queue's job events, not polled every 2 s."""
+        browser = self.browser
+        count = (
+            "return performance.getEntriesByType('resource')"
+            ".filter(e => e.name.indexOf('/queue/default/deferred') >= 0).length"
+        )
+        yield browser.get(self.server.url("/ui/#/queue/default/jobs/deferred"))
+        yield browser.wait_text("#jobs-body", "No deferred jobs")
+        yield browser.wait_js("return performance.now() > 6500", timeout=15, message="6.5 s on the page")
+        # The first load and one when the stream came up; 2 s polling would have made 3 or more.
+        self.assertLessEqual((yield browser.execute(count)), 2)
+        pushed = yield self.api("POST", "/job/later", {"url": self.worker.url("/success"), "run_after": 3600})
+        yield browser.wait_text("#jobs-body", str(pushed["id"]), timeout=5)
+
+    @inlineCallbacks
     def test_polls_while_the_stream_is_down(self):
         browser = self.browser
         yield browser.get(self.server.url("/ui/#/queues"))

@@ -491,6 +491,58 @@
     };
   }
 
+  /**
+   * Refresh a view of one queue when its jobs change: refresh() runs now,
+   * then after each job event of the queue (at most every 500 ms) while
+   * the live stream is up -- and every LIVE_POLL_MS for what no event
+   * tells (a deferred job falling due, a purge, another tab's deletion) --
+   * and every REFRESH_MS while it is down.  Returns a function that stops it.
+   */
+  var LIVE_POLL_MS = 15000;
+  function follow(queue, refresh) {
+    var Live = window.FireworqLive;
+    if (!Live) return every(REFRESH_MS, refresh);
+    var pollStop = null;
+    var slowStop = null;
+    var timer = null;
+    var last = 0;
+    function soon() {
+      if (timer) return;
+      var wait = Math.max(0, 500 - (Date.now() - last));
+      timer = setTimeout(function () { timer = null; last = Date.now(); refresh(); }, wait);
+    }
+    refresh();
+    var stopLive = Live.connect({
+      base: API_BASE,
+      token: storedToken,
+      queues: [queue],
+      onState: function (state) {
+        if (state === "live") {
+          if (pollStop) { pollStop(); pollStop = null; soon(); }
+          if (!slowStop) {
+            var first = true;  // every() runs at once; the page was just refreshed
+            slowStop = every(LIVE_POLL_MS, function () {
+              if (first) { first = false; return null; }
+              return refresh();
+            });
+          }
+        } else {
+          if (slowStop) { slowStop(); slowStop = null; }
+          if (!pollStop) pollStop = every(REFRESH_MS, refresh);
+        }
+      },
+      onEvent: function (type) {
+        if (String(type).indexOf("job.") === 0) soon();
+      },
+    });
+    return function () {
+      stopLive();
+      if (pollStop) pollStop();
+      if (slowStop) slowStop();
+      if (timer) clearTimeout(timer);
+    };
+  }
+
   function clock() {
     return new Date().toLocaleTimeString();
   }
@@ -1206,7 +1258,7 @@
     function schedule() {
       if (stop) { stop(); stop = null; }
       autoRefreshLists = controls.auto.checked;
-      stop = controls.auto.checked ? every(REFRESH_MS, refresh) : (refresh(), null);
+      stop = controls.auto.checked ? follow(queue, refresh) : (refresh(), null);
     }
     controls.auto.addEventListener("change", schedule);
     schedule();
@@ -1406,7 +1458,7 @@
     function schedule() {
       if (stop) { stop(); stop = null; }
       autoRefreshLists = controls.auto.checked;
-      stop = controls.auto.checked ? every(REFRESH_MS, refresh) : (refresh(), null);
+      stop = controls.auto.checked ? follow(queue, refresh) : (refresh(), null);
     }
     controls.auto.addEventListener("change", schedule);
     schedule();

@@ -62,6 +62,7 @@
   /**
    * Connect to the live events and keep reconnecting until stopped.
    * options: base (API prefix), token() (the bearer token or ""),
+   * queues (names to follow; none: every queue),
    * onEvent(type, body, id), onState("live" | "down", reason),
    * onUnauthorized().  Returns a function that stops it.
    */
@@ -91,7 +92,8 @@
       if (lastId) headers["Last-Event-ID"] = lastId;
       var init = { headers: headers, cache: "no-store" };
       if (controller) init.signal = controller.signal;
-      fetch(options.base + "/events", init).then(function (response) {
+      var query = (options.queues || []).map(function (q) { return "queue=" + encodeURIComponent(q); }).join("&");
+      fetch(options.base + "/events" + (query ? "?" + query : ""), init).then(function (response) {
         if (response.status === 401 && options.onUnauthorized) {
           stopped = true;
           options.onUnauthorized();
