@@ -74,3 +74,20 @@ def tenant_finish(request: Any, category: str, finish: Optional[FinishPush]) -> 
         return finish(definition, jobs)
 
     return checked
+
+
+def glob_inside(request: Any, glob: Optional[str]) -> bool:
+    """
+    Whether every queue matching ``glob`` (None: every queue) is one the
+    request's token may see: for a tenant, ``glob`` must be its own
+    ``queues`` or a plain queue name inside them (a conservative test:
+    another glob may reach other tenants' queues, and names them).
+    """
+    token = tenant_of(request)
+    if token is None:
+        return True
+    if glob is None:
+        return False
+    if glob == token.queues:
+        return True
+    return not any(c in glob for c in "*?[") and token.sees(glob)

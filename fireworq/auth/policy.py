@@ -94,17 +94,19 @@ ROUTE_ACCESS: Dict[str, Access] = {
     "get_routing": Access(READ, filtered=True),
     "put_routing": Access(ADMIN, filtered=True),
     "delete_routing": Access(ADMIN, filtered=True),
-    # Schedules (B10): they push to any category, so only a global admin.
-    "list_schedules": Access(ADMIN, global_admin=True),
-    "get_schedule": Access(ADMIN, global_admin=True),
+    # Schedules (B10): they push to any category, so only a global admin
+    # changes or runs them; reading them is ``read`` (every GET but secrets),
+    # a tenant seeing only those routed to its queues.
+    "list_schedules": Access(READ, filtered=True),
+    "get_schedule": Access(READ, filtered=True),
     "put_schedule": Access(ADMIN, global_admin=True),
     "delete_schedule": Access(ADMIN, global_admin=True),
     "run_schedule": Access(ADMIN, global_admin=True),
     # Event hooks (B12): a hook may send events of every queue to any URL,
-    # so only a global admin changes them; any read token sees them
-    # (never their secrets).
-    "list_hooks": Access(READ),
-    "get_hook": Access(READ),
+    # so only a global admin changes them; any read token sees them (never
+    # their secrets), a tenant only those limited to its own queues.
+    "list_hooks": Access(READ, filtered=True),
+    "get_hook": Access(READ, filtered=True),
     "put_hook": Access(ADMIN, global_admin=True),
     "delete_hook": Access(ADMIN, global_admin=True),
     # Tokens.

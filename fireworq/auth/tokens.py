@@ -100,17 +100,17 @@ class Token:
 
     def to_json(self) -> Dict[str, Any]:
         """The token as the API shows it (never the secret or its hash)."""
+        # Every field is named, null when unset (B14: "answers 201 with
+        # id, token and the rest"), so clients need not guess.
+        rate = self.rate
         out: Dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "scopes": [s for s in SCOPES if s in self.scopes],
+            "queues": self.queues,
+            "rate": None if rate is None else (int(rate) if float(rate).is_integer() else rate),
+            "burst": None if rate is None else self.burst,
         }
-        if self.queues is not None:
-            out["queues"] = self.queues
-        if self.rate is not None:
-            rate = self.rate
-            out["rate"] = int(rate) if float(rate).is_integer() else rate
-            out["burst"] = self.burst
         if self.created_at:
             out["created_at"] = self.created_at
         return out
@@ -145,6 +145,9 @@ def parse_token_request(body: Dict[str, Any], now_ms: int) -> Tuple[Token, str]:
     for scope in scopes:
         if scope not in SCOPES:
             raise InvalidToken(f"field scopes: {scope!r} is not a scope (push, read or admin)")
+    if body.get("queues") == "":
+        # Not "every queue": a tenant's glob left empty must not widen it.
+        raise InvalidToken("field queues must not be empty (leave it out for every queue)")
     queues = _text(body, "queues", False, MAX_GLOB_BYTES)
     rate = body.get("rate")
     burst = body.get("burst")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
+from fireworq.auth.access import glob_inside
 from fireworq.hooks.model import BadHook, HookDefinition, check_hook_name, parse_hook
 from fireworq.web.body import json_object
 from fireworq.web.errors import ApiError, bad_request, not_found
@@ -41,16 +42,23 @@ class HookRoutes:
             raise not_found(f"hook {name!r} is not defined")
         return hook
 
+    @staticmethod
+    def _seen(hook: Optional[HookDefinition], request: Any) -> Optional[HookDefinition]:
+        """The hook, or None when it may carry events of queues the request's token may not see."""
+        return hook if hook is not None and glob_inside(request, hook.queues) else None
+
     @app.route("/hooks", methods=["GET"])
     def list_hooks(self, request: Any) -> Any:
         d = self._hooks().hooks()
-        d.addCallback(lambda hooks: json_response(request, [h.to_json() for h in hooks]))
+        d.addCallback(lambda hooks: json_response(
+            request, [h.to_json() for h in hooks if self._seen(h, request) is not None]
+        ))
         return d
 
     @app.route("/hook/<name>", methods=["GET"])
     def get_hook(self, request: Any, name: str) -> Any:
         d = self._hooks().find(hook_name(name))
-        d.addCallback(lambda hook: json_response(request, self._found(hook, name).to_json()))
+        d.addCallback(lambda hook: json_response(request, self._found(self._seen(hook, request), name).to_json()))
         return d
 
     @app.route("/hook/<name>", methods=["PUT"])

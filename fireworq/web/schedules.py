@@ -12,7 +12,9 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 import attr
+from twisted.internet.defer import succeed
 
+from fireworq.auth.access import tenant_of
 from fireworq.joboptions.parse import parse_job_options
 from fireworq.model import NewJob
 from fireworq.names import InvalidName, check_category, check_schedule_name
@@ -21,6 +23,7 @@ from fireworq.schedules.model import CATCH_UP_POLICIES, JOB_FIELD_ORDER, Schedul
 from fireworq.web.body import dump_json, json_object, json_type, parse_json
 from fireworq.web.errors import ApiError, bad_request, not_found
 from fireworq.web.jobs import PushedJobs, parse_job
+from fireworq.web.history import push_states
 from fireworq.web.routes import app, json_response
 
 #: The fields of a schedule itself; the others are the job's (A2/B7).
@@ -184,10 +187,36 @@ class ScheduleRoutes:
     def _answer(self, request: Any, record: ScheduleRecord) -> bytes:
         return json_response(request, schedule_json(record, self._scheduler().next_run_at(record)))
 
+    def _visible(self, request: Any, records: List[ScheduleRecord]) -> Any:
+        """
+        ``records`` as the request's token may see them: for a tenant, only
+        schedules whose category is routed (or falls back) to one of its
+        queues and whose last job went to one of them (a Deferred list).
+        """
+        token = tenant_of(request)
+        if token is None or not records:
+            return succeed(records)
+        d = self.inspection.list_routings()
+
+        def keep(routings: List[Any]) -> List[ScheduleRecord]:
+            routed = {r.job_category: r.queue_name for r in routings}
+            default = getattr(getattr(self.manager, "default_queue", None), "name", None)
+
+            def seen(record: ScheduleRecord) -> bool:
+                queue = routed.get(record.definition.category, default)
+                last = record.last_job
+                return queue is not None and token.sees(queue) and (last is None or token.sees(last[0]))
+
+            return [r for r in records if seen(r)]
+
+        d.addCallback(keep)
+        return d
+
     @app.route("/schedules", methods=["GET"])
     def list_schedules(self, request: Any) -> Any:
         scheduler = self._scheduler()
         d = scheduler.schedules.list()
+        d.addCallback(lambda records: self._visible(request, records))
         d.addCallback(lambda records: json_response(
             request, [schedule_json(r, scheduler.next_run_at(r)) for r in records]
         ))
@@ -196,7 +225,8 @@ class ScheduleRoutes:
     @app.route("/schedule/<name>", methods=["GET"])
     def get_schedule(self, request: Any, name: str) -> Any:
         d = self._scheduler().schedules.find(schedule_name(name))
-        d.addCallback(lambda record: self._answer(request, self._found(record, name)))
+        d.addCallback(lambda record: self._visible(request, [] if record is None else [record]))
+        d.addCallback(lambda seen: self._answer(request, self._found(seen[0] if seen else None, name)))
         return d
 
     @app.route("/schedule/<name>", methods=["PUT"])
@@ -241,10 +271,12 @@ class ScheduleRoutes:
 
             def answer(result: Tuple[str, List[Any]]) -> Any:
                 queue_name, [stored] = result
-                [out], _ = pushed.answers(queue_name, [stored])
+                answers, _ = pushed.answers(queue_name, [stored])
                 scheduler.note_run(name, queue_name, stored.id)
                 noted = scheduler.schedules.set_last_job(name, queue_name, stored.id)
-                noted.addCallback(lambda _: json_response(request, out))
+                # A queue that keeps finished jobs shows the job's state (B8).
+                noted.addCallback(lambda _: push_states(self, queue_name, answers, [stored]))
+                noted.addCallback(lambda shown: json_response(request, shown[0]))
                 return noted
 
             pushing.addCallback(answer)
