@@ -272,7 +272,11 @@ class EventHub:
         if last_event_id is not None:
             missed = self.ring.since(last_event_id)
             if missed is None:
-                stream.send(comment_frame(f"cannot resume after {last_event_id}: not within the last {self.ring.capacity} events of this node"))
+                # (The id is the client's text: not echoed into the stream.)
+                stream.send(comment_frame(
+                    f"cannot resume after the Last-Event-ID given: it is not within the last "
+                    f"{self.ring.capacity} events of this node"
+                ))
             else:
                 for event, frame in missed:
                     if stream.wants(event.queue):
