@@ -387,6 +387,63 @@ class HistoryAPITests(_APITestCase):
         code, page = self.call("GET", "/queue/q/failed?name=x*")
         self.assertEqual((code, page), (200, {"failed_jobs": [], "next_cursor": ""}))
 
+    def test_push_answers_show_state_only_with_retention(self) -> None:
+        """
+        B8: in a queue with retention every job answer -- single and batch
+        pushes, replays of an idempotency key, pushes again -- shows state
+        and attempts; elsewhere push answers keep the Part A shape.
+        """
+        self.call("PUT", "/queue/q", {"max_workers": 1})
+        self.call("PUT", "/routing/c", {"queue_name": "q"})
+        part_a = {"id", "queue_name", "category", "url", "payload", "run_after", "max_retries", "retry_delay", "timeout"}
+        self.assertEqual(set(self.push(run_after=60)), part_a)
+        code, batch = self.call("POST", "/jobs/c", [{"url": "http://w/", "run_after": 60}])
+        self.assertEqual((code, set(batch[0])), (200, part_a))
+        self.push(run_after=60, idempotency_key="k0")
+        self.assertEqual(set(self.push(run_after=60, idempotency_key="k0")), part_a | {"idempotency_key"})
+
+        self.call("PUT", "/queue/q", {"max_workers": 1, "retention": 60})
+        deferred = self.push(run_after=60)
+        self.assertEqual((deferred["state"], deferred["attempts"]), ("deferred", 0))
+        code, batch = self.call("POST", "/jobs/c", [{"url": "http://w/", "run_after": 60}, {"url": "http://w/", "run_after": 5}])
+        self.assertEqual([(j["state"], j["attempts"]) for j in batch], [("deferred", 0), ("deferred", 0)])
+        first = self.push(run_after=60, idempotency_key="k1")
+        self.assertEqual(first["state"], "deferred")
+        code, replay = self.call("POST", "/job/c", {"url": "http://w/", "run_after": 60, "idempotency_key": "k1"})
+        self.assertEqual((replay["id"], replay["state"], replay["attempts"]), (first["id"], "deferred", 0))
+        code, replays = self.call("POST", "/jobs/c", [{"url": "http://w/", "idempotency_key": "k1"}])
+        self.assertEqual((replays[0]["id"], replays[0]["state"]), (first["id"], "deferred"))
+        # Due now: handed straight to the idle dispatcher (B4), or waiting for its poll.
+        due = self.push()
+        self.assertIn((due["state"], due["attempts"]), [("grabbed", 1), ("waiting", 0)])
+
+    def test_schedule_run_answer_shows_state_with_retention(self) -> None:
+        self.call("PUT", "/queue/q", {"max_workers": 1})
+        self.call("PUT", "/routing/c", {"queue_name": "q"})
+        code, _ = self.call("PUT", "/schedule/s", {"cron": "0 3 * * *", "category": "c", "url": "http://w/", "run_after": 60})
+        self.assertEqual(code, 200, _)
+        code, job = self.call("POST", "/schedule/s/run")
+        self.assertEqual(code, 200, job)
+        self.assertNotIn("state", job)
+        self.call("PUT", "/queue/q", {"max_workers": 1, "retention": 60})
+        code, job = self.call("POST", "/schedule/s/run")
+        self.assertEqual((code, job["state"], job["attempts"]), (200, "deferred", 0))
+
+    def test_retry_of_an_unfinished_job_is_a_conflict(self) -> None:
+        self.call("PUT", "/queue/q", {"max_workers": 1, "retention": 60})
+        self.call("PUT", "/routing/c", {"queue_name": "q"})
+        job = self.push(run_after=60)
+        code, error = self.call("POST", f"/queue/q/job/{job['id']}/retry")
+        self.assertEqual(code, 409, error)
+        self.assertIn("deferred", error["message"])
+        self.assertEqual(self.call("GET", "/queue/q/deferred")[1]["jobs"][0]["id"], job["id"])
+
+    def test_completed_order(self) -> None:
+        self.assertEqual(self.call("GET", "/queue/default/completed?order=desc")[0], 200)
+        code, error = self.call("GET", "/queue/default/completed?order=asc")
+        self.assertEqual(code, 400)
+        self.assertIn("order", error["message"])
+
     def test_completed_and_retry_of_unknown(self) -> None:
         self.assertEqual(self.call("GET", "/queue/nope/completed")[0], 404)
         self.assertEqual(self.call("GET", "/queue/default/completed")[1], {"jobs": [], "next_cursor": ""})
@@ -406,3 +463,8 @@ class HistoryAPITests(_APITestCase):
         self.clock.advance(1)
         code, kept = self.call("GET", f"/queue/q/job/{job['id']}")
         self.assertEqual((code, kept["state"], kept["result"]["status"], kept["status"]), (200, "canceled", "canceled", "finished"))
+        # Run again: the new job's push answer, with its state (the queue keeps jobs).
+        code, again = self.call("POST", f"/queue/q/job/{job['id']}/retry")
+        self.assertEqual(code, 200, again)
+        self.assertNotEqual(again["id"], job["id"])
+        self.assertIn((again["state"], again["attempts"]), [("grabbed", 1), ("waiting", 0)])

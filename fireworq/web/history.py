@@ -7,12 +7,14 @@ failure-log entry failed, and the ``name``/``tag`` filters of the lists.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from twisted.internet.defer import Deferred, gatherResults, succeed
 
 from fireworq.history.filters import BadFilter, JobFilter, parse_filter
 from fireworq.history.record import KeptJob, failure_reason, retention_seconds
 from fireworq.joboptions.values import add_option_fields
-from fireworq.model import FailedJob, Job, JobStatus, NewJob
+from fireworq.model import FailedJob, Job, JobStatus, NewJob, Replay
 from fireworq.web.body import stored_json_value
 from fireworq.web.errors import bad_request
 from fireworq.web.routes import timestamp
@@ -63,6 +65,60 @@ def with_state(out: Dict[str, Any], job: Job, now: Optional[int] = None, state: 
     out["state"] = state or live_state(job, now)
     out["attempts"] = job.attempts
     return out
+
+
+def _replay_state(routes: Any, queue_name: str, out: Dict[str, Any], job_id: int) -> "Deferred[None]":
+    """
+    Add the current ``state`` and ``attempts`` of the job a replayed push
+    answer names (still in the queue, or kept finished); a job no longer
+    stored (deleted, or past its retention) adds nothing.
+    """
+    d = routes.inspection.find_job(queue_name, job_id)
+
+    def found(job: Optional[Job]) -> Any:
+        if job is not None:
+            with_state(out, job, now_ms(routes))
+            return None
+        kept = routes.inspection.find_kept(queue_name, job_id)
+
+        def finished(k: Optional[KeptJob]) -> None:
+            if k is not None:
+                out["state"] = k.state
+                out["attempts"] = k.attempts
+
+        kept.addCallback(finished)
+        return kept
+
+    d.addCallback(found)
+    return d
+
+
+def push_states(
+    routes: Any, queue_name: str, answers: List[Dict[str, Any]], stored: Sequence[Union[Job, Replay]]
+) -> "Deferred[List[Dict[str, Any]]]":
+    """
+    Push answers as a queue that keeps finished jobs shows them (B8): each
+    with the job's ``state`` and ``attempts`` when answered -- ``waiting``
+    or ``deferred`` with 0 attempts as stored, ``grabbed`` with 1 when
+    stored straight for this node's dispatcher (immediate dispatch, B4);
+    a replayed idempotency key shows its job's state now.  Other queues'
+    answers are left in the Part A shape.
+    """
+    if not keeps_history(routes, queue_name):
+        return succeed(answers)
+    now = now_ms(routes)
+    lookups = []
+    for out, job in zip(answers, stored):
+        if isinstance(job, Replay):
+            lookups.append(_replay_state(routes, queue_name, out, job.job_id))
+        else:
+            with_state(out, job, now)
+    if not lookups:
+        return succeed(answers)
+    d = gatherResults(lookups, consumeErrors=True)
+    # The first lookup's own failure (a store error answers as usual).
+    d.addCallbacks(lambda _: answers, lambda f: f.value.subFailure)
+    return d
 
 
 def with_reason(out: Dict[str, Any], failed: FailedJob) -> Dict[str, Any]:

@@ -18,9 +18,18 @@ from fireworq.model import (
 )
 from fireworq.history.filters import filtered_page
 from fireworq.joboptions.values import add_option_fields
-from fireworq.web.history import as_new_job, keeps_history, kept_json, list_filter, now_ms, with_reason, with_state
+from fireworq.web.history import (
+    as_new_job,
+    keeps_history,
+    kept_json,
+    list_filter,
+    live_state,
+    now_ms,
+    with_reason,
+    with_state,
+)
 from fireworq.web.body import path_id, query_arg, query_choice, query_int, stored_json_value
-from fireworq.web.errors import bad_request, not_found
+from fireworq.web.errors import ApiError, bad_request, not_found
 from fireworq.web.routes import app, failed_job_json, job_json, json_response
 
 #: Default and largest ``limit`` of the list endpoints.
@@ -73,6 +82,11 @@ def _push_answer(queue_name: str, stored: Job) -> dict:
 
 class InspectRoutes:
     """Routes that list, show and delete jobs and failure-log entries."""
+
+    def _pushed_again(self, name: str, stored: Job) -> dict:
+        """The push answer of a job pushed again; with its state in a queue that keeps finished jobs (B8)."""
+        answer = _push_answer(name, stored)
+        return with_state(answer, stored, now_ms(self)) if keeps_history(self, name) else answer
 
     def _list_jobs(self, request: Any, name: str, state: JobState) -> Any:
         limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
@@ -131,6 +145,8 @@ class InspectRoutes:
     def completed_jobs(self, request: Any, name: str) -> Any:
         """The queue's kept completed jobs, newest first (job history)."""
         limit = query_int(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        # Newest first only: ``order`` is taken as the job lists take it, and refused unless desc.
+        query_choice(request, "order", "desc", ("desc",))
         start = _cursor(request)
         d = filtered_page(
             lambda key, count: self.inspection.list_kept(name, count, key),
@@ -155,11 +171,23 @@ class InspectRoutes:
         number = path_id(job_id, "job id")
         d = self.inspection.find_kept(name, number)
 
+        def unfinished(job: Optional[Job]) -> Any:
+            if job is None:
+                raise not_found(f"queue {name!r} keeps no finished job {number}")
+            # Still in the queue: nothing to run again yet (409, documented in api.md).
+            raise ApiError(
+                409,
+                f"job {number} of queue {name!r} has not finished (it is {live_state(job, now_ms(self))}); "
+                "only a kept finished job can be run again",
+            )
+
         def push(kept: Any) -> Any:
             if kept is None:
-                raise not_found(f"queue {name!r} keeps no finished job {number}")
+                found = self.inspection.find_job(name, number)
+                found.addCallback(unfinished)
+                return found
             pushed = self.manager.push_to_queue(name, [as_new_job(kept)])
-            pushed.addCallback(lambda jobs: json_response(request, _push_answer(name, jobs[0])))
+            pushed.addCallback(lambda jobs: json_response(request, self._pushed_again(name, jobs[0])))
             return pushed
 
         d.addCallback(push)
@@ -250,7 +278,7 @@ class InspectRoutes:
         def answer(stored: Optional[Job]) -> bytes:
             if stored is None:
                 raise _no_entry(name, number)
-            return json_response(request, _push_answer(name, stored))
+            return json_response(request, self._pushed_again(name, stored))
 
         d.addCallback(answer)
         return d

@@ -26,6 +26,7 @@ from fireworq.model import Job, NewJob, QueueDefinition, Replay
 from fireworq.names import PAYLOAD_MAX_BYTES, InvalidName, check_category, check_worker_url
 from fireworq.web.body import dump_json, json_object, json_type, parse_json, stored_json_value, unsigned
 from fireworq.web.errors import ApiError, bad_request
+from fireworq.web.history import push_states
 from fireworq.web.routes import app, json_response
 
 #: Most jobs one batch push may carry (B6).
@@ -204,11 +205,14 @@ class JobRoutes:
         # A tenant token's push is refused (404) unless routed to one of its queues.
         d = self.manager.push(category, pushed.jobs, finish=tenant_finish(request, category, pushed.finish))
 
-        def answer(result: Tuple[str, List[Union[Job, Replay]]]) -> bytes:
-            [out], replays = pushed.answers(*result)
+        def answer(result: Tuple[str, List[Union[Job, Replay]]]) -> Any:
+            out, replays = pushed.answers(*result)
             if replays:
                 request.setHeader(REPLAYED_HEADER, b"true")
-            return json_response(request, out)
+            # A queue that keeps finished jobs shows their state (B8).
+            shown = push_states(self, result[0], out, result[1])
+            shown.addCallback(lambda answers: json_response(request, answers[0]))
+            return shown
 
         d.addCallback(answer)
         return d
@@ -230,12 +234,14 @@ class JobRoutes:
         )
         d = self.manager.push(category, pushed.jobs, finish=tenant_finish(request, category, pushed.finish))
 
-        def answer(result: Tuple[str, List[Union[Job, Replay]]]) -> bytes:
+        def answer(result: Tuple[str, List[Union[Job, Replay]]]) -> Any:
             out, replays = pushed.answers(*result)
             if replays == len(out):
                 # Every job's key was used: the push stored nothing.
                 request.setHeader(REPLAYED_HEADER, b"true")
-            return json_response(request, out)
+            shown = push_states(self, result[0], out, result[1])
+            shown.addCallback(lambda answers: json_response(request, answers))
+            return shown
 
         d.addCallback(answer)
         return d
