@@ -72,6 +72,33 @@ class ReadScopeTests(AuthAPITestCase):
         self.assertEqual(len(self.request("GET", "/hooks", token=read)[1]), 4)
 
 
+class ReadEveryGetTests(AuthAPITestCase):
+    """``read`` is every GET except secrets: settings (secrets masked) and tokens (never their secrets) too."""
+
+    def test_read_token_gets_settings_and_tokens(self) -> None:
+        made_id, _ = self.make_token(["push"])
+        _, read = self.make_token(["read"])
+        code, settings, _ = self.request("GET", "/settings", token=read)
+        self.assertEqual((code, settings.get("admin_token")), (200, "***"), settings)
+        code, tokens, _ = self.request("GET", "/tokens", token=read)
+        self.assertEqual(code, 200, tokens)
+        self.assertIn(made_id, [t["id"] for t in tokens])
+        self.assertNotIn("token", tokens[0])
+        self.assertEqual(self.request("GET", f"/token/{made_id}", token=read)[0], 200)
+        # Making and revoking tokens stays a global admin's; a secret stays admin.
+        self.assertEqual(self.request("POST", "/tokens", {"name": "x", "scopes": ["read"]}, read)[0], 403)
+        self.assertEqual(self.request("DELETE", f"/token/{made_id}", token=read)[0], 403)
+        _, push = self.make_token(["push"])
+        for path in ("/settings", "/tokens", f"/token/{made_id}"):
+            self.assertEqual(self.request("GET", path, token=push)[0], 403, path)
+
+    def test_tenant_gets_neither_settings_nor_tokens(self) -> None:
+        made_id, _ = self.make_token(["push"], queues="tb-*")
+        _, tenant = self.make_token(["read", "admin"], queues="ta-*")
+        for path in ("/settings", "/tokens", f"/token/{made_id}"):
+            self.assertEqual(self.request("GET", path, token=tenant)[0], 403, path)
+
+
 class TokenAnswerTests(AuthAPITestCase):
     """POST /tokens answers every field of the token."""
 

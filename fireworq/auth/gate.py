@@ -155,6 +155,10 @@ class AuthGate(Resource):
                 request, 403, "forbidden",
                 "this call needs an admin token that is not limited to some queues",
             )
+        if access.unrestricted and token.restricted:
+            return self._refuse(
+                request, 403, "forbidden", "this call needs a token that is not limited to some queues"
+            )
         if access.scope == ANY:
             return None
         if not token.allows(access.scope or ADMIN):

@@ -27,7 +27,10 @@ class Access:
     @ivar queue_arg: the path argument naming a queue, checked against a
         tenant token's ``queues`` (a queue outside is answered 404).
     @ivar global_admin: only an admin token without ``queues`` may call it
-        (token management, settings).
+        (making and revoking tokens, changing schedules and hooks).
+    @ivar unrestricted: only a token without ``queues`` may call it (the
+        scope still applies): answers about the whole server that would
+        name other tenants' queues (settings, tokens).
     @ivar filtered: the route itself limits what it shows or changes to
         the token's queues (lists, pushes routed by category, routings).
     """
@@ -36,6 +39,7 @@ class Access:
     queue_arg: Optional[str] = None
     global_admin: bool = False
     filtered: bool = False
+    unrestricted: bool = False
 
 
 PUBLIC = Access(None)
@@ -58,7 +62,8 @@ ROUTE_ACCESS: Dict[str, Access] = {
     "prometheus_metrics": Access(READ, filtered=True),
     # Live events: filtered to the token's queues as they stream.
     "events": Access(READ, filtered=True),
-    "settings": Access(ADMIN, global_admin=True),
+    # read = every GET except secrets (B14): the settings mask theirs.
+    "settings": Access(READ, unrestricted=True),
     # Pushing (the category's queue is checked once routed).
     "push_job": Access(PUSH, filtered=True),
     "push_jobs": Access(PUSH, filtered=True),
@@ -111,8 +116,9 @@ ROUTE_ACCESS: Dict[str, Access] = {
     "delete_hook": Access(ADMIN, global_admin=True),
     # Tokens.
     "create_token": Access(ADMIN, global_admin=True),
-    "list_tokens": Access(ADMIN, global_admin=True),
-    "get_token": Access(ADMIN, global_admin=True),
+    # Tokens are shown without their secrets (B14), so reading them is ``read``.
+    "list_tokens": Access(READ, unrestricted=True),
+    "get_token": Access(READ, unrestricted=True),
     "delete_token": Access(ADMIN, global_admin=True),
     "whoami": Access(ANY),
 }
