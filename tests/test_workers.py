@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -173,6 +174,7 @@ class WorkersTests(TestCase):
             "lease_ttl": "1000",
             "config_refresh_interval": "300",
             "shutdown_timeout": "5",
+            "queue_log": os.path.join(self.workdir, "queue.log"),
         })
         self.addCleanup(server.kill)
         yield server.start(timeout=60)
@@ -213,6 +215,21 @@ class WorkersTests(TestCase):
         self.assertLess(delays[-1], 1.0, f"push→delivery delays (s): {delays}")
         self.assertLess(delays[len(delays) // 2], 0.2, delays)
         self.assertEqual(sorted(d.job_id for d in self.worker.deliveries), sorted(sent))
+
+        # Log rotation: SIGUSR1 to the supervisor reaches every child.
+        log = os.path.join(self.workdir, "queue.log")
+        yield wait_until(lambda: os.path.exists(log) and os.path.getsize(log) > 0, 10, 0.05, "the queue log")
+        os.rename(log, log + ".1")
+        server.signal(signal.SIGUSR1)
+
+        @inlineCallbacks
+        def reopened() -> Any:
+            # A child writes to a new file only once it has reopened its logs.
+            code, _ = yield server.call("POST", "/job/wake", {"url": self.worker.url("/ok")})
+            self.assertEqual(code, 200)
+            return os.path.exists(log) and os.path.getsize(log) > 0
+
+        yield wait_until(reopened, 20, 0.1, "a new queue log after SIGUSR1")
         status = yield server.stop()
         self.assertIn(status, (0, -15))
 

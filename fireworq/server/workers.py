@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -211,8 +212,9 @@ def child_environment(config: Config, slot: Slot, port: int) -> Dict[str, str]:
 class Supervisor(MultiService):
     """
     ``twistd fireworq --workers N``: reserves the port, runs N server
-    processes on it (restarting any that dies), writes the pid file, and
-    stops them all (SIGTERM, then SIGKILL after ``shutdown_timeout`` + 10 s).
+    processes on it (restarting any that dies), writes the pid file, passes
+    SIGUSR1 (reopen logs) on to them, and stops them all (SIGTERM, then
+    SIGKILL after ``shutdown_timeout`` + 10 s).
     """
 
     _log = Logger()
@@ -270,11 +272,27 @@ class Supervisor(MultiService):
     def startService(self) -> None:
         self.privilegedStartService()  # once; twistd calls it first
         super().startService()
+        self._forward_sigusr1()
         if self.config.pid:
             with open(self.config.pid, "w") as f:
                 f.write(f"{os.getpid()}\n")
         self._log.info("Fireworq supervisor: {count} server processes on port {port}",
                        count=self.config.workers, port=self.port)
+
+    def _forward_sigusr1(self) -> None:
+        """SIGUSR1 (reopen the log files, after a rotation) goes on to every child."""
+
+        def forward() -> None:
+            for protocol in list(self.monitor.protocols.values()):
+                try:
+                    protocol.transport.signalProcess(signal.SIGUSR1)
+                except Exception:  # exited meanwhile
+                    pass
+
+        try:
+            signal.signal(signal.SIGUSR1, lambda signum, frame: self.reactor.callFromThread(forward))
+        except (ValueError, AttributeError):  # not the main thread, or no SIGUSR1
+            pass
 
     def stopService(self) -> "Deferred[None]":
         super().stopService()  # SIGTERM to every child (ProcessMonitor)
