@@ -234,6 +234,49 @@ class WorkersTests(TestCase):
         self.assertIn(status, (0, -15))
 
 
+def children(pid: int) -> List[int]:
+    """Live child processes of ``pid`` (Linux /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and alive(int(entry)):
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+class SupervisorDeathTests(TestCase):
+    """No server process outlives a supervisor killed with SIGKILL."""
+
+    timeout = 120
+
+    @inlineCallbacks
+    def test_children_stop(self) -> Any:
+        workdir = os.path.abspath(self.mktemp())
+        server = FireworqProcess(workdir, {"driver": "mysql", "mysql_dsn": database_for(self).dsn,
+                                           "workers": "2", "shutdown_timeout": "2"})
+        self.addCleanup(server.kill)
+        yield server.start(timeout=60)
+        assert server.process is not None
+        yield wait_until(lambda: len(children(server.process.pid)) == 2, 30, 0.1, "two children")
+        pids = children(server.process.pid)
+        self.addCleanup(lambda: [os.kill(p, signal.SIGKILL) for p in pids if alive(p)])
+        server.kill()
+        yield wait_until(lambda: not any(alive(p) for p in pids), 30, 0.1, "the children to exit")
+
+
 class OneProcessStoresTests(TestCase):
     """The sqlite and in-memory stores belong to one process."""
 

@@ -48,6 +48,28 @@ from fireworq.config import ENV_PREFIX, SETTINGS, Config
 #: Environment of a child: the directory of the siblings' sockets, and its slot.
 GROUP_ENV = "_FIREWORQ_WORKER_GROUP"
 INDEX_ENV = "_FIREWORQ_WORKER_INDEX"
+#: The supervisor's process id, which a child follows (L{follow_supervisor}).
+SUPERVISOR_ENV = "_FIREWORQ_SUPERVISOR"
+
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_supervisor(environ: Optional[Dict[str, str]] = None) -> None:
+    """
+    In a child: get SIGTERM (a graceful stop) when the supervisor dies,
+    even by SIGKILL (Linux ``PR_SET_PDEATHSIG``), so that no server process
+    is left behind; stop at once if it is already gone.
+    """
+    environ = os.environ if environ is None else environ
+    supervisor = environ.get(SUPERVISOR_ENV)
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):  # not Linux: the supervisor's stop is the only way
+        pass
+    if supervisor and os.getppid() != int(supervisor):
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
@@ -155,7 +177,8 @@ class Siblings:
         self._targets: List[str] = [slot.socket_path(i) for i in range(slot.count) if i != slot.index]
 
     def start(self) -> None:
-        """Listen on this process's wake-up socket."""
+        """Listen on this process's wake-up socket; stop when the supervisor dies."""
+        follow_supervisor()
         path = self.slot.socket_path(self.slot.index)
         try:
             os.unlink(path)  # left by a predecessor in this slot
@@ -206,6 +229,7 @@ def child_environment(config: Config, slot: Slot, port: int) -> Dict[str, str]:
     env[ENV_PREFIX + "PID"] = ""
     env[GROUP_ENV] = slot.group
     env[INDEX_ENV] = str(slot.index)
+    env[SUPERVISOR_ENV] = str(os.getpid())
     return env
 
 
