@@ -105,6 +105,10 @@ class RecordTests(SynchronousTestCase):
         for kind, status, canceled, state in cases:
             kept = kept_job(Completion(job, kind, Result(status), keep_ms=1), 10, canceled)
             self.assertEqual(kept.state, state, (kind, status))
+        aborted = kept_job(Completion(job, CompletionKind.CANCEL, Result("internal-failure", 0, "Request failed: CancelledError"), keep_ms=1), 10)
+        self.assertEqual((aborted.result.status, aborted.result.message), ("canceled", "the job was canceled while being delivered"))
+        answered = kept_job(Completion(job, CompletionKind.SUCCESS, Result("success", 200, "done"), keep_ms=1), 10, True)
+        self.assertEqual((answered.result.status, answered.result.code, answered.result.message), ("canceled", 200, "done"))
         self.assertEqual(failure_reason(Result("permanent-failure")), "permanent-failure")
         self.assertEqual(failure_reason(Result("expired")), "expired")
         self.assertEqual(failure_reason(Result("failure")), "retries-exhausted")

@@ -132,7 +132,10 @@ def kept_job(completion: Completion, now: int, canceled: bool = False) -> KeptJo
     state = finished_state(completion, canceled)
     result = completion.result
     if state == FinishedState.CANCELED.value and result.status != CANCELED:
-        result = Result(CANCELED, result.code, result.message or "the job was canceled",
+        # An aborted delivery's own message (the client's CancelledError) says
+        # nothing to a reader: say what happened when no answer arrived.
+        message = result.message if result.code else "the job was canceled while being delivered"
+        result = Result(CANCELED, result.code, message,
                         output=result.output, output_truncated=result.output_truncated)
     times = completion.attempt
     attempts = times.attempts if times is not None and times.attempts is not None else job.attempt
