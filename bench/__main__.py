@@ -100,9 +100,12 @@ def measure_push(servers: List[Server], args: argparse.Namespace) -> dict:
         "count": args.jobs,
         "concurrency": max(args.concurrencies),
     }
+    cpu_before = sum(cpu_seconds(p) for s in servers for p in s.pids())
     result = load(plan)
+    cpu = sum(cpu_seconds(p) for s in servers for p in s.pids()) - cpu_before
     ok = result["codes"].get("200", 0)
     return {"rate": ok / result["elapsed"], "ok": ok, "codes": result["codes"],
+            "server_cpu_us_per_push": 1e6 * cpu / max(1, ok),
             "rtt": percentiles(result["rtts"])}
 
 
@@ -310,7 +313,7 @@ def table(results: List[dict], calibration: Optional[dict]) -> str:
     single = " | ".join(f"e2e single pushes, {c} conns: jobs/s (push p50 ms; server CPU µs/job)"
                         for c in concurrencies)
     lines = [
-        f"| store | nodes × procs | {single} | e2e batch jobs/s | push/s | batch push jobs/s | lost | dup |",
+        f"| store | nodes × procs | {single} | e2e batch jobs/s | push/s (server CPU µs/push) | batch push jobs/s | lost | dup |",
         "|---|---|" + "---|" * len(concurrencies) + "---|---|---|---|---|",
     ]
     for r in results:
@@ -321,7 +324,8 @@ def table(results: List[dict], calibration: Optional[dict]) -> str:
         dup = r["e2e"]["duplicated"] + sum(e["duplicated"] for e in r["e2e_single"])
         lines.append(
             f"| {r['store']} | {r['nodes']} × {r.get('procs', 1)} | {cells} | {r['e2e']['rate']:.0f} | "
-            f"{r['push']['rate']:.0f} | {r['batch']['rate']:.0f} | {lost} | {dup} |"
+            f"{r['push']['rate']:.0f} ({r['push'].get('server_cpu_us_per_push', 0):.0f}) | "
+            f"{r['batch']['rate']:.0f} | {lost} | {dup} |"
         )
     lines += [
         "",
