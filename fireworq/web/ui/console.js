@@ -1940,7 +1940,7 @@
     var name = h("input", { id: "hook-name", name: "name", type: "text", required: true, maxLength: 255,
       autocomplete: "off", placeholder: "letters, digits, _ . : -" });
     var url = h("input", { id: "hook-url", name: "url", type: "url", required: true, autocomplete: "off",
-      placeholder: "https://receiver.example/fireworq" });
+      placeholder: "the receiver's http or https URL" });
     var queues = h("input", { id: "hook-queues", name: "queues", type: "text", maxLength: 255, autocomplete: "off",
       placeholder: "all queues, or a glob such as orders-*" });
     var boxes = HOOK_EVENTS.map(function (t) {
