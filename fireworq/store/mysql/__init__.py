@@ -10,7 +10,8 @@ has C{start()} (create tables if missing) and C{stop()}.  Modules:
   - L{pool}: the adbapi pool: session set-up, recycling, retry once,
     L{StoreUnavailable <fireworq.store.interface.StoreUnavailable>};
   - L{schema}: table names and DDL;
-  - L{jobs}, L{repository}: the job store and the definitions;
+  - L{jobs}, L{repository}: the job store and the definitions; L{inspection}:
+    the job store's look-ups, listings and counts (a mixin of L{jobs}' store);
   - the lease store lives with the rest of the lease concept, in
     L{fireworq.lease.mysql} (a layer above this one: nothing here imports
     it); L{fireworq.server.stores.open_mysql} builds all three stores.
