@@ -442,6 +442,27 @@ class HistoryAPITests(_APITestCase):
         self.assertIn("deferred", error["message"])
         self.assertEqual(self.call("GET", "/queue/q/deferred")[1]["jobs"][0]["id"], job["id"])
 
+    def test_failure_log_reason_only_with_retention(self) -> None:
+        self.call("PUT", "/queue/q", {"max_workers": 1})
+        self.call("PUT", "/routing/c", {"queue_name": "q"})
+        for _ in range(2):
+            self.push()
+        self.clock.advance(1)
+        for _ in range(4):
+            for job_id, d in list(self.deliverer.pending.items()):
+                del self.deliverer.pending[job_id]
+                d.callback(Result("permanent-failure", 200, "no"))
+            self.clock.advance(1)
+        entries = self.call("GET", "/queue/q/failed")[1]["failed_jobs"]
+        self.assertEqual(len(entries), 2, entries)
+        self.assertNotIn("reason", entries[0])
+        self.assertNotIn("reason", self.call("DELETE", f"/queue/q/failed/{entries[0]['id']}")[1])
+        self.call("PUT", "/queue/q", {"max_workers": 1, "retention": 60})
+        shown = self.call("GET", f"/queue/q/failed/{entries[1]['id']}")[1]
+        self.assertEqual(shown["reason"], "permanent-failure")
+        deleted = self.call("DELETE", f"/queue/q/failed/{entries[1]['id']}")[1]
+        self.assertEqual(deleted["reason"], "permanent-failure")
+
     def test_completed_order(self) -> None:
         self.assertEqual(self.call("GET", "/queue/default/completed?order=desc")[0], 200)
         code, error = self.call("GET", "/queue/default/completed?order=asc")

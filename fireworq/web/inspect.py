@@ -258,9 +258,14 @@ class InspectRoutes:
     def delete_failed(self, request: Any, name: str, failure_id: str) -> Any:
         number = path_id(failure_id, "failure id")
         d = self.inspection.delete_failed(name, number)
-        d.addCallback(
-            lambda f: json_response(request, failed_job_json(_failed(f, name, number)))
-        )
+
+        def answer(found: Optional[FailedJob]) -> bytes:
+            failed = _failed(found, name, number)
+            out = failed_job_json(failed)
+            # As GET shows it: with why it failed in a queue that keeps jobs (B8).
+            return json_response(request, with_reason(out, failed) if keeps_history(self, name) else out)
+
+        d.addCallback(answer)
         return d
 
     @app.route("/queue/<name>/failed/<failure_id>/retry", methods=["POST"])
