@@ -37,7 +37,7 @@ class HookRoutes:
         return self.hooks
 
     @staticmethod
-    def _found(hook: Optional[HookDefinition], name: str) -> HookDefinition:
+    def _hook_found(hook: Optional[HookDefinition], name: str) -> HookDefinition:
         if hook is None:
             raise not_found(f"hook {name!r} is not defined")
         return hook
@@ -58,7 +58,7 @@ class HookRoutes:
     @app.route("/hook/<name>", methods=["GET"])
     def get_hook(self, request: Any, name: str) -> Any:
         d = self._hooks().find(hook_name(name))
-        d.addCallback(lambda hook: json_response(request, self._found(self._seen(hook, request), name).to_json()))
+        d.addCallback(lambda hook: json_response(request, self._hook_found(self._seen(hook, request), name).to_json()))
         return d
 
     @app.route("/hook/<name>", methods=["PUT"])
@@ -83,5 +83,5 @@ class HookRoutes:
     @app.route("/hook/<name>", methods=["DELETE"])
     def delete_hook(self, request: Any, name: str) -> Any:
         d = self._hooks().delete(hook_name(name))
-        d.addCallback(lambda hook: json_response(request, self._found(hook, name).to_json()))
+        d.addCallback(lambda hook: json_response(request, self._hook_found(hook, name).to_json()))
         return d
