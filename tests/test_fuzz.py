@@ -33,6 +33,7 @@ from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.cases import ServerTestCase
 from tests.support.polling import wait_until
@@ -44,11 +45,67 @@ SPEC = os.path.join(REPO, "fireworq", "openapi.yaml")
 #: Reproducible runs: the same seed gives the same generated requests.
 SEED = 20240607
 
-#: Test cases per operation and phase; about 2000 requests in all, 30-40 s.
+#: Test cases per operation and phase of the main run (about 3800 requests
+#: for its ~50 operations; 50-60 s on two cores at load 7, 112 s at load 12).
 MAX_EXAMPLES = 50
 
-#: The whole fuzz run must finish within this many seconds.
-BUDGET = 80.0
+#: The main run's phases.
+PHASES = ("examples", "coverage", "fuzzing", "stateful")
+
+#: Test cases per operation and phase of the runs with auth on: their point
+#: is the auth gate on every route (tokens, tenants), which fewer cases show
+#: as well; they also skip the coverage phase (boundary values of every
+#: field, whatever max_examples says: the main run checks those).
+AUTH_MAX_EXAMPLES = 20
+AUTH_PHASES = ("examples", "fuzzing", "stateful")
+
+#: Operations the fuzzer leaves out: GET /events streams without end (every
+#: request would wait out the request timeout); tests/test_events_e2e.py
+#: covers it.
+EXCLUDED_OPERATIONS = ("events",)
+
+#: A run's time limit: this much for the fuzzer's start and the test's own
+#: checks, plus per operation a fixed share (examples phase; the coverage
+#: phase, when run, does not depend on max_examples) and a share per case of
+#: the fuzzing phase.  Measured at load 12 on two cores: examples 0.1 s,
+#: coverage 0.6 s per operation, fuzzing 0.027 s per case -- the limits are
+#: about twice that, so that a busy machine passes and a hung run still ends
+#: (a flat 80 s ran out for 54 operations near load 10).
+BUDGET_BASE = 20.0
+BUDGET_PER_OPERATION = 0.4
+BUDGET_COVERAGE_PER_OPERATION = 1.2
+BUDGET_PER_CASE = 0.05
+
+
+def fuzzed_operations(spec: str = SPEC) -> int:
+    """How many operations of the description the fuzzer runs."""
+    import yaml
+
+    with open(spec) as f:
+        paths = yaml.safe_load(f)["paths"]
+    ids = [
+        operation.get("operationId")
+        for item in paths.values()
+        for method, operation in item.items()
+        if method in ("get", "put", "post", "delete", "patch", "head", "options") and isinstance(operation, dict)
+    ]
+    return sum(1 for op in ids if op not in EXCLUDED_OPERATIONS)
+
+
+def run_budget(max_examples: int, phases: tuple = PHASES, operations: Optional[int] = None) -> float:
+    """
+    Seconds a fuzz run of ``max_examples`` cases per operation and the
+    given ``phases`` may take: it grows with the number of operations
+    (every new route adds its cases), so a new route does not make the run
+    overrun its limit.
+    """
+    if operations is None:
+        operations = fuzzed_operations()
+    per_operation = BUDGET_PER_OPERATION + BUDGET_PER_CASE * max_examples
+    if "coverage" in phases:
+        per_operation += BUDGET_COVERAGE_PER_OPERATION
+    return BUDGET_BASE + operations * per_operation
+
 
 #: What every answer is checked for.
 CHECKS = (
@@ -65,9 +122,16 @@ CHECKS = (
 WORKER_ENV = "FIREWORQ_FUZZ_WORKER"
 
 
-def schemathesis_command(base_url: str, report_dir: str, token: Optional[str] = None) -> List[str]:
+def schemathesis_command(
+    base_url: str,
+    report_dir: str,
+    token: Optional[str] = None,
+    max_examples: int = MAX_EXAMPLES,
+    phases: tuple = PHASES,
+) -> List[str]:
     """The schemathesis command line of the fuzz run (every request with ``token``, if given)."""
     auth = ["--header", f"Authorization: Bearer {token}"] if token else []
+    excluded = [arg for op in EXCLUDED_OPERATIONS for arg in ("--exclude-operation-id", op)]
     return [
         sys.executable,
         "-m",
@@ -79,11 +143,11 @@ def schemathesis_command(base_url: str, report_dir: str, token: Optional[str] = 
         "--seed",
         str(SEED),
         "--max-examples",
-        str(MAX_EXAMPLES),
+        str(max_examples),
         "--checks",
         ",".join(CHECKS),
         "--phases",
-        "examples,coverage,fuzzing,stateful",
+        ",".join(phases),
         "--workers",
         "1",
         "--request-timeout",
@@ -99,11 +163,7 @@ def schemathesis_command(base_url: str, report_dir: str, token: Optional[str] = 
         "--report-dir",
         report_dir,
         "--no-color",
-        # GET /events streams without end (every request would wait out the
-        # request timeout); tests/test_events_e2e.py covers it.
-        "--exclude-operation-id",
-        "events",
-    ] + auth
+    ] + excluded + auth
 
 
 class _Collect(ProcessProtocol):
@@ -142,10 +202,42 @@ def failures_section(output: str, limit: int = 12000) -> str:
     return output[start : start + limit]
 
 
+class BudgetTests(SynchronousTestCase):
+    """The fuzz runs' time limits follow the description's size."""
+
+    def test_operations_of_the_description(self) -> None:
+        import yaml
+
+        with open(SPEC) as f:
+            paths = yaml.safe_load(f)["paths"]
+        every = [op["operationId"] for item in paths.values() for op in item.values() if isinstance(op, dict) and "operationId" in op]
+        self.assertEqual(fuzzed_operations(), len(every) - len(EXCLUDED_OPERATIONS))
+
+    def test_budget_grows_with_operations(self) -> None:
+        # 53 operations took 112 s at load 12 (a flat 80 s limit ran out);
+        # the limit grows with the operations, about twice the measured time.
+        self.assertGreater(run_budget(MAX_EXAMPLES, PHASES, 53), 2 * 112)
+        self.assertGreater(run_budget(MAX_EXAMPLES, PHASES, 100), run_budget(MAX_EXAMPLES, PHASES, 53))
+        self.assertGreaterEqual(FuzzTests.budget, run_budget(MAX_EXAMPLES, PHASES, 53))
+        self.assertGreater(FuzzTests.timeout, FuzzTests.budget)
+        # The auth runs: fewer cases, no coverage phase (~85 s at load 12 with it, 20 cases).
+        self.assertEqual((AuthFuzzTests.phases, TenantFuzzTests.max_examples), (AUTH_PHASES, AUTH_MAX_EXAMPLES))
+        self.assertNotIn("coverage", AUTH_PHASES)
+        self.assertGreater(TenantFuzzTests.budget, 80.0)
+        self.assertGreater(TenantFuzzTests.timeout, TenantFuzzTests.budget)
+        # A ceiling, not the usual time: even so the module stays under ~8 min.
+        total = FuzzTests.budget + AuthFuzzTests.budget + TenantFuzzTests.budget
+        self.assertLess(total, 8 * 60)
+
+
 class FuzzTests(ServerTestCase):
     """Schemathesis against a real server."""
 
-    timeout = int(BUDGET) + 60
+    #: Cases per operation and phase, and the run's time limit (which grows with the operations).
+    max_examples = MAX_EXAMPLES
+    phases = PHASES
+    budget = run_budget(MAX_EXAMPLES, PHASES)
+    timeout = int(budget) + 60
     #: Server settings of the run, and the token every request carries.
     settings: dict = {}
     token: Optional[str] = None
@@ -202,16 +294,16 @@ class FuzzTests(ServerTestCase):
         child = reactor.spawnProcess(
             collect,
             sys.executable,
-            schemathesis_command(server.url(""), report_dir, self.token),
+            schemathesis_command(server.url(""), report_dir, self.token, self.max_examples, self.phases),
             env=env,
             path=self.workdir,
         )
 
         def overrun() -> None:
-            collect.output.append(f"\n*** killed after {BUDGET}s ***\n".encode())
+            collect.output.append(f"\n*** killed after {self.budget:.0f}s ***\n".encode())
             child.signalProcess(signal.SIGKILL)
 
-        deadline = reactor.callLater(BUDGET, overrun)
+        deadline = reactor.callLater(self.budget, overrun)
         code = yield collect.ended
         if deadline.active():
             deadline.cancel()
@@ -247,6 +339,10 @@ class AuthFuzzTests(FuzzTests):
 
     settings = {"auth": "on", "admin_token": "fuzz-admin-token-0123456789abcdef"}
     token = "fuzz-admin-token-0123456789abcdef"
+    max_examples = AUTH_MAX_EXAMPLES
+    phases = AUTH_PHASES
+    budget = run_budget(AUTH_MAX_EXAMPLES, AUTH_PHASES)
+    timeout = int(budget) + 60
 
     @inlineCallbacks
     def test_schemathesis(self):
