@@ -76,6 +76,8 @@ class QueueDispatcher(Service):
     Stopping (L{stopService}) stops grabbing at once, waits for in-flight
     deliveries up to ``shutdown_timeout`` seconds, returns the jobs still
     grabbed to the queue, writes pending completions and gives the lease up.
+    In the server, the queue's L{fireworq.queues.QueueService} does the last
+    steps (L{hand_over_parts}): its children stop one after the other.
     """
 
     _log = Logger()
