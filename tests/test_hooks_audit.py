@@ -28,3 +28,54 @@ class HookAnswerTests(APITestCase):
                 if not key.startswith("__"):
                     owners.setdefault(key, []).append(base.__name__)
         self.assertEqual({k: v for k, v in owners.items() if len(v) > 1}, {})
+
+
+class HookEventTimesTests(APITestCase):
+    """
+    The ``result`` of a hook event carries the attempt's real times, also in
+    a queue that keeps no finished jobs (the dispatcher adds them to the
+    completion only while a hook may need them).
+    """
+
+    def _event(self, result, hook_events):
+        import json as _json
+
+        from fireworq.hooks.model import HOOKS_QUEUE
+        from fireworq.model import JobState
+
+        code, _ = self.call("PUT", "/hook/h", {"url": "http://receiver.test/hook", "events": hook_events})
+        self.assertEqual(code, 200)
+        code, job = self.call("POST", "/job/c", {"url": "http://w/", "payload": {"p": 1}, "max_retries": 1})
+        self.assertEqual(code, 200)
+        self.clock.advance(0)
+        started = self.clock.seconds()
+        self.clock.advance(3)  # the delivery takes 3 s
+        self.deliverer.pending.pop(job["id"]).callback(result)
+        self.clock.advance(1)  # completions flushed
+        jobs = self.successResultOf(self.store.list_jobs(HOOKS_QUEUE, JobState.WAITING, 10, None, False)).items
+        jobs += self.successResultOf(self.store.list_jobs(HOOKS_QUEUE, JobState.GRABBED, 10, None, False)).items
+        self.assertEqual(len(jobs), 1)
+        body = _json.loads(jobs[0].payload)
+        return body, started
+
+    def _check(self, body, started):
+        from fireworq.web.routes import timestamp
+
+        result = body["job"]["result"]
+        self.assertEqual(result["elapsed"], 3000)
+        self.assertEqual(result["started_at"], timestamp(int(started * 1000)))
+        self.assertEqual(result["finished_at"], timestamp(int(started * 1000) + 3000))
+
+    def test_completed(self):
+        from fireworq.model import Result
+
+        body, started = self._event(Result("success", 200, "ok"), ["job.completed"])
+        self.assertEqual(body["type"], "job.completed")
+        self._check(body, started)
+
+    def test_retried(self):
+        from fireworq.model import Result
+
+        body, started = self._event(Result("failure", 500, "boom"), ["job.retried"])
+        self.assertEqual(body["type"], "job.retried")
+        self._check(body, started)

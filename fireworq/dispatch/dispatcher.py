@@ -635,9 +635,7 @@ class QueueDispatcher(Service):
                 queue=self.name, id=job.id,
             )
             canceled = Completion(job, CompletionKind.CANCEL, result)
-            if self.keep_ms:
-                canceled = self._kept(canceled, started)
-            self.completions.add(canceled, grabber_id)
+            self.completions.add(self._timed(canceled, started), grabber_id)
             told = getattr(self._events, "canceled", None)
             if told is not None:
                 told(self.name, [job])
@@ -650,7 +648,7 @@ class QueueDispatcher(Service):
         ):
             written = self._retry_completion(completion)
         # Fenced by grabber_id in the store; a kept job (B8) with its times.
-        self.completions.add(self._kept(written, started) if self.keep_ms else written, grabber_id)
+        self.completions.add(self._timed(written, started), grabber_id)
         if self.lease.proven(grabber_id):
             if written is not completion and written.kind is CompletionKind.FAIL:
                 # Expired instead of retried: the delivery failed for good.
@@ -713,6 +711,19 @@ class QueueDispatcher(Service):
             expired = self._kept(expired, self._clock.seconds(), tries)
         self.completions.add(expired, grabber_id)
         self._events_expired([job])
+
+    def _timed(self, completion: Completion, started: float) -> Completion:
+        """
+        ``completion`` with its attempt's times where something shows them: a
+        kept job (B8), or the ``result`` of a hook event (B12) while the store
+        has hooks -- otherwise as it is (nothing added on the hot path).
+        """
+        if self.keep_ms and completion.kind is not CompletionKind.RETRY:
+            return self._kept(completion, started)
+        if getattr(self._store, "event_hooks", None) is None:
+            return completion
+        times = AttemptTimes(int(started * 1000), int(self._clock.seconds() * 1000))
+        return attr.evolve(completion, attempt=times)
 
     def _kept(self, completion: Completion, started: float, attempts: Optional[int] = None) -> Completion:
         """``completion`` of a queue that keeps finished jobs (B8): kept, with its attempt's times."""

@@ -75,7 +75,11 @@ def retried_job(completion: Completion, keeps_history: bool, now_ms: int, durati
     out = job_json(waiting)
     if keeps_history:
         with_state(out, waiting, now_ms)
-    out["result"] = _result_json(completion.result, now_ms - duration_ms, now_ms)
+    times = completion.attempt  # the attempt's own times when the dispatcher gave them
+    if times is not None:
+        out["result"] = _result_json(completion.result, times.started_at, times.finished_at)
+    else:
+        out["result"] = _result_json(completion.result, now_ms - duration_ms, now_ms)
     return out
 
 
