@@ -85,6 +85,8 @@ class SoleLeaseTests(SynchronousTestCase):
         self.clock.advance(1.2)
         self.assertEqual(len(self.store.calls), 2)
         self.successResultOf(self.lease.stop())
+        # The retry timer is cancelled at once, not left to fire (and be ignored).
+        self.assertEqual(self.clock.getDelayedCalls(), [])
         for _ in range(100):
             self.clock.advance(10.0)
         self.assertEqual(len(self.store.calls), 2)
