@@ -79,3 +79,14 @@ class HookEventTimesTests(APITestCase):
         body, started = self._event(Result("failure", 500, "boom"), ["job.retried"])
         self.assertEqual(body["type"], "job.retried")
         self._check(body, started)
+
+
+class HookNameTests(APITestCase):
+    """Hook names a client could never reach again are refused."""
+
+    def test_dot_segments_refused(self):
+        for name in (".", ".."):
+            code, body = self.call("PUT", f"/hook/{name}", HOOK)
+            self.assertEqual(code, 400, name)
+            self.assertIn("hook name", body["message"])
+        self.assertEqual(self.call("GET", "/hooks")[1], [])

@@ -88,6 +88,9 @@ def check_hook_name(name: str) -> None:
         raise BadHook(f"hook name is longer than {NAME_MAX} bytes")
     if not _NAME.fullmatch(name):
         raise BadHook("hook name may contain only letters, digits and _ . : -")
+    if name in (".", ".."):
+        # Clients resolve /hook/. and /hook/.. as dot-segments: never reachable.
+        raise BadHook(f"hook name must not be {name!r}: clients resolve it as a path segment")
 
 
 def parse_hook(name: str, body: Any, existing: Optional[HookDefinition] = None) -> Tuple[HookDefinition, bool]:
