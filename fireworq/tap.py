@@ -16,7 +16,7 @@ lists its plugins.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from twisted.python import usage
 
@@ -49,6 +49,25 @@ class Options(usage.Options):
     optParameters = [[s.option, None, None, help_text(s)] for s in SETTINGS]
 
     config: Optional[Config] = None
+
+    #: Switches that may be given bare (B14 writes ``--metrics-public`` so):
+    #: option -> the value a bare one means.
+    SWITCHES = {"--auth": "on", "--metrics-public": "true"}
+
+    #: Words a switch's separate value may be (as the settings read them).
+    SWITCH_WORDS = ("true", "1", "yes", "on", "t", "false", "0", "no", "off", "f")
+
+    def parseOptions(self, options: Optional[List[str]] = None) -> None:
+        """Parse ``options``, a bare switch (``--metrics-public``) meaning true."""
+        if options is None:
+            options = sys.argv[1:]
+        args = list(options)
+        for i, arg in enumerate(args):
+            if arg in self.SWITCHES:
+                following = args[i + 1] if i + 1 < len(args) else None
+                if following is None or following.strip().lower() not in self.SWITCH_WORDS:
+                    args[i] = f"{arg}={self.SWITCHES[arg]}"
+        super().parseOptions(args)
 
     def opt_version(self) -> None:
         """Print the version and exit."""

@@ -119,3 +119,26 @@ class EmptyGlobTests(SynchronousTestCase):
     def test_empty_queues_refused(self) -> None:
         e = self.assertRaises(InvalidToken, parse_token_request, {"name": "x", "scopes": ["read"], "queues": ""}, 0)
         self.assertIn("queues", str(e))
+
+
+class SwitchOptionTests(SynchronousTestCase):
+    """B14 writes ``--metrics-public`` as a bare switch: twistd accepts it so (and ``--auth`` too)."""
+
+    def parse(self, *args: str) -> Any:
+        from twisted.scripts.twistd import ServerOptions
+
+        twistd = ServerOptions()
+        twistd.parseOptions(["-n", "fireworq", "--driver=in-memory", *args])
+        return twistd.subOptions.config
+
+    def test_bare_switches(self) -> None:
+        config = self.parse("--auth", "--admin-token", ADMIN_TOKEN, "--metrics-public")
+        self.assertEqual((config.auth, config.metrics_public), (True, True))
+        config = self.parse("--metrics-public", "--auth=on", "--admin-token", ADMIN_TOKEN)
+        self.assertEqual((config.auth, config.metrics_public), (True, True))
+
+    def test_switches_with_values(self) -> None:
+        config = self.parse("--auth=on", "--admin-token", ADMIN_TOKEN, "--metrics-public", "false")
+        self.assertEqual((config.auth, config.metrics_public), (True, False))
+        config = self.parse("--auth", "off", "--metrics-public=true")
+        self.assertEqual((config.auth, config.metrics_public), (False, True))
