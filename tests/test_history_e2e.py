@@ -159,6 +159,41 @@ class HistoryE2EMixin:
         self.assertRegex(metrics, r'fireworq_history_deleted_total\{queue="hist"\} [1-9]')
 
     @inlineCallbacks
+    def test_push_answers(self):
+        """
+        B8: with retention every push answer shows state and attempts -- as
+        stored, or the job's state now for a replayed idempotency key --
+        and a retry of a job still in the queue is refused; without
+        retention push answers keep the Part A shape.
+        """
+        server = yield self.start()
+        yield server.call("PUT", "/queue/hist", {"polling_interval": 50, "retention": RETENTION})
+        yield server.call("PUT", "/routing/hist", {"queue_name": "hist"})
+        yield server.call("PUT", "/queue/plain", {"polling_interval": 50})
+        yield server.call("PUT", "/routing/plain", {"queue_name": "plain"})
+        url = self.worker.url("/success")
+        code, plain = yield server.call("POST", "/jobs/plain", [{"url": url}, {"url": url, "run_after": 600}])
+        self.assertEqual(code, 200, plain)
+        for answer in plain:
+            self.assertEqual(set(answer), {"id", "queue_name", "category", "url", "payload", "run_after",
+                                           "max_retries", "retry_delay", "timeout"})
+        code, later = yield server.call("POST", "/job/hist", {"url": url, "run_after": 600})
+        self.assertEqual((code, later["state"], later["attempts"]), (200, "deferred", 0), later)
+        code, batch = yield server.call("POST", "/jobs/hist", [{"url": url, "run_after": 600}, {"url": url}])
+        self.assertEqual((batch[0]["state"], batch[0]["attempts"]), ("deferred", 0))
+        self.assertIn((batch[1]["state"], batch[1]["attempts"]), [("waiting", 0), ("grabbed", 1)])
+        code, first = yield server.call("POST", "/job/hist", {"url": url, "idempotency_key": "once"})
+        self.assertIn(first["state"], ("waiting", "grabbed"))
+        yield self.finished(server, first["id"])
+        code, replay = yield server.call("POST", "/job/hist", {"url": url, "idempotency_key": "once"})
+        self.assertEqual((code, replay["id"], replay["state"], replay["attempts"]), (200, first["id"], "completed", 1))
+        code, error = yield server.call("POST", f"/queue/hist/job/{later['id']}/retry")
+        self.assertEqual(code, 409, error)
+        code, again = yield server.call("POST", f"/queue/hist/job/{first['id']}/retry")
+        self.assertEqual(code, 200, again)
+        self.assertIn((again["state"], again["attempts"]), [("waiting", 0), ("grabbed", 1)])
+
+    @inlineCallbacks
     def test_part_a_shape_without_retention(self):
         server = yield self.start()
         code, definition = yield server.call("PUT", "/queue/plain", {"polling_interval": 50})
