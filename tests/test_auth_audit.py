@@ -120,6 +120,13 @@ class EmptyGlobTests(SynchronousTestCase):
         e = self.assertRaises(InvalidToken, parse_token_request, {"name": "x", "scopes": ["read"], "queues": ""}, 0)
         self.assertIn("queues", str(e))
 
+    def test_unknown_field_refused(self) -> None:
+        # A typo of "queues" must not make a token for every queue.
+        body = {"name": "x", "scopes": ["read"], "queue": "billing-*"}
+        e = self.assertRaises(InvalidToken, parse_token_request, body, 0)
+        self.assertIn("field queue ", str(e))
+        self.assertIn("queues", str(e))
+
 
 class SwitchOptionTests(SynchronousTestCase):
     """B14 writes ``--metrics-public`` as a bare switch: twistd accepts it so (and ``--auth`` too)."""

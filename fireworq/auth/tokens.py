@@ -37,6 +37,9 @@ MAX_RATE = 1_000_000.0
 MIN_RATE = 0.001
 MAX_BURST = 1_000_000
 
+#: The fields of a ``POST /tokens`` body.
+TOKEN_FIELDS: Tuple[str, ...] = ("name", "scopes", "queues", "rate", "burst")
+
 #: The id of the token given by the ``admin_token`` setting.
 BOOTSTRAP_ID = "bootstrap"
 
@@ -138,6 +141,11 @@ def parse_token_request(body: Dict[str, Any], now_ms: int) -> Tuple[Token, str]:
 
     @raise InvalidToken: naming the first bad field.
     """
+    for field in body:
+        if field not in TOKEN_FIELDS:
+            # Refused rather than ignored: a mistyped "queue" would make a
+            # token for every queue.
+            raise InvalidToken(f"field {field} is not a token field ({', '.join(TOKEN_FIELDS)})")
     name = _text(body, "name", True, MAX_NAME_BYTES)
     scopes = body.get("scopes")
     if not isinstance(scopes, list) or not scopes:
