@@ -968,6 +968,17 @@ class EdgeInputTests(InProcessTestCase):
         yield self.raw_refused(400, b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", mentions="HTTP/1.1")
 
     @inlineCallbacks
+    def test_every_raw_byte_outside_printable_ascii_is_a_json_400(self):
+        # Twisted's request-line parser lets 0x7f-0xb0 through (it compares
+        # with 176, meaning octal 0o176): docs/security.md refuses every raw
+        # byte outside printable ASCII in the request line, query included.
+        for byte in (0x7F, 0x80, 0x85, 0xB0):
+            for target in (b"/queues?x=%c" % byte, b"/queue/a%cb" % byte, b"/job/a%cb" % byte):
+                yield self.raw_refused(
+                    400, b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % target, mentions=f"raw byte 0x{byte:02x}"
+                )
+
+    @inlineCallbacks
     def test_bad_content_length_is_a_json_400(self):
         for value in (b"-5", b"abc", b"1.5", b""):
             yield self.raw_refused(
