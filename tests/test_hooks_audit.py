@@ -90,3 +90,11 @@ class HookNameTests(APITestCase):
             self.assertEqual(code, 400, name)
             self.assertIn("hook name", body["message"])
         self.assertEqual(self.call("GET", "/hooks")[1], [])
+
+    def test_events_answered_as_given(self):
+        """The answer's ``events`` is the request's, in its order, repeats dropped."""
+        body = {"url": "http://receiver.test/hook", "events": ["job.failed", "job.completed", "job.failed"]}
+        code, hook = self.call("PUT", "/hook/h", body)
+        self.assertEqual(code, 200)
+        self.assertEqual(hook["events"], ["job.failed", "job.completed"])
+        self.assertEqual(self.call("GET", "/hook/h")[1]["events"], ["job.failed", "job.completed"])

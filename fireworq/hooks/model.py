@@ -122,7 +122,7 @@ def parse_hook(name: str, body: Any, existing: Optional[HookDefinition] = None) 
     for event in events:
         if event not in EVENT_TYPES:
             raise BadHook(f"field events: unknown event type {event!r} (one of {', '.join(EVENT_TYPES)})")
-    ordered = tuple(t for t in EVENT_TYPES if t in events)
+    ordered = tuple(dict.fromkeys(events))  # as given, repeats dropped: the answer echoes the request
     queues = body.get("queues")
     if queues is not None:
         if not isinstance(queues, str) or not queues:
