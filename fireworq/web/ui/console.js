@@ -14,6 +14,8 @@
  *   #/schedules                       schedules with next and last run; define,
  *                                     edit, enable/disable, run now, delete
  *   #/hooks                           event hooks; define, edit, delete
+ *   #/tokens                          API tokens (auth on, a token without queues);
+ *                                     make (the secret shown once), revoke
  *
  * Rules kept throughout: every piece of data from the server reaches the
  * page as text (textContent, attribute values set through the DOM), never
@@ -1645,6 +1647,9 @@
   function applyToken() {
     var readOnly = me !== null && me.scopes.indexOf("admin") < 0;
     document.body.classList.toggle("read-only", readOnly);
+    // The tokens page: auth on and a token that sees every queue (GET /tokens).
+    var navTokens = document.getElementById("nav-tokens");
+    if (navTokens) navTokens.hidden = me === null || !!me.queues;
     var box = document.getElementById("whoami");
     if (!box) {
       box = h("div", { id: "whoami", class: "whoami" });
@@ -2043,6 +2048,111 @@
     view.onStop(every(REFRESH_MS, refresh));
   }
 
+  var TOKEN_SCOPES = ["push", "read", "admin"];
+
+  /**
+   * API tokens (auth on): the list (never a secret), a form to make one
+   * whose secret is shown once, revoke.  Shown to a token without
+   * ``queues``; only an admin one may make and revoke.
+   */
+  function tokensView(main, view) {
+    var tbody = h("tbody", { id: "tokens-body" });
+    var name = h("input", { id: "token-name", name: "name", type: "text", required: true, maxLength: 255,
+      autocomplete: "off", placeholder: "who uses it, e.g. billing producer" });
+    var queues = h("input", { id: "token-queues", name: "queues", type: "text", maxLength: 255, autocomplete: "off",
+      placeholder: "all queues, or a glob such as billing-*" });
+    var rate = h("input", { id: "token-rate", name: "rate", type: "number", min: "0.001", step: "any",
+      placeholder: "no limit" });
+    var burst = h("input", { id: "token-burst", name: "burst", type: "number", min: "1", step: "1",
+      placeholder: "rate rounded up" });
+    var boxes = TOKEN_SCOPES.map(function (s) {
+      return h("input", { type: "checkbox", name: "scopes", value: s, id: "token-scope-" + s, checked: s === "read" });
+    });
+    var secretOut = h("div", { id: "token-secret", class: "panel", hidden: true });
+    var submit = h("button", { id: "token-submit-new", class: "primary", type: "submit" }, "Make token");
+
+    var form = h("form", { class: "grid", id: "token-form", novalidate: true, on: { submit: function (ev) {
+      ev.preventDefault();
+      var scopes = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
+      var body = { name: name.value, scopes: scopes };
+      if (queues.value.trim()) body.queues = queues.value.trim();
+      if (rate.value !== "") body.rate = Number(rate.value);
+      if (burst.value !== "") body.burst = Number(burst.value);
+      submit.disabled = true;
+      api("POST", "/tokens", body).then(function (made) {
+        submit.disabled = false;
+        flash("ok", "Made token " + made.name);
+        clear(secretOut);
+        secretOut.hidden = false;
+        secretOut.appendChild(h("p", null, "The secret of token " + made.name + " (" + made.id +
+          "), shown only now; give it to its user:"));
+        secretOut.appendChild(h("code", { class: "secret" }, made.token));
+        name.value = ""; queues.value = ""; rate.value = ""; burst.value = "";
+        return refresh();
+      }, function (e) {
+        submit.disabled = false;
+        flashError("Could not make token " + name.value)(e);
+      });
+    } } },
+      h("label", null, "Name", name),
+      h("label", null, "Queues (glob)", queues),
+      h("label", null, "Rate (requests/s)", rate),
+      h("label", null, "Burst", burst),
+      h("fieldset", { class: "wide" }, h("legend", null, "Scopes"),
+        boxes.map(function (b) { return h("label", { class: "inline" }, b, b.value); })),
+      h("div", { class: "form-actions" }, submit));
+
+    function revoke(token) {
+      confirmAction("Revoke token “" + token.name + "” (" + token.id + ")? Its users are refused at once on this node, " +
+        "on the others within the refresh interval.", "Revoke token", true)
+        .then(function (yes) {
+          if (!yes) return;
+          api("DELETE", "/token/" + enc(token.id)).then(function () {
+            flash("ok", "Revoked token " + token.name);
+            return refresh();
+          }, flashError("Could not revoke token " + token.name));
+        });
+    }
+
+    function row(token) {
+      return h("tr", { dataset: { token: token.id } },
+        h("td", { class: "id" }, token.id),
+        h("td", { class: "name" }, token.name),
+        h("td", { class: "scopes" }, token.scopes.join(", ")),
+        h("td", { class: "queues" }, token.queues || "all"),
+        h("td", { class: "rate" }, token.rate == null ? "no limit" : token.rate + "/s, burst " + token.burst),
+        h("td", { class: "actions" },
+          h("button", { type: "button", class: "small danger delete", on: { click: function () { revoke(token); } } },
+            "Revoke")));
+    }
+
+    function refresh() {
+      return api("GET", "/tokens").then(function (list) {
+        if (!view.current()) return;
+        syncRows(tbody, list || [],
+          function (token) { return token.id; },
+          function (token) { return JSONX.stringify(token); },
+          row,
+          function () { return h("tr", null, h("td", { class: "empty", colSpan: 6 }, "No tokens are stored.")); });
+      }, flashError("Could not load tokens"));
+    }
+
+    var admin = me !== null && me.scopes.indexOf("admin") >= 0;
+    replace(main,
+      h("h1", null, "API tokens", h("span", { class: "sub" }, "who may call this server"),
+        h("button", { type: "button", class: "small", on: { click: refresh } }, "Refresh")),
+      h("div", { class: "panel table-wrap" },
+        h("table", { id: "tokens-table" },
+          h("thead", null, h("tr", null,
+            h("th", null, "Id"), h("th", null, "Name"), h("th", null, "Scopes"), h("th", null, "Queues"),
+            h("th", null, "Rate"), h("th", null, ""))),
+          tbody)),
+      h("p", null, "The bootstrap token of the admin_token setting is not stored and not listed."),
+      secretOut,
+      admin ? h("div", { class: "panel" }, h("h2", null, "Make a token"), form) : null);
+    view.onStop(every(REFRESH_MS, refresh));
+  }
+
   /* --------------------------------------------------------------- router */
 
   function notFound(main) {
@@ -2081,7 +2191,7 @@
     var where = parseHash();
     var p = where.parts;
     var section = p[0] === "routings" ? "routings" : p[0] === "queues" ? "queues" : p[0] === "push" ? "push" :
-      p[0] === "schedules" ? "schedules" : p[0] === "hooks" ? "hooks" : "";
+      p[0] === "schedules" ? "schedules" : p[0] === "hooks" ? "hooks" : p[0] === "tokens" ? "tokens" : "";
     document.getElementById("nav-queues").className = section === "queues" ? "current" : "";
     document.getElementById("nav-routings").className = section === "routings" ? "current" : "";
     var navPush = document.getElementById("nav-push");
@@ -2090,6 +2200,8 @@
     if (navSchedules) navSchedules.className = section === "schedules" ? "current" : "";
     var navHooks = document.getElementById("nav-hooks");
     if (navHooks) navHooks.className = section === "hooks" ? "current" : "";
+    var navTokens = document.getElementById("nav-tokens");
+    if (navTokens) navTokens.className = section === "tokens" ? "current" : "";
     if (p.length === 1 && p[0] === "queues") {
       document.title = "Queues · Fireworq";
       queuesView(main, view);
@@ -2102,6 +2214,9 @@
     } else if (p.length === 1 && p[0] === "hooks") {
       document.title = "Event hooks · Fireworq";
       hooksView(main, view);
+    } else if (p.length === 1 && p[0] === "tokens") {
+      document.title = "API tokens · Fireworq";
+      tokensView(main, view);
     } else if (p.length === 1 && p[0] === "push") {
       document.title = "Push a job · Fireworq";
       pushView(main, view);
