@@ -3,6 +3,8 @@ Audit of issue 16 (B12 hooks, B13 live events) through the in-process API:
 answers a user sees that the end-to-end suites do not pin.
 """
 
+import json
+
 from tests.test_web import APITestCase
 
 HOOK = {"url": "http://receiver.test/hook", "events": ["job.completed"]}
@@ -98,3 +100,65 @@ class HookNameTests(APITestCase):
         self.assertEqual(code, 200)
         self.assertEqual(hook["events"], ["job.failed", "job.completed"])
         self.assertEqual(self.call("GET", "/hook/h")[1]["events"], ["job.failed", "job.completed"])
+
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests import test_openapi  # the module, so that trial does not run its tests here too
+
+
+class HookConformanceTests(SynchronousTestCase):
+    """The hook routes' real answers, and a hook event's body, against fireworq/openapi.yaml."""
+
+    # The conformance machinery of tests.test_openapi, without rerunning its tests.
+    operation = test_openapi.ConformanceTests.operation
+    conforms = test_openapi.ConformanceTests.conforms
+    call = test_openapi.ConformanceTests.call
+
+    def setUp(self) -> None:
+        from fireworq.config import load
+        from fireworq.hooks.registry import HookRegistry
+        from fireworq.hooks.storage import MemoryHookStore
+        from fireworq.inspection import Inspection
+        from fireworq.web.app import FireworqAPI
+
+        from treq.testing import StubTreq
+
+        test_openapi.ConformanceTests.setUp(self)
+        api = FireworqAPI(
+            self.manager, Inspection(self.store, self.repository, self.manager),
+            load({"driver": "in-memory", "queue_default": "default"}, environ={}),
+        )
+        api.hooks = HookRegistry(MemoryHookStore(), self.store, self.manager, self.clock, refresh_interval=1.0)
+        self.stub = StubTreq(api.app.resource())
+
+    def test_hook_routes(self):
+        body = {"url": "http://receiver.test/hook", "events": ["job.pushed", "job.completed"], "queues": "def*"}
+        self.assertEqual(self.call("PUT", "/hook/audit", body)[0], 200)
+        self.assertEqual(self.call("PUT", "/hook/audit", {**body, "secret": None, "queues": None})[0], 200)
+        self.assertEqual(self.call("GET", "/hooks")[0], 200)
+        self.assertEqual(self.call("GET", "/hook/audit")[0], 200)
+        self.assertEqual(self.call("GET", "/hook/nope")[0], 404)
+        self.assertEqual(self.call("PUT", "/hook/x", {"url": "http://r/", "events": []})[0], 400)
+        self.assertEqual(self.call("PUT", "/hook/..", body)[0], 400)
+        self.assertEqual(self.call("DELETE", "/hook/nope")[0], 404)
+
+    def test_event_body(self):
+        from jsonschema import Draft202012Validator
+
+        from fireworq.hooks.model import HOOKS_QUEUE
+        from fireworq.model import JobState, Result
+
+        body = {"url": "http://receiver.test/hook", "events": ["job.pushed", "job.completed"]}
+        self.assertEqual(self.call("PUT", "/hook/audit", body)[0], 200)
+        code, job = self.call("POST", "/job/c", {"url": "http://w/", "payload": {"p": 1}})
+        self.assertEqual(code, 200)
+        self.clock.advance(0)
+        self.deliverer.pending.pop(job["id"]).callback(Result("success", 200, "ok"))
+        self.clock.advance(1)
+        jobs = self.successResultOf(self.store.list_jobs(HOOKS_QUEUE, JobState.WAITING, 10, None, False)).items
+        jobs += self.successResultOf(self.store.list_jobs(HOOKS_QUEUE, JobState.GRABBED, 10, None, False)).items
+        self.assertEqual(sorted(json.loads(j.payload)["type"] for j in jobs), ["job.completed", "job.pushed"])
+        validator = Draft202012Validator({**self.spec, "$ref": "#/components/schemas/HookEvent"})
+        for j in jobs:
+            self.assertEqual([e.message for e in validator.iter_errors(json.loads(j.payload))], [])
