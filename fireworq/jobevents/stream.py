@@ -19,13 +19,13 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Set
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from fireworq.jobevents.model import IJobEventListener, JobEvent
 from fireworq.jobevents.recorder import EventRecorder
 from fireworq.jobevents.ring import RING_BYTES, RING_SIZE, EventRing
+from fireworq.timers import Periodic
 
 #: Frames a client may be behind before it is disconnected.
 MAX_BEHIND = 1000
@@ -239,8 +239,8 @@ class EventHub:
         self.dropped = 0
         self._subscribed = False
         self._unsubscribe_call: Optional[IDelayedCall] = None
-        self._stats_loop: Optional[LoopingCall] = None
-        self._heartbeat_loop: Optional[LoopingCall] = None
+        self._stats_loop: Optional[Periodic] = None
+        self._heartbeat_loop: Optional[Periodic] = None
 
     # -- clients -------------------------------------------------------------------
 
@@ -348,18 +348,21 @@ class EventHub:
 
     def _start_loops(self) -> None:
         if self._stats_loop is None:
-            self._stats_loop = LoopingCall(self._send_stats)
-            self._stats_loop.clock = self.clock
-            self._stats_loop.start(self.stats_interval, now=False)
+            self._stats_loop = Periodic(
+                self.stats_interval, self._send_stats, clock=self.clock, now=False, name="event stream stats"
+            )
+            self._stats_loop.startService()
         if self._heartbeat_loop is None:
-            self._heartbeat_loop = LoopingCall(self._heartbeat)
-            self._heartbeat_loop.clock = self.clock
-            self._heartbeat_loop.start(self.heartbeat_interval, now=False)
+            self._heartbeat_loop = Periodic(
+                self.heartbeat_interval, self._heartbeat, clock=self.clock, now=False,
+                name="event stream heartbeats",
+            )
+            self._heartbeat_loop.startService()
 
     def _stop_loops(self) -> None:
         for loop in (self._stats_loop, self._heartbeat_loop):
             if loop is not None and loop.running:
-                loop.stop()
+                loop.stopService()
         self._stats_loop = self._heartbeat_loop = None
 
     def _send_stats(self, streams: Optional[List[EventStream]] = None) -> None:
