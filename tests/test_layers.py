@@ -190,6 +190,14 @@ class LayerTests(SynchronousTestCase):
             }
             self.assertEqual(outside, set(), module)
 
+    def test_one_periodic_idiom(self) -> None:
+        """Periodic work goes through fireworq/timers.py, not a LoopingCall of its own."""
+        users = [
+            module for module, path in modules()
+            if module != "fireworq.timers" and "LoopingCall" in path.read_text(encoding="utf-8")
+        ]
+        self.assertEqual(users, [])
+
     def test_layer_of(self) -> None:
         """The check itself: the longest entry wins; an upward import is seen."""
         self.assertEqual(layer_of("fireworq.history.cleaner"), "dispatch")
