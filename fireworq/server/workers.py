@@ -3,7 +3,7 @@ Several server processes on one host (setting ``workers``): every core of
 the host serves the API and dispatches queues.
 
 One Python process uses one core (the reactor and the GIL), so
-``twistd fireworq --workers N`` starts a small supervisor instead of a
+``twistd fireworq --workers N`` starts a supervisor instead of a
 server: it reserves the listening port, then runs N ordinary server
 processes (children of a L{ProcessMonitor}, restarted when one dies) that
 each listen on the same port with ``SO_REUSEPORT``.  The kernel spreads
@@ -16,8 +16,9 @@ that lands on a child that does not hold its queue's lease is stored as
 waiting; to keep it from waiting for the lease holder's next poll, the
 child wakes its siblings: every child listens on a unix datagram socket in
 a directory the supervisor made, and a datagram naming the queue makes the
-holder poll at once (L{Siblings}).  That is one ``sendto`` per sibling per
-reactor turn and queue, never a timer.
+holder poll at once (L{Siblings}).  That is one datagram per sibling per
+reactor turn (at most one every 2 ms under a stream of pushes), not a
+polling timer.
 
 Only the MySQL store can be shared by processes: the sqlite and in-memory
 stores belong to one process, and L{fireworq.config.load} refuses
