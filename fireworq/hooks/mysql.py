@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from fireworq.hooks.model import HookDefinition, decode_events, encode_events
 from fireworq.hooks.storage import IHookStore
 from fireworq.store.mysql.rows import text
+from fireworq.store.small_tables import MySQLTable
 
 TABLE = "fireworq_hook"
 
@@ -42,29 +43,11 @@ def _hook(row: Any) -> HookDefinition:
 
 
 @implementer(IHookStore)
-class MySQLHookStore:
+class MySQLHookStore(MySQLTable):
     """L{IHookStore} over the repository's L{MySQLPool <fireworq.store.mysql.pool.MySQLPool>}."""
 
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
-        self._started = False
-
-    def start(self) -> Deferred:
-        if not self._started:
-            self._pool.retain()
-            self._started = True
-        return succeed(None)
-
-    def prepare(self) -> Deferred:
-        return self._pool.run(
-            lambda cursor: cursor.execute(DDL) and None, idempotent=True, what="create the hook table"
-        )
-
-    def stop(self) -> Deferred:
-        if not self._started:
-            return succeed(None)
-        self._started = False
-        return self._pool.release()
+    DDL = DDL
+    PREPARE_WHAT = "create the hook table"
 
     def load_all(self) -> Deferred:
         def work(cursor: Any) -> list:

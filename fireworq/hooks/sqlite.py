@@ -5,11 +5,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from fireworq.hooks.model import HookDefinition, decode_events, encode_events
 from fireworq.hooks.storage import IHookStore
+from fireworq.store.small_tables import SqliteTable
 
 DDL = """
 CREATE TABLE IF NOT EXISTS hook (
@@ -28,30 +29,10 @@ def _hook(row: tuple) -> HookDefinition:
 
 
 @implementer(IHookStore)
-class SqliteHookStore:
+class SqliteHookStore(SqliteTable):
     """L{IHookStore} over the driver's L{SqliteDatabase <fireworq.store.sqlite.database.SqliteDatabase>}."""
 
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        self._started = False
-
-    def start(self) -> Deferred:
-        d = self.db.start()
-
-        def started(_: object) -> None:
-            self._started = True
-
-        d.addCallback(started)
-        return d
-
-    def prepare(self) -> Deferred:
-        return self.db.run(lambda conn: conn.execute(DDL) and None)
-
-    def stop(self) -> Deferred:
-        if not self._started:
-            return succeed(None)
-        self._started = False
-        return self.db.stop()
+    DDL = DDL
 
     def load_all(self) -> Deferred:
         return self.db.run(lambda conn: [_hook(r) for r in conn.execute(_SELECT + " ORDER BY name").fetchall()])

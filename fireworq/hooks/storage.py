@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import Interface, implementer
 
 from fireworq.hooks.model import HookDefinition
+from fireworq.store.small_tables import MemoryTable
 
 
 class IHookStore(Interface):
@@ -41,20 +42,11 @@ class IHookStore(Interface):
 
 
 @implementer(IHookStore)
-class MemoryHookStore:
+class MemoryHookStore(MemoryTable):
     """L{IHookStore} in memory (the in-memory driver: one node only)."""
 
     def __init__(self) -> None:
         self._hooks: Dict[str, HookDefinition] = {}
-
-    def start(self) -> Deferred:
-        return succeed(None)
-
-    def prepare(self) -> Deferred:
-        return succeed(None)
-
-    def stop(self) -> Deferred:
-        return succeed(None)
 
     def load_all(self) -> Deferred:
         return succeed([self._hooks[name] for name in sorted(self._hooks)])

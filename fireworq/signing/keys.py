@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
 import attr
 
@@ -85,3 +85,22 @@ class SigningKeys:
         if self.previous is not None and not self.previous_active(now_ms):
             return attr.evolve(self, previous=None, previous_expires_at=None)
         return self
+
+
+def switched(
+    keys: Optional[SigningKeys], queue_name: str, enabled: bool
+) -> Tuple[Optional[SigningKeys], bool]:
+    """
+    The keys of ``queue_name`` after turning its signing on or off (its
+    stored ``keys``, or None), and whether they changed (must be written):
+    turning on a queue without keys makes a fresh secret; turning off keeps
+    the secrets; turning off a queue without keys leaves nothing (None).
+    Every key store's C{enable} decides through this.
+    """
+    if keys is None:
+        if not enabled:
+            return None, False
+        return SigningKeys(queue_name, new_secret()), True
+    if keys.enabled == enabled:
+        return keys, False
+    return attr.evolve(keys, enabled=enabled), True

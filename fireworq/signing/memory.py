@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict
 
-import attr
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from fireworq.signing.interface import ISigningKeyStore
-from fireworq.signing.keys import SigningKeys, new_secret
+from fireworq.signing.keys import SigningKeys, switched
+from fireworq.store.small_tables import MemoryTable
 
 
 @implementer(ISigningKeyStore)
-class MemorySigningKeys:
+class MemorySigningKeys(MemoryTable):
     """Keys in a dict; gone with the process, like the driver's jobs."""
 
     def __init__(self) -> None:
         self._keys: Dict[str, SigningKeys] = {}
-
-    def start(self) -> Deferred:
-        return succeed(None)
-
-    def prepare(self) -> Deferred:
-        return succeed(None)
-
-    def stop(self) -> Deferred:
-        return succeed(None)
 
     def load_all(self) -> Deferred:
         return succeed([k for k in self._keys.values() if k.enabled])
@@ -35,14 +26,9 @@ class MemorySigningKeys:
         return succeed(self._keys.get(queue_name))
 
     def enable(self, queue_name: str, enabled: bool) -> Deferred:
-        keys: Optional[SigningKeys] = self._keys.get(queue_name)
-        if keys is None:
-            if not enabled:
-                return succeed(None)
-            keys = SigningKeys(queue_name, new_secret())
-        else:
-            keys = attr.evolve(keys, enabled=enabled)
-        self._keys[queue_name] = keys
+        keys, changed = switched(self._keys.get(queue_name), queue_name, enabled)
+        if changed:
+            self._keys[queue_name] = keys
         return succeed(keys)
 
     def rotate(self, queue_name: str, now_ms: int, overlap_ms: int) -> Deferred:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from fireworq.signing.interface import ISigningKeyStore
-from fireworq.signing.keys import SigningKeys, new_secret
+from fireworq.signing.keys import SigningKeys, switched
 from fireworq.store.mysql.rows import text
+from fireworq.store.small_tables import MySQLTable
 
 TABLE = "fireworq_signing_key"
 
@@ -61,32 +62,14 @@ def _locked(cursor: Any, queue_name: str) -> Optional[SigningKeys]:
 
 
 @implementer(ISigningKeyStore)
-class MySQLSigningKeys:
+class MySQLSigningKeys(MySQLTable):
     """
     L{ISigningKeyStore} over a L{MySQLPool <fireworq.store.mysql.pool.MySQLPool>}
     (the repository's: definitions and keys live together).
     """
 
-    def __init__(self, pool: Any) -> None:
-        self._pool = pool
-        self._started = False
-
-    def start(self) -> Deferred:
-        if not self._started:
-            self._pool.retain()
-            self._started = True
-        return succeed(None)
-
-    def prepare(self) -> Deferred:
-        return self._pool.run(
-            lambda cursor: cursor.execute(DDL) and None, idempotent=True, what="create the signing key table"
-        )
-
-    def stop(self) -> Deferred:
-        if not self._started:
-            return succeed(None)
-        self._started = False
-        return self._pool.release()
+    DDL = DDL
+    PREPARE_WHAT = "create the signing key table"
 
     def load_all(self) -> Deferred:
         def work(cursor: Any) -> list:
@@ -106,17 +89,9 @@ class MySQLSigningKeys:
     def enable(self, queue_name: str, enabled: bool) -> Deferred:
         def work(cursor: Any) -> Optional[SigningKeys]:
             keys = _locked(cursor, queue_name)
-            if keys is None:
-                if not enabled:
-                    return None
-                keys = SigningKeys(queue_name, new_secret())
-            elif keys.enabled == enabled:
-                return keys
-            else:
-                keys = SigningKeys(
-                    queue_name, keys.current, keys.previous, keys.previous_expires_at, enabled
-                )
-            _write(cursor, keys)
+            keys, changed = switched(keys, queue_name, enabled)
+            if changed:
+                _write(cursor, keys)
             return keys
 
         # Idempotent: a repeat after a lost commit finds the row and keeps it.

@@ -9,11 +9,12 @@ from __future__ import annotations
 import sqlite3
 from typing import Any, Optional
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from fireworq.signing.interface import ISigningKeyStore
-from fireworq.signing.keys import SigningKeys, new_secret
+from fireworq.signing.keys import SigningKeys, switched
+from fireworq.store.small_tables import SqliteTable
 
 DDL = """
 CREATE TABLE IF NOT EXISTS signing_key (
@@ -49,30 +50,10 @@ def _write(conn: sqlite3.Connection, keys: SigningKeys) -> None:
 
 
 @implementer(ISigningKeyStore)
-class SqliteSigningKeys:
+class SqliteSigningKeys(SqliteTable):
     """L{ISigningKeyStore} over the driver's L{SqliteDatabase <fireworq.store.sqlite.database.SqliteDatabase>}."""
 
-    def __init__(self, db: Any) -> None:
-        self.db = db
-        self._started = False
-
-    def start(self) -> Deferred:
-        d = self.db.start()
-
-        def started(_: object) -> None:
-            self._started = True
-
-        d.addCallback(started)
-        return d
-
-    def prepare(self) -> Deferred:
-        return self.db.run(lambda conn: conn.execute(DDL) and None)
-
-    def stop(self) -> Deferred:
-        if not self._started:
-            return succeed(None)
-        self._started = False
-        return self.db.stop()
+    DDL = DDL
 
     def load_all(self) -> Deferred:
         return self.db.run(
@@ -85,17 +66,9 @@ class SqliteSigningKeys:
     def enable(self, queue_name: str, enabled: bool) -> Deferred:
         def work(conn: sqlite3.Connection) -> Optional[SigningKeys]:
             keys = _find(conn, queue_name)
-            if keys is None:
-                if not enabled:
-                    return None
-                keys = SigningKeys(queue_name, new_secret())
-            elif keys.enabled == enabled:
-                return keys
-            else:
-                keys = SigningKeys(
-                    queue_name, keys.current, keys.previous, keys.previous_expires_at, enabled
-                )
-            _write(conn, keys)
+            keys, changed = switched(keys, queue_name, enabled)
+            if changed:
+                _write(conn, keys)
             return keys
 
         return self.db.run(work)
