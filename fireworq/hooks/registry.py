@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
@@ -37,10 +36,9 @@ from fireworq.hooks.storage import IHookStore
 from fireworq.history.record import retention_seconds
 from fireworq.joboptions.values import QueueDefaults
 from fireworq.model import Job, QueueDefinition, Result, ResultStatus
-from fireworq.readiness import NotReady
 from fireworq.signing.keys import SigningKeys
 from fireworq.signing.signer import Signer
-from fireworq.timers import Periodic
+from fireworq.store.reloading import ReloadingService
 
 
 def hooks_queue_definition() -> QueueDefinition:
@@ -53,7 +51,7 @@ def hooks_queue_definition() -> QueueDefinition:
     )
 
 
-class HookRegistry(MultiService):
+class HookRegistry(ReloadingService):
     """
     The hooks of this node and the changes the API makes.
 
@@ -68,6 +66,8 @@ class HookRegistry(MultiService):
     name = "hooks"
     #: The internal queue whose deliverer asks this registry for signers.
     queue_name = HOOKS_QUEUE
+    stored_what = "the hook definitions"
+    loaded_what = "the hooks"
     _log = Logger()
 
     def __init__(
@@ -79,34 +79,15 @@ class HookRegistry(MultiService):
         refresh_interval: float,
         job_lifetime: int = 0,
     ) -> None:
-        super().__init__()
-        self.store = store
+        super().__init__(store, clock, refresh_interval)
         self._jobs = getattr(jobs, "observed", jobs)
         self.manager = manager
         self.job_lifetime = job_lifetime
         self._hooks: Dict[str, HookDefinition] = {}
         self._signers: Dict[str, Signer] = {}
-        self._loaded = False
-        self._loading: List[Deferred] = []
-        self._prepared = False
-        self._holding = False
         self._queue_ready = False
-        self._refresher = Periodic(refresh_interval, self.refresh, clock=clock, name="refresh")
 
     # -- deliveries ------------------------------------------------------------------
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the hooks have been loaded once (hook deliveries wait for that)."""
-        return self._loaded
-
-    def when_loaded(self) -> "Deferred[None]":
-        """Fires once the hooks are first loaded; fails with L{NotReady} if the service stops first."""
-        if self._loaded:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._loading.append(d)
-        return d
 
     def signer(self, job: Job) -> Optional[Signer]:
         """The signer of a ``_hooks`` job (its category is the hook's name), or None when the hook is gone."""
@@ -119,42 +100,11 @@ class HookRegistry(MultiService):
             ResultStatus.PERMANENT_FAILURE.value, 0, f"hook {job.category!r} no longer exists; nothing was sent"
         )
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- loading (the life cycle is L{ReloadingService}'s) -----------------------------------
 
-    def startService(self) -> None:
-        super().startService()
-        d = self.store.start()
-
-        def holding(_: object) -> None:
-            self._holding = True
-            if self.running:
-                self._refresher.setServiceParent(self)
-
-        def failed(failure: Any) -> None:
-            self._log.error("Cannot open the hook definitions: {error}", error=failure.getErrorMessage())
-
-        d.addCallbacks(holding, failed)
-
-    def stopService(self) -> "Deferred[Any]":
-        d = super().stopService()
-        loading, self._loading = self._loading, []
-        for waiter in loading:
-            waiter.errback(NotReady("the server stopped before the hooks were loaded"))
-        if self._holding:
-            self._holding = False
-            d.addBoth(lambda _: self.store.stop())
-        return d
-
-    def refresh(self) -> "Deferred[None]":
-        """Reload the definitions from the store and apply them."""
-        d = succeed(None) if self._prepared else self.store.prepare()
-
-        def prepared(_: object) -> Deferred:
-            self._prepared = True
-            return self.store.load_all()
-
-        d.addCallback(prepared)
-        d.addCallback(self._apply)
+    def _apply_loaded(self, hooks: List[HookDefinition]) -> "Deferred[None]":
+        # A failure to apply (defining _hooks) is logged like a failed load.
+        d = maybeDeferred(self._apply, hooks)
         d.addErrback(self._load_failed)
         return d
 
@@ -172,13 +122,6 @@ class HookRegistry(MultiService):
         self._jobs.event_hooks = HookMatcher(hooks, self._defaults, self._keeps_history) if hooks else None
         self._set_loaded()
         return self._ensure_queue() if hooks else succeed(None)
-
-    def _set_loaded(self) -> None:
-        if not self._loaded:
-            self._loaded = True
-            loading, self._loading = self._loading, []
-            for waiter in loading:
-                waiter.callback(None)
 
     def _keeps_history(self, queue_name: str) -> bool:
         return retention_seconds(self.manager.defined(queue_name), self.job_lifetime) > 0

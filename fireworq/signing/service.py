@@ -15,16 +15,15 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Dict, List, Optional, Set
 
-from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from fireworq.readiness import NotReady, ReadyWaiters
+from fireworq.readiness import ReadyWaiters
 from fireworq.signing.interface import ISigningKeyStore
 from fireworq.signing.keys import SigningKeys
 from fireworq.signing.signer import Signer
-from fireworq.timers import Periodic
+from fireworq.store.reloading import ReloadingService
 
 #: Seconds a call made before the keys were first loaded waits for them.
 READY_TIMEOUT = 5.0
@@ -35,7 +34,7 @@ def wall_ms() -> int:
     return int(time.time() * 1000)
 
 
-class SigningService(MultiService):
+class SigningService(ReloadingService):
     """
     The signers of the queues whose signing is on, and the key changes the
     API makes.
@@ -46,6 +45,8 @@ class SigningService(MultiService):
     """
 
     name = "signing"
+    stored_what = "the signing keys"
+    loaded_what = "the signing keys"
     _log = Logger()
 
     def __init__(
@@ -56,30 +57,18 @@ class SigningService(MultiService):
         overlap: float,
         now_ms: Callable[[], int] = wall_ms,
     ) -> None:
-        super().__init__()
-        self.store = store
+        super().__init__(store, clock, refresh_interval)
         self.overlap_ms = int(overlap * 1000)
         self._now_ms = now_ms
         self._signers: Dict[str, Signer] = {}
-        self._loaded = False
-        #: Deliveries waiting for the first load of the keys.
-        self._loading: List[Deferred] = []
         self._failing = False
         self._waiters = ReadyWaiters(clock, READY_TIMEOUT, "the server is starting")
-        self._refresher = Periodic(refresh_interval, self.refresh, clock=clock, name="refresh")
-        self._prepared = False
-        self._holding = False
 
     # -- the hot path --------------------------------------------------------------
 
     def signer(self, queue_name: str) -> Optional[Signer]:
         """The signer of ``queue_name``, or None when its signing is off."""
         return self._signers.get(queue_name)
-
-    @property
-    def loaded(self) -> bool:
-        """Whether the keys have been loaded (deliveries wait for that, see L{when_loaded})."""
-        return self._loaded
 
     @property
     def waiting(self) -> bool:
@@ -90,59 +79,15 @@ class SigningService(MultiService):
         """
         return self.running and not self._loaded
 
-    def when_loaded(self) -> "Deferred[None]":
-        """
-        Fires once the keys are first loaded, so that no delivery of a
-        signed queue leaves unsigned while the server starts; fails with
-        L{NotReady} if the service stops first.
-        """
-        if self._loaded:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._loading.append(d)
-        return d
+    # when_loaded (ReloadingService) fires once the keys are first loaded, so
+    # that no delivery of a signed queue leaves unsigned while the server starts.
 
-    # -- lifecycle -----------------------------------------------------------------
+    # -- lifecycle (L{ReloadingService}'s: load when started, then periodically) -----
 
-    def startService(self) -> None:
-        super().startService()
-        self._holding = False
-        d = self.store.start()
-
-        def holding(_: object) -> None:
-            self._holding = True
-            if self.running:
-                self._refresher.setServiceParent(self)
-
-        def failed(failure: Any) -> None:
-            self._log.error("Cannot open the signing keys: {error}", error=failure.getErrorMessage())
-
-        d.addCallbacks(holding, failed)
-
-    def stopService(self) -> "Deferred[Any]":
-        d = super().stopService()
+    def _stopping(self) -> None:
         self._waiters.fail("the server is stopping")
-        loading, self._loading = self._loading, []
-        for waiter in loading:
-            waiter.errback(NotReady("the server stopped before the signing keys were loaded"))
-        if self._holding:
-            self._holding = False
-            d.addBoth(lambda _: self.store.stop())
-        return d
 
-    def refresh(self) -> "Deferred[None]":
-        """Reload every queue's keys from the store."""
-        d = succeed(None) if self._prepared else self.store.prepare()
-
-        def prepared(_: object) -> Deferred:
-            self._prepared = True
-            return self.store.load_all()
-
-        d.addCallback(prepared)
-        d.addCallbacks(self._loaded_keys, self._load_failed)
-        return d
-
-    def _loaded_keys(self, all_keys: List[SigningKeys]) -> None:
+    def _apply_loaded(self, all_keys: List[SigningKeys]) -> None:
         if self._failing:
             self._log.info("Signing keys loaded again")
             self._failing = False
@@ -152,11 +97,8 @@ class SigningService(MultiService):
             signers[keys.queue_name] = old if old is not None and old.keys == keys else Signer(keys)
         self._signers = signers
         if not self._loaded:
-            self._loaded = True
             self._waiters.ready()
-            loading, self._loading = self._loading, []
-            for waiter in loading:
-                waiter.callback(None)
+        self._set_loaded()
 
     def _load_failed(self, failure: Any) -> None:
         if not self._failing:
