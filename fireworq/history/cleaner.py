@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
+from fireworq.dispatch.upkeep import LeaseHolderChore
 from fireworq.lease.interface import IQueueLease
-from fireworq.timers import Periodic
 
 #: Seconds between two clean-ups: a job is gone at most about this long
 #: (plus the batches before it) after its retention ended -- within 10 s.
@@ -29,7 +28,7 @@ BATCH = 500
 MAX_BATCHES = 100
 
 
-class HistoryCleaner(Service):
+class HistoryCleaner(LeaseHolderChore):
     """
     Runs C{store.delete_expired_history(queue_name, BATCH)} every
     ``interval`` seconds while this node holds the queue's lease, repeating
@@ -51,16 +50,13 @@ class HistoryCleaner(Service):
         batch: int = BATCH,
         on_deleted: Optional[Callable[[str, int], None]] = None,
     ) -> None:
-        self.store = store
-        self.queue_name = queue_name
-        self.lease = lease
+        super().__init__(
+            store, queue_name, lease, clock, interval,
+            service_name=f"history cleaner {queue_name}", loop_name=f"expired history of {queue_name}",
+        )
         self.clock = clock
         self.batch = batch
         self.on_deleted = on_deleted
-        self.setName(f"history cleaner {queue_name}")
-        self._loop = Periodic(interval, self.clean, clock=clock, now=False, name=f"expired history of {queue_name}")
-        #: Kept jobs deleted since the start (for tests and logs).
-        self.deleted = 0
 
     def clean(self) -> "Deferred[int]":
         """One clean-up, if this node holds the lease; fires with how many were deleted."""
@@ -90,11 +86,3 @@ class HistoryCleaner(Service):
             return deferLater(self.clock, 0, batch, runs + 1)
 
         return batch(0)
-
-    def startService(self) -> None:
-        super().startService()
-        self._loop.startService()
-
-    def stopService(self) -> "Deferred[None]":
-        super().stopService()
-        return self._loop.stopService() or succeed(None)
