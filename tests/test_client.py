@@ -34,13 +34,9 @@ from fireworq.client import (
     TransportError,
 )
 from tests.support.cases import ServerTestCase
+from tests.support.client_cases import ClientServerCase, in_thread
 from tests.support.polling import wait_until
 from tests.support.server import REPO, FireworqProcess, free_port
-
-
-def in_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking client call off the reactor thread."""
-    return threads.deferToThread(f, *args, **kwargs)
 
 
 def run_async(make: Callable[[], Any]) -> Any:
@@ -63,18 +59,8 @@ class ImportTests(TestCase):
         self.assertEqual(out.stdout.strip(), "", "fireworq.client imported: " + out.stdout)
 
 
-class ClientTests(ServerTestCase):
+class ClientTests(ClientServerCase):
     """The synchronous client against one real server (sqlite)."""
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
-        super().setUp()
-        self.server = yield self.server()
-        self.client = Client(self.server.url(""), retry=RetryPolicy(attempts=2, backoff=0.05))
-        self.addCleanup(self.client.close)
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return in_thread(getattr(self.client, method), *args, **kwargs)
 
     @inlineCallbacks
     def test_server_endpoints(self) -> Any:
@@ -359,18 +345,8 @@ class RetryTests(ServerTestCase):
         self.assertEqual(len(retries), 4)
 
 
-class JobOptionTests(ServerTestCase):
+class JobOptionTests(ClientServerCase):
     """The job options of B7, which the server has (sqlite store), through the client."""
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
-        super().setUp()
-        self.server = yield self.server()
-        self.client = Client(self.server.url(""), retry=RetryPolicy(attempts=2, backoff=0.05))
-        self.addCleanup(self.client.close)
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return in_thread(getattr(self.client, method), *args, **kwargs)
 
     @inlineCallbacks
     def test_options_are_stored_and_delivered(self) -> Any:

@@ -23,9 +23,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable
+from typing import Any
 
-from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
 
 from fireworq.client import (
@@ -40,28 +39,14 @@ from fireworq.client import (
 )
 from fireworq.client.worker import sign
 from tests.support.cases import ServerTestCase
+from tests.support.client_cases import ClientServerCase, in_thread
 from tests.support.certs import ThrowawayCA
 from tests.support.polling import pause, wait_until
 from tests.support.server import REPO, FireworqProcess
 
 
-def in_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking client call off the reactor thread."""
-    return threads.deferToThread(f, *args, **kwargs)
-
-
-class ControlTests(ServerTestCase):
+class ControlTests(ClientServerCase):
     """One real server (sqlite) and the synchronous client."""
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
-        super().setUp()
-        self.server = yield self.server()
-        self.client = Client(self.server.url(""), retry=RetryPolicy(attempts=2, backoff=0.05))
-        self.addCleanup(self.client.close)
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return in_thread(getattr(self.client, method), *args, **kwargs)
 
     @inlineCallbacks
     def test_pause_resume_purge(self) -> Any:

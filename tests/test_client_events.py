@@ -11,19 +11,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any, Callable, List
+from typing import Any, List
 
-from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
 
-from fireworq.client import AsyncClient, BadRequest, Client, RetryPolicy
-from tests.support.cases import ServerTestCase
+from fireworq.client import AsyncClient, BadRequest, Client
+from tests.support.client_cases import ClientServerCase, in_thread
 from tests.support.polling import wait_until
-
-
-def in_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking client call off the reactor thread."""
-    return threads.deferToThread(f, *args, **kwargs)
 
 
 class Listener:
@@ -47,15 +41,8 @@ class Listener:
         return [e.type for e in self.events if e.type.startswith("job.") and e.data["job"]["id"] == job_id]
 
 
-class EventTests(ServerTestCase):
+class EventTests(ClientServerCase):
     """``events()`` over the server's real stream."""
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
-        super().setUp()
-        self.server = yield self.server()
-        self.client = Client(self.server.url(""), retry=RetryPolicy(attempts=2, backoff=0.05))
-        self.addCleanup(self.client.close)
 
     @inlineCallbacks
     def test_job_events_and_resume(self) -> Any:

@@ -10,24 +10,13 @@ from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 
-from fireworq.client import Client, NotFound, RetryPolicy
-from tests.support.cases import ServerTestCase
+from fireworq.client import NotFound
+from tests.support.client_cases import ClientServerCase, in_thread
 from tests.support.polling import wait_until
-from tests.test_client import in_thread
 
 
-class ClientHistoryTests(ServerTestCase):
+class ClientHistoryTests(ClientServerCase):
     """Kept finished jobs through the synchronous client."""
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
-        super().setUp()
-        self.server = yield self.server()
-        self.client = Client(self.server.url(""), retry=RetryPolicy(attempts=2, backoff=0.05))
-        self.addCleanup(self.client.close)
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return in_thread(getattr(self.client, method), *args, **kwargs)
 
     @inlineCallbacks
     def test_completed_jobs_and_run_again(self) -> Any:

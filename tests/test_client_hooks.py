@@ -9,34 +9,18 @@ secret.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, List
+from typing import Any, List
 
-from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
 
-from fireworq.client import BadRequest, Client, NotFound, RetryPolicy, SignatureError, WebhookVerifier
-from tests.support.cases import ServerTestCase
+from fireworq.client import BadRequest, NotFound, SignatureError, WebhookVerifier
+from tests.support.client_cases import ClientServerCase
 from tests.support.polling import wait_until
 from tests.test_cli_control import CommandCase
 
 
-def in_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking client call off the reactor thread."""
-    return threads.deferToThread(f, *args, **kwargs)
-
-
-class HookTests(ServerTestCase):
+class HookTests(ClientServerCase):
     """Hooks through the client; a delivery verified with the hook's secret."""
-
-    @inlineCallbacks
-    def setUp(self) -> Any:
-        super().setUp()
-        self.server = yield self.server()
-        self.client = Client(self.server.url(""), retry=RetryPolicy(attempts=2, backoff=0.05))
-        self.addCleanup(self.client.close)
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return in_thread(getattr(self.client, method), *args, **kwargs)
 
     @inlineCallbacks
     def test_hooks(self) -> Any:

@@ -17,11 +17,9 @@ import subprocess
 import sys
 from typing import Any, List
 
-from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
 
-from fireworq.client import Client, RetryPolicy
-from tests.support.cases import ServerTestCase
+from tests.support.client_cases import ClientServerCase
 from tests.support.polling import wait_until
 from tests.support.server import REPO, free_port
 from tests.test_readme_worker import accepts
@@ -36,21 +34,15 @@ def docs_worker() -> str:
     return blocks[0]
 
 
-class SignedWorkerTests(ServerTestCase):
+class SignedWorkerTests(ClientServerCase):
     """The documented worker behind a signing queue."""
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        super().setUp()
-        self.server = yield self.server()
-        self.client = Client(self.server.url(""), retry=RetryPolicy(attempts=2, backoff=0.05))
-        self.addCleanup(self.client.close)
+        yield super().setUp()
         self.source = os.path.join(self.workdir, "worker.py")
         with open(self.source, "w", encoding="utf-8") as f:
             f.write(docs_worker())
-
-    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return threads.deferToThread(getattr(self.client, method), *args, **kwargs)
 
     @inlineCallbacks
     def start_worker(self, secrets: List[str]) -> Any:
