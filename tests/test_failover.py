@@ -241,6 +241,26 @@ class LeaseKeeperTests(_Fixture):
         self.clock.advance(TTL / 3)
         self.assertTrue(keeper.held())
 
+    def test_late_grant_recovers_nothing(self) -> None:
+        """
+        Issue 19: a claim answered only after its own deadline (on Galera:
+        stalled in commit during a view change) recovers nothing under that
+        epoch -- another node may have taken the queue since, and the
+        recovery could hand its in-flight jobs out again; the next renewal
+        answered in time recovers and makes the lease held.
+        """
+        self.store.stalled = True
+        keeper = self.keeper()
+        keeper.start()
+        self.clock.advance(TTL)
+        self.store.flush()
+        self.assertFalse(keeper.held())
+        self.assertEqual([e for e in self.events if e[0] == "recover"], [])
+        self.store.stalled = False
+        self.clock.advance(TTL / 3)
+        self.assertTrue(keeper.held())
+        self.assertEqual([e for e in self.events if e[0] == "recover"], [("recover", "q", keeper.grabber_id)])
+
     def test_store_outage_then_same_epoch_again(self) -> None:
         keeper = self.keeper()
         keeper.start()

@@ -67,6 +67,8 @@ class _MySQLStores:
 
     driverName = "mysql"
     usesInjectedClock = True
+    #: Grabber ids are lease epochs: recovery leaves a newer epoch's jobs alone.
+    recoversNewerGrabbers = False
     usesOriginalTableNames = True
     #: The DB-API driver under test (None: the default).
     mysqlDriver = None
@@ -441,8 +443,10 @@ class OriginalDatabaseTests(_MySQLCase):
         )
         [rows] = await self.sql(db.name, "SELECT job_id, attempts FROM `fireworq_jq(legacy)` ORDER BY job_id")
         self.assertEqual([tuple(r) for r in rows], [(1, 3), (2, 0)])
-        await a.recover("legacy", 6)
-        again = await a.grab("legacy", 10, 6)
+        # Our grabber ids are lease epochs (from FIRST_EPOCH, above any
+        # connection id): recovery returns only OLDER epochs' jobs (issue 19).
+        await a.recover("legacy", FIRST_EPOCH)
+        again = await a.grab("legacy", 10, FIRST_EPOCH)
         self.assertEqual(sorted((j.id, j.attempt) for j in again), [(1, 4), (2, 1)])
 
     async def test_original_table_without_alter_privilege(self) -> None:

@@ -343,7 +343,18 @@ class LeaseKeeper:
             return
         if grant.taken_over or grant.epoch != self._recovered_epoch:
             self._set_active(False)
-            self._recover(grant.epoch)
+            if self._now() < self._deadline:
+                self._recover(grant.epoch)
+            else:
+                # The answer came after the grant's own deadline (a claim
+                # that stalled, e.g. in a Galera view change): another node
+                # may hold the queue by now, so recover nothing; the next
+                # renewal either proves the lease in time or loses it.
+                self._log.warn(
+                    "Lease of queue {queue} (epoch {epoch}) granted too late to use; "
+                    "not recovering under it",
+                    queue=self.queue_name, epoch=grant.epoch,
+                )
         elif self._now() < self._deadline:
             self._set_active(True)
 

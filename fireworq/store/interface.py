@@ -180,9 +180,14 @@ class IJobStore(Interface):
 
     def recover(queue_name: str, grabber_id: int) -> "Deferred[int]":
         """
-        Return every grabbed job of the queue whose ``grabber_id`` is not
-        ``grabber_id`` (a previous holder's, or NULL) to ``claimed``.  Fires
-        with the number of jobs recovered.
+        Return a previous holder's grabbed jobs of the queue to ``claimed``;
+        fires with the number of jobs recovered.  Which are a previous
+        holder's depends on the store's grabber ids: in a single-node store
+        (one process at a time, time-based id that may step back with the
+        wall clock) every job not grabbed by ``grabber_id`` (or NULL); in a
+        shared store whose ids are lease epochs (MySQL) only those grabbed
+        under an OLDER epoch (below ``grabber_id``, or NULL) -- a higher
+        epoch is a newer holder's, whose jobs stay its own.
         """
 
     def purge(queue_name: str) -> "Deferred[int]":

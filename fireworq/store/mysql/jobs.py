@@ -823,19 +823,30 @@ class MySQLJobStore(MySQLHistory, MySQLInspection):
         return self._run([queue_name], work, idempotent=True, what=f"release jobs of {queue_name!r}")
 
     def recover(self, queue_name: str, grabber_id: int) -> Deferred:
+        """
+        Return the queue's jobs grabbed under an OLDER epoch (below
+        ``grabber_id``, or NULL) to ``claimed``.  Not every other epoch
+        (``<>``): a queue's epoch only rises (lease rows are never deleted,
+        and an original server's grabber ids are connection ids, below
+        L{FIRST_EPOCH <fireworq.lease.mysql.FIRST_EPOCH>}), so a job grabbed
+        under a higher epoch is a NEWER holder's.  On Galera a claim that
+        stalls in commit can come back after another node has taken the
+        queue over again; its recovery must leave that node's in-flight
+        jobs alone, or they would be delivered twice.
+        """
         def work(cursor: Any) -> int:
             deleted = 0
             if self._optioned(queue_name):
                 # Canceled while its holder died (B9): deleted, not returned.
                 cursor.execute(
                     f"DELETE FROM {job_table(queue_name)} WHERE status = 'grabbed' AND canceling <> 0 "
-                    "AND (grabber_id IS NULL OR grabber_id <> %s)",
+                    "AND (grabber_id IS NULL OR grabber_id < %s)",
                     (grabber_id,),
                 )
                 deleted = int(cursor.rowcount)
             cursor.execute(
                 f"UPDATE {job_table(queue_name)} SET status = 'claimed', grabber_id = NULL "
-                "WHERE status = 'grabbed' AND (grabber_id IS NULL OR grabber_id <> %s)",
+                "WHERE status = 'grabbed' AND (grabber_id IS NULL OR grabber_id < %s)",
                 (grabber_id,),
             )
             return int(cursor.rowcount) + deleted
