@@ -10,15 +10,14 @@ brings the sign-in back.  The same rules as tests/test_console_browser.py
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 
-from tests.support.browser import Browser, skip_reason
+from tests.support.browser import skip_reason
+from tests.support.console import open_console
 from tests.support.polling import wait_until
-from tests.support.server import FireworqProcess
 from tests.test_auth_cluster import call
 
 ADMIN_TOKEN = "console-admin-token-0123456789abcdef"
@@ -32,22 +31,10 @@ class ConsoleSignInTests(TestCase):
 
     @inlineCallbacks
     def setUp(self) -> Any:
-        self.workdir = os.path.abspath(self.mktemp())
-        os.makedirs(self.workdir)
-        settings = {
-            "driver": "sqlite",
-            "sqlite_path": os.path.join(self.workdir, "fireworq.sqlite3"),
-            "queue_default": "",
-            "shutdown_timeout": "5",
-            "auth": "on",
-            "admin_token": ADMIN_TOKEN,
-            "config_refresh_interval": "200",
-        }
-        self.server = FireworqProcess(self.workdir, settings)
-        self.addCleanup(self.server.kill)
-        yield self.server.start()
-        self.browser = yield Browser.launch(os.path.join(self.workdir, "browser"))
-        self.addCleanup(self.browser.quit)
+        yield open_console(
+            self,
+            {"queue_default": "", "auth": "on", "admin_token": ADMIN_TOKEN, "config_refresh_interval": "200"},
+        )
 
     @inlineCallbacks
     def admin(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:

@@ -22,20 +22,15 @@ Screenshots go to the test's directory, or to the directory named by
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-from typing import Any, Dict, List
+from typing import Any, Dict
 from urllib.parse import quote
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
-from twisted.web.server import Site
 
 from fireworq.store.sqlite import failures_table, jobs_table, table_key
-from tests.support.browser import Browser, skip_reason
+from tests.support.console import ConsoleCase, css_string
 from tests.support.polling import wait_until
-from tests.support.server import FireworqProcess
-from tests.support.worker import Worker, _WorkerResource
 
 #: 2^53: the first integer above which doubles skip integers.
 TWO_53 = 2**53
@@ -44,29 +39,6 @@ TWO_53 = 2**53
 XSS_CATEGORY = 'console/<img src=x onerror="window.__xss=1">'
 XSS_PAYLOAD = {"html": "<script>window.__xss=2</script>", "big": 12345678901234567890}
 XSS_QUEUE = "q<img src=x onerror=window.__xss=3>"
-
-
-class SwitchWorker(Worker):
-    """
-    The test worker, plus the path ``/switch``: a failure while ``failing``
-    is true, a success after.  (A retried job is a new job whose first try is
-    attempt 1 again, so ``/flaky/<n>`` would fail it again.)
-    """
-
-    failing = True
-
-    def start(self) -> None:
-        worker = self
-
-        class Resource(_WorkerResource):
-            def _answer(self, request: Any, path: str, delivery: Any, finished: List[bool]) -> None:
-                if path == "/switch":
-                    path = "/failure" if worker.failing else "/success"
-                super()._answer(request, path, delivery, finished)
-
-        site = Site(Resource(self))
-        site.noisy = False
-        self._port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
 
 
 def raise_ids(sqlite_path: str, queue: str, next_job_id: int, next_failure_id: int) -> None:
@@ -86,70 +58,8 @@ def raise_ids(sqlite_path: str, queue: str, next_job_id: int, next_failure_id: i
     db.close()
 
 
-def css_string(text: str) -> str:
-    """``text`` as a quoted CSS string (for attribute selectors)."""
-    return json.dumps(text)
-
-
-class ConsoleBrowserTests(TestCase):
-    """The console's pages, driven like a user would."""
-
-    timeout = 120
-    skip = skip_reason()
-
-    @inlineCallbacks
-    def setUp(self):
-        self.workdir = os.path.abspath(self.mktemp())
-        os.makedirs(self.workdir)
-        self.worker = SwitchWorker()
-        self.worker.start()
-        self.addCleanup(self.worker.stop)
-        self.sqlite_path = os.path.join(self.workdir, "fireworq.sqlite3")
-        settings = {
-            "driver": "sqlite",
-            "sqlite_path": self.sqlite_path,
-            "queue_default": "default",
-            "queue_default_polling_interval": "100",
-            "shutdown_timeout": "5",
-        }
-        self.server = FireworqProcess(self.workdir, settings)
-        self.addCleanup(self.server.kill)
-        yield self.server.start()
-        self.browser = yield Browser.launch(os.path.join(self.workdir, "browser"))
-        self.addCleanup(self.browser.quit)
-        self.shots = os.environ.get("FIREWORQ_CONSOLE_SCREENSHOTS") or os.path.join(self.workdir, "screenshots")
-
-    # ------------------------------------------------------------ helpers
-
-    @inlineCallbacks
-    def api(self, method: str, path: str, body: Any = None, expect: int = 200):
-        """Call the API and check the status; fire with the decoded body."""
-        code, value = yield self.server.call(method, path, body)
-        self.assertEqual(code, expect, f"{method} {path}: {value}")
-        return value
-
-    @inlineCallbacks
-    def screenshot(self, name: str):
-        """Dismiss the notices (they were checked already) and save a screenshot."""
-        yield self.browser.execute("document.querySelectorAll('#flash .close').forEach(b => b.click())")
-        yield self.browser.move_mouse_away()
-        yield self.browser.screenshot(os.path.join(self.shots, name))
-
-    @inlineCallbacks
-    def confirm(self):
-        """Accept the console's confirmation dialog."""
-        yield self.browser.wait_for("#modal-confirm")
-        yield self.browser.click("#modal-confirm")
-        yield wait_until(lambda: self.browser.execute("return !document.querySelector('#modal-confirm')"))
-
-    @inlineCallbacks
-    def assert_no_script_ran(self):
-        """No data shown was taken as markup: no handler ran, no image was made."""
-        state = yield self.browser.execute(
-            "return {xss: window.__xss === undefined ? null : window.__xss,"
-            " images: document.querySelectorAll('img').length}"
-        )
-        self.assertEqual(state, {"xss": None, "images": 0})
+class ConsoleBrowserTests(ConsoleCase):
+    """The console's pages, driven like a user would (set-up and shared helpers: L{ConsoleCase})."""
 
     @inlineCallbacks
     def define_queue_in_form(self, name: str, workers: str, rate: str = "", burst: str = ""):
@@ -166,9 +76,6 @@ class ConsoleBrowserTests(TestCase):
             yield self.browser.fill("#queue-burst", burst)
         yield self.browser.click("#queue-submit")
 
-    def queue_row(self, name: str) -> str:
-        return f"#queues-body tr[data-queue={css_string(name)}]"
-
     def failures(self) -> Any:
         """What the failure-log list shows, row by row."""
         return self.browser.execute(
@@ -179,17 +86,6 @@ class ConsoleBrowserTests(TestCase):
             "    status: text('td.result .badge'), code: text('td.result .code'), message: text('td.message')};"
             "})"
         )
-
-    @inlineCallbacks
-    def rows(self, tbody: str) -> Any:
-        """The data-id and the cells' text of each row of ``tbody``."""
-        value = yield self.browser.execute(
-            "return Array.from(document.querySelectorAll(arguments[0] + ' tr')).map("
-            "  tr => ({id: tr.dataset.id || null, jobId: tr.dataset.jobId || null,"
-            "          cells: Array.from(tr.cells).map(td => td.textContent)}))",
-            tbody,
-        )
-        return value
 
     # -------------------------------------------------------------- tests
 
@@ -542,16 +438,8 @@ class ConsoleBrowserTests(TestCase):
         )
 
 
-class ConsolePushFormTests(TestCase):
+class ConsolePushFormTests(ConsoleCase):
     """The push form and the job options on job views (issue 12)."""
-
-    timeout = 120
-    skip = skip_reason()
-    # The set-up and helpers of ConsoleBrowserTests, not its tests.
-    setUp = ConsoleBrowserTests.setUp
-    api = ConsoleBrowserTests.api
-    screenshot = ConsoleBrowserTests.screenshot
-    assert_no_script_ran = ConsoleBrowserTests.assert_no_script_ran
 
     @inlineCallbacks
     def test_push_form_with_options(self):

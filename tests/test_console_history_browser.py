@@ -12,13 +12,11 @@ import json
 from typing import Any, List
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
-from tests.support.browser import skip_reason
+from tests.support.console import ConsoleCase
 from tests.support.polling import wait_until
 from tests.support.worker import Worker, _WorkerResource
-from tests import test_console_browser as base
 
 #: An answer body a console must show as text: each part tries to run.
 MARKUP = '<img src=x onerror="window.__xss=7"><script>window.__xss=8</script>'
@@ -42,20 +40,12 @@ class MarkupWorker(Worker):
         self._port = self.reactor.listenTCP(0, site, interface="127.0.0.1")
 
 
-class ConsoleHistoryTests(TestCase):
+class ConsoleHistoryTests(ConsoleCase):
     """The Completed tab and a kept job's page."""
-
-    timeout = 120
-    skip = skip_reason()
-    api = base.ConsoleBrowserTests.api
-    confirm = base.ConsoleBrowserTests.confirm
-    screenshot = base.ConsoleBrowserTests.screenshot
-    assert_no_script_ran = base.ConsoleBrowserTests.assert_no_script_ran
-    rows = base.ConsoleBrowserTests.rows
 
     @inlineCallbacks
     def setUp(self):
-        yield base.ConsoleBrowserTests.setUp(self)
+        yield super().setUp()
         self.markup_worker = MarkupWorker()
         self.markup_worker.start()
         self.addCleanup(self.markup_worker.stop)

@@ -12,19 +12,12 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import TestCase
 
 from tests import test_console_auth_browser as auth_base
-from tests import test_console_browser as base
 from tests.support.browser import skip_reason
+from tests.support.console import ConsoleCase
 
 
-class ConsoleLiveTests(TestCase):
+class ConsoleLiveTests(ConsoleCase):
     """The queues page, updated by live events."""
-
-    timeout = 120
-    skip = skip_reason()
-
-    setUp = base.ConsoleBrowserTests.setUp
-    api = base.ConsoleBrowserTests.api
-    screenshot = base.ConsoleBrowserTests.screenshot
 
     def wait_live(self, timeout: float = 10.0):
         """Wait until the page says it follows the live stream."""

@@ -9,26 +9,16 @@ delete; a name and a category with markup are shown as text.
 from __future__ import annotations
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
 
 from tests import test_console_browser as base
-from tests.support.browser import skip_reason
+from tests.support.console import ConsoleCase
 from tests.support.polling import wait_until
 
 XSS_NAME = 'nightly<img src=x onerror="window.__xss=4">'
 
 
-class ConsoleScheduleTests(TestCase):
+class ConsoleScheduleTests(ConsoleCase):
     """Schedules in the console, driven like a user would."""
-
-    timeout = 120
-    skip = skip_reason()
-
-    setUp = base.ConsoleBrowserTests.setUp
-    api = base.ConsoleBrowserTests.api
-    screenshot = base.ConsoleBrowserTests.screenshot
-    confirm = base.ConsoleBrowserTests.confirm
-    assert_no_script_ran = base.ConsoleBrowserTests.assert_no_script_ran
 
     def row(self, name: str) -> str:
         return f"#schedules-body tr[data-schedule={base.css_string(name)}]"

@@ -8,25 +8,13 @@ that shows the secrets only when asked, and a rotation.
 from __future__ import annotations
 
 from twisted.internet.defer import inlineCallbacks
-from twisted.trial.unittest import TestCase
 
-from tests import test_console_browser as base
-from tests.support.browser import skip_reason
+from tests.support.console import ConsoleCase
 from tests.support.polling import wait_until
 
 
-class ConsoleSigningTests(TestCase):
+class ConsoleSigningTests(ConsoleCase):
     """Signing in the console, driven like a user would."""
-
-    timeout = 120
-    skip = skip_reason()
-
-    # The set-up and helpers of the console's browser tests (not their tests).
-    setUp = base.ConsoleBrowserTests.setUp
-    api = base.ConsoleBrowserTests.api
-    screenshot = base.ConsoleBrowserTests.screenshot
-    queue_row = base.ConsoleBrowserTests.queue_row
-    assert_no_script_ran = base.ConsoleBrowserTests.assert_no_script_ran
 
     @inlineCallbacks
     def test_signing_on_show_and_rotate(self):
