@@ -20,6 +20,7 @@ from fireworq.auth.wiring import build_auth
 from fireworq.metrics import Metrics
 from fireworq.model import Result
 from fireworq.web.app import FireworqAPI
+from tests.support.stubapi import stub_request
 from tests.test_web import APITestCase
 
 ADMIN_TOKEN = "bootstrap-admin-token-0123456789"
@@ -131,14 +132,7 @@ class AuthAPITestCase(APITestCase):
         """(code, body, headers) of one request with ``token`` (None: no Authorization)."""
         headers = {} if token is None else {"Authorization": "Bearer " + token}
         data = None if body is None else json.dumps(body).encode()
-        d = self.stub.request(method, "http://fireworq.test" + path, data=data, headers=headers)
-        for _ in range(5):
-            self.clock.advance(0)
-            self.stub.flush()
-        response = self.successResultOf(d)
-        content_d = response.content()
-        self.stub.flush()
-        content = self.successResultOf(content_d)
+        response, content = stub_request(self, self.stub, self.clock, method, path, data, headers=headers)
         if response.headers.getRawHeaders(b"content-type", [b""])[0].startswith(b"application/json"):
             return response.code, json.loads(content), response.headers
         return response.code, content.decode("utf-8", "replace"), response.headers
@@ -146,16 +140,9 @@ class AuthAPITestCase(APITestCase):
     def call_raw(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):
         """APITestCase's helper, with the admin token."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        d = self.stub.request(
-            method, "http://fireworq.test" + path, data=data, headers={"Authorization": "Bearer " + self.token}
+        return stub_request(
+            self, self.stub, self.clock, method, path, data, headers={"Authorization": "Bearer " + self.token}
         )
-        for _ in range(5):
-            self.clock.advance(0)
-            self.stub.flush()
-        response = self.successResultOf(d)
-        content_d = response.content()
-        self.stub.flush()
-        return response, self.successResultOf(content_d)
 
     def make_token(self, scopes: list, **fields: Any) -> Tuple[str, str]:
         """(id, secret) of a new token."""

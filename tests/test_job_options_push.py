@@ -22,6 +22,7 @@ from fireworq.dispatch.upkeep import KeyCleaner
 from fireworq.joboptions.values import JobOptions
 from fireworq.model import NewJob, PushEntry, Result
 from fireworq.store.memory import MemoryJobStore
+from tests.support.stubapi import stub_request
 from tests.test_web import APITestCase
 
 #: Every option, as a client pushes them.
@@ -47,14 +48,8 @@ class OptionsAPITestCase(APITestCase):
     ) -> Tuple[int, Any, Any]:
         """(code, JSON body, response headers) of one request with extra ``headers``."""
         data = None if body is None else json.dumps(body).encode()
-        d = self.stub.request(method, "http://fireworq.test" + path, data=data, headers=headers or {})
-        for _ in range(5):
-            self.clock.advance(0)
-            self.stub.flush()
-        response = self.successResultOf(d)
-        content_d = response.content()
-        self.stub.flush()
-        return response.code, json.loads(self.successResultOf(content_d)), response.headers
+        response, content = stub_request(self, self.stub, self.clock, method, path, data, headers=headers or {})
+        return response.code, json.loads(content), response.headers
 
     def replayed(self, headers: Any) -> Optional[list]:
         return headers.getRawHeaders(b"Idempotent-Replayed")

@@ -40,6 +40,7 @@ from fireworq.inspection import Inspection
 from fireworq.web.app import FireworqAPI
 from fireworq.web.openapi import openapi_document
 from fireworq.web.routes import app
+from tests.support.stubapi import stub_request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CANONICAL = os.path.join(REPO, "fireworq", "openapi.yaml")
@@ -333,16 +334,7 @@ class ConformanceTests(SynchronousTestCase):
     def call(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None) -> Tuple[int, Any]:
         """Make a request, check its answer, return (code, decoded body)."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        d = self.stub.request(
-            method, "http://fireworq.test" + path, data=data, allow_redirects=False
-        )
-        for _ in range(5):
-            self.clock.advance(0)
-            self.stub.flush()
-        response = self.successResultOf(d)
-        content_d = response.content()
-        self.stub.flush()
-        content = self.successResultOf(content_d)
+        response, content = stub_request(self, self.stub, self.clock, method, path, data, allow_redirects=False)
         content_type = response.headers.getRawHeaders(b"content-type", [b""])[0].decode("latin-1")
         self.conforms(method, path, response.code, content_type, content)
         if content_type.startswith("application/json"):

@@ -20,6 +20,7 @@ from fireworq.schedules.memory import MemorySchedules
 from fireworq.schedules.scheduler import Scheduler
 from fireworq.web.schedules import make_job
 from tests import test_openapi as base
+from tests.support.stubapi import stub_request
 
 #: RFC 3339 with milliseconds and an offset (the API's convention for times).
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}(Z|[+-]\d\d:\d\d)$")
@@ -52,15 +53,9 @@ class OptionsConformanceTests(SynchronousTestCase):
              headers: Optional[dict] = None) -> Tuple[int, Any]:
         """As L{ConformanceTests.call}, with request headers; keeps the last answer's headers."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        d = self.stub.request(method, "http://fireworq.test" + path, data=data, headers=headers or {},
-                              allow_redirects=False)
-        for _ in range(5):
-            self.clock.advance(0)
-            self.stub.flush()
-        response = self.successResultOf(d)
-        content_d = response.content()
-        self.stub.flush()
-        content = self.successResultOf(content_d)
+        response, content = stub_request(
+            self, self.stub, self.clock, method, path, data, headers=headers or {}, allow_redirects=False
+        )
         content_type = response.headers.getRawHeaders(b"content-type", [b""])[0].decode("latin-1")
         self.conforms(method, path, response.code, content_type, content)
         self.last_headers = response.headers

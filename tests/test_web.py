@@ -35,6 +35,7 @@ from fireworq.web.routes import timestamp
 from fireworq.schedules.memory import MemorySchedules
 from fireworq.schedules.scheduler import Scheduler
 from fireworq.web.schedules import make_job
+from tests.support.stubapi import stub_request
 
 NODE = NodeInfo("node-a", "host-a")
 
@@ -113,14 +114,7 @@ class APITestCase(SynchronousTestCase):
     def call_raw(self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None):
         """(response, body bytes) of one request."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        d = self.stub.request(method, "http://fireworq.test" + path, data=data)
-        for _ in range(5):
-            self.clock.advance(0)
-            self.stub.flush()
-        response = self.successResultOf(d)
-        content_d = response.content()
-        self.stub.flush()
-        return response, self.successResultOf(content_d)
+        return stub_request(self, self.stub, self.clock, method, path, data)
 
 
 class PushTests(APITestCase):
