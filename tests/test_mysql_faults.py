@@ -175,6 +175,33 @@ class FailoverTestCase(ClusterTestCase):
                 f"{len(self.duplicates())} delivered twice, pushes {dict(stream.codes())}")
         self.check_duplicates(fault_at, resumed_at)
 
+    @inlineCallbacks
+    def pause_primary(self) -> Any:
+        """
+        Start two nodes and a push stream, then stop (SIGSTOP) the one that
+        dispatches the queue; fire, once the backup dispatches, with
+        (a, b, stream, paused_at, resume): ``resume()`` sends SIGCONT once
+        (also at cleanup).  ``moments["paused"]`` is set.
+        """
+        a, b = yield self.primary_and_backup()
+        stream = PushStream([a, b], [CATEGORY], self.worker.url(f"/sleep/{WORK_SECONDS}/success"))
+        yield self.flowing(stream)
+        # A push to a's paused process would wait for its answer until the
+        # process resumes: push through b only from now on.
+        stream.remove(a)
+        paused_at = self.moments["paused"] = time.time()
+        a.process.signal(signal.SIGSTOP)
+        resumed = [False]
+
+        def resume() -> None:
+            if not resumed[0]:
+                resumed[0] = True
+                a.process.signal(signal.SIGCONT)
+
+        self.addCleanup(resume)
+        yield self.backup_dispatches(b, paused_at)
+        return a, b, stream, paused_at, resume
+
 
 class KillPrimaryTests(FailoverTestCase):
     """kill -9 of the node dispatching the queue."""
@@ -200,23 +227,7 @@ class PausePrimaryTests(FailoverTestCase):
 
     @inlineCallbacks
     def test_backup_takes_over_and_resumed_node_stops_grabbing(self) -> Any:
-        a, b = yield self.primary_and_backup()
-        stream = PushStream([a, b], [CATEGORY], self.worker.url(f"/sleep/{WORK_SECONDS}/success"))
-        yield self.flowing(stream)
-        # A push to a's paused process would wait for its answer until the
-        # process resumes: push through b only from now on.
-        stream.remove(a)
-        paused_at = self.moments["paused"] = time.time()
-        a.process.signal(signal.SIGSTOP)
-        resumed = [False]
-
-        def resume() -> None:
-            if not resumed[0]:
-                resumed[0] = True
-                a.process.signal(signal.SIGCONT)
-
-        self.addCleanup(resume)
-        yield self.backup_dispatches(b, paused_at)
+        a, b, stream, paused_at, resume = yield self.pause_primary()
         self.moments["resumed"] = time.time()
         resume()
         # The resumed node knows at once that its lease is not proven, and
@@ -253,21 +264,7 @@ class LongPauseTests(FailoverTestCase):
 
     @inlineCallbacks
     def test_no_stale_delivery_after_resume(self) -> Any:
-        a, b = yield self.primary_and_backup()
-        stream = PushStream([a, b], [CATEGORY], self.worker.url(f"/sleep/{WORK_SECONDS}/success"))
-        yield self.flowing(stream)
-        stream.remove(a)
-        paused_at = self.moments["paused"] = time.time()
-        a.process.signal(signal.SIGSTOP)
-        resumed = [False]
-
-        def resume() -> None:
-            if not resumed[0]:
-                resumed[0] = True
-                a.process.signal(signal.SIGCONT)
-
-        self.addCleanup(resume)
-        yield self.backup_dispatches(b, paused_at)
+        a, b, stream, paused_at, resume = yield self.pause_primary()
         yield wait_until(lambda: time.time() >= paused_at + self.PAUSE, self.PAUSE + 5, 0.1, "the pause")
         resumed_at = self.moments["resumed"] = time.time()
         resume()
