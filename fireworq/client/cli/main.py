@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import click
 
@@ -55,6 +55,27 @@ def run(state: State, action: Callable[[], Any]) -> Any:
     except FireworqError as e:
         state.output.error(error_text(e))
         raise SystemExit(exit_code(e))
+
+
+def listing(
+    ctx: click.Context,
+    fetch: Callable[[Client], Any],
+    columns: List[str],
+    row: Callable[[Any], List[Any]],
+    as_json: Callable[[Any], Any] = lambda items: items,
+) -> None:
+    """
+    What a group (queues, routings, ...) prints when called without a
+    subcommand: the items ``fetch(client)`` answers, as JSON (``as_json``
+    of them) or as a table of ``columns``, one ``row(item)`` each.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    state: State = ctx.obj
+    items = run(state, lambda: fetch(state.client))
+    if state.output.as_json:
+        return state.output.json(as_json(items))
+    state.output.table(columns, (row(item) for item in items))
 
 
 def json_value(text: str) -> Any:
@@ -133,17 +154,13 @@ def stats(state: State, queue: Optional[str]) -> None:
 @click.pass_context
 def queues(ctx: click.Context) -> None:
     """List queues; subcommands show, put, delete, pause, resume, purge."""
-    if ctx.invoked_subcommand is not None:
-        return
-    state: State = ctx.obj
-    items = run(state, state.client.queues)
-    if state.output.as_json:
-        return state.output.json(to_json(items))
-    state.output.table(
+    listing(
+        ctx, lambda client: client.queues(),
         ["name", "polling_interval", "max_workers", "max/s", "burst", "paused", "other"],
-        ([q.name, q.polling_interval, q.max_workers, q.max_dispatches_per_second, q.max_burst_size,
-          "yes" if q.paused else "", short({k: v for k, v in q.extra.items() if k != "paused"}) if q.extra else ""]
-         for q in items),
+        lambda q: [q.name, q.polling_interval, q.max_workers, q.max_dispatches_per_second, q.max_burst_size,
+                   "yes" if q.paused else "",
+                   short({k: v for k, v in q.extra.items() if k != "paused"}) if q.extra else ""],
+        as_json=to_json,
     )
 
 
@@ -218,13 +235,8 @@ cli.add_command(queue_purge, "purge")
 @click.pass_context
 def routings(ctx: click.Context) -> None:
     """List routings; subcommands put, delete."""
-    if ctx.invoked_subcommand is not None:
-        return
-    state: State = ctx.obj
-    items = run(state, state.client.routings)
-    if state.output.as_json:
-        return state.output.json(to_json(items))
-    state.output.table(["category", "queue"], ([r.job_category, r.queue_name] for r in items))
+    listing(ctx, lambda client: client.routings(), ["category", "queue"],
+            lambda r: [r.job_category, r.queue_name], as_json=to_json)
 
 
 @routings.command("put")
@@ -441,17 +453,8 @@ def failed_delete(state: State, queue: str, failure_ids: Any, every: bool) -> No
 @click.pass_context
 def schedules(ctx: click.Context) -> None:
     """List schedules; subcommands show, put, delete, run."""
-    if ctx.invoked_subcommand is not None:
-        return
-    state: State = ctx.obj
-    items = run(state, state.client.schedules)
-    if state.output.as_json:
-        return state.output.json(items)
-    state.output.table(
-        ["name", "cron", "timezone", "category", "enabled", "next_run_at", "last_run_at"],
-        ([s.get("name"), s.get("cron"), s.get("timezone"), s.get("category"), s.get("enabled"),
-          s.get("next_run_at"), s.get("last_run_at")] for s in items),
-    )
+    columns = ["name", "cron", "timezone", "category", "enabled", "next_run_at", "last_run_at"]
+    listing(ctx, lambda client: client.schedules(), columns, lambda s: [s.get(c) for c in columns])
 
 
 @schedules.command("show")
@@ -504,14 +507,8 @@ def schedule_run(state: State, name: str) -> None:
 @click.pass_context
 def hooks(ctx: click.Context) -> None:
     """List event hooks; subcommands show, put, delete."""
-    if ctx.invoked_subcommand is not None:
-        return
-    state: State = ctx.obj
-    items = run(state, state.client.hooks)
-    if state.output.as_json:
-        return state.output.json(items)
-    state.output.table(["name", "url", "events", "queues"],
-                       ([h.get("name"), h.get("url"), names(h.get("events")), h.get("queues")] for h in items))
+    listing(ctx, lambda client: client.hooks(), ["name", "url", "events", "queues"],
+            lambda h: [h.get("name"), h.get("url"), names(h.get("events")), h.get("queues")])
 
 
 @hooks.command("show")
@@ -546,15 +543,9 @@ def hook_delete(state: State, name: str) -> None:
 @click.pass_context
 def tokens(ctx: click.Context) -> None:
     """List tokens (servers with authentication); subcommands create, show, revoke."""
-    if ctx.invoked_subcommand is not None:
-        return
-    state: State = ctx.obj
-    items = run(state, state.client.tokens)
-    if state.output.as_json:
-        return state.output.json(items)
-    state.output.table(["id", "name", "scopes", "queues", "rate", "burst", "created_at"],
-                       ([t.get("id"), t.get("name"), names(t.get("scopes")), t.get("queues"), t.get("rate"),
-                         t.get("burst"), millis_time(t.get("created_at"))] for t in items))
+    listing(ctx, lambda client: client.tokens(), ["id", "name", "scopes", "queues", "rate", "burst", "created_at"],
+            lambda t: [t.get("id"), t.get("name"), names(t.get("scopes")), t.get("queues"), t.get("rate"),
+                       t.get("burst"), millis_time(t.get("created_at"))])
 
 
 @tokens.command("show")
