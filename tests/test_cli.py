@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from typing import Any, Optional
@@ -20,6 +19,7 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.trial.unittest import SynchronousTestCase
 
 from tests.support.cases import ServerTestCase
+from tests.support.install import install_checkout
 from tests.support.polling import wait_until
 from tests.support.server import REPO, free_port
 
@@ -215,19 +215,7 @@ class ConsoleScriptTests(SynchronousTestCase):
     """``pip install .`` installs a ``fireworq`` command that runs the CLI."""
 
     def test_console_script_after_install(self) -> None:
-        work = os.path.abspath(self.mktemp())
-        source, target = os.path.join(work, "source"), os.path.join(work, "installed")
-        os.makedirs(source)
-        for name in ("setup.py", "README.md"):
-            shutil.copy(os.path.join(REPO, name), source)
-        for name in ("fireworq", "twisted"):
-            shutil.copytree(os.path.join(REPO, name), os.path.join(source, name),
-                            ignore=shutil.ignore_patterns("__pycache__", "dropin.cache"))
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-             "--disable-pip-version-check", "--target", target, source],
-            check=True, capture_output=True, cwd=work,
-        )
+        target = install_checkout(os.path.abspath(self.mktemp()))
         script = os.path.join(target, "bin", "fireworq")
         self.assertTrue(os.access(script, os.X_OK), os.listdir(target))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHONPATH", "FIREWORQ_"))}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ from twisted.plugin import getPlugins
 from twisted.trial.unittest import SynchronousTestCase
 
 from fireworq.tap import Options
+from tests.support.install import install_checkout
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -41,19 +41,7 @@ class InstalledPluginTests(SynchronousTestCase):
     """After ``pip install .``, twistd finds the plugin outside the clone."""
 
     def test_plugin_found_after_install(self):
-        work = os.path.abspath(self.mktemp())
-        source, target = os.path.join(work, "source"), os.path.join(work, "installed")
-        os.makedirs(source)
-        for name in ("setup.py", "README.md"):
-            shutil.copy(os.path.join(REPO, name), source)
-        for name in ("fireworq", "twisted"):
-            shutil.copytree(os.path.join(REPO, name), os.path.join(source, name),
-                            ignore=shutil.ignore_patterns("__pycache__", "dropin.cache"))
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
-             "--disable-pip-version-check", "--target", target, source],
-            check=True, capture_output=True, cwd=work,
-        )
+        target = install_checkout(os.path.abspath(self.mktemp()))
         self.assertTrue(os.path.exists(os.path.join(target, "twisted", "plugins", "fireworq_plugin.py")))
         self.assertFalse(os.path.exists(os.path.join(target, "twisted", "plugins", "__init__.py")))
         code = (
