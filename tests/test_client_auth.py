@@ -11,9 +11,8 @@ rate (never retried by the client).
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, List
+from typing import Any, List
 
-from twisted.internet import threads
 from twisted.internet.defer import inlineCallbacks
 
 from fireworq.client import (
@@ -27,13 +26,9 @@ from fireworq.client import (
     Unauthorized,
 )
 from tests.support.cases import ServerTestCase
+from tests.support.client_cases import in_thread
 
 ADMIN_TOKEN = "client-admin-token-0123456789abcdef"
-
-
-def in_thread(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking client call off the reactor thread."""
-    return threads.deferToThread(f, *args, **kwargs)
 
 
 class AuthServerTestCase(ServerTestCase):
