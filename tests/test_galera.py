@@ -349,10 +349,18 @@ class GaleraNodeLossTests(GaleraServers, ClusterTestCase):
     QUEUE = "q"
     CATEGORY = "work"
 
-    #: lease_ttl of these servers (ms): longer than the other tests', so
-    #: that the short pause of writes while the killed node rejoins (a view
-    #: change, well under a second) never costs a server its lease.
-    LEASE_TTL_MS = 2000
+    #: lease_ttl of these servers (ms): the default that docs/production.md
+    #: recommends keeping on Galera (longer than the other tests'), so that
+    #: the pause of writes while the killed node rejoins (a view change, well
+    #: under a second when idle) rarely costs a server its lease.  Under
+    #: load it has exceeded 2 s and even 3 s here: the duplicates check
+    #: below allows the deliveries such a lapse cut short, and only those.
+    LEASE_TTL_MS = 3000
+
+    #: The keeper's error-log message when an active lease lapsed before a
+    #: renewal came back (not "Lost the lease ... to another node", which a
+    #: server also logs after a stale claim that never dispatched).
+    LEASE_LAPSED = "expired before it could be renewed"
 
     def settings(self, **overrides: Any) -> Dict[str, str]:
         overrides.setdefault("lease_ttl", self.LEASE_TTL_MS)
@@ -428,6 +436,7 @@ class GaleraNodeLossTests(GaleraServers, ClusterTestCase):
         yield wait_until(lambda: len(self.worker.deliveries) >= delivered + 30, 30, 0.05,
                          "jobs flowing through b and c")
         # The node comes back (IST); a is healthy again without a restart.
+        healing_at = time.time()
         yield threads.deferToThread(heal, dead)
         yield wait_until(lambda: a.call("GET", "/health").addCallback(lambda r: r[0] == 200), 30, 0.1,
                          "a's /health to answer 200 again")
@@ -442,9 +451,37 @@ class GaleraNodeLossTests(GaleraServers, ClusterTestCase):
                   for name, sent, _, code, body in stream.answers if code != 200]
         self.assertTrue(all(name == "a" and code == 503 and sent < 0.1 for name, sent, code, _ in failed), failed)
         duplicates = self.duplicates()
-        # Only deliveries in flight at the kill (a's max_workers, plus those
-        # whose completion a could not write) may be repeated.
-        self.assertLessEqual(len(duplicates), 2 * 8, sorted(duplicates))
+        # Only deliveries cut short may be repeated: those in flight at the
+        # fault (a's max_workers, plus those whose completion a could not
+        # write), and -- should a write pause (the node's rejoin) outlast a
+        # server's lease all the same -- those that server had in flight
+        # when it lost its lease, as its log says.  Any other repeat fails.
+        lapses = [
+            (node.name, record["time"] / 1000.0)
+            for node in (a, b, c)
+            for record in node.error_log()
+            if self.LEASE_LAPSED in record.get("message", "")
+        ]
+        # a's own lapse at the fault is the fault: its deliveries then are
+        # judged by the rule above, not widened by its lapse.
+        losses = [lost for name, lost in lapses if name != "a" or lost >= healing_at]
+        ttl = self.LEASE_TTL_MS / 1000.0
+
+        def cut_short(first: float) -> bool:
+            if first < killed_at + 0.5:
+                return True
+            return any(lost - ttl - 1.0 <= first <= lost + 0.5 for lost in losses)
+
+        later = sorted(d[0].received_at - killed_at for d in duplicates.values())
+        self.assertLessEqual(len(duplicates), 2 * 8 * (1 + len(losses)), later)
         for deliveries in duplicates.values():
-            self.assertLess(deliveries[0].received_at, killed_at + 0.5)
+            first = deliveries[0].received_at
+            self.assertTrue(
+                cut_short(first),
+                f"job first delivered {first - killed_at:.2f}s after the fault was delivered again, "
+                f"not cut short by it nor by a lease loss (lease losses at "
+                f"{[round(t - killed_at, 2) for t in losses]}s)",
+            )
+        log.msg(f"galera node {what}: leases lapsed (server, s after the fault): "
+                f"{[(name, round(lost - killed_at, 2)) for name, lost in lapses]}")
         log.msg(f"galera node {what}: {len(stream.accepted)} jobs accepted, {len(duplicates)} delivered twice")
