@@ -16,29 +16,7 @@ These tests fail rather than skip when no MariaDB can be had.
 from __future__ import annotations
 
 from tests import test_e2e
-from tests.support.mariadb import database_for
-
-#: A restarted server (a new node id) takes a killed one's queues over once
-#: their leases expire: a short ttl keeps the restart tests quick.
-LEASE_TTL_MS = "1000"
-
-
-class MySQLServerMixin:
-    """Servers of the test use the mysql driver on a database of their own."""
-
-    driver = "mysql"
-
-    def setUp(self):
-        super().setUp()
-        # Registered before any server starts: cleanups run last-in first-out,
-        # so the servers are killed before the database is dropped.
-        self.database = database_for(self, "e2e")
-
-    def server(self, **settings):
-        settings.setdefault("mysql_dsn", self.database.dsn)
-        settings.setdefault("lease_ttl", LEASE_TTL_MS)
-        return super().server(**settings)
-
+from tests.support.mysql_cases import MySQLServerMixin
 
 class MySQLDeliveryTests(MySQLServerMixin, test_e2e.DeliveryTests):
     """L{test_e2e.DeliveryTests} on MySQL."""

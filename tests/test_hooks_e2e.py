@@ -21,7 +21,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
 
 from tests.support.cases import ServerTestCase
-from tests.support.mariadb import database_for
+from tests.support.mysql_cases import MySQLServerMixin
 from tests.support.polling import pause, wait_until
 from tests.test_multinode import ClusterTestCase
 
@@ -245,19 +245,10 @@ class MemoryHookTests(HookTests):
     driver = "in-memory"
 
 
-class MySQLHookTests(HookTests):
+class MySQLHookTests(MySQLServerMixin, HookTests):
     """L{HookTests} on MySQL."""
 
-    driver = "mysql"
-
-    def setUp(self):
-        super().setUp()
-        self.database = database_for(self, "hooks")
-
-    def server(self, **settings):
-        settings.setdefault("mysql_dsn", self.database.dsn)
-        settings.setdefault("lease_ttl", "1000")
-        return super().server(**settings)
+    database_name = "hooks"
 
 
 class HookTakeoverTests(ClusterTestCase):

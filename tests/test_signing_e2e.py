@@ -14,7 +14,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from twisted.internet.defer import inlineCallbacks
 
 from tests.support.cases import ServerTestCase
-from tests.support.mariadb import database_for
+from tests.support.mysql_cases import MySQLServerMixin
 from tests.support.polling import wait_until
 
 
@@ -181,19 +181,10 @@ class InMemorySignedDeliveryTests(SignedDeliveryTests):
     driver = "in-memory"
 
 
-class MySQLSignedDeliveryTests(SignedDeliveryTests):
+class MySQLSignedDeliveryTests(MySQLServerMixin, SignedDeliveryTests):
     """L{SignedDeliveryTests} on MySQL; and two nodes sharing the keys."""
 
-    driver = "mysql"
-
-    def setUp(self):
-        super().setUp()
-        self.database = database_for(self, "signing")
-
-    def server(self, **settings):
-        settings.setdefault("mysql_dsn", self.database.dsn)
-        settings.setdefault("lease_ttl", "1000")
-        return super().server(**settings)
+    database_name = "signing"
 
     @inlineCallbacks
     def test_nodes_share_keys(self):
