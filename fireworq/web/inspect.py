@@ -64,6 +64,16 @@ def _failed(failed: Optional[FailedJob], queue_name: str, failure_id: int) -> Fa
     return failed
 
 
+def _shown_failure(api: Any, found: Optional[FailedJob], queue_name: str, failure_id: int) -> dict:
+    """
+    A failure-log entry as GET and DELETE answer it: with why it failed in
+    a queue that keeps jobs (B8); a 404 error when there is none.
+    """
+    failed = _failed(found, queue_name, failure_id)
+    out = failed_job_json(failed)
+    return with_reason(out, failed) if keeps_history(api, queue_name) else out
+
+
 def _push_answer(queue_name: str, stored: Job) -> dict:
     """The push answer of a job pushed again (a failure-log entry's, a kept job's)."""
     answer = {
@@ -245,27 +255,15 @@ class InspectRoutes:
     def get_failed(self, request: Any, name: str, failure_id: str) -> Any:
         number = path_id(failure_id, "failure id")
         d = self.inspection.find_failed(name, number)
-
-        def answer(found: Optional[FailedJob]) -> bytes:
-            failed = _failed(found, name, number)
-            out = failed_job_json(failed)
-            return json_response(request, with_reason(out, failed) if keeps_history(self, name) else out)
-
-        d.addCallback(answer)
+        d.addCallback(lambda found: json_response(request, _shown_failure(self, found, name, number)))
         return d
 
     @app.route("/queue/<name>/failed/<failure_id>", methods=["DELETE"])
     def delete_failed(self, request: Any, name: str, failure_id: str) -> Any:
         number = path_id(failure_id, "failure id")
         d = self.inspection.delete_failed(name, number)
-
-        def answer(found: Optional[FailedJob]) -> bytes:
-            failed = _failed(found, name, number)
-            out = failed_job_json(failed)
-            # As GET shows it: with why it failed in a queue that keeps jobs (B8).
-            return json_response(request, with_reason(out, failed) if keeps_history(self, name) else out)
-
-        d.addCallback(answer)
+        # As GET shows it.
+        d.addCallback(lambda found: json_response(request, _shown_failure(self, found, name, number)))
         return d
 
     @app.route("/queue/<name>/failed/<failure_id>/retry", methods=["POST"])
