@@ -456,6 +456,19 @@ class SchedulerTests(SynchronousTestCase):
         self.assertEqual(MISFIRE_GRACE_MS, 60_000)
 
 
+@inlineCallbacks
+def on_sqlite(case: TestCase, check: Any) -> Any:
+    """Open a sqlite job store and its schedules in a new file, run ``check(jobs, schedules)``, close the file."""
+    jobs, _ = open_sqlite(case.mktemp())
+    schedules = SqliteSchedules(jobs.db)
+    yield jobs.start()
+    try:
+        yield schedules.start()
+        yield check(jobs, schedules)
+    finally:
+        yield jobs.stop()
+
+
 class GuardedPushTests(TestCase):
     """IJobStore.push_guarded with each driver's guard: one job per time."""
 
@@ -497,21 +510,7 @@ class GuardedPushTests(TestCase):
         return inlineCallbacks(self.check)(jobs, MemorySchedules())
 
     def test_sqlite(self) -> Any:
-        from twisted.internet.defer import inlineCallbacks
-
-        jobs, _ = open_sqlite(self.mktemp())
-        schedules = SqliteSchedules(jobs.db)
-
-        @inlineCallbacks
-        def go() -> Any:
-            yield jobs.start()
-            try:
-                yield schedules.start()
-                yield inlineCallbacks(self.check)(jobs, schedules)
-            finally:
-                yield jobs.stop()
-
-        return go()
+        return on_sqlite(self, inlineCallbacks(self.check))
 
 
 class _Crash(Exception):
@@ -554,19 +553,7 @@ class AtomicGuardTests(TestCase):
         self.assertEqual((yield count_jobs()), 1)
 
     def test_sqlite(self) -> Any:
-        jobs, _ = open_sqlite(self.mktemp())
-        schedules = SqliteSchedules(jobs.db)
-
-        @inlineCallbacks
-        def go() -> Any:
-            yield jobs.start()
-            try:
-                yield schedules.start()
-                yield self.check_atomic(jobs, schedules, lambda: self.total(jobs))
-            finally:
-                yield jobs.stop()
-
-        return go()
+        return on_sqlite(self, lambda jobs, schedules: self.check_atomic(jobs, schedules, lambda: self.total(jobs)))
 
     @staticmethod
     def total(jobs: Any) -> Any:
