@@ -193,7 +193,16 @@ class Siblings:
             self._flush_call.cancel()
         port, self._port = self._port, None
         self._out.close()
-        return port.stopListening() if port is not None else None
+        if port is None:
+            return None
+        d = port.stopListening()
+        try:
+            os.unlink(self.slot.socket_path(self.slot.index))
+            if str(os.getppid()) != os.environ.get(SUPERVISOR_ENV):
+                os.rmdir(self.slot.group)  # the supervisor is gone: the last child out tidies up
+        except OSError:  # gone already, or siblings' sockets still there
+            pass
+        return d
 
     def wake(self, queue_name: str) -> None:
         """Tell the siblings (at the end of this reactor turn) that ``queue_name`` has due jobs."""
