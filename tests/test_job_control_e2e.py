@@ -89,8 +89,14 @@ class JobOptionsDispatchTests(ServerTestCase):
         for gap, wanted in zip(gaps, (1.0, 2.0, 3.0)):
             self.assertGreaterEqual(gap, wanted - 0.05, gaps)
             self.assertLess(gap, wanted + 1.5, gaps)
-        code, failed = yield server.call("GET", "/queue/default/failed")
-        self.assertEqual([f["job_id"] for f in failed["failed_jobs"]], [job["id"]])
+        # The last failure reaches the failure log when its completion is
+        # written, a moment after the worker answered.
+        @inlineCallbacks
+        def in_failure_log():
+            code, failed = yield server.call("GET", "/queue/default/failed")
+            return code == 200 and [f["job_id"] for f in failed["failed_jobs"]] == [job["id"]]
+
+        yield wait_until(in_failure_log, 10, message="the job in the failure log")
 
     @inlineCallbacks
     def test_retry_after_honoured(self):

@@ -196,11 +196,24 @@ class WorkersTests(TestCase):
 
         yield wait_until(settled, 30, 0.2, "one holder of the queue's lease, known to both processes")
 
+        # Each push on a connection of its own: the kernel spreads new
+        # connections over the processes (SO_REUSEPORT), while one kept-alive
+        # connection would take every push to the same process.
+        from twisted.internet import reactor
+        from twisted.web.client import HTTPConnectionPool
+
+        pool = HTTPConnectionPool(reactor, persistent=False)
         sent: Dict[int, float] = {}
         for n in range(PUSHES):
             started = time.time()
-            code, body = yield server.call("POST", "/job/wake", {"url": self.worker.url("/ok"), "payload": {"n": n}})
-            self.assertEqual(code, 200, body)
+            response = yield treq.post(
+                server.url("/job/wake"),
+                json={"url": self.worker.url("/ok"), "payload": {"n": n}},
+                pool=pool,
+                timeout=10,
+            )
+            body = yield response.json()
+            self.assertEqual(response.code, 200, body)
             sent[body["id"]] = started
         yield wait_until(lambda: len(self.worker.deliveries) >= PUSHES, 30, 0.05, "every job delivered")
 
