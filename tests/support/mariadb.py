@@ -31,7 +31,6 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -41,6 +40,7 @@ from typing import Callable, List, Optional, Sequence
 import pymysql
 
 from fireworq.store.mysql.dsn import DSN, parse_dsn
+from tests.support.ports import free_port
 
 #: The environment variable naming an existing server to test against.
 ENV_DSN = "FIREWORQ_TEST_MYSQL_DSN"
@@ -80,11 +80,6 @@ def find_install_db() -> Optional[str]:
     return _which(("mariadb-install-db", "mysql_install_db"))
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _find_prctl() -> Optional[Callable[..., int]]:
