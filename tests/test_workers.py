@@ -217,6 +217,10 @@ class WorkersTests(TestCase):
             sent[body["id"]] = started
         yield wait_until(lambda: len(self.worker.deliveries) >= PUSHES, 30, 0.05, "every job delivered")
 
+        # The access log is flushed periodically: wait for every push's line.
+        yield wait_until(
+            lambda: sum(self.answered_by(server).values()) >= PUSHES, 10, 0.1, "every push in the access log"
+        )
         by_process = self.answered_by(server)
         self.assertEqual(set(by_process), {"worker-0", "worker-1"}, by_process)
         delays: List[float] = []
