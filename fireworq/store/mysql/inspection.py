@@ -4,8 +4,8 @@ failure-log entries, and count a queue's jobs by state.
 
 L{MySQLInspection} is a mixin of L{MySQLJobStore
 <fireworq.store.mysql.jobs.MySQLJobStore>}, which provides C{_run},
-C{_columns} and C{_now}; the push and dispatch paths stay in
-C{jobs.py}.  Nothing here is on the hot path.
+C{_columns} and C{_now}; the push and dispatch paths are the mixins
+of C{push.py}, C{grab.py} and C{complete.py}.  Nothing here is on the hot path.
 """
 
 from __future__ import annotations
