@@ -18,7 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 
 from fireworq.dispatch.delivery import HTTPDeliverer
-from fireworq.dispatch.dispatcher import CANCEL_POLL_INTERVAL, QueueDispatcher
+from fireworq.dispatch.cancels import CANCEL_POLL_INTERVAL
+from fireworq.dispatch.dispatcher import QueueDispatcher
 from fireworq.events import EventFanout
 from fireworq.joboptions.values import JobOptions
 from fireworq.lease.sole import SoleLease

@@ -3,62 +3,48 @@ One queue's dispatcher: polls the store for due jobs while this node holds
 the queue's lease and delivers them to their workers, at most
 ``max_workers`` at a time and, when throttled, at most
 ``max_dispatches_per_second``.
+
+L{QueueDispatcher} (this module: construction, configuration, statistics,
+start and stop) is put together from two parts, classes it inherits so that
+the per-job path pays no extra call: L{fireworq.dispatch.grabbing} (polls,
+grabs, reservations of local pushes) and L{fireworq.dispatch.delivering}
+(deliveries and their outcomes); L{fireworq.dispatch.state} declares what
+they share.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Protocol, Set, Tuple
+from typing import Dict, List, Optional, Set
 
-import attr
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from fireworq.backoff import Backoff
+from fireworq.dispatch.cancels import CancelWatcher
 from fireworq.dispatch.completion import CompletionBatcher
-from fireworq.dispatch.deadline import expired_at_grab, expired_result, expires_before_retry
-from fireworq.dispatch.retry import RetryPolicy
-from fireworq.dispatch.upkeep import KeyCleaner
-from fireworq.lease.interface import IQueueLease
+from fireworq.dispatch.delivering import Delivering
+from fireworq.dispatch.grabbing import Grabbing
+from fireworq.dispatch.outcomes import Outcomes
+from fireworq.dispatch.returns import JobReturns
+from fireworq.dispatch.state import Deliverer
 from fireworq.dispatch.throttle import TokenBucket
+from fireworq.dispatch.upkeep import KeyCleaner
 from fireworq.events import IQueueEvents
-from fireworq.joboptions.values import NO_OPTIONS
-from fireworq.logging import log_failure
 from fireworq.history.cleaner import HistoryCleaner
-from fireworq.history.record import finished_state, retention_seconds
-from fireworq.model import (
-    AttemptTimes,
-    Completion,
-    CompletionKind,
-    Job,
-    JobState,
-    JobStatus,
-    Page,
-    QueueDefinition,
-    Result,
-    ResultStatus,
-    THROTTLED_POLLING_INTERVAL,
-    completion_for,
-)
+from fireworq.history.record import retention_seconds
+from fireworq.lease.interface import IQueueLease
+from fireworq.logging import log_failure
+from fireworq.model import THROTTLED_POLLING_INTERVAL, QueueDefinition
 from fireworq.store.interface import IJobStore
 from fireworq.timers import Periodic
 
 
-#: While deliveries run, the store is asked this often (s) which of them
-#: were canceled through another node (B9: aborted within a second).
-CANCEL_POLL_INTERVAL = 0.4
+__all__ = ["Deliverer", "QueueDispatcher"]
 
 
-class Deliverer(Protocol):
-    """Something that delivers a job and reports the L{Result}; never fails."""
-
-    def deliver(self, queue_name: str, job: Job) -> "Deferred[Result]":
-        ...
-
-
-class QueueDispatcher(Service):
+class QueueDispatcher(Grabbing, Delivering, Service):
     """
     Dispatches one queue.
 
@@ -71,7 +57,9 @@ class QueueDispatcher(Service):
     a push being stored grabbed (L{reserve}).  A poll grabs at most the rest
     (and the throttle's tokens), so a node never holds more grabbed jobs
     than free workers and no job waits in memory for one.  Outcomes go to a
-    L{CompletionBatcher}.
+    L{CompletionBatcher}, shaped by L{Outcomes} (job options, history).
+    Jobs it must not deliver go back through L{JobReturns}; running
+    deliveries whose jobs were canceled are found by a L{CancelWatcher}.
 
     Stopping (L{stopService}) stops grabbing at once, waits for in-flight
     deliveries up to ``shutdown_timeout`` seconds, returns the jobs still
@@ -115,27 +103,27 @@ class QueueDispatcher(Service):
         self._grabbing = False
         #: Fire when the grab in flight (if any) and its handling are over.
         self._grab_waiters: List[Deferred] = []
-        #: Returns of jobs that are not ours to deliver, still being written.
-        self._releasing: Set[Deferred] = set()
+        #: Returns of jobs that are not ours to deliver; orphans to reconcile.
+        self._returns = JobReturns(store, definition.name)
         self._again = False
         self._backlog = False
         self._kick_call: Optional[IDelayedCall] = None
         self._dispatching = False
-        self._needs_reconcile = False
         self._grab_succeeded = False
         self._idle_waiters: List[Deferred] = []
         #: Workers taken: running deliveries + a grab in flight's limit +
         #: reservations of pushes (see the class docstring).
         self._claimed = 0
+        #: Looks for cancel marks while deliveries run (B9).
+        self._cancels = CancelWatcher(store, definition.name, lease, clock, self.cancel, self._delivering)
         #: Ids of in-flight deliveries being aborted by a cancel (B9).
-        self._canceled: Set[int] = set()
-        #: The next look for cancel marks (only while deliveries run).
-        self._cancel_call: Optional[IDelayedCall] = None
-        self._cancel_polling = False
+        self._canceled: Set[int] = self._cancels.canceled
+        #: Retry waits, expiry and kept jobs (B7, B8).
+        self._outcomes = Outcomes(definition.name, store, events, clock)
+        #: A completion with its attempt's times where something shows them.
+        self._timed = self._outcomes.timed
         #: The server's default retention of finished jobs in seconds (B8).
         self.job_lifetime = job_lifetime
-        #: How long this queue keeps a finished job (ms; 0: not kept, B8).
-        self.keep_ms = 0
         self._apply_retention()
         lease.subscribe(self._lease_changed)
         #: Whether this dispatcher starts and stops its lease, batcher,
@@ -146,7 +134,7 @@ class QueueDispatcher(Service):
         self.key_cleaner = KeyCleaner(store, definition.name, lease, clock)
         #: While the lease is held: delete kept jobs past their retention (B8).
         self.history_cleaner = HistoryCleaner(
-            store, definition.name, lease, clock, on_deleted=self._history_deleted
+            store, definition.name, lease, clock, on_deleted=self._outcomes.history_deleted
         )
 
     # -- configuration -----------------------------------------------------
@@ -160,9 +148,9 @@ class QueueDispatcher(Service):
 
     def _apply_retention(self) -> None:
         """Follow the queue's retention (B8): keep finished jobs, capture answers."""
-        self.keep_ms = retention_seconds(self.definition, self.job_lifetime) * 1000
+        keep_ms = self._outcomes.keep_ms = retention_seconds(self.definition, self.job_lifetime) * 1000
         if hasattr(self.deliverer, "keep_output"):
-            self.deliverer.keep_output = self.keep_ms > 0
+            self.deliverer.keep_output = keep_ms > 0
 
     @staticmethod
     def polling_seconds(definition: QueueDefinition) -> float:
@@ -276,12 +264,12 @@ class QueueDispatcher(Service):
         self._grab_retry.cancel()
         if self._kick_call is not None and self._kick_call.active():
             self._kick_call.cancel()
-        self._stop_cancel_poll()
+        self._cancels.stop()
         # A grab answered from now on puts its jobs back (not ours to deliver
         # any more): wait for it, and for such returns, before the lease and
         # the store go.
         d = self._grab_over()
-        d.addCallback(lambda _: DeferredList(list(self._releasing), consumeErrors=True))
+        d.addCallback(lambda _: self._returns.written())
         d.addCallback(lambda _: self._drain_deliveries())
         if self.owns_parts:
             d.addCallback(lambda _: self.completions.drain())
@@ -338,19 +326,14 @@ class QueueDispatcher(Service):
             waiters, self._idle_waiters = self._idle_waiters, []
             for waiter in waiters:
                 waiter.callback(None)
-            released = self._store.release(self.name, list(abandoned), self.lease.grabber_id)
-            released.addErrback(
-                log_failure(
-                    self._log, "Cannot return abandoned jobs of queue {queue}", queue=self.name
-                )
-            )
+            released = self._returns.abandoned(list(abandoned), self.lease.grabber_id)
             released.addBoth(lambda _: done.callback(None))
 
         timer = self._clock.callLater(self._shutdown_timeout, expire)
         DeferredList(list(self._inflight.values()), consumeErrors=True).addBoth(finished)
         return done
 
-    # -- grabbing --------------------------------------------------------------
+    # -- the lease --------------------------------------------------------------
 
     def _lease_changed(self, held: bool) -> None:
         if held:
@@ -358,436 +341,3 @@ class QueueDispatcher(Service):
             self.kick()
         else:
             self._log.info("This node is no longer active for queue {queue}", queue=self.name)
-
-    def kick(self) -> None:
-        """Poll as soon as the reactor is free (coalesces repeated kicks)."""
-        if not self._dispatching:
-            return
-        if self._kick_call is None or not self._kick_call.active():
-            self._kick_call = self._clock.callLater(0, self.poll)
-
-    def poll(self) -> None:
-        """Grab as many due jobs as there is room for and deliver them."""
-        if self._grabbing:
-            self._again = True
-            return
-        if not self._dispatching or not self.lease.held() or self.definition.paused:
-            return
-        if self._grab_retry.pending:
-            return  # the store failed a grab; the retry kicks
-        free = self.free_workers
-        if free <= 0:
-            self._backlog = True
-            return
-        if self._backlog and self._inflight and free < self.min_grab:
-            # More jobs are due and most workers are busy: let a few more
-            # finish so that one grab fetches a batch, not a job or two.
-            return
-        limit = free
-        if self._bucket is not None:
-            tokens = self._bucket.available()
-            if tokens <= 0:
-                self._kick_later(self._bucket.wait_time())
-                return
-            limit = min(limit, tokens)
-        self._grabbing = True
-        self._backlog = False
-        # The grab holds ``limit`` workers until its answer (_grabbed,
-        # _grab_failed) gives them back, to its jobs' deliveries or free.
-        self._claimed += limit
-        grabber_id = self.lease.grabber_id
-        d = self._store.grab(self.name, limit, grabber_id)
-        d.addCallbacks(
-            self._grabbed,
-            self._grab_failed,
-            callbackArgs=(limit, grabber_id),
-            errbackArgs=(limit,),
-        )
-        d.addBoth(self._grab_done)
-
-    def _kick_later(self, delay: float) -> None:
-        if self._kick_call is None or not self._kick_call.active():
-            self._kick_call = self._clock.callLater(max(delay, 0.001), self.poll)
-
-    def _grabbed(self, jobs: List[Job], limit: int, grabber_id: int) -> None:
-        self._grab_succeeded = True
-        self._grab_retry.reset()
-        self._claimed -= limit  # each delivery started below takes one back
-        if not jobs:
-            return
-        if not self._may_deliver(grabber_id):
-            # The lease was lost (or is being given up) while the grab was
-            # answered -- e.g. the process was paused: the next holder
-            # recovers these jobs, so delivering them here would only
-            # deliver them twice.  Put them back instead (a no-op for jobs
-            # already recovered).
-            self._release_unsent([job.id for job in jobs], grabber_id)
-            return
-        if self._bucket is not None:
-            self._bucket.take(len(jobs))
-        self._events.popped(self.name, jobs)
-        for job in jobs:
-            self._start(job, grabber_id)
-        if len(jobs) >= limit:
-            self._backlog = True
-            self._again = True
-
-    def _may_deliver(self, grabber_id: int) -> bool:
-        """Whether jobs grabbed under ``grabber_id`` are still ours to deliver."""
-        return self._dispatching and self.lease.held() and self.lease.grabber_id == grabber_id
-
-    def _grab_over(self) -> "Deferred[None]":
-        """Fire once no grab is in flight."""
-        if not self._grabbing:
-            return succeed(None)
-        d: Deferred = Deferred()
-        self._grab_waiters.append(d)
-        return d
-
-    def _release_unsent(self, job_ids: List[int], grabber_id: int) -> None:
-        self._log.info(
-            "Queue {queue}: returning {count} job(s) undelivered (no longer ours to deliver)",
-            queue=self.name,
-            count=len(job_ids),
-        )
-        released = self._store.release(self.name, job_ids, grabber_id)
-        self._releasing.add(released)
-
-        def failed(failure: Failure) -> None:
-            # Left grabbed under our epoch: released by the next reconcile
-            # (or recovered by the next holder, or by this node's next start).
-            self._log.warn(
-                "Queue {queue}: cannot return {count} job(s) now ({error}); "
-                "they are recovered by the queue's next holder",
-                queue=self.name,
-                count=len(job_ids),
-                error=failure.getErrorMessage(),
-            )
-            self._needs_reconcile = True
-
-        released.addErrback(failed)
-        released.addBoth(lambda _: self._releasing.discard(released))
-
-    def _grab_failed(self, failure: Failure, limit: int) -> None:
-        self._claimed -= limit
-        delay = self._grab_retry.schedule(self.kick)
-        self._log.warn(
-            "Cannot grab jobs of queue {queue}: {error}; retrying in {delay:.1f}s",
-            queue=self.name,
-            error=failure.getErrorMessage(),
-            delay=delay,
-        )
-        # The grab may have committed before the answer was lost: once the
-        # store answers again, return such orphans to the queue.
-        self._needs_reconcile = True
-
-    def _reconcile(self) -> "Deferred[None]":
-        """
-        Release jobs grabbed under our grabber id that no delivery or pending
-        completion accounts for (left by a grab whose answer was lost).
-        """
-        self._needs_reconcile = False
-        grabber_id = self.lease.grabber_id
-        d = self._store.list_jobs(self.name, JobState.GRABBED, 10000, None, False)
-
-        def release(page: Page) -> "Deferred[int]":
-            known = set(self._inflight) | self.completions.job_ids()
-            orphans = [
-                job.id
-                for job in page.items
-                if job.grabber_id == grabber_id and job.id not in known
-            ]
-            if not orphans or self._grabbing:
-                return succeed(0)
-            self._log.info(
-                "Queue {queue}: returning {count} orphaned grabbed job(s)",
-                queue=self.name,
-                count=len(orphans),
-            )
-            released = self._store.release(self.name, orphans, grabber_id)
-            released.addCallback(lambda _: self.kick())
-            return released
-
-        d.addCallback(release)
-        d.addErrback(lambda f: setattr(self, "_needs_reconcile", True))
-        d.addCallback(lambda _: None)
-        return d
-
-    def _grab_done(self, _: object) -> None:
-        self._grabbing = False
-        waiters, self._grab_waiters = self._grab_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-        if self._grab_succeeded and self._needs_reconcile:
-            self._reconcile()
-        self._grab_succeeded = False
-        if self._again:
-            self._again = False
-            if self.free_workers > 0:
-                self.kick()
-
-    # -- immediate dispatch of local pushes (B4) ----------------------------------
-
-    def reserve(self, wanted: int) -> Tuple[Optional[int], int]:
-        """
-        Reserve up to ``wanted`` workers for due jobs being pushed through
-        this node, so that the push can store them already grabbed and they
-        are delivered without a poll.  Only while this node holds the lease,
-        the queue is not throttled and no older jobs wait (they go first).
-        Returns the grabber id to store the jobs with and how many workers
-        were reserved (0: push them as usual).
-        """
-        if (
-            wanted <= 0
-            or not self._dispatching
-            or self.definition.paused
-            or self._bucket is not None
-            or self._backlog
-            or not self.lease.held()
-        ):
-            return None, 0
-        granted = min(wanted, self.free_workers)
-        if granted <= 0:
-            return None, 0
-        self._claimed += granted
-        return self.lease.grabber_id, granted
-
-    def pushed(self, jobs: List[Job], grabber_id: int, reserved: int) -> None:
-        """
-        The push of a reservation is committed: deliver the jobs it stored
-        grabbed by us (the store may have stored them claimed instead, if the
-        lease moved meanwhile; a poll takes those) -- or, when they are not
-        ours to deliver any more (stopping, or the lease was lost meanwhile),
-        put them back.
-        """
-        self._claimed -= reserved  # each delivery started below takes one back
-        mine = [
-            job
-            for job in jobs
-            if job.status == JobStatus.GRABBED.value and job.grabber_id == grabber_id
-        ]
-        if not self._may_deliver(grabber_id):
-            # Stopping, or the lease was lost while the push was committed
-            # (the process was paused, say): the next holder recovers these
-            # jobs, so delivering them here would deliver them twice.
-            if mine:
-                self._release_unsent([job.id for job in mine], grabber_id)
-            return
-        if mine:
-            self._events.popped(self.name, mine)
-            for job in mine:
-                self._start(job, grabber_id)
-        if len(mine) < reserved:
-            self.kick()
-
-    def unreserve(self, reserved: int) -> None:
-        """The push of a reservation failed: free the workers again."""
-        self._claimed -= reserved
-
-    # -- delivering ------------------------------------------------------------
-
-    def _start(self, job: Job, grabber_id: int) -> None:
-        """Deliver ``job`` on a worker of its own (taken from L{free_workers})."""
-        if not self.lease.proven(grabber_id):
-            # Fenced: this node cannot prove its lease of ``grabber_id`` now
-            # (paused past its deadline, lost, taken over), so another node
-            # may deliver the job: not sent, returned (the next holder
-            # recovers it if it has taken the queue).
-            self._release_unsent([job.id], grabber_id)
-            return
-        started = self._clock.seconds()
-        if job.options is not NO_OPTIONS and expired_at_grab(job.deadline_at, int(started * 1000)):
-            # B7: no attempt starts after the job's deadline.
-            self._expire(job, grabber_id, tries=job.attempt - 1)
-            return
-        self._claimed += 1  # given back in _delivered, or when abandoned at stop
-        try:
-            d = self.deliverer.deliver(self.name, job)
-        except Exception:
-            d = fail()
-        self._inflight[job.id] = d
-        if self._cancel_call is None and not self._cancel_polling:
-            self._cancel_call = self._clock.callLater(CANCEL_POLL_INTERVAL, self._poll_cancels)
-        d.addErrback(self._delivery_crashed, job)
-        d.addCallback(self._delivered, job, grabber_id, started)
-        d.addErrback(log_failure(self._log, "Cannot finish delivery of job {id}", id=job.id))
-
-    def _delivery_crashed(self, failure: Failure, job: Job) -> Optional[Result]:
-        if job.id not in self._inflight:
-            return None  # abandoned at shutdown; the job was released
-        if job.id in self._canceled:
-            return Result(ResultStatus.INTERNAL_FAILURE.value, 0, "Request aborted: the job was canceled")
-        self._log.failure("Delivery of job {id} crashed", failure, id=job.id)
-        return Result(
-            ResultStatus.INTERNAL_FAILURE.value, 0, f"Internal error: {failure.getErrorMessage()}"
-        )
-
-    def _delivered(
-        self, result: Optional[Result], job: Job, grabber_id: int, started: float
-    ) -> None:
-        if result is None or self._inflight.pop(job.id, None) is None:
-            return
-        self._claimed -= 1
-        if self._canceled and job.id in self._canceled:
-            self._canceled.discard(job.id)
-            self._log.info(
-                "Queue {queue}: delivery of job {id} aborted: the job was canceled",
-                queue=self.name, id=job.id,
-            )
-            canceled = Completion(job, CompletionKind.CANCEL, result)
-            self.completions.add(self._timed(canceled, started), grabber_id)
-            told = getattr(self._events, "canceled", None)
-            if told is not None:
-                told(self.name, [job])
-            self._after_delivery()
-            return
-        completion = completion_for(job, result)
-        written = completion
-        if completion.kind is CompletionKind.RETRY and (
-            job.options is not NO_OPTIONS or result.retry_after is not None
-        ):
-            written = self._retry_completion(completion)
-        # Fenced by grabber_id in the store; a kept job (B8) with its times.
-        self.completions.add(self._timed(written, started), grabber_id)
-        if self.lease.proven(grabber_id):
-            if written is not completion and written.kind is CompletionKind.FAIL:
-                # Expired instead of retried: the delivery failed for good.
-                completion = Completion(job, CompletionKind.FAIL, result)
-                self._events.finished(self.name, completion, self._clock.seconds() - started)
-                self._events_expired([job])
-            else:
-                self._events.finished(self.name, written, self._clock.seconds() - started)
-        else:
-            # The lease lapsed during the delivery: another node may have
-            # recovered the job and finished it, so do not report it done.
-            self._log.warn(
-                "Queue {queue}: job {id} was delivered after this node's lease lapsed; "
-                "its outcome is written only if no other node has taken the job over",
-                queue=self.name, id=job.id,
-            )
-        self._after_delivery()
-
-    def _after_delivery(self) -> None:
-        if not self._inflight and self._idle_waiters:
-            waiters, self._idle_waiters = self._idle_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-        if self._backlog or self._again:
-            self.kick()
-
-    # -- job options (B7): retry timing and deadlines ------------------------------
-
-    def _retry_completion(self, completion: Completion) -> Completion:
-        """
-        ``completion`` (a RETRY) with the wait its job's retry policy and
-        the answer's C{Retry-After} give -- or, when the next try would
-        start after the job's deadline, the job's expiry instead.
-        """
-        job = completion.job
-        policy = RetryPolicy.for_job(job.retry_delay, job.options)
-        wait_ms = policy.wait_ms(job.fail_count + 1, completion.result.retry_after)
-        deadline_at = job.deadline_at
-        if expires_before_retry(deadline_at, int(self._clock.seconds() * 1000) + wait_ms):
-            assert deadline_at is not None
-            return Completion(job, CompletionKind.FAIL, self._expired_result(job, completion.result))
-        return attr.evolve(completion, retry_wait_ms=wait_ms)
-
-    @staticmethod
-    def _expired_result(job: Job, last: Optional[Result], tries: Optional[int] = None) -> Result:
-        assert job.deadline_at is not None
-        result = expired_result(job.deadline_at, job.attempt if tries is None else tries)
-        if last is not None and last.message:
-            result = attr.evolve(result, message=f"{result.message}; last answer: {last.message}")
-        return result
-
-    def _expire(self, job: Job, grabber_id: int, tries: int) -> None:
-        """Write ``job``, grabbed past its deadline, to the failure log undelivered."""
-        self._log.info(
-            "Queue {queue}: job {id} expired (deadline passed) before its attempt", queue=self.name, id=job.id
-        )
-        result = self._expired_result(job, None, tries)
-        expired = Completion(job, CompletionKind.FAIL, result)
-        if self.keep_ms:
-            expired = self._kept(expired, self._clock.seconds(), tries)
-        self.completions.add(expired, grabber_id)
-        self._events_expired([job])
-
-    def _timed(self, completion: Completion, started: float) -> Completion:
-        """
-        ``completion`` with its attempt's times where something shows them: a
-        kept job (B8), or the ``result`` of a hook event (B12) while the store
-        has hooks -- otherwise as it is (nothing added on the hot path).
-        """
-        if self.keep_ms and completion.kind is not CompletionKind.RETRY:
-            return self._kept(completion, started)
-        if getattr(self._store, "event_hooks", None) is None:
-            return completion
-        times = AttemptTimes(int(started * 1000), int(self._clock.seconds() * 1000))
-        return attr.evolve(completion, attempt=times)
-
-    def _kept(self, completion: Completion, started: float, attempts: Optional[int] = None) -> Completion:
-        """``completion`` of a queue that keeps finished jobs (B8): kept, with its attempt's times."""
-        if completion.kind is CompletionKind.RETRY:
-            return completion
-        times = AttemptTimes(int(started * 1000), int(self._clock.seconds() * 1000), attempts)
-        kept = getattr(self._events, "kept", None)
-        if kept is not None:
-            kept(self.name, finished_state(completion))
-        return attr.evolve(completion, keep_ms=self.keep_ms, attempt=times)
-
-    def _history_deleted(self, queue_name: str, count: int) -> None:
-        deleted = getattr(self._events, "history_deleted", None)
-        if deleted is not None:
-            deleted(queue_name, count)
-
-    def _events_expired(self, jobs: List[Job]) -> None:
-        expired = getattr(self._events, "expired", None)
-        if expired is not None:
-            expired(self.name, jobs)
-
-    # -- cancellation (B9) -------------------------------------------------------
-
-    def cancel(self, job_id: int) -> bool:
-        """
-        Abort the delivery of ``job_id`` if it runs here (its job was
-        canceled): the connection to the worker is aborted and the job
-        completes as CANCEL (deleted; not retried, not in the failure log).
-        Returns whether a delivery was aborted.
-        """
-        d = self._inflight.get(job_id)
-        if d is None or job_id in self._canceled:
-            return False
-        self._canceled.add(job_id)
-        d.cancel()
-        return True
-
-    def _poll_cancels(self) -> None:
-        """Ask the store which running deliveries were canceled (through any node)."""
-        self._cancel_call = None
-        if not self._inflight or not self._dispatching:
-            return
-        self._cancel_polling = True
-        d = self._store.canceling_jobs(self.name, self.lease.grabber_id)
-
-        def got(ids: List[int]) -> None:
-            for job_id in ids:
-                self.cancel(job_id)
-
-        def failed(failure: Failure) -> None:
-            self._log.warn(
-                "Queue {queue}: cannot read cancel marks: {error}",
-                queue=self.name, error=failure.getErrorMessage(),
-            )
-
-        def again(_: object) -> None:
-            self._cancel_polling = False
-            if self._inflight and self._dispatching and self._cancel_call is None:
-                self._cancel_call = self._clock.callLater(CANCEL_POLL_INTERVAL, self._poll_cancels)
-
-        d.addCallbacks(got, failed)
-        d.addBoth(again)
-
-    def _stop_cancel_poll(self) -> None:
-        if self._cancel_call is not None and self._cancel_call.active():
-            self._cancel_call.cancel()
-        self._cancel_call = None
