@@ -1,6 +1,7 @@
 """
 Plain value types shared by every layer: queue definitions, routings, jobs,
-delivery results and failure-log entries.
+delivery results and failure-log entries, and the pages of the inspection
+lists (the API's cursor strings for them are L{fireworq.web.cursors}).
 
 Times are integers in milliseconds since the epoch; durations that come
 from the job API (run_after, retry_delay, timeout) are whole seconds.
@@ -8,8 +9,6 @@ from the job API (run_after, retry_delay, timeout) are whole seconds.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import enum
 import json
 from typing import Generic, List, Optional, Sequence, Tuple, TypeVar
@@ -482,33 +481,6 @@ class JobCounts:
     waiting: int = 0
     deferred: int = 0
     grabbed: int = 0
-
-
-def encode_cursor(key: Optional[PageKey]) -> str:
-    """
-    Make the opaque ``next_cursor`` string of a page key: base64 of
-    ``"<time>,<id>"``, the form the original server uses, or ``""`` at the end.
-    """
-    if key is None:
-        return ""
-    return base64.b64encode(f"{key[0]},{key[1]}".encode("ascii")).decode("ascii")
-
-
-def decode_cursor(cursor: str) -> PageKey:
-    """
-    Read a cursor made by L{encode_cursor}.
-
-    @raise ValueError: when the cursor is not one of ours.
-    """
-    try:
-        text = base64.b64decode(cursor.encode("ascii"), validate=True).decode("ascii")
-        first, second = text.split(",", 1)
-        key = (int(first), int(second))
-    except (ValueError, UnicodeError, binascii.Error):
-        raise ValueError("cursor is not a value returned as next_cursor")
-    if key[0] < 0 or key[1] < 0:
-        raise ValueError("cursor is not a value returned as next_cursor")
-    return key
 
 
 def sort_key(job: Job) -> PageKey:

@@ -10,9 +10,8 @@ from fireworq.model import (
     QueueDefinition,
     Result,
     completion_for,
-    decode_cursor,
-    encode_cursor,
 )
+from fireworq.web.cursors import decode_cursor, encode_cursor
 from fireworq.names import InvalidName, check_category, check_queue_name, check_worker_url, storage_key
 from fireworq.web.body import JsonNumber, stored_json_value
 

@@ -13,9 +13,8 @@ from fireworq.model import (
     Job,
     JobState,
     Page,
-    decode_cursor,
-    encode_cursor,
 )
+from fireworq.web.cursors import decode_cursor, encode_cursor
 from fireworq.history.filters import filtered_page
 from fireworq.joboptions.values import add_option_fields
 from fireworq.web.history import (
