@@ -24,7 +24,8 @@ if TYPE_CHECKING:  # the service (and the reactor) are imported only when twistd
     from fireworq.server.tree import FireworqService
 
 from fireworq import __version__
-from fireworq.config import SETTINGS, Config, ConfigError, Setting, check_resources, load
+from fireworq.config import SETTINGS, Config, ConfigError, Setting, load
+from fireworq.preflight import check_resources
 from fireworq.tlsdefer import allow_openssl, defer_openssl
 
 

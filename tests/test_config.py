@@ -8,7 +8,8 @@ import socket
 from twisted.trial.unittest import SynchronousTestCase
 
 from fireworq import __version__
-from fireworq.config import SETTINGS, ConfigError, check_resources, load
+from fireworq.config import SETTINGS, ConfigError, load
+from fireworq.preflight import check_resources
 from fireworq.store.mysql.dsn import parse_dsn
 from fireworq.tap import Options
 

@@ -44,6 +44,7 @@ LAYERS: Dict[str, str] = {
     # config.py parses MySQL DSNs to check and mask them: the parser is a
     # pure module (stdlib + attrs), so it counts as foundation wherever it lives.
     "fireworq.config": "foundation",
+    "fireworq.preflight": "foundation",  # start-up checks of what settings name
     "fireworq.store.mysql.dsn": "foundation",
     "fireworq.history.record": "foundation",
     "fireworq.history.filters": "foundation",
