@@ -10,8 +10,12 @@ has C{start()} (create tables if missing) and C{stop()}.  Modules:
   - L{pool}: the adbapi pool: session set-up, recycling, retry once,
     L{StoreUnavailable <fireworq.store.interface.StoreUnavailable>};
   - L{schema}: table names and DDL;
-  - L{jobs}, L{repository}: the job store and the definitions; L{inspection}:
-    the job store's look-ups, listings and counts (a mixin of L{jobs}' store);
+  - L{jobs}: the job store, made of one mixin per job: L{tables} (a
+    queue's tables), L{push}, L{grab} (grab, release, recover),
+    L{complete}, L{control} (purge, cancel, retry a failed job, expired
+    keys), L{inspection} (look-ups, listings, counts), L{history} (kept
+    finished jobs); L{clock}: a transaction's time;
+  - L{repository}: the definitions;
   - the lease store lives with the rest of the lease concept, in
     L{fireworq.lease.mysql} (a layer above this one: nothing here imports
     it); L{fireworq.server.stores.open_mysql} builds all three stores.

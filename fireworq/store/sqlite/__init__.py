@@ -21,7 +21,11 @@ Modules, as in the MySQL driver:
   - L{schema}: table names, DDL and upgrades of older files;
   - L{rows}: rows to L{Job <fireworq.model.Job>} and
     L{FailedJob <fireworq.model.FailedJob>};
-  - L{jobs}, L{repository}: the two stores.
+  - L{jobs}: the job store, made of one mixin per job: L{push}, L{grab}
+    (grab, release, recover), L{complete}, L{control} (purge, cancel, retry
+    a failed job, expired keys), L{inspection} (look-ups, listings,
+    counts), L{history} (kept finished jobs);
+  - L{repository}: the definitions.
 """
 
 from __future__ import annotations
