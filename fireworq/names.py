@@ -22,9 +22,10 @@ PAYLOAD_MAX_BYTES = (1 << 24) - 1
 #: Control characters: C0, DEL and C1 (U+0080-U+009F, NEL U+0085 among them).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
-#: Queue names that a path cannot carry: browsers, proxies and most HTTP
-#: clients resolve ``/queue/.`` and ``/queue/..`` as dot-segments (RFC 3986
-#: 5.2.4) before sending, so such a queue could never be reached.
+#: Names that a path cannot carry: browsers, proxies and most HTTP clients
+#: resolve ``/queue/.`` and ``/queue/..`` as dot-segments (RFC 3986 5.2.4;
+#: browsers ``%2E%2E`` as well) before sending, so such a queue, schedule or
+#: category routing could never be reached.
 _DOT_SEGMENTS = (".", "..")
 _TABLE_UNSAFE = re.compile(r"[^0-9a-z_]")
 
@@ -76,9 +77,25 @@ def check_schedule_name(name: str) -> None:
 def check_category(category: str) -> None:
     """
     @raise InvalidName: unless ``category`` is 1-255 bytes of UTF-8 without
-        control characters (``/`` is allowed).
+        control characters, does not start with ``/`` and is not ``.`` or
+        ``..``.
+
+    ``/`` is allowed elsewhere, and so are segments ``.`` and ``..`` between
+    slashes (``x/../y``): a client reaches those by percent-encoding the dots
+    (``x/%2E%2E/y``, as L{fireworq.client} does) or the slashes
+    (``x%2F..%2Fy``, as browsers' ``encodeURIComponent`` does).  A whole
+    category ``.`` or ``..`` has no spelling that every client keeps (browsers
+    resolve ``%2E%2E`` too), and one starting with ``/`` would make ``//`` in
+    ``/routing/{category}``: neither could be routed, so both are refused.
     """
     _check_text("category", category)
+    if category[0] == "/":
+        raise InvalidName("category must not start with '/': its routing could not be reached by a URL")
+    if category in _DOT_SEGMENTS:
+        raise InvalidName(
+            f"category must not be {category!r}: clients resolve it as a path segment, "
+            "so its routing could not be reached"
+        )
 
 
 def check_worker_url(url: str) -> None:

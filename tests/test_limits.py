@@ -1198,7 +1198,10 @@ class ChannelTests(SynchronousTestCase):
         self.assertEqual(
             TWISTED_PRIVATE_API,
             ("HTTPChannel._respondToBadRequestAndDisconnect", "HTTPChannel._receivedHeaderSize",
-             "HTTPChannel._receivedHeaderCount", "HTTPChannel._HTTPChannel__header", "HTTPChannel._command"),
+             "HTTPChannel._receivedHeaderCount", "HTTPChannel._HTTPChannel__header", "HTTPChannel._command",
+             "HTTPChannel._path", "HTTPChannel._version", "HTTPChannel._transferDecoder",
+             "LineReceiver._buffer", "LineReceiver._busyReceiving",
+             "_ChunkedTransferDecoder.state", "_ChunkedTransferDecoder._buffer"),
         )
         for name in ("_receivedHeaderSize", "_receivedHeaderCount", "_HTTPChannel__header"):
             self.assertTrue(hasattr(http.HTTPChannel, name), name)
@@ -1221,6 +1224,20 @@ class ChannelTests(SynchronousTestCase):
         channel.makeConnection(StringTransport())
         channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
         self.assertEqual(calls, [(True, 1, 14 + 7 + 18, b"Content-Length: -5")])
+        # The parsed request line, and the line parser's pending bytes (no
+        # CR LF in them) once it is done with a read.
+        channel = Watched()
+        channel.makeConnection(StringTransport())
+        channel.dataReceived(b"GET /p HTTP/1.1\r\nHost: x\nX")
+        self.assertEqual((channel._command, channel._path, channel._version), (b"GET", b"/p", b"HTTP/1.1"))
+        self.assertEqual((channel._buffer, channel._busyReceiving), (b"Host: x\nX", False))
+        # The chunked decoder's state and pending bytes while it waits for a size line's CR LF.
+        channel = Watched()
+        channel.makeConnection(StringTransport())
+        channel.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2\n")
+        decoder = channel._transferDecoder
+        self.assertIsInstance(decoder, http._ChunkedTransferDecoder)
+        self.assertEqual((decoder.state, bytes(decoder._buffer)), ("CHUNK_LENGTH", b"2\n"))
         # Its line limit and header hooks are the ones overridden.
         self.assertTrue(issubclass(FireworqChannel, http.HTTPChannel))
         for hook in ("allHeadersReceived", "allContentReceived", "requestDone", "lineLengthExceeded",

@@ -25,11 +25,14 @@ app.url_map.merge_slashes = False
 class CategoryConverter(PathConverter):
     """
     A job category in a path: like ``path`` (slashes allowed) but matching
-    any character, so that a category the API must refuse (a control
-    character, say) reaches the route and gets a 400 that says why.
+    any character, a leading ``/`` included, so that a category the API must
+    refuse (a control character, say, or ``/job//a``) reaches the route and
+    gets a 400 that says why.
     """
 
-    regex = "[^/](?s:.)*?"
+    regex = "(?s:.)+?"
+    #: It spans path segments (werkzeug would guess otherwise: no "/" in the regex).
+    part_isolating = False
 
 
 app.url_map.converters["category"] = CategoryConverter

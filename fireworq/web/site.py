@@ -7,11 +7,16 @@ arrive, and a L{Site} that caps open connections and writes the access log.
 Twisted's HTTP/1.1 parser (L{HTTPChannel}) answers a malformed request with
 a bare ``400`` and no body, and drops a connection whose request line or a
 header line is longer than its line limit without any answer.
-L{FireworqChannel} changes that through the parser's hooks; the only
+It also waits forever (until a deadline) for a line that a client ended
+with a bare LF.  L{FireworqChannel} changes that through the parser's hooks,
+and writes an access-log line for every answer it sends itself; the only
 private names of Twisted it relies on are listed in L{TWISTED_PRIVATE_API}
 (and are checked by the canary tests in ``tests/test_limits.py``), so a
 Twisted upgrade that changes them fails those tests rather than going
 unnoticed.
+
+The API speaks HTTP/1.1 only: on a TLS bind, ALPN offers ``http/1.1`` and
+never ``h2`` (see L{FireworqSite.acceptableProtocols}).
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from __future__ import annotations
 import io
 import re
 import time
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
+import attr
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.http import HTTPChannel
@@ -35,13 +41,23 @@ from fireworq.web.errors import error_body, phrase
 #: it calls for every request it cannot parse (which writes a bare 400), its
 #: counters of header bytes and fields (to tell 431 from 400), the header
 #: line it is parsing and whether the request line was parsed (to say what
-#: is wrong).  The canary tests in tests/test_limits.py check each.
+#: is wrong), the request line's parts (for the access log), and the bytes
+#: its line parser and its chunked-body decoder hold while they wait for a
+#: CR LF (to refuse a bare LF at once).  The canary tests in
+#: tests/test_limits.py check each.
 TWISTED_PRIVATE_API = (
     "HTTPChannel._respondToBadRequestAndDisconnect",
     "HTTPChannel._receivedHeaderSize",
     "HTTPChannel._receivedHeaderCount",
     "HTTPChannel._HTTPChannel__header",
     "HTTPChannel._command",
+    "HTTPChannel._path",
+    "HTTPChannel._version",
+    "HTTPChannel._transferDecoder",
+    "LineReceiver._buffer",
+    "LineReceiver._busyReceiving",
+    "_ChunkedTransferDecoder.state",
+    "_ChunkedTransferDecoder._buffer",
 )
 
 #: Longest request line or header line, in bytes (414 or 431 beyond).
@@ -50,6 +66,8 @@ MAX_LINE = 16384
 MAX_HEAD_BYTES = 65536
 #: Most header fields of one request (431 beyond).
 MAX_HEADER_FIELDS = 500
+#: Most bytes of a refused request's method and target in its access-log line.
+LOGGED_TARGET = 1024
 
 
 #: Methods a cross-origin page may send without changing anything.
@@ -182,7 +200,11 @@ def raw_error(code: int, message: str, headers: Tuple[Tuple[bytes, bytes], ...] 
     connection that has no request object to answer through; it asks the
     client to close (the server closes the connection after it).
     """
-    body = error_body(code, message)
+    return raw_answer(code, error_body(code, message), headers)
+
+
+def raw_answer(code: int, body: bytes, headers: Tuple[Tuple[bytes, bytes], ...] = ()) -> bytes:
+    """L{raw_error} with its JSON ``body`` made already."""
     lines = [
         b"HTTP/1.1 %d %s" % (code, phrase(code).encode("ascii")),
         b"Content-Type: application/json",
@@ -191,6 +213,54 @@ def raw_error(code: int, message: str, headers: Tuple[Tuple[bytes, bytes], ...] 
     ]
     lines.extend(name + b": " + value for name, value in headers)
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+@attr.s(auto_attribs=True, frozen=True)
+class RefusedRequest:
+    """
+    What the access log shows of a request the server answered without
+    routing it (a request it could not parse, a deadline, the connection
+    cap): the parts of L{twisted.web.server.Request} that
+    L{fireworq.logging.AccessLog.request} reads.  Parts not received (or not
+    understood) are empty.
+    """
+
+    method: bytes
+    uri: bytes
+    clientproto: bytes
+    #: The status of the answer.
+    code: int
+    #: Bytes of the answer's body.
+    sentLength: int
+    #: When the request began (``time.time()``), or None if unknown.
+    started: Optional[float]
+    client: Any
+    user_agent: Optional[bytes] = None
+
+    def getClientAddress(self) -> Any:
+        """The client's address."""
+        return self.client
+
+    def getHeader(self, name: bytes) -> Optional[bytes]:
+        """The request's User-Agent header; no other header is kept."""
+        return self.user_agent if name.lower() == b"user-agent" else None
+
+
+def request_line_parts(data: bytes) -> Tuple[bytes, bytes, bytes]:
+    """
+    The method, target and version of the request line at the start of
+    ``data``, as far as they arrived (the method is up to the first space,
+    the version after the last one; each cut to L{LOGGED_TARGET} bytes);
+    empty when they cannot be told apart.
+    """
+    line, newline, _ = data.partition(b"\n")
+    method, space, rest = line.rstrip(b"\r").partition(b" ")
+    if not space:
+        return b"", b"", b""
+    target, version = rest, b""
+    if newline and b" " in rest:
+        target, _, version = rest.rpartition(b" ")
+    return method[:LOGGED_TARGET], target[:LOGGED_TARGET], version[:LOGGED_TARGET]
 
 
 #: A byte a request target may not carry raw: anything outside printable
@@ -241,11 +311,18 @@ class FireworqChannel(HTTPChannel):
         answer is 408 and the connection is closed (Twisted's idle timeout
         restarts on every byte, so a client sending a byte a minute would
         otherwise hold the connection forever);
+      - a line of the request head (or a size line of a chunked body) that
+        ends with a bare LF (or CR) is answered 400 at once, rather than
+        waited for until the deadline;
+      - every answer it sends itself is written to the access log, in the
+        format of every other request's line;
       - it tells the site when it opens and closes, for the connection cap.
 
     Only a few cheap hooks run for a well-formed request (one timer per
-    request, moved from the headers' deadline to the body's); everything
-    that explains a refusal runs only when Twisted refuses.
+    request, moved from the headers' deadline to the body's; a look at the
+    phase after each read); everything that explains a refusal runs only
+    when Twisted refuses, or when a request's head or chunked body is still
+    incomplete after a read.
     """
 
     MAX_LENGTH = MAX_LINE
@@ -290,20 +367,48 @@ class FireworqChannel(HTTPChannel):
             408,
             f"the request's {what} did not arrive within {seconds:g} seconds; "
             "send the whole request at once",
+            waited=seconds if what != "body" else None,
         )
+
+    def _begin(self, data: bytes) -> None:
+        """A request begins with ``data``: its head's deadline starts."""
+        self.phase = "head"
+        self._first_data = data
+        seconds = getattr(self.site, "header_timeout", None)
+        if seconds:
+            self._deadline = self.callLater(seconds, self._too_slow, "line and headers", seconds)
 
     def dataReceived(self, data: bytes) -> None:
         if self.phase == "idle":
             if not data:
                 return
-            self.phase = "head"
-            self._first_data = data
-            seconds = getattr(self.site, "header_timeout", None)
-            if seconds:
-                self._deadline = self.callLater(seconds, self._too_slow, "line and headers", seconds)
+            self._begin(data)
         elif self.phase == "refused":
             return
         super().dataReceived(data)
+        if (self.phase == "head" or self.phase == "body") and not self._busyReceiving:
+            self._check_line_ends()
+
+    def _check_line_ends(self) -> None:
+        """
+        Refuse a request whose head or chunked body is waiting for a line
+        that was ended with a bare LF (or CR): Twisted waits for CR LF and
+        would only time out.  What is pending holds no CR LF (each one ends a
+        line already parsed), so any LF in it, and any CR but a last one
+        (whose LF may be on its way), is bare.
+        """
+        if self.phase == "head":
+            pending = self._buffer
+            if b"\n" in pending or pending.find(b"\r", 0, len(pending) - 1) != -1:
+                self.refuse(
+                    400,
+                    "each line of the request line and headers must end with CR LF; "
+                    "this request ends one with a bare " + ("LF" if b"\n" in pending else "CR"),
+                )
+            return
+        decoder = self._transferDecoder
+        if getattr(decoder, "state", None) in ("CHUNK_LENGTH", "TRAILER") and b"\n" in getattr(decoder, "_buffer", b""):
+            self.refuse(400, "each size line and trailer line of a chunked body must end with CR LF, not a bare LF")
 
     def allHeadersReceived(self) -> None:
         super().allHeadersReceived()
@@ -331,6 +436,10 @@ class FireworqChannel(HTTPChannel):
         # next request), which goes through dataReceived again.
         self.phase = "idle"
         super().requestDone(request)
+        if self.phase == "idle" and self._busyReceiving and self._buffer and self.persistent:
+            # Answered while its own read was being parsed: the rest of that
+            # read (the next request) is parsed on return, not replayed.
+            self._begin(self._buffer)
 
     # -- answers without a request ---------------------------------------------
 
@@ -362,15 +471,53 @@ class FireworqChannel(HTTPChannel):
         else:
             self.refuse(400, header_problem(getattr(self, "_HTTPChannel__header", b"")))
 
-    def refuse(self, code: int, message: str) -> None:
-        """Answer ``code`` with a JSON error and close the connection."""
+    def refuse(self, code: int, message: str, waited: Optional[float] = None) -> None:
+        """
+        Answer ``code`` with a JSON error, write its access-log line and close
+        the connection.
+
+        @param waited: seconds since the request began, when its request
+            object (which knows) may not be made yet.
+        """
         if self.phase == "refused":
             return
         self.phase = "refused"
         self._cancel_deadline()
+        body = error_body(code, message)
         if self.transport is not None:
-            self.transport.write(raw_error(code, message))
+            self.transport.write(raw_answer(code, body))
+            self._log_refusal(code, len(body), waited)
         self.loseConnection()
+
+    def _log_refusal(self, code: int, size: int, waited: Optional[float]) -> None:
+        """The access-log line of a request refused by L{refuse}."""
+        site = getattr(self, "site", None)
+        if site is None:
+            return
+        # The request object exists once the request line arrived (parsed or
+        # not), with its headers as far as they were parsed.  (Earlier
+        # requests of the connection are answered and gone: Twisted parses
+        # no request while one is being answered.)
+        request = self.requests[-1] if self.requests else None
+        if "_command" in vars(self):
+            method, uri, version = self._command, self._path[:LOGGED_TARGET], self._version
+        else:
+            method, uri, version = request_line_parts(self._first_data)
+        started = getattr(request, "started", None)
+        if waited is not None and started is None:
+            started = time.time() - waited
+        site.log(
+            RefusedRequest(
+                method=method,
+                uri=uri,
+                clientproto=version,
+                code=code,
+                sentLength=size,
+                started=started,
+                client=self.transport.getPeer(),
+                user_agent=request.getHeader(b"user-agent") if request is not None else None,
+            )
+        )
 
 
 def header_problem(line: bytes) -> str:
@@ -396,20 +543,27 @@ class TooManyConnections(Protocol):
     a reset).
     """
 
-    def __init__(self, limit: int, callLater: Callable[..., Any]) -> None:
+    def __init__(
+        self, limit: int, callLater: Callable[..., Any], log: Optional[Callable[[Any], None]] = None
+    ) -> None:
+        """
+        @param log: called with the L{RefusedRequest} of the answer (for the
+            access log).
+        """
         self._limit = limit
         self._callLater = callLater
+        self._log = log
         self._abort: Any = None
 
     def connectionMade(self) -> None:
-        self.transport.write(
-            raw_error(
-                503,
-                f"the server has {self._limit} connections open, its limit (setting "
-                "max_connections); retry later",
-                ((b"Retry-After", b"1"),),
-            )
+        body = error_body(
+            503,
+            f"the server has {self._limit} connections open, its limit (setting "
+            "max_connections); retry later",
         )
+        self.transport.write(raw_answer(503, body, ((b"Retry-After", b"1"),)))
+        if self._log is not None:
+            self._log(RefusedRequest(b"", b"", b"", 503, len(body), None, self.transport.getPeer()))
         # Half-close: the client reads the answer, then closes its side.
         getattr(self.transport, "loseWriteConnection", self.transport.loseConnection)()
         self._abort = self._callLater(1.0, self.transport.abortConnection)
@@ -473,6 +627,17 @@ class FireworqSite(Site):
         """
         return FireworqChannel()
 
+    def acceptableProtocols(self) -> List[bytes]:
+        """
+        The protocols a TLS bind offers over ALPN: ``http/1.1`` only.
+        Twisted's L{Site} also offers ``h2`` whenever the ``h2`` package can
+        be imported, but L{protocol} makes an HTTP/1.1 channel for every
+        connection, so a client that took ``h2`` would get an answer it
+        cannot read; Twisted's HTTP/2 connection would not have this
+        channel's limits, deadlines, JSON errors or connection count either.
+        """
+        return [b"http/1.1"]
+
     def buildProtocol(self, addr: Any) -> Any:
         if self.max_connections and self.open_connections >= self.max_connections:
             if not self._at_cap:
@@ -482,7 +647,7 @@ class FireworqSite(Site):
                     "are answered 503 until some close",
                     open=self.open_connections,
                 )
-            return TooManyConnections(self.max_connections, self.reactor.callLater)
+            return TooManyConnections(self.max_connections, self.reactor.callLater, self.log)
         return super().buildProtocol(addr)
 
     def connection_opened(self) -> None:
