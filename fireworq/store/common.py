@@ -15,7 +15,8 @@ from typing import Any, Callable, Optional
 import attr
 
 from fireworq.joboptions.values import NO_DEFAULTS, QueueDefaults
-from fireworq.model import Job, PushEntry, QueueDefinition, Result, encode_failure_result
+from fireworq.model import Job, PushEntry, QueueDefinition, Result
+from fireworq.store.failure_log import encode_failure_result
 
 #: A clock: milliseconds since the epoch.
 Clock = Callable[[], int]

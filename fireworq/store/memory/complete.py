@@ -13,14 +13,9 @@ from typing import Any, Dict, Sequence
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
 
-from fireworq.model import (
-    Completion,
-    CompletionKind,
-    FailedJob,
-    decode_failure_options,
-    decode_failure_result,
-)
+from fireworq.model import Completion, CompletionKind, FailedJob
 from fireworq.store.common import failure_result_text
+from fireworq.store.failure_log import decode_failure_options, decode_failure_result
 from fireworq.store.memory.queue import CLAIMED, QueueJobs
 
 

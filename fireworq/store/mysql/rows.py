@@ -12,7 +12,8 @@ import struct
 from typing import Any, Optional, Sequence
 
 from fireworq.joboptions.values import NO_OPTIONS, decode_options
-from fireworq.model import FailedJob, Job, decode_failure_options, decode_failure_result
+from fireworq.model import FailedJob, Job
+from fireworq.store.failure_log import decode_failure_options, decode_failure_result
 
 #: The job columns every job query selects, in the order L{job_from_row} reads.
 JOB_COLUMNS = (

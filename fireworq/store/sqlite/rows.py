@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Iterator, Sequence
 
 from fireworq.joboptions.values import NO_OPTIONS, decode_options
-from fireworq.model import FailedJob, Job, decode_failure_options, decode_failure_result
+from fireworq.model import FailedJob, Job
+from fireworq.store.failure_log import decode_failure_options, decode_failure_result
 
 #: Ids bound in one ``IN (...)`` list.
 CHUNK = 500
