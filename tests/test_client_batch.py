@@ -158,7 +158,7 @@ class ConfigurationTests(SynchronousTestCase):
         self.assertNotIn("authorization", default._http.headers)
 
     def test_paths_are_quoted(self) -> None:
-        from fireworq.client.calls import category_path, segment
+        from fireworq.client.encoding import category_path, segment
 
         self.assertEqual(category_path("a/b c/?#%"), "a/b%20c/%3F%23%25")
         self.assertEqual(category_path("x/../."), "x/%2E%2E/%2E")

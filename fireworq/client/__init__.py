@@ -14,7 +14,7 @@ and attrs, nothing of the server.  See docs/client.md.
 """
 
 from fireworq.client.aio import AsyncClient
-from fireworq.client.calls import MAX_BATCH, JobSpec
+from fireworq.client.encoding import MAX_BATCH, JobSpec
 from fireworq.client.errors import (
     APIError,
     BadRequest,

@@ -22,7 +22,8 @@ from fireworq.client.base import (
     transport_error,
 )
 from fireworq.client.batch import Chunk, Settled, Tally, chunks, settle
-from fireworq.client.calls import MAX_BATCH, MAX_BATCH_BYTES, Call, events_params
+from fireworq.client.call import Call
+from fireworq.client.encoding import MAX_BATCH, MAX_BATCH_BYTES, events_params
 from fireworq.client.errors import APIError, FireworqError, TransportError, api_error
 from fireworq.client.models import BatchResult, Event, FailedJob, Job, Page
 from fireworq.client.sse import event_of

@@ -13,7 +13,8 @@ from typing import Any, Callable, Dict, Optional, Union
 import httpx
 
 from fireworq import __version__
-from fireworq.client.calls import Call, Endpoints, Reply
+from fireworq.client.call import Call, Reply
+from fireworq.client.calls import Endpoints
 from fireworq.client.errors import TransportError, UnexpectedAnswer, api_error
 from fireworq.client.retry import RETRYABLE_STATUSES, RETRYABLE_TRANSPORT_ERRORS, RetryPolicy
 

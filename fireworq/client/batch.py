@@ -17,7 +17,8 @@ from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import attr
 
-from fireworq.client.calls import BATCH_INDEX, BATCH_LIMIT, MAX_BATCH, MAX_BATCH_BYTES, encode_json, job_object
+from fireworq.client.encoding import MAX_BATCH, MAX_BATCH_BYTES, encode_json, job_object
+from fireworq.client.replies import BATCH_INDEX, BATCH_LIMIT
 from fireworq.client.errors import BadRequest, PayloadTooLarge
 from fireworq.client.models import BatchFailure, BatchResult, PushedJob
 

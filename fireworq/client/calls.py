@@ -1,213 +1,40 @@
 """
-The API of the server described once, for both clients: each method
-builds a L{Call} (what to send, whether it may be repeated, how to read the
-answer) and hands it to ``self._send``, which the synchronous client
-performs at once and the asyncio client returns as a coroutine.
+The API of the server described once, for both clients: each method of
+L{Endpoints} builds a L{Call <fireworq.client.call.Call>} (what to send,
+whether it may be repeated, how to read the answer) and hands it to
+``self._send``, which the synchronous client performs at once and the
+asyncio client returns as a coroutine.  Bodies and paths are made by
+L{fireworq.client.encoding}, answers read by L{fireworq.client.replies}.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
-import re
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
-from urllib.parse import quote
+from typing import Any, Mapping, Optional, Sequence, Union
 
-import attr
-
-from fireworq.client.models import FailedJob, Job, Node, Page, PushedJob, Queue, Routing
-
-#: Largest number of jobs one ``POST /jobs/{category}`` may carry (B6).
-MAX_BATCH = 1000
-
-#: Default byte budget of one batch request: under the server's default
-#: ``max_request_body`` (1 MiB) with room to spare.
-MAX_BATCH_BYTES = 1_000_000
+from fireworq.client.call import Call
+from fireworq.client.encoding import (
+    all_keyed,
+    category_path,
+    encode_json,
+    job_body,
+    job_object,
+    list_params,
+    seconds,
+    segment,
+)
+from fireworq.client.models import FailedJob, Job, Node, Queue, Routing
+from fireworq.client.replies import (
+    read_count,
+    read_data,
+    read_list_of,
+    read_one,
+    read_page,
+    read_pushed,
+    read_pushed_list,
+)
 
 #: The states of ``GET /queue/{q}/{state}`` (A5).
 JOB_STATES = ("waiting", "deferred", "grabbed")
-
-Params = List[Tuple[str, str]]
-
-
-@attr.s(auto_attribs=True, frozen=True)
-class Reply:
-    """An answer as the clients hand it to a call's reader."""
-
-    status: int
-    headers: Mapping[str, str]
-    data: Any
-
-
-@attr.s(auto_attribs=True, frozen=True)
-class Call:
-    """
-    One request: ``method`` and ``path`` (already quoted), query ``params``,
-    an encoded JSON ``body``, extra ``headers``; ``idempotent`` when it may
-    be sent again after a 503 or a transport failure; ``read`` turns the
-    L{Reply} of a 2xx answer into the result; ``accept`` lists non-2xx
-    statuses that are answers rather than errors (``/health``'s 503).
-    """
-
-    method: str
-    path: str
-    read: Callable[[Reply], Any]
-    params: Params = attr.ib(factory=list)
-    body: Optional[bytes] = None
-    headers: Dict[str, str] = attr.ib(factory=dict)
-    idempotent: bool = False
-    accept: Tuple[int, ...] = ()
-    text: bool = False
-
-
-def encode_json(value: Any) -> bytes:
-    """Compact JSON text of ``value``, as UTF-8."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def segment(value: Union[str, int]) -> str:
-    """One path segment (a queue name, an id): every reserved character quoted."""
-    text = str(value)
-    if text in (".", ".."):
-        return text.replace(".", "%2E")
-    return quote(text, safe="")
-
-
-def category_path(category: str) -> str:
-    """A job category in a path: ``/`` kept, every other reserved character quoted."""
-    return "/".join(segment(part) for part in category.split("/"))
-
-
-def seconds(value: Any, name: str) -> Any:
-    """A duration of the job API: whole seconds from an int or a timedelta."""
-    if isinstance(value, datetime.timedelta):
-        total = value.total_seconds()
-        if total != int(total):
-            raise ValueError(f"{name} must be whole seconds, not {total}")
-        return int(total)
-    return value
-
-
-#: Job fields that are durations in seconds (A2, B7).
-_DURATIONS = ("run_after", "retry_delay", "timeout", "retry_max_delay", "deadline")
-
-
-def job_body(
-    url: Optional[str] = None, payload: Any = None, options: Optional[Mapping[str, Any]] = None
-) -> Dict[str, Any]:
-    """
-    The JSON object of one job: A2's fields and B7's options (``name``,
-    ``tags``, ``headers``, ``priority``, ``retry_backoff``,
-    ``retry_max_delay``, ``retry_jitter``, ``success``, ``deadline``,
-    ``idempotency_key``) and any other field, passed through as given.
-    Options that are None are left out (the server's defaults apply).
-    """
-    body: Dict[str, Any] = {}
-    if url is not None:
-        body["url"] = url
-    if payload is not None:
-        body["payload"] = payload
-    for key, value in (options or {}).items():
-        if value is None:
-            continue
-        body[key] = seconds(value, key) if key in _DURATIONS else value
-    return body
-
-
-def job_object(job: Any) -> Dict[str, Any]:
-    """An element of a batch: a mapping (a job object of A2/B7) or a L{JobSpec}."""
-    if isinstance(job, dict):
-        return job_body(options=job)
-    if isinstance(job, JobSpec):
-        return job.to_json()
-    if isinstance(job, Mapping):
-        return job_body(options=job)
-    raise TypeError(f"a job must be a mapping or a JobSpec, not {type(job).__name__}")
-
-
-@attr.s(auto_attribs=True, frozen=True)
-class JobSpec:
-    """
-    A job to push in a batch: ``url``, ``payload`` and the other job fields
-    as keyword ``options`` (the same names as L{Endpoints.push}).
-    """
-
-    url: str
-    payload: Any = None
-    options: Dict[str, Any] = attr.ib(factory=dict)
-
-    @classmethod
-    def of(cls, url: str, payload: Any = None, **options: Any) -> "JobSpec":
-        """``JobSpec.of(url, payload, max_retries=3, …)``."""
-        return cls(url, payload, options)
-
-    def to_json(self) -> Dict[str, Any]:
-        """The job object of the push body."""
-        return job_body(self.url, self.payload, self.options)
-
-
-def _pushed(reply: Reply) -> PushedJob:
-    replayed = str(reply.headers.get("idempotent-replayed", "")).lower() == "true"
-    job = PushedJob.from_json(reply.data)
-    return attr.evolve(job, replayed=True) if replayed else job
-
-
-def _pushed_list(reply: Reply) -> List[PushedJob]:
-    return [PushedJob.from_json(item) for item in reply.data]
-
-
-def _count_list(reply: Reply) -> List[None]:
-    """A batch answer read only for its length (``push_many(keep_jobs=False)``)."""
-    if not isinstance(reply.data, list):
-        raise TypeError(f"expected a JSON array, not {type(reply.data).__name__}")
-    return [None] * len(reply.data)
-
-
-def _list_of(cls: Any) -> Callable[[Reply], List[Any]]:
-    return lambda reply: [cls.from_json(item) for item in reply.data]
-
-
-def _one(cls: Any) -> Callable[[Reply], Any]:
-    return lambda reply: cls.from_json(reply.data)
-
-
-def _data(reply: Reply) -> Any:
-    return reply.data
-
-
-def _page(key: str, cls: Any) -> Callable[[Reply], Page]:
-    return lambda reply: Page(
-        [cls.from_json(item) for item in reply.data.get(key, [])], reply.data.get("next_cursor", "") or ""
-    )
-
-
-def list_params(
-    limit: Optional[int] = None,
-    order: Optional[str] = None,
-    cursor: Optional[str] = None,
-    name: Optional[str] = None,
-    tags: Optional[Union[Mapping[str, str], Iterable[str]]] = None,
-) -> Params:
-    """Query parameters of the list endpoints (A5, A6; ``name``/``tag`` filters of B8)."""
-    params: Params = []
-    if limit is not None:
-        params.append(("limit", str(limit)))
-    if order:
-        params.append(("order", order))
-    if cursor:
-        params.append(("cursor", cursor))
-    if name:
-        params.append(("name", name))
-    if tags:
-        pairs = [f"{k}:{v}" for k, v in tags.items()] if isinstance(tags, Mapping) else list(tags)
-        params.extend(("tag", pair) for pair in pairs)
-    return params
-
-
-#: The 400 message of a batch names the element: ``job [3]: …``.
-BATCH_INDEX = re.compile(r"^job \[(\d+)\]")
-#: The 400 message of a batch larger than the server takes.
-BATCH_LIMIT = re.compile(r"at most (\d+) jobs")
 
 
 class Endpoints:
@@ -228,18 +55,18 @@ class Endpoints:
 
     def settings(self) -> Any:
         """``GET /settings``: the effective configuration (secrets masked)."""
-        return self._send(Call("GET", "/settings", _data, idempotent=True))
+        return self._send(Call("GET", "/settings", read_data, idempotent=True))
 
     def stats(self) -> Any:
         """``GET /stats``: statistics of the server process."""
-        return self._send(Call("GET", "/stats", _data, idempotent=True))
+        return self._send(Call("GET", "/stats", read_data, idempotent=True))
 
     def health(self) -> Any:
         """
         ``GET /health``: ``{"status": "ok", …}``, or the 503 answer's body
         (``status`` ``unavailable`` or ``starting``) without raising.
         """
-        return self._send(Call("GET", "/health", _data, accept=(503,)))
+        return self._send(Call("GET", "/health", read_data, accept=(503,)))
 
     def metrics(self) -> Any:
         """``GET /metrics``: the Prometheus text."""
@@ -293,7 +120,7 @@ class Endpoints:
             Call(
                 "POST",
                 "/job/" + category_path(category),
-                _pushed,
+                read_pushed,
                 body=encode_json(job_body(url, payload, options)),
                 headers=extra_headers,
                 idempotent=idempotency_key is not None,
@@ -309,21 +136,21 @@ class Endpoints:
         ``idempotency_key``.
         """
         objects = [job_object(job) for job in jobs]
-        return self._send(self._batch_call(category, encode_json(objects), _all_keyed(objects)))
+        return self._send(self._batch_call(category, encode_json(objects), all_keyed(objects)))
 
     def _batch_call(self, category: str, body: bytes, idempotent: bool, keep: bool = True) -> Call:
-        read = _pushed_list if keep else _count_list
+        read = read_pushed_list if keep else read_count
         return Call("POST", "/jobs/" + category_path(category), read, body=body, idempotent=idempotent)
 
     # -- A3: queues ----------------------------------------------------------
 
     def queues(self) -> Any:
         """``GET /queues``: every L{Queue} definition."""
-        return self._send(Call("GET", "/queues", _list_of(Queue), idempotent=True))
+        return self._send(Call("GET", "/queues", read_list_of(Queue), idempotent=True))
 
     def queue(self, name: str) -> Any:
         """``GET /queue/{name}``: one L{Queue}; L{NotFound} when undefined."""
-        return self._send(Call("GET", "/queue/" + segment(name), _one(Queue), idempotent=True))
+        return self._send(Call("GET", "/queue/" + segment(name), read_one(Queue), idempotent=True))
 
     def put_queue(self, name: str, **definition: Any) -> Any:
         """
@@ -334,34 +161,34 @@ class Endpoints:
         """
         body = {k: seconds(v, k) for k, v in definition.items() if v is not None}
         return self._send(
-            Call("PUT", "/queue/" + segment(name), _one(Queue), body=encode_json(body), idempotent=True)
+            Call("PUT", "/queue/" + segment(name), read_one(Queue), body=encode_json(body), idempotent=True)
         )
 
     def delete_queue(self, name: str) -> Any:
         """``DELETE /queue/{name}``: answers the deleted L{Queue}."""
-        return self._send(Call("DELETE", "/queue/" + segment(name), _one(Queue), idempotent=True))
+        return self._send(Call("DELETE", "/queue/" + segment(name), read_one(Queue), idempotent=True))
 
     def queue_node(self, name: str) -> Any:
         """``GET /queue/{name}/node``: the L{Node} dispatching the queue; L{NotFound} when none."""
-        return self._send(Call("GET", f"/queue/{segment(name)}/node", _one(Node), idempotent=True))
+        return self._send(Call("GET", f"/queue/{segment(name)}/node", read_one(Node), idempotent=True))
 
     def queue_stats(self, name: str) -> Any:
         """``GET /queue/{name}/stats``: the queue's counters (a dict)."""
-        return self._send(Call("GET", f"/queue/{segment(name)}/stats", _data, idempotent=True))
+        return self._send(Call("GET", f"/queue/{segment(name)}/stats", read_data, idempotent=True))
 
     def queues_stats(self) -> Any:
         """``GET /queues/stats``: ``{queue name: counters}``."""
-        return self._send(Call("GET", "/queues/stats", _data, idempotent=True))
+        return self._send(Call("GET", "/queues/stats", read_data, idempotent=True))
 
     # -- B9: queue control -----------------------------------------------------
 
     def pause(self, name: str) -> Any:
         """(B9) ``POST /queue/{name}/pause``: answers the L{Queue}."""
-        return self._send(Call("POST", f"/queue/{segment(name)}/pause", _one(Queue), idempotent=True))
+        return self._send(Call("POST", f"/queue/{segment(name)}/pause", read_one(Queue), idempotent=True))
 
     def resume(self, name: str) -> Any:
         """(B9) ``POST /queue/{name}/resume``: answers the L{Queue}."""
-        return self._send(Call("POST", f"/queue/{segment(name)}/resume", _one(Queue), idempotent=True))
+        return self._send(Call("POST", f"/queue/{segment(name)}/resume", read_one(Queue), idempotent=True))
 
     def purge(self, name: str) -> Any:
         """(B9) ``POST /queue/{name}/purge``: delete waiting and deferred jobs; answers how many."""
@@ -373,24 +200,24 @@ class Endpoints:
 
     def routings(self) -> Any:
         """``GET /routings``: every L{Routing}."""
-        return self._send(Call("GET", "/routings", _list_of(Routing), idempotent=True))
+        return self._send(Call("GET", "/routings", read_list_of(Routing), idempotent=True))
 
     def routing(self, category: str) -> Any:
         """``GET /routing/{category}``: one L{Routing}."""
-        return self._send(Call("GET", "/routing/" + category_path(category), _one(Routing), idempotent=True))
+        return self._send(Call("GET", "/routing/" + category_path(category), read_one(Routing), idempotent=True))
 
     def put_routing(self, category: str, queue_name: str) -> Any:
         """``PUT /routing/{category}``: send jobs of ``category`` to ``queue_name``."""
         return self._send(
             Call(
-                "PUT", "/routing/" + category_path(category), _one(Routing),
+                "PUT", "/routing/" + category_path(category), read_one(Routing),
                 body=encode_json({"queue_name": queue_name}), idempotent=True,
             )
         )
 
     def delete_routing(self, category: str) -> Any:
         """``DELETE /routing/{category}``: answers the deleted L{Routing}."""
-        return self._send(Call("DELETE", "/routing/" + category_path(category), _one(Routing), idempotent=True))
+        return self._send(Call("DELETE", "/routing/" + category_path(category), read_one(Routing), idempotent=True))
 
     # -- A5, B8, B9: jobs in a queue -------------------------------------------
 
@@ -407,7 +234,7 @@ class Endpoints:
             raise ValueError(f"state must be one of {', '.join(JOB_STATES)}, not {state!r}")
         return self._send(
             Call(
-                "GET", f"/queue/{segment(queue)}/{state}", _page("jobs", Job),
+                "GET", f"/queue/{segment(queue)}/{state}", read_page("jobs", Job),
                 params=list_params(limit, order, cursor, name, tags), idempotent=True,
             )
         )
@@ -419,14 +246,14 @@ class Endpoints:
         """(B8) ``GET /queue/{q}/completed``: one L{Page} of kept completed L{Job}s, newest first."""
         return self._send(
             Call(
-                "GET", f"/queue/{segment(queue)}/completed", _page("jobs", Job),
+                "GET", f"/queue/{segment(queue)}/completed", read_page("jobs", Job),
                 params=list_params(limit, None, cursor, name, tags), idempotent=True,
             )
         )
 
     def job(self, queue: str, job_id: int) -> Any:
         """``GET /queue/{q}/job/{id}``: one L{Job}; L{NotFound} when absent (e.g. completed)."""
-        return self._send(Call("GET", f"/queue/{segment(queue)}/job/{segment(job_id)}", _one(Job), idempotent=True))
+        return self._send(Call("GET", f"/queue/{segment(queue)}/job/{segment(job_id)}", read_one(Job), idempotent=True))
 
     def delete_job(self, queue: str, job_id: int) -> Any:
         """
@@ -435,7 +262,7 @@ class Endpoints:
         ``extra``).  Repeated after a lost answer, the repeat may get 404.
         """
         return self._send(
-            Call("DELETE", f"/queue/{segment(queue)}/job/{segment(job_id)}", _one(Job), idempotent=True)
+            Call("DELETE", f"/queue/{segment(queue)}/job/{segment(job_id)}", read_one(Job), idempotent=True)
         )
 
     def cancel_job(self, queue: str, job_id: int) -> Any:
@@ -450,7 +277,7 @@ class Endpoints:
 
     def retry_job(self, queue: str, job_id: int) -> Any:
         """(B8) ``POST /queue/{q}/job/{id}/retry``: push a kept finished job again; answers a L{PushedJob}."""
-        return self._send(Call("POST", f"/queue/{segment(queue)}/job/{segment(job_id)}/retry", _pushed))
+        return self._send(Call("POST", f"/queue/{segment(queue)}/job/{segment(job_id)}/retry", read_pushed))
 
     # -- A6: the failure log -----------------------------------------------------
 
@@ -464,7 +291,7 @@ class Endpoints:
         """
         return self._send(
             Call(
-                "GET", f"/queue/{segment(queue)}/failed", _page("failed_jobs", FailedJob),
+                "GET", f"/queue/{segment(queue)}/failed", read_page("failed_jobs", FailedJob),
                 params=list_params(limit, order, cursor, name, tags), idempotent=True,
             )
         )
@@ -472,13 +299,13 @@ class Endpoints:
     def failed_job(self, queue: str, failure_id: int) -> Any:
         """``GET /queue/{q}/failed/{id}``: one L{FailedJob}."""
         return self._send(
-            Call("GET", f"/queue/{segment(queue)}/failed/{segment(failure_id)}", _one(FailedJob), idempotent=True)
+            Call("GET", f"/queue/{segment(queue)}/failed/{segment(failure_id)}", read_one(FailedJob), idempotent=True)
         )
 
     def delete_failed(self, queue: str, failure_id: int) -> Any:
         """``DELETE /queue/{q}/failed/{id}``: remove an entry; answers it."""
         return self._send(
-            Call("DELETE", f"/queue/{segment(queue)}/failed/{segment(failure_id)}", _one(FailedJob), idempotent=True)
+            Call("DELETE", f"/queue/{segment(queue)}/failed/{segment(failure_id)}", read_one(FailedJob), idempotent=True)
         )
 
     def retry_failed(self, queue: str, failure_id: int) -> Any:
@@ -488,17 +315,17 @@ class Endpoints:
         Never repeated by the client (a repeat after a lost answer would be
         a 404, not a second job, but the caller should know).
         """
-        return self._send(Call("POST", f"/queue/{segment(queue)}/failed/{segment(failure_id)}/retry", _pushed))
+        return self._send(Call("POST", f"/queue/{segment(queue)}/failed/{segment(failure_id)}/retry", read_pushed))
 
     # -- B10: schedules ---------------------------------------------------------
 
     def schedules(self) -> Any:
         """(B10) ``GET /schedules``: every schedule (dicts)."""
-        return self._send(Call("GET", "/schedules", _data, idempotent=True))
+        return self._send(Call("GET", "/schedules", read_data, idempotent=True))
 
     def schedule(self, name: str) -> Any:
         """(B10) ``GET /schedule/{name}``: the definition plus ``next_run_at``, ``last_run_at``, ``last_job``."""
-        return self._send(Call("GET", "/schedule/" + segment(name), _data, idempotent=True))
+        return self._send(Call("GET", "/schedule/" + segment(name), read_data, idempotent=True))
 
     def put_schedule(
         self, name: str, *, cron: str, category: str, url: str, payload: Any = None,
@@ -514,35 +341,35 @@ class Endpoints:
             cron=cron, category=category, timezone=timezone, enabled=enabled, catch_up=catch_up,
             job_name=job_name, **job_fields,
         ))
-        return self._send(Call("PUT", "/schedule/" + segment(name), _data, body=encode_json(body), idempotent=True))
+        return self._send(Call("PUT", "/schedule/" + segment(name), read_data, body=encode_json(body), idempotent=True))
 
     def delete_schedule(self, name: str) -> Any:
         """(B10) ``DELETE /schedule/{name}``."""
-        return self._send(Call("DELETE", "/schedule/" + segment(name), _data, idempotent=True))
+        return self._send(Call("DELETE", "/schedule/" + segment(name), read_data, idempotent=True))
 
     def run_schedule(self, name: str) -> Any:
         """(B10) ``POST /schedule/{name}/run``: push the schedule's job now; answers a L{PushedJob}."""
-        return self._send(Call("POST", f"/schedule/{segment(name)}/run", _pushed))
+        return self._send(Call("POST", f"/schedule/{segment(name)}/run", read_pushed))
 
     # -- B11: signing keys ------------------------------------------------------
 
     def signing_key(self, queue: str) -> Any:
         """(B11) ``GET /queue/{q}/signing-key``: ``{"current", "previous", "previous_expires_at"}``."""
-        return self._send(Call("GET", f"/queue/{segment(queue)}/signing-key", _data, idempotent=True))
+        return self._send(Call("GET", f"/queue/{segment(queue)}/signing-key", read_data, idempotent=True))
 
     def rotate_signing_key(self, queue: str) -> Any:
         """(B11) ``POST /queue/{q}/signing-key/rotate``: a new current secret; answers as L{signing_key}."""
-        return self._send(Call("POST", f"/queue/{segment(queue)}/signing-key/rotate", _data))
+        return self._send(Call("POST", f"/queue/{segment(queue)}/signing-key/rotate", read_data))
 
     # -- B12: event hooks -------------------------------------------------------
 
     def hooks(self) -> Any:
         """(B12) ``GET /hooks``: every hook (dicts; secrets not shown)."""
-        return self._send(Call("GET", "/hooks", _data, idempotent=True))
+        return self._send(Call("GET", "/hooks", read_data, idempotent=True))
 
     def hook(self, name: str) -> Any:
         """(B12) ``GET /hook/{name}``."""
-        return self._send(Call("GET", "/hook/" + segment(name), _data, idempotent=True))
+        return self._send(Call("GET", "/hook/" + segment(name), read_data, idempotent=True))
 
     def put_hook(
         self, name: str, *, url: str, events: Sequence[str], queues: Optional[str] = None,
@@ -555,21 +382,21 @@ class Endpoints:
         shown in this answer only).
         """
         body = job_body(url, None, dict(events=list(events), queues=queues, secret=secret, **fields))
-        return self._send(Call("PUT", "/hook/" + segment(name), _data, body=encode_json(body), idempotent=True))
+        return self._send(Call("PUT", "/hook/" + segment(name), read_data, body=encode_json(body), idempotent=True))
 
     def delete_hook(self, name: str) -> Any:
         """(B12) ``DELETE /hook/{name}``."""
-        return self._send(Call("DELETE", "/hook/" + segment(name), _data, idempotent=True))
+        return self._send(Call("DELETE", "/hook/" + segment(name), read_data, idempotent=True))
 
     # -- B14: tokens ------------------------------------------------------------
 
     def tokens(self) -> Any:
         """(B14) ``GET /tokens``: every token without its secret."""
-        return self._send(Call("GET", "/tokens", _data, idempotent=True))
+        return self._send(Call("GET", "/tokens", read_data, idempotent=True))
 
     def token(self, token_id: Union[str, int]) -> Any:
         """(B14) ``GET /token/{id}``."""
-        return self._send(Call("GET", "/token/" + segment(token_id), _data, idempotent=True))
+        return self._send(Call("GET", "/token/" + segment(token_id), read_data, idempotent=True))
 
     def create_token(
         self, name: str, scopes: Sequence[str], *, queues: Optional[str] = None,
@@ -581,11 +408,11 @@ class Endpoints:
         ``rate`` requests per second; the answer's ``token`` is shown only here.
         """
         body = job_body(None, None, dict(name=name, scopes=list(scopes), queues=queues, rate=rate, burst=burst, **fields))
-        return self._send(Call("POST", "/tokens", _data, body=encode_json(body)))
+        return self._send(Call("POST", "/tokens", read_data, body=encode_json(body)))
 
     def delete_token(self, token_id: Union[str, int]) -> Any:
         """(B14) ``DELETE /token/{id}``: revoke a token."""
-        return self._send(Call("DELETE", "/token/" + segment(token_id), _data, idempotent=True))
+        return self._send(Call("DELETE", "/token/" + segment(token_id), read_data, idempotent=True))
 
     def revoke_token(self, token_id: Union[str, int]) -> Any:
         """``DELETE /token/{id}`` (the same as L{delete_token}): answers the revoked token."""
@@ -593,14 +420,4 @@ class Endpoints:
 
     def whoami(self) -> Any:
         """``GET /whoami``: the client's own token (``id``, ``name``, ``scopes``, ``queues``, …) without its secret."""
-        return self._send(Call("GET", "/whoami", _data, idempotent=True))
-
-
-def _all_keyed(objects: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether every job of a batch has an idempotency key (so the batch may be repeated)."""
-    return bool(objects) and all(obj.get("idempotency_key") for obj in objects)
-
-
-def events_params(queues: Optional[Iterable[str]]) -> Params:
-    """Query of ``GET /events`` (B13): ``queue=`` repeated."""
-    return [("queue", q) for q in (queues or [])]
+        return self._send(Call("GET", "/whoami", read_data, idempotent=True))
