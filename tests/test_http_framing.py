@@ -243,6 +243,9 @@ class RefusalAccessLogTests(ChannelCase):
         line = self.logged_refusal(b"GET /slow HTTP/1.1\r\nHost: x\r\n", 10)
         self.assertEqual(line["status"], 408)
         self.assertShows(line, "GET", "/slow", "HTTP/1.1")
+        # The last header line that arrived is shown too.
+        line = self.logged_refusal(b"GET /slow HTTP/1.1\r\nHost: x\r\nUser-Agent: t/2\r\n", 10)
+        self.assertShows(line, "GET", "/slow", "HTTP/1.1", "t/2")
         # Before the request line is whole the request object does not exist;
         # the wait is still the deadline's.
         line = self.logged_refusal(b"GET /sl", 10)

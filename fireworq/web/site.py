@@ -506,6 +506,12 @@ class FireworqChannel(HTTPChannel):
         started = getattr(request, "started", None)
         if waited is not None and started is None:
             started = time.time() - waited
+        user_agent = request.getHeader(b"user-agent") if request is not None else None
+        if user_agent is None and request is not None:
+            # Twisted adds a header line once the next line begins.
+            name, colon, value = getattr(self, "_HTTPChannel__header", b"").partition(b":")
+            if colon and name.strip().lower() == b"user-agent":
+                user_agent = value.strip(b" \t")
         site.log(
             RefusedRequest(
                 method=method,
@@ -515,7 +521,7 @@ class FireworqChannel(HTTPChannel):
                 sentLength=size,
                 started=started,
                 client=self.transport.getPeer(),
-                user_agent=request.getHeader(b"user-agent") if request is not None else None,
+                user_agent=user_agent,
             )
         )
 
