@@ -13,7 +13,7 @@ from typing import Any, Dict, IO, Iterator, List, Optional, Tuple
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from fireworq.client.cli.main import State, json_value, pairs, pass_state, run
+from fireworq.client.cli.common import State, json_value, pairs, pass_state, run
 from fireworq.client.cli.output import OK, PARTIAL, USAGE, error_text, exit_code
 from fireworq.client.errors import APIError
 
