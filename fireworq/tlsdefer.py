@@ -17,6 +17,11 @@ only modules it imports itself at that moment (C{twisted.internet.ssl},
 C{twisted.protocols.tls}), never the reactor's or the endpoints module's
 TLS support.
 
+So a module that tries pyOpenSSL when it is imported (C{twisted.web.client}
+among them) must be imported at start-up, while pyOpenSSL is kept out:
+imported later, to save memory until first use, it would load pyOpenSSL
+with it (tests/test_tls.py LazyTLSTests fails then).
+
 This module imports nothing of Twisted.
 """
 

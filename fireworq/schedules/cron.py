@@ -12,16 +12,20 @@ hour field run at every wall-clock time that exists.
 
 Times are integers of milliseconds since the epoch throughout; cron times
 are whole seconds.
+
+``zoneinfo`` and ``cronsim`` are imported when the first cron is parsed, so
+that a server without schedules does not load them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Iterator, List, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import TYPE_CHECKING, Iterator, List, Optional
 
 import attr
-from cronsim import CronSim, CronSimError
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 #: The ``@``-aliases of the usual crons, as 5-field expressions.
 ALIASES = {
@@ -50,6 +54,8 @@ def load_zone(name: str) -> ZoneInfo:
     """
     if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
         raise CronError(f"unknown time zone {name!r}")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
@@ -106,6 +112,8 @@ class Cron:
                 raise CronError(
                     f"cron must have 5 fields (minute hour day-of-month month day-of-week), not {count}"
                 )
+        from cronsim import CronSim, CronSimError
+
         try:
             probe = CronSim(fields, datetime(2000, 1, 1, tzinfo=zone))
             next(probe)
@@ -119,6 +127,8 @@ class Cron:
 
     def iterate(self, after_ms: int) -> Iterator[int]:
         """The cron's times strictly after ``after_ms``, in order (ms)."""
+        from cronsim import CronSim
+
         for moment in CronSim(self.fields, _to_datetime(after_ms, self.zone)):
             yield _to_ms(moment)
 
@@ -130,6 +140,8 @@ class Cron:
 
     def latest_at_or_before(self, at_ms: int, floor_ms: int) -> Optional[int]:
         """The last time in (``floor_ms``, ``at_ms``], or None."""
+        from cronsim import CronSim
+
         start = _to_datetime(at_ms - at_ms % 1000 + 1000, self.zone)
         for moment in CronSim(self.fields, start, reverse=True):
             when = _to_ms(moment)

@@ -6,14 +6,16 @@ guarded push (the job and the served time) is one sqlite transaction.
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import attr
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from fireworq.schedules.model import IPushGuard, ISchedules, ScheduleDefinition, ScheduleRecord
+
+if TYPE_CHECKING:  # annotations only: the MySQL store imports record_from_row, not sqlite
+    import sqlite3
 
 DDL = """
 CREATE TABLE IF NOT EXISTS fireworq_schedule (

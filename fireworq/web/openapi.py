@@ -9,7 +9,6 @@ exactly its own API.  It is the only copy: docs/api.md links to it.
 from __future__ import annotations
 
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from fireworq.web.routes import app
@@ -21,6 +20,8 @@ YAML_MEDIA_TYPE = b"application/yaml"
 @lru_cache(maxsize=1)
 def openapi_document() -> bytes:
     """The bytes of the packaged ``openapi.yaml`` (read once)."""
+    from importlib import resources  # on the first request only
+
     return resources.files("fireworq").joinpath("openapi.yaml").read_bytes()
 
 

@@ -19,17 +19,21 @@ has C{start()} (create tables if missing) and C{stop()}.  Modules:
   - the lease store lives with the rest of the lease concept, in
     L{fireworq.lease.mysql} (a layer above this one: nothing here imports
     it); L{fireworq.server.stores.open_mysql} builds all three stores.
+
+The settings parse DSNs with L{dsn} whatever the driver, so this package
+imports its stores (and Twisted's adbapi) only when one is first used: a
+server with the sqlite or in-memory store never loads them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+import importlib
+from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
 
-from fireworq.store.mysql.driver import Driver, get_driver
-from fireworq.store.mysql.dsn import parse_dsn
-from fireworq.store.mysql.jobs import MySQLJobStore
-from fireworq.store.mysql.pool import MySQLPool
-from fireworq.store.mysql.repository import MySQLRepository
+if TYPE_CHECKING:
+    from fireworq.store.mysql.jobs import MySQLJobStore
+    from fireworq.store.mysql.pool import MySQLPool
+    from fireworq.store.mysql.repository import MySQLRepository
 
 #: Connections (= threads) of the pool for job tables and definitions.
 #: The server's traffic arrives batched (one multi-row push, one grab and one
@@ -53,6 +57,23 @@ __all__ = [
     "open_pool",
 ]
 
+#: The stores, imported on first use: name -> module.
+_LAZY = {
+    "MySQLJobStore": "fireworq.store.mysql.jobs",
+    "MySQLPool": "fireworq.store.mysql.pool",
+    "MySQLRepository": "fireworq.store.mysql.repository",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """C{MySQLJobStore}, C{MySQLPool}, C{MySQLRepository}: imported (once) on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 def open_pool(
     dsn: str, reactor: Any, size: int = DEFAULT_POOL_SIZE, driver: Optional[str] = None, name: str = "mysql"
@@ -64,6 +85,10 @@ def open_pool(
         L{get_driver <fireworq.store.mysql.driver.get_driver>}.
     @raise ValueError: for a bad DSN or an unavailable driver.
     """
+    from fireworq.store.mysql.driver import Driver, get_driver
+    from fireworq.store.mysql.dsn import parse_dsn
+    from fireworq.store.mysql.pool import MySQLPool
+
     chosen: Driver = get_driver(driver)
     return MySQLPool(parse_dsn(dsn), chosen, size=size, reactor=reactor, name=name)
 
@@ -104,4 +129,7 @@ def open_mysql_stores(
                                     name="mysql-repository")
     else:
         repository_pool = job_pool
+    from fireworq.store.mysql.jobs import MySQLJobStore
+    from fireworq.store.mysql.repository import MySQLRepository
+
     return MySQLJobStore(job_pool, fence_grabs=fence_grabs, clock=clock), MySQLRepository(repository_pool)
