@@ -447,7 +447,8 @@ class ConsolePushFormTests(ConsoleCase):
         markup = '<img src=x onerror="window.__xss=1">'
         yield browser.get(self.server.url("/ui/#/push"))
         yield browser.wait_for("#push-form")
-        yield browser.fill("#push-category", "reports/daily")
+        # A dot segment is part of the category, not a path step to resolve.
+        yield browser.fill("#push-category", "reports/../daily")
         yield browser.fill("#push-url", self.worker.url("/success"))
         yield browser.fill("#push-payload", '{"day": 26, "big": 12345678901234567890}')
         yield browser.fill("#push-run-after", "3600")
@@ -470,6 +471,7 @@ class ConsolePushFormTests(ConsoleCase):
              "idempotency_key": "report-26", "tags": {"team": "ops"}, "headers": {"X-Trace": "abc"}},
         )
         self.assertEqual(job["payload"], {"day": 26, "big": 12345678901234567890})
+        self.assertEqual(job["category"], "reports/../daily")
         # The job's page shows its options as text.
         yield browser.click("#push-job-link")
         yield browser.wait_for("#job-name")

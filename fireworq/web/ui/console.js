@@ -1602,7 +1602,7 @@
       submit.disabled = true;
       var text = JSON.stringify(body);
       if (payloadText) text = '{"payload":' + payloadText + "," + text.slice(1);
-      api("POST", "/job/" + cat.split("/").map(enc).join("/"), text).then(function (job) {
+      api("POST", "/job/" + enc(cat), text).then(function (job) {
         if (!view.current()) return;
         flash("ok", "Pushed job " + job.id + " to queue " + job.queue_name);
         replace(result,
