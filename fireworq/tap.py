@@ -93,6 +93,19 @@ class Options(usage.Options):
 
 def makeService(options: Options) -> "FireworqService":
     """Build the server's service tree from parsed options."""
+    assert options.config is not None
+    if options.config.workers > 1:
+        from fireworq.server.workers import Supervisor, slot_from_environment
+
+        if slot_from_environment(options.config) is None:
+            # ``--workers N``: this process supervises N servers
+            # (fireworq/server/workers.py) and imports nothing of the server.
+            try:
+                supervisor = Supervisor(options.config)  # imports the reactor
+                supervisor.reserve()
+            finally:
+                allow_openssl()
+            return supervisor  # type: ignore[return-value]
     try:
         from fireworq.server.tree import FireworqService
     finally:
@@ -100,15 +113,6 @@ def makeService(options: Options) -> "FireworqService":
         # now on pyOpenSSL imports on first use.
         allow_openssl()
 
-    assert options.config is not None
-    if options.config.workers > 1:
-        from fireworq.server.workers import Supervisor, slot_from_environment
-
-        if slot_from_environment(options.config) is None:
-            # ``--workers N``: this process supervises N servers (fireworq/server/workers.py).
-            supervisor = Supervisor(options.config)
-            supervisor.reserve()
-            return supervisor  # type: ignore[return-value]
     twistd = getattr(options, "parent", None)
     daemon = twistd is not None and not twistd.get("nodaemon", True)
     return FireworqService(options.config, daemon=daemon)

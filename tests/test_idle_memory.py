@@ -92,13 +92,14 @@ class IdleImportsTests(ServerTestCase):
     )
 
     @inlineCallbacks
-    def idle_server(self) -> Any:
+    def idle_server(self, **extra: str) -> Any:
         """A started server without a default queue (nothing configured)."""
         settings = {
             "driver": self.driver,
             "queue_default": "",
             "sqlite_path": os.path.join(self.workdir, "fireworq.sqlite3"),
             "shutdown_timeout": "5",
+            **extra,
         }
         dsn = getattr(getattr(self, "database", None), "dsn", None)
         if dsn is not None:
@@ -157,3 +158,17 @@ class MySQLIdleImportsTests(MySQLServerMixin, IdleImportsTests):
 
     database_name = "idle"
     store_absent = frozenset({"sqlite3", "_sqlite3", "pymysql"})
+
+    @inlineCallbacks
+    def test_workers_supervisor_loads_no_server(self):
+        """
+        The supervisor of ``--workers 2`` imports what supervising needs, not
+        the server its children run (nor TLS).
+        """
+        server = yield self.idle_server(workers="2")
+        loaded = yield server.modules()
+        self.assertIn("fireworq.server.workers", loaded)  # the list is the supervisor's
+        for name in ("fireworq.server.tree", "fireworq.web.app", "klein", "OpenSSL", "cryptography"):
+            self.assertNotIn(name, loaded, f"{name} is loaded by the supervisor")
+        code, _ = yield server.call("GET", "/health")
+        self.assertEqual(code, 200)
