@@ -175,3 +175,105 @@ class RealConnectionCanaryTests(TestCase):
         reading.cancel()
         self.failureResultOf(reading)
 
+
+
+class _Recorder(Protocol):
+    """Records each request's bytes and answers it with an empty success."""
+
+    def __init__(self, requests: List[bytes]) -> None:
+        self.requests = requests
+        self.buffer = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[: end + 4]
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        if len(self.buffer) < end + 4 + length:
+            return
+        self.requests.append(self.buffer[: end + 4 + length])
+        self.buffer = self.buffer[end + 4 + length :]
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+
+class PreparedRequestCanaryTests(TestCase):
+    """
+    L{fireworq.dispatch.client.DeliveryClient} sends what twisted.web's
+    L{Agent} sends for the same POST, byte for byte
+    (L{internals.PreparedRequest} writes bytes the client prepared).
+    """
+
+    def setUp(self) -> None:
+        self.requests: List[bytes] = []
+        factory = Factory.forProtocol(lambda: _Recorder(self.requests))
+        factory.noisy = False
+        self.port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(self.port.stopListening)
+
+    @inlineCallbacks
+    def _both(self, persistent: bool, path: str, data: bytes, headers: dict) -> Any:
+        from twisted.web.client import Agent
+        from twisted.web.http_headers import Headers
+
+        from fireworq.dispatch.client import CachedEndpoints
+
+        pool = make_pool(reactor, persistent, 2, 0)
+        self.addCleanup(pool.closeCachedConnections)
+        url = f"http://127.0.0.1:{self.port.getHost().port}{path}"
+        ours = yield make_http_client(reactor, pool).post(url, data=data, headers=headers)
+        yield collect(ours, lambda _: None)
+        agent = Agent.usingEndpointFactory(reactor, CachedEndpoints(reactor), pool=pool)
+        from hyperlink import EncodedURL
+
+        encoded = EncodedURL.from_text(url).to_uri().to_text().encode("ascii")
+        theirs = yield agent.request(b"POST", encoded, Headers(dict(headers)), _Body(data) if data else None)
+        yield collect(theirs, lambda _: None)
+        self.assertEqual(len(self.requests), 2)
+        self.assertEqual(self.requests[0], self.requests[1])
+        self.assertEqual(ours.request.headers, theirs.request.headers)
+
+    def test_delivery_headers(self) -> Any:
+        headers = {
+            b"Content-Type": [b"application/json"],
+            b"User-Agent": [b"Fireworq/1"],
+            b"X-Fireworq-Job-Id": [b"12"],
+            b"x-custom": [b"a\r\nb", "\u00e9"],
+            b"X-CUSTOM": [b"last"],
+            b"webhook-id": [b"msg_1"],
+            b"Etag": [b"e"],
+        }
+        return self._both(True, "/work?x=1&y=\u00e9", b'{"n": 1}', headers)
+
+    def test_without_keep_alive(self) -> Any:
+        return self._both(False, "/", b"{}", {b"X-Fireworq-Queue": [b"q"]})
+
+    def test_empty_body(self) -> Any:
+        return self._both(True, "/a/b", b"", {})
+
+
+class _Body:
+    """A request body for Agent, written in one go."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: Any) -> Any:
+        from twisted.internet.defer import succeed
+
+        consumer.write(self.body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass

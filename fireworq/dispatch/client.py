@@ -1,15 +1,17 @@
 """
-The HTTP client of deliveries, built on twisted.web's public L{Agent} and
-L{HTTPConnectionPool}, specialised for the one kind of request a dispatcher
-makes.
+The HTTP client of deliveries, built on twisted.web's
+L{HTTPConnectionPool} and its HTTP/1.1 protocol, specialised for the one
+kind of request a dispatcher makes.
 
 A delivery is a POST of bytes with a fixed set of headers to a URL that many
 jobs share.  It needs no cookies, follows no redirects (the worker's answer
 is judged as it is) and asks for no compression, so L{DeliveryClient.post}
-goes straight to the agent, without the layers of treq's general request
-path; parses each distinct URL once; and reuses one endpoint per (scheme,
-host, port) instead of building one -- with IDNA encoding of the host -- for
-every request.  With treq's general client instead, the benchmark's
+skips the layers of treq's general request path and those of L{Agent}: it
+does once per URL what Agent does per request (encode, check and parse the
+URL; find its endpoint -- one per (scheme, host, port), the host IDNA-encoded
+once -- its pool key and C{Host} header) and writes each request's bytes in
+one go (L{fireworq.dispatch.internals.PreparedRequest}), the bytes Agent
+would write.  With treq's general client instead, the benchmark's
 end-to-end rate drops by a third to a half (docs/performance.md).
 
 L{DeliveryClient.post} takes the arguments of treq's C{HTTPClient.post}
@@ -19,54 +21,33 @@ C{StubTreq} in tests.
 L{collect} reads a response body like C{treq.collect}, but cancelling it
 (as a delivery timeout does) aborts the connection to the worker: a worker
 that sends its headers and then stalls must not keep a socket open, nor leave
-a half-read connection behind.  That abort is the one thing with no public
-API; it lives in L{fireworq.dispatch.internals}.
+a half-read connection behind.  That abort and the prepared request are the
+things with no public API; they live in L{fireworq.dispatch.internals}.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from hyperlink import EncodedURL
+from twisted.internet.abstract import isIPv6Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IProtocolFactory, IStreamClientEndpoint
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
-from twisted.web.client import Agent, ResponseDone
+from twisted.web.client import URI, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IBodyProducer, IResponse
+from twisted.web.iweb import IResponse
 from zope.interface import implementer
 
-from fireworq.dispatch.internals import abort_response_connection
+from fireworq.dispatch.internals import PreparedRequest, abort_response_connection, checked_uri
 from fireworq.dispatch.tls import TLSClientEndpoint, https_policy
 
 #: Distinct worker URLs whose parsed form is kept.
 URL_CACHE_SIZE = 4096
-
-
-@implementer(IBodyProducer)
-class BytesProducer:
-    """A request body that is already in memory, written in one go."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.length = len(body)
-
-    def startProducing(self, consumer: Any) -> "Deferred[None]":
-        consumer.write(self.body)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
 
 
 class _BodyReader(Protocol):
@@ -173,15 +154,57 @@ class CachedEndpoints:
         return endpoint
 
 
+class _Target:
+    """What every delivery to one URL shares (L{DeliveryClient._target})."""
+
+    __slots__ = ("key", "endpoint", "path", "host")
+
+    def __init__(self, key: Tuple[bytes, bytes, int], endpoint: Any, path: bytes, host: bytes) -> None:
+        self.key = key
+        self.endpoint = endpoint
+        self.path = path
+        self.host = host
+
+
+def _host_value(uri: URI) -> bytes:
+    """The C{Host} header of a request to ``uri``, as L{Agent} computes it."""
+    host = uri.host
+    if isIPv6Address(host.decode("ascii")):
+        host = b"[" + host + b"]"
+    if (uri.scheme, uri.port) in ((b"http", 80), (b"https", 443)):
+        return host
+    return b"%b:%d" % (host, uri.port)
+
+
+def _sanitized(value: Any) -> bytes:
+    """A header value as twisted.web's C{Headers} stores it (line breaks become spaces)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if b"\n" in value or b"\r" in value:
+        return b" ".join(value.splitlines())
+    return value
+
+
 class DeliveryClient:
     """
-    POSTs deliveries through an L{Agent}; its L{post} stands in for treq's
-    C{HTTPClient.post}.  Use L{make} to build one over a connection pool.
+    POSTs deliveries over connections of an L{HTTPConnectionPool}; its
+    L{post} stands in for treq's C{HTTPClient.post}.  Use L{make} to build
+    one over a connection pool.
+
+    It sends what L{Agent} sends for the same request, byte for byte
+    (C{tests/test_dispatch_internals.py} compares them), but does per URL
+    what Agent does per request: the URL is encoded, checked and parsed,
+    its endpoint, pool key and C{Host} header found, once; each delivery
+    then writes its request head and body in one go
+    (L{fireworq.dispatch.internals.PreparedRequest}).
     """
 
-    def __init__(self, agent: Any) -> None:
-        self._agent = agent
-        self._urls: "OrderedDict[str, bytes]" = OrderedDict()
+    def __init__(self, pool: Any, endpoints: Any) -> None:
+        self._pool = pool
+        self._endpoints = endpoints
+        self._targets: "OrderedDict[str, _Target]" = OrderedDict()
+        #: Header names as twisted.web writes them (C{Headers}' canonical form).
+        self._names: Dict[bytes, bytes] = {}
 
     @classmethod
     def make(cls, reactor: Any, pool: Any, policy: Optional[Any] = None) -> "DeliveryClient":
@@ -190,23 +213,37 @@ class DeliveryClient:
         C{IPolicyForHTTPS}) checks https workers' certificates (default:
         the system's CAs).
         """
-        return cls(Agent.usingEndpointFactory(reactor, CachedEndpoints(reactor, policy), pool=pool))
+        return cls(pool, CachedEndpoints(reactor, policy))
 
-    def _encoded(self, url: str) -> bytes:
-        encoded = self._urls.get(url)
-        if encoded is None:
+    def _target(self, url: str) -> _Target:
+        """The pool key, endpoint, path and C{Host} of deliveries to ``url`` (cached)."""
+        target = self._targets.get(url)
+        if target is None:
             encoded = EncodedURL.from_text(url).to_uri().to_text().encode("ascii")
-            if len(self._urls) >= URL_CACHE_SIZE:
-                self._urls.popitem(last=False)
-            self._urls[url] = encoded
-        return encoded
+            uri = URI.fromBytes(checked_uri(encoded.strip()))
+            endpoint = self._endpoints.endpointForURI(uri)
+            target = _Target((uri.scheme, uri.host, uri.port), endpoint, checked_uri(uri.originForm), _host_value(uri))
+            if len(self._targets) >= URL_CACHE_SIZE:
+                self._targets.popitem(last=False)
+            self._targets[url] = target
+        return target
+
+    def _name(self, name: Any) -> bytes:
+        """``name`` as twisted.web's C{Headers} writes it (C{x-id} -> C{X-Id})."""
+        canonical = self._names.get(name)
+        if canonical is None:
+            canonical = next(iter(Headers({name: [b""]}).getAllRawHeaders()))[0]
+            if len(self._names) >= URL_CACHE_SIZE:
+                self._names.clear()
+            self._names[name] = canonical
+        return canonical
 
     def post(
         self,
         url: str,
         data: bytes = b"",
         *,
-        headers: Optional[Mapping[bytes, Any]] = None,
+        headers: Optional[Mapping[Any, Any]] = None,
         **ignored: Any,
     ) -> "Deferred[IResponse]":
         """
@@ -215,9 +252,33 @@ class DeliveryClient:
         arguments are accepted and ignored), no cookies are kept and no
         compression is asked for.
         """
-        return self._agent.request(
-            b"POST",
-            self._encoded(url),
-            Headers(dict(headers or {})),
-            BytesProducer(data) if data else None,
-        )
+        target = self._target(url)
+        pool = self._pool
+        # As Headers(headers) keeps them: canonical names, the last of two
+        # spellings of one name wins in the place of the first.
+        raw: Dict[bytes, List[bytes]] = {}
+        if headers:
+            name_of = self._name
+            for name, values in headers.items():
+                raw[name_of(name)] = [_sanitized(v) for v in values]
+        if b"Host" not in raw:
+            raw[b"Host"] = [target.host]
+        # What Request._writeHeaders writes: the request line, Connection
+        # (unless kept alive), Content-Length (also 0: a POST), the headers.
+        lines = [b"POST ", target.path, b" HTTP/1.1\r\n"]
+        if not pool.persistent:
+            lines.append(b"Connection: close\r\n")
+        lines.append(b"Content-Length: %d\r\n" % len(data))
+        for name, values in raw.items():
+            for value in values:
+                lines += (name, b": ", value, b"\r\n")
+        lines.append(b"\r\n")
+        request = PreparedRequest(target.path, b"".join(lines), data, pool.persistent, raw)
+        d = pool.getConnection(target.key, target.endpoint)
+        d.addCallback(_send, request)
+        return d
+
+
+def _send(connection: Any, request: PreparedRequest) -> "Deferred[IResponse]":
+    """Send ``request`` over a pool's ``connection`` (as Agent does)."""
+    return connection.request(request)
