@@ -47,6 +47,7 @@ IDLE_ABSENT = {
     "cronsim": "the first schedule",
     "zoneinfo": "the first schedule",
     "importlib.resources": "the first GET /openapi.yaml",
+    "fireworq.server.workers": "--workers N",
 }
 
 #: Loaded once each feature above (but TLS) has been used.

@@ -47,7 +47,6 @@ from fireworq.store.observed import observe_stores
 from fireworq.model import QueueDefinition
 from fireworq.pushing import PushBatcher
 from fireworq.server.listener import APIListener, endpoint_description
-from fireworq.server.workers import ReusePortEndpoint, Siblings, slot_from_environment
 from fireworq.server.node import QueueParts, as_service, make_node
 from fireworq.ordering import OrderedServices, StartAfter
 from fireworq.server.stores import Stores, StoreService, open_stores
@@ -218,12 +217,17 @@ class FireworqService(OrderedServices):
             reactor=reactor,
         )
         description = config.bind_endpoint or endpoint_description(config.bind_host, config.bind_port)
-        # --workers N: one of N processes of this host (fireworq/server/workers.py).
-        self.slot = slot_from_environment(config)
+        # --workers N: one of N processes of this host (fireworq/server/workers.py,
+        # imported only then).
+        self.slot: Any = None
         shared_port = None
-        if self.slot is not None:
-            shared_port = ReusePortEndpoint(reactor, config.bind_host, config.bind_port)
-            self.manager.siblings = Siblings(self.slot, reactor, self.manager.wake)
+        if config.workers > 1:
+            from fireworq.server.workers import ReusePortEndpoint, Siblings, slot_from_environment
+
+            self.slot = slot_from_environment(config)
+            if self.slot is not None:
+                shared_port = ReusePortEndpoint(reactor, config.bind_host, config.bind_port)
+                self.manager.siblings = Siblings(self.slot, reactor, self.manager.wake)
         self.web = APIListener(reactor, description, self.site, endpoint=shared_port)
         self.after_store = StartAfter(self.store.opened, started=self.tuning.booted, name="queues")
 
