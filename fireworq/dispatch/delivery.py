@@ -7,7 +7,7 @@ L{Result}.
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import attr
 
@@ -27,6 +27,14 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 
 #: How much of an unusable worker answer is quoted in the result message.
 QUOTED_BODY_BYTES = 4096
+
+#: Answers up to this long are read once per deliverer and remembered
+#: (L{HTTPDeliverer._answer}): workers send the same few answers again and
+#: again (C{{"status":"success"}}).
+REMEMBERED_ANSWER_BYTES = 512
+
+#: How many distinct short answers a deliverer remembers (then it starts over).
+REMEMBERED_ANSWERS = 256
 
 
 class ResponseTooLarge(Exception):
@@ -255,6 +263,9 @@ class HTTPDeliverer:
         #: internal queue ``_hooks``, whose jobs are signed with their hook's
         #: secret (L{fireworq.hooks.registry.HookRegistry.signer}).
         self.hooks: Any = None
+        #: What short answers mean: (success rule is "2xx", code, body) ->
+        #: L{Result} (a pure function of the three; L{_answer}).
+        self._answers: Dict[Tuple[bool, int, bytes], Result] = {}
 
     def resize(self, max_workers: int) -> None:
         """Keep enough idle connections for ``max_workers`` deliveries."""
@@ -350,20 +361,25 @@ class HTTPDeliverer:
         The L{Result} of a complete answer under the job's success rule
         (B7), with the C{Retry-After} of an answer that is not a success.
         """
-        if job.options is NO_OPTIONS or job.options.success != SUCCESS_2XX:
-            result = classify(response.code, body)
-        else:
-            # Imported here: fireworq.dispatch.success imports this module.
-            from fireworq.dispatch.success import judge_2xx
-
-            verdict = judge_2xx(response.code, body)
-            result = verdict.result
-            if verdict.outcome != result.status:
-                result = attr.evolve(result, outcome=verdict.outcome)
+        result = self._answer(job.options is not NO_OPTIONS and job.options.success == SUCCESS_2XX,
+                              response.code, body)
         if not result.is_success:
             result = self._with_retry_after(result, response)
         if self.keep_output:
             result = _with_output(result, body)
+        return result
+
+    def _answer(self, rule_2xx: bool, code: int, body: bytes) -> Result:
+        """What the answer (``code``, ``body``) says, remembered for short answers."""
+        if len(body) > REMEMBERED_ANSWER_BYTES:
+            return _read_answer(rule_2xx, code, body)
+        key = (rule_2xx, code, body)
+        result = self._answers.get(key)
+        if result is None:
+            result = _read_answer(rule_2xx, code, body)
+            if len(self._answers) >= REMEMBERED_ANSWERS:
+                self._answers.clear()
+            self._answers[key] = result
         return result
 
     def _with_retry_after(self, result: Result, response: Any) -> Result:
@@ -402,6 +418,25 @@ class HTTPDeliverer:
         if certificate_refused(failure):
             reason = f"the worker's TLS certificate was not accepted: {reason}"
         return Result(ResultStatus.INTERNAL_FAILURE.value, 0, f"Request failed: {reason}")
+
+
+def _read_answer(rule_2xx: bool, code: int, body: bytes) -> Result:
+    """
+    What a worker's complete answer says: under the success rule C{"status"}
+    its JSON status (L{classify}), under C{"2xx"} its HTTP code
+    (L{fireworq.dispatch.success.judge_2xx}: the outcome, when it differs
+    from the stated status, in the result's C{outcome}).
+    """
+    if not rule_2xx:
+        return classify(code, body)
+    # Imported here: fireworq.dispatch.success imports this module.
+    from fireworq.dispatch.success import judge_2xx
+
+    verdict = judge_2xx(code, body)
+    result = verdict.result
+    if verdict.outcome != result.status:
+        result = attr.evolve(result, outcome=verdict.outcome)
+    return result
 
 
 def _with_output(result: Result, body: bytes) -> Result:
