@@ -16,7 +16,6 @@ from twisted.python.failure import Failure
 from fireworq.dispatch.deadline import expired_at_grab
 from fireworq.dispatch.state import DispatcherState
 from fireworq.joboptions.values import NO_OPTIONS
-from fireworq.logging import log_failure
 from fireworq.model import Completion, CompletionKind, Job, Result, ResultStatus, completion_for
 
 
@@ -45,19 +44,26 @@ class Delivering(DispatcherState):
         self._inflight[job.id] = d
         if self._cancels.idle:
             self._cancels.watch()
-        d.addErrback(self._delivery_crashed, job)
-        d.addCallback(self._delivered, job, grabber_id, started)
-        d.addErrback(log_failure(self._log, "Cannot finish delivery of job {id}", id=job.id))
+        # One pair of callbacks per delivery: its outcome, or its crash.
+        args = (job, grabber_id, started)
+        d.addCallbacks(self._delivered, self._delivery_crashed, args, None, args)
+        d.addErrback(self._finish_failed, job.id)
 
-    def _delivery_crashed(self, failure: Failure, job: Job) -> Optional[Result]:
+    def _delivery_crashed(self, failure: Failure, job: Job, grabber_id: int, started: float) -> None:
+        """The deliverer failed (it should not): the job's outcome is an internal failure."""
         if job.id not in self._inflight:
             return None  # abandoned at shutdown; the job was released
         if job.id in self._canceled:
-            return Result(ResultStatus.INTERNAL_FAILURE.value, 0, "Request aborted: the job was canceled")
-        self._log.failure("Delivery of job {id} crashed", failure, id=job.id)
-        return Result(
-            ResultStatus.INTERNAL_FAILURE.value, 0, f"Internal error: {failure.getErrorMessage()}"
-        )
+            result = Result(ResultStatus.INTERNAL_FAILURE.value, 0, "Request aborted: the job was canceled")
+        else:
+            self._log.failure("Delivery of job {id} crashed", failure, id=job.id)
+            result = Result(
+                ResultStatus.INTERNAL_FAILURE.value, 0, f"Internal error: {failure.getErrorMessage()}"
+            )
+        return self._delivered(result, job, grabber_id, started)
+
+    def _finish_failed(self, failure: Failure, job_id: int) -> None:
+        self._log.failure("Cannot finish delivery of job {id}", failure, id=job_id)
 
     def _delivered(
         self, result: Optional[Result], job: Job, grabber_id: int, started: float
