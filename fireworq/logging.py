@@ -296,8 +296,13 @@ def log_failure(logger: Logger, format: str, **fields: Any) -> Callable[[Failure
     return errback
 
 
+#: One encoder for every line: json.dumps with these options would build a
+#: new one for each.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps(record: Dict[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(record)
 
 
 @implementer(IQueueEvents)
