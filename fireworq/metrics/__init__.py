@@ -2,20 +2,22 @@
 Prometheus metrics (B5), in a registry of this server's own (never the
 process-global one, so that several servers in one process do not clash).
 
-Three kinds of source feed it:
+Three kinds of source feed it (one module each):
 
   - job events (L{IQueueEvents}): counters of pushes, pops, deliveries by
     result status and by what happened to the job, retries, and histograms
     of delivery latency and of the delay from push to first delivery.  Each
     event costs O(1): the labelled children of a queue are looked up once and
-    kept in a L{_QueueMetrics};
-  - live objects, read at scrape time by L{LiveCollector}: deliveries in
+    kept in a L{_QueueMetrics} (this module, with the registry and the
+    exposition);
+  - live objects, read at scrape time by L{fireworq.metrics.live.LiveCollector}: deliveries in
     flight, worker slots, idle workers and the lease of every queue, whether
     the definitions are loaded;
   - the job store: the number of waiting, deferred and grabbed jobs of each
     queue, counted with C{IJobStore.count_jobs} every
     L{QUEUE_COUNTS_INTERVAL} seconds in the background (one queue at a time)
-    and served from that cache -- a scrape never queries the database.
+    and served from that cache -- a scrape never queries the database
+    (L{fireworq.metrics.counts}).
 
 Failed store calls are counted by wrapping the service's stores in
 L{fireworq.store.observed.ObservedStore} (see
@@ -28,23 +30,21 @@ category, a URL or a job id.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from zope.interface import implementer
 
-from fireworq import __version__
 from fireworq.events import IQueueEvents
+from fireworq.metrics.counts import QueueCounts
+from fireworq.metrics.live import LiveCollector
 from fireworq.model import Completion, CompletionKind, Job, JobCounts, ResultStatus
 from fireworq.timers import Periodic
 
@@ -114,112 +114,6 @@ class _QueueMetrics:
         self.expired = metrics.expired_total.labels(queue)
 
 
-class LiveCollector(Collector):
-    """
-    Gauges read from live objects at scrape time: per queue, deliveries in
-    flight, worker slots, idle workers, the lease and the cached job counts;
-    and whether the definitions are loaded.  Reads attributes only; never
-    touches the store.
-    """
-
-    def __init__(self, metrics: "Metrics") -> None:
-        self._metrics = metrics
-
-    def _families(self) -> Dict[str, GaugeMetricFamily]:
-        return {
-            "jobs": GaugeMetricFamily(
-                "fireworq_queue_jobs",
-                "Jobs stored in the queue by state (waiting: due now; deferred: due later; "
-                f"grabbed: being delivered), counted every {self._metrics.refresh_interval:g}s.",
-                labels=["queue", "state"],
-            ),
-            "counted": GaugeMetricFamily(
-                "fireworq_queue_jobs_updated_timestamp_seconds",
-                "When fireworq_queue_jobs of the queue was last counted (Unix time).",
-                labels=["queue"],
-            ),
-            "in_flight": GaugeMetricFamily(
-                "fireworq_deliveries_in_flight",
-                "Deliveries of the queue running now on this node.",
-                labels=["queue"],
-            ),
-            "workers": GaugeMetricFamily(
-                "fireworq_workers",
-                "Concurrent deliveries the queue allows (max_workers).",
-                labels=["queue"],
-            ),
-            "idle": GaugeMetricFamily(
-                "fireworq_workers_idle",
-                "Worker slots of the queue not delivering now on this node.",
-                labels=["queue"],
-            ),
-            "lease": GaugeMetricFamily(
-                "fireworq_queue_lease_held",
-                "1 when this node holds the queue's lease (dispatches it), else 0.",
-                labels=["queue"],
-            ),
-            "original": GaugeMetricFamily(
-                "fireworq_queue_original_lock_held",
-                "1 while an original (Go) Fireworq node holds the queue's election lock "
-                "fireworq_jq(<queue>) on the same database: this node leaves the queue to it.",
-                labels=["queue"],
-            ),
-            "paused": GaugeMetricFamily(
-                "fireworq_queue_paused",
-                "1 while the queue is paused (takes pushes, dispatches nothing), else 0.",
-                labels=["queue"],
-            ),
-            "ready": GaugeMetricFamily(
-                "fireworq_ready",
-                "1 once the queue definitions are loaded (the node serves pushes and "
-                "dispatches), else 0.",
-            ),
-            "info": GaugeMetricFamily(
-                "fireworq_build_info",
-                "Always 1; the labels name the server version and the store driver.",
-                labels=["version", "driver"],
-            ),
-        }
-
-    def describe(self) -> Iterable[Metric]:
-        """The families, without samples (so registering reads nothing)."""
-        return list(self._families().values())
-
-    def collect(self) -> Iterable[Metric]:
-        """The families with one sample per defined queue."""
-        metrics = self._metrics
-        families = self._families()
-        families["info"].add_metric([__version__, metrics.driver()], 1)
-        manager = metrics.manager
-        if manager is None:
-            families["ready"].add_metric([], 0)
-            return list(families.values())
-        families["ready"].add_metric([], 1 if manager.ready else 0)
-        counts = metrics.queue_counts
-        for definition in manager.definitions():
-            name = definition.name
-            families["paused"].add_metric([name], 1 if definition.paused else 0)
-            cached = counts.get(name)
-            if cached is not None:
-                jobs, counted_at = cached
-                families["jobs"].add_metric([name, "waiting"], jobs.waiting)
-                families["jobs"].add_metric([name, "deferred"], jobs.deferred)
-                families["jobs"].add_metric([name, "grabbed"], jobs.grabbed)
-                families["counted"].add_metric([name], counted_at)
-            dispatcher = manager.dispatcher(name)
-            if dispatcher is None:
-                continue
-            in_flight = dispatcher.in_flight
-            workers = dispatcher.max_workers
-            families["in_flight"].add_metric([name], in_flight)
-            families["workers"].add_metric([name], workers)
-            families["idle"].add_metric([name], max(0, workers - in_flight))
-            families["lease"].add_metric([name], 1 if dispatcher.lease.held() else 0)
-            original = getattr(dispatcher.lease, "original_holder", None)
-            families["original"].add_metric([name], 0 if original is None else 1)
-        return list(families.values())
-
-
 @implementer(IQueueEvents)
 class Metrics(Service):
     """
@@ -237,8 +131,6 @@ class Metrics(Service):
     @param process_metrics: also export the process, platform and garbage
         collector metrics of prometheus-client.
     """
-
-    _log = Logger()
 
     def __init__(
         self,
@@ -258,12 +150,13 @@ class Metrics(Service):
         #: or None for no counts.
         self.inspection = inspection
         self.refresh_interval = refresh_interval
+        #: The background job counts of every queue.
+        self._counts = QueueCounts(clock)
         #: Queue name -> (job counts, Unix time they were counted).
-        self.queue_counts: Dict[str, Tuple[JobCounts, float]] = {}
+        self.queue_counts: Dict[str, Tuple[JobCounts, float]] = self._counts.latest
         self._queues: Dict[str, _QueueMetrics] = {}
         self._db_errors: Dict[Tuple[str, str], Any] = {}
         self._loop: Optional[Periodic] = None
-        self._count_failing = False
 
         self.registry = CollectorRegistry()
         registry = self.registry
@@ -486,30 +379,7 @@ class Metrics(Service):
         for gone in set(self._queues) | set(self.queue_counts):
             if gone not in defined and manager.dispatcher(gone) is None:
                 self.forget(gone)
-        return self._count(manager, names)
-
-    @inlineCallbacks
-    def _count(self, manager: Any, names: List[str]) -> Any:
-        failed: Optional[Tuple[str, str]] = None
-        for name in names:
-            if not manager.running or manager.defined(name) is None:
-                continue
-            try:
-                counts = yield self.inspection.count_jobs(name)
-            except Exception as e:  # counted as a DB error by the observed store
-                failed = failed or (name, str(e))
-                continue
-            if manager.defined(name) is not None:
-                self.queue_counts[name] = (counts, self._clock.seconds())
-        if failed is not None and not self._count_failing:
-            self._log.warn(
-                "Cannot count the jobs of queue {queue} for the metrics: {error}",
-                queue=failed[0],
-                error=failed[1],
-            )
-        elif failed is None and self._count_failing:
-            self._log.info("Counting the jobs of the queues for the metrics works again")
-        self._count_failing = failed is not None
+        return self._counts.count(self.inspection, manager, names)
 
 
 def _remove(metric: Any, *labels: str) -> None:
