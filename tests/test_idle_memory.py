@@ -55,11 +55,15 @@ FIRST_USE = ("cronsim", "zoneinfo", "importlib.resources")
 
 
 class DumpingProcess(FireworqProcess):
-    """A server process that writes its loaded modules' names on SIGUSR2."""
+    """
+    A server process that writes its loaded modules' names on SIGUSR2
+    (L{FireworqProcess.spawn} with L{DUMPING_TWISTD} for twistd's command).
+    """
 
     def spawn(self, extra_args: Optional[list] = None) -> None:
         self.modules_path = os.path.join(self.workdir, f"modules-{id(self)}.txt")
         env = self.environment()
+        self._stderr_offset = os.path.getsize(self.stderr_path) if os.path.exists(self.stderr_path) else 0
         stdout = open(self.stdout_path, "ab")
         stderr = open(self.stderr_path, "ab")
         self.process = subprocess.Popen(
