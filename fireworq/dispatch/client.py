@@ -176,13 +176,19 @@ def _host_value(uri: URI) -> bytes:
     return b"%b:%d" % (host, uri.port)
 
 
-def _sanitized(value: Any) -> bytes:
-    """A header value as twisted.web's C{Headers} stores it (line breaks become spaces)."""
-    if isinstance(value, str):
-        value = value.encode("utf-8")
-    if b"\n" in value or b"\r" in value:
-        return b" ".join(value.splitlines())
-    return value
+def _sanitized(values: Any) -> List[bytes]:
+    """
+    Header values as twisted.web's C{Headers} stores them: text in UTF-8,
+    line breaks replaced by spaces.
+    """
+    clean = []
+    for value in values:
+        if type(value) is not bytes:
+            value = value.encode("utf-8")
+        if b"\n" in value or b"\r" in value:
+            value = b" ".join(value.splitlines())
+        clean.append(value)
+    return clean
 
 
 class DeliveryClient:
@@ -258,9 +264,9 @@ class DeliveryClient:
         # spellings of one name wins in the place of the first.
         raw: Dict[bytes, List[bytes]] = {}
         if headers:
-            name_of = self._name
+            names = self._names
             for name, values in headers.items():
-                raw[name_of(name)] = [_sanitized(v) for v in values]
+                raw[names.get(name) or self._name(name)] = _sanitized(values)
         if b"Host" not in raw:
             raw[b"Host"] = [target.host]
         # What Request._writeHeaders writes: the request line, Connection
