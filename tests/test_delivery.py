@@ -326,39 +326,44 @@ class DeliveryTests(SynchronousTestCase):
 
 
 class RememberedAnswerTests(SynchronousTestCase):
-    """A deliverer reads a short answer once and remembers what it means."""
+    """A short answer is read once; what it means is remembered."""
 
-    def deliverer(self) -> HTTPDeliverer:
-        return HTTPDeliverer(None, "Fireworq/test", Clock())
+    def setUp(self):
+        from fireworq.dispatch import delivery
+
+        self.answers = delivery._ANSWERS
+        self.answers.clear()
+        self.addCleanup(self.answers.clear)
 
     def test_same_result_as_reading_it(self):
+        from fireworq.dispatch.delivery import answer_of
         from fireworq.dispatch.success import judge_2xx
 
-        deliverer = self.deliverer()
         for body in (b'{"status":"success"}', b'{"status":"failure","message":"no"}', b"nope", b""):
             for code in (200, 503):
                 for _ in range(2):
-                    self.assertEqual(deliverer._answer(False, code, body), classify(code, body))
+                    self.assertEqual(answer_of(False, code, body), classify(code, body))
                     verdict = judge_2xx(code, body)
-                    read = deliverer._answer(True, code, body)
+                    read = answer_of(True, code, body)
                     self.assertEqual((read.outcome or read.status, read.status, read.message),
                                      (verdict.outcome, verdict.result.status, verdict.result.message))
+        self.assertTrue(self.answers)
 
     def test_rule_and_code_are_part_of_the_answer(self):
-        deliverer = self.deliverer()
+        from fireworq.dispatch.delivery import answer_of
+
         body = b'{"status":"failure"}'
-        self.assertEqual(deliverer._answer(True, 200, body).outcome, "success")
-        self.assertIsNone(deliverer._answer(False, 200, body).outcome)
-        self.assertEqual(deliverer._answer(False, 500, body).code, 500)
+        self.assertEqual(answer_of(True, 200, body).outcome, "success")
+        self.assertIsNone(answer_of(False, 200, body).outcome)
+        self.assertEqual(answer_of(False, 500, body).code, 500)
 
     def test_long_and_many_answers_are_not_kept(self):
         from fireworq.dispatch import delivery
 
-        deliverer = self.deliverer()
         long_body = b'{"status":"success","message":"' + b"x" * delivery.REMEMBERED_ANSWER_BYTES + b'"}'
-        deliverer._answer(False, 200, long_body)
-        self.assertEqual(deliverer._answers, {})
+        delivery.answer_of(False, 200, long_body)
+        self.assertEqual(self.answers, {})
         for n in range(delivery.REMEMBERED_ANSWERS + 1):
-            deliverer._answer(False, 200, b'{"status":"success","message":"%d"}' % n)
-        self.assertLessEqual(len(deliverer._answers), delivery.REMEMBERED_ANSWERS)
-        self.assertEqual(deliverer._answer(False, 200, b'{"status":"success","message":"1"}').message, "1")
+            delivery.answer_of(False, 200, b'{"status":"success","message":"%d"}' % n)
+        self.assertLessEqual(len(self.answers), delivery.REMEMBERED_ANSWERS)
+        self.assertEqual(delivery.answer_of(False, 200, b'{"status":"success","message":"1"}').message, "1")

@@ -28,12 +28,12 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 #: How much of an unusable worker answer is quoted in the result message.
 QUOTED_BODY_BYTES = 4096
 
-#: Answers up to this long are read once per deliverer and remembered
-#: (L{HTTPDeliverer._answer}): workers send the same few answers again and
-#: again (C{{"status":"success"}}).
+#: Answers up to this long are read once and remembered (L{answer_of}):
+#: workers send the same few answers again and again
+#: (C{{"status":"success"}}).
 REMEMBERED_ANSWER_BYTES = 512
 
-#: How many distinct short answers a deliverer remembers (then it starts over).
+#: How many distinct short answers are remembered (then it starts over).
 REMEMBERED_ANSWERS = 256
 
 
@@ -263,9 +263,6 @@ class HTTPDeliverer:
         #: internal queue ``_hooks``, whose jobs are signed with their hook's
         #: secret (L{fireworq.hooks.registry.HookRegistry.signer}).
         self.hooks: Any = None
-        #: What short answers mean: (success rule is "2xx", code, body) ->
-        #: L{Result} (a pure function of the three; L{_answer}).
-        self._answers: Dict[Tuple[bool, int, bytes], Result] = {}
 
     def resize(self, max_workers: int) -> None:
         """Keep enough idle connections for ``max_workers`` deliveries."""
@@ -361,25 +358,12 @@ class HTTPDeliverer:
         The L{Result} of a complete answer under the job's success rule
         (B7), with the C{Retry-After} of an answer that is not a success.
         """
-        result = self._answer(job.options is not NO_OPTIONS and job.options.success == SUCCESS_2XX,
-                              response.code, body)
+        result = answer_of(job.options is not NO_OPTIONS and job.options.success == SUCCESS_2XX,
+                           response.code, body)
         if not result.is_success:
             result = self._with_retry_after(result, response)
         if self.keep_output:
             result = _with_output(result, body)
-        return result
-
-    def _answer(self, rule_2xx: bool, code: int, body: bytes) -> Result:
-        """What the answer (``code``, ``body``) says, remembered for short answers."""
-        if len(body) > REMEMBERED_ANSWER_BYTES:
-            return _read_answer(rule_2xx, code, body)
-        key = (rule_2xx, code, body)
-        result = self._answers.get(key)
-        if result is None:
-            result = _read_answer(rule_2xx, code, body)
-            if len(self._answers) >= REMEMBERED_ANSWERS:
-                self._answers.clear()
-            self._answers[key] = result
         return result
 
     def _with_retry_after(self, result: Result, response: Any) -> Result:
@@ -418,6 +402,29 @@ class HTTPDeliverer:
         if certificate_refused(failure):
             reason = f"the worker's TLS certificate was not accepted: {reason}"
         return Result(ResultStatus.INTERNAL_FAILURE.value, 0, f"Request failed: {reason}")
+
+
+#: What short answers mean: (success rule is "2xx", code, body) -> L{Result}
+#: (a pure function of the three, the same for every queue).
+_ANSWERS: Dict[Tuple[bool, int, bytes], Result] = {}
+
+
+def answer_of(rule_2xx: bool, code: int, body: bytes) -> Result:
+    """
+    What the complete answer (``code``, ``body``) says under the success
+    rule (C{"2xx"} when ``rule_2xx``, else C{"status"}): L{_read_answer},
+    remembered for short answers.
+    """
+    if len(body) > REMEMBERED_ANSWER_BYTES:
+        return _read_answer(rule_2xx, code, body)
+    key = (rule_2xx, code, body)
+    result = _ANSWERS.get(key)
+    if result is None:
+        result = _read_answer(rule_2xx, code, body)
+        if len(_ANSWERS) >= REMEMBERED_ANSWERS:
+            _ANSWERS.clear()
+        _ANSWERS[key] = result
+    return result
 
 
 def _read_answer(rule_2xx: bool, code: int, body: bytes) -> Result:
