@@ -1,5 +1,5 @@
 """
-HTTP-level behaviour of the API's own channel and site (fireworq/web/site.py)
+HTTP-level behaviour of the API's own channel and site (fireworq/web/site.py, channel.py, request.py)
 and the names a URL can carry (fireworq/names.py):
 
 - a request head (or a chunked body's size line) ended with a bare LF or CR
@@ -273,7 +273,7 @@ class RefusalAccessLogTests(ChannelCase):
         self.assertShows(line, "", "", "")
 
     def test_request_line_parts(self):
-        from fireworq.web.site import request_line_parts
+        from fireworq.web.access_log import request_line_parts
 
         self.assertEqual(request_line_parts(b"GET /a HTTP/1.1\r\nHost"), (b"GET", b"/a", b"HTTP/1.1"))
         self.assertEqual(request_line_parts(b"GET /a"), (b"GET", b"/a", b""))

@@ -1188,12 +1188,12 @@ class ChannelTests(SynchronousTestCase):
         """
         The private parts of Twisted the channel relies on still exist and
         still mean what they did: if this fails after a Twisted upgrade,
-        revisit L{fireworq.web.site.FireworqChannel}.
+        revisit L{fireworq.web.channel.FireworqChannel}.
         """
         from twisted.internet.testing import StringTransport
         from twisted.web import http
 
-        from fireworq.web.site import TWISTED_PRIVATE_API, FireworqChannel
+        from fireworq.web.channel import TWISTED_PRIVATE_API, FireworqChannel
 
         self.assertEqual(
             TWISTED_PRIVATE_API,
