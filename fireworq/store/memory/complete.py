@@ -16,21 +16,12 @@ from twisted.internet.defer import Deferred, fail, succeed
 from fireworq.model import Completion, CompletionKind, FailedJob
 from fireworq.store.common import failure_result_text
 from fireworq.store.failure_log import decode_failure_options, decode_failure_result
+from fireworq.store.memory.state import MemoryStoreState
 from fireworq.store.memory.queue import CLAIMED, QueueJobs
 
 
-class MemoryCompletion:
+class MemoryCompletion(MemoryStoreState):
     """Writing the outcomes of deliveries."""
-
-    # Provided by MemoryJobStore.
-    _queues: Dict[str, QueueJobs]
-    _clock: Any
-    storage_key: Any
-    _queue: Any
-    _existing: Any
-    event_hooks: Any
-    _add_hook_jobs: Any
-    keep_finished: Any
 
     def complete(
         self, queue_name: str, completions: Sequence[Completion], grabber_id: int

@@ -14,22 +14,13 @@ from twisted.internet.defer import Deferred, fail, succeed
 
 from fireworq.model import PushEntry
 from fireworq.store.common import check_storable
+from fireworq.store.memory.state import MemoryStoreState
 from fireworq.store.memory.queue import GRABBED, QueueJobs
 from fireworq.store.priority import DueJobs
 
 
-class MemoryQueueControl:
+class MemoryQueueControl(MemoryStoreState):
     """Purges, cancels, retries of failed jobs and the idempotency keys' cleanup."""
-
-    # Provided by MemoryJobStore.
-    _queues: Dict[str, QueueJobs]
-    _clock: Any
-    storage_key: Any
-    _queue: Any
-    _existing: Any
-    event_hooks: Any
-    _add_hook_jobs: Any
-    push: Any
 
     def purge(self, queue_name: str) -> Deferred:
         """Delete the queue's waiting and deferred jobs; fire with how many."""

@@ -14,19 +14,12 @@ from typing import Any, Dict, Sequence
 import attr
 from twisted.internet.defer import Deferred, succeed
 
+from fireworq.store.memory.state import MemoryStoreState
 from fireworq.store.memory.queue import CLAIMED, GRABBED, QueueJobs, remove_key
 
 
-class MemoryGrab:
+class MemoryGrab(MemoryStoreState):
     """Grabbing due jobs, and returning grabbed ones to the queue."""
-
-    # Provided by MemoryJobStore.
-    _queues: Dict[str, QueueJobs]
-    _clock: Any
-    storage_key: Any
-    _queue: Any
-    _existing: Any
-    event_hooks: Any
 
     def grab(self, queue_name: str, limit: int, grabber_id: int) -> Deferred:
         queue = self._queues.get(self.storage_key(queue_name))

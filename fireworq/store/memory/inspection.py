@@ -14,6 +14,7 @@ from typing import Any, Dict, Optional
 from twisted.internet.defer import Deferred, fail, succeed
 
 from fireworq.model import FailureOrder, JobCounts, JobState, Page, PageKey
+from fireworq.store.memory.state import MemoryStoreState
 from fireworq.store.memory.queue import QueueJobs
 
 _INFINITY = float("inf")
@@ -38,16 +39,8 @@ def _page(keys: list, lo: int, hi: int, start, limit: int, descending: bool):
     return chosen, None
 
 
-class MemoryInspection:
+class MemoryInspection(MemoryStoreState):
     """Look-ups, listings, deletions and counts."""
-
-    # Provided by MemoryJobStore.
-    _queues: Dict[str, QueueJobs]
-    _clock: Any
-    storage_key: Any
-    _queue: Any
-    _existing: Any
-    event_hooks: Any
 
     def find_job(self, queue_name: str, job_id: int) -> Deferred:
         return succeed(self._existing(queue_name).jobs.get(job_id))

@@ -15,20 +15,12 @@ from twisted.internet.defer import Deferred, fail, succeed
 from fireworq.model import Job, PushEntry
 from fireworq.store.common import check_storable
 from fireworq.store.idempotency import keys_by_queue, plan_push, push_results
+from fireworq.store.memory.state import MemoryStoreState
 from fireworq.store.memory.queue import QueueJobs
 
 
-class MemoryPush:
+class MemoryPush(MemoryStoreState):
     """Storing new jobs (pushes, scheduled pushes, hook jobs)."""
-
-    # Provided by MemoryJobStore.
-    _queues: Dict[str, QueueJobs]
-    _clock: Any
-    storage_key: Any
-    _queue: Any
-    _existing: Any
-    event_hooks: Any
-    idempotency_window_ms: int
 
     def push(self, entries: Sequence[PushEntry]) -> Deferred:
         try:
