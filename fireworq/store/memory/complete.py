@@ -8,7 +8,7 @@ A mixin of L{MemoryJobStore <fireworq.store.memory.jobs.MemoryJobStore>}.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Sequence
+from typing import Sequence
 
 import attr
 from twisted.internet.defer import Deferred, fail, succeed
@@ -16,8 +16,8 @@ from twisted.internet.defer import Deferred, fail, succeed
 from fireworq.model import Completion, CompletionKind, FailedJob
 from fireworq.store.common import failure_result_text
 from fireworq.store.failure_log import decode_failure_options, decode_failure_result
+from fireworq.store.memory.queue import CLAIMED
 from fireworq.store.memory.state import MemoryStoreState
-from fireworq.store.memory.queue import CLAIMED, QueueJobs
 
 
 class MemoryCompletion(MemoryStoreState):

@@ -8,14 +8,12 @@ A mixin of L{MemoryJobStore <fireworq.store.memory.jobs.MemoryJobStore>}.
 
 from __future__ import annotations
 
-from typing import Any, Dict
-
 from twisted.internet.defer import Deferred, fail, succeed
 
 from fireworq.model import PushEntry
 from fireworq.store.common import check_storable
+from fireworq.store.memory.queue import GRABBED
 from fireworq.store.memory.state import MemoryStoreState
-from fireworq.store.memory.queue import GRABBED, QueueJobs
 from fireworq.store.priority import DueJobs
 
 

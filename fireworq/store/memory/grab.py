@@ -9,13 +9,13 @@ A mixin of L{MemoryJobStore <fireworq.store.memory.jobs.MemoryJobStore>}.
 from __future__ import annotations
 
 from bisect import insort
-from typing import Any, Dict, Sequence
+from typing import Sequence
 
 import attr
 from twisted.internet.defer import Deferred, succeed
 
+from fireworq.store.memory.queue import CLAIMED, GRABBED, remove_key
 from fireworq.store.memory.state import MemoryStoreState
-from fireworq.store.memory.queue import CLAIMED, GRABBED, QueueJobs, remove_key
 
 
 class MemoryGrab(MemoryStoreState):

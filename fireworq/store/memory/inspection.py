@@ -9,13 +9,12 @@ A mixin of L{MemoryJobStore <fireworq.store.memory.jobs.MemoryJobStore>}.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from typing import Any, Dict, Optional
+from typing import Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
 
 from fireworq.model import FailureOrder, JobCounts, JobState, Page, PageKey
 from fireworq.store.memory.state import MemoryStoreState
-from fireworq.store.memory.queue import QueueJobs
 
 _INFINITY = float("inf")
 

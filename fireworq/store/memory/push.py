@@ -16,7 +16,6 @@ from fireworq.model import Job, PushEntry
 from fireworq.store.common import check_storable
 from fireworq.store.idempotency import keys_by_queue, plan_push, push_results
 from fireworq.store.memory.state import MemoryStoreState
-from fireworq.store.memory.queue import QueueJobs
 
 
 class MemoryPush(MemoryStoreState):
