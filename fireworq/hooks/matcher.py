@@ -14,7 +14,6 @@ work at all.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Callable, List, Optional, Sequence
 

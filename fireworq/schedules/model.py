@@ -10,10 +10,13 @@ pushed.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 import attr
 from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 #: Catch-up policies: after downtime skip the missed times (``none``), or
 #: push once for the latest missed time (``last``).

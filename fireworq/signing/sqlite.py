@@ -7,7 +7,7 @@ on first start).
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Optional
+from typing import Optional
 
 from twisted.internet.defer import Deferred
 from zope.interface import implementer

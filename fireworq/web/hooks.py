@@ -7,7 +7,7 @@ the answer of the ``PUT`` that made it.
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from fireworq.auth.access import glob_inside
 from fireworq.hooks.model import BadHook, HookDefinition, check_hook_name, parse_hook
