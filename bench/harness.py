@@ -137,11 +137,12 @@ class Server(Process):
 
     role = "server"
 
-    def __init__(self, workdir: str, settings: Dict[str, str]) -> None:
+    def __init__(self, workdir: str, settings: Dict[str, str], repo: str = REPO) -> None:
+        """Start ``twistd fireworq`` with the code of checkout ``repo`` (default: this one)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("FIREWORQ_")}
-        env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+        env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
         env["FIREWORQ_BIND"] = f"127.0.0.1:{self.port}"
         for name, value in settings.items():
             env["FIREWORQ_" + name.upper()] = value

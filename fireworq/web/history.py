@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.defer import Deferred, gatherResults
 
 from fireworq.history.filters import BadFilter, JobFilter, parse_filter
 from fireworq.history.record import KeptJob, failure_reason, retention_seconds
@@ -95,7 +95,7 @@ def _replay_state(routes: Any, queue_name: str, out: Dict[str, Any], job_id: int
 
 def push_states(
     routes: Any, queue_name: str, answers: List[Dict[str, Any]], stored: Sequence[Union[Job, Replay]]
-) -> "Deferred[List[Dict[str, Any]]]":
+) -> "Union[List[Dict[str, Any]], Deferred[List[Dict[str, Any]]]]":
     """
     Push answers as a queue that keeps finished jobs shows them (B8): each
     with the job's ``state`` and ``attempts`` when answered -- ``waiting``
@@ -103,9 +103,14 @@ def push_states(
     stored straight for this node's dispatcher (immediate dispatch, B4);
     a replayed idempotency key shows its job's state now.  Other queues'
     answers are left in the Part A shape.
+
+    Returns ``answers`` itself when nothing has to be looked up (every push
+    to a queue that keeps no finished jobs: the push path takes no Deferred
+    for it), else a Deferred firing with them once the replayed jobs'
+    states are known; a Deferred's callback may return either.
     """
     if not keeps_history(routes, queue_name):
-        return succeed(answers)
+        return answers
     now = now_ms(routes)
     lookups = []
     for out, job in zip(answers, stored):
@@ -114,7 +119,7 @@ def push_states(
         else:
             with_state(out, job, now)
     if not lookups:
-        return succeed(answers)
+        return answers
     d = gatherResults(lookups, consumeErrors=True)
     # The first lookup's own failure (a store error answers as usual).
     d.addCallbacks(lambda _: answers, lambda f: f.value.subFailure)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import attr
+from twisted.internet.defer import Deferred
 
 from fireworq.auth.access import tenant_finish
 from fireworq.joboptions.parse import parse_job_options, with_idempotency_header
@@ -62,9 +63,10 @@ def decode_payload(value: Any, where: str = "") -> str:
 def parse_job(category: str, body: Any, where: str = "") -> Tuple[NewJob, Dict[str, Any]]:
     """
     Validate one pushed job, its B7 options included.  Returns the
-    L{NewJob} and the fields to echo in the answer (the original JSON
-    payload, and under ``"given"`` the Part A fields the push gave, which a
-    queue default does not replace).
+    L{NewJob} and the fields to echo in the answer: the original JSON
+    payload, and under ``"body"`` the pushed object itself, whose Part A
+    fields a queue default does not replace (L{given_fields}, read only
+    when the queue has defaults).
 
     @raise ApiError: 400 naming the first bad field.
     """
@@ -92,7 +94,7 @@ def parse_job(category: str, body: Any, where: str = "") -> Tuple[NewJob, Dict[s
     options = parse_job_options(body, where, run_after=job.run_after)
     if options is not NO_OPTIONS:
         job = attr.evolve(job, options=options)
-    return job, {"payload": payload, "given": given_fields(body)}
+    return job, {"payload": payload, "body": body}
 
 
 def answer_fields(job: NewJob, echo: Dict[str, Any]) -> Dict[str, Any]:
@@ -156,7 +158,9 @@ class PushedJobs:
         if definition is not None and not definition.defaults.is_empty:
             merged = []
             for job, echo in self.parsed:
-                job, options = apply_queue_defaults(job, job.options, definition.defaults, echo["given"])
+                job, options = apply_queue_defaults(
+                    job, job.options, definition.defaults, given_fields(echo["body"])
+                )
                 merged.append((attr.evolve(job, options=options), echo))
             self.parsed = merged
         answers: Optional[List[Optional[str]]] = None
@@ -181,6 +185,17 @@ class PushedJobs:
             else:
                 out.append(accepted(queue_name, job, result, echo))
         return out, replays
+
+
+def respond(request: Any, shown: Any, single: bool) -> Any:
+    """
+    Answer a push with its shown answers (L{push_states}: the list, or a
+    Deferred of it when a replayed job's state had to be looked up): the
+    one job's object for a single push, the array for a batch.
+    """
+    if isinstance(shown, Deferred):
+        return shown.addCallback(lambda answers: respond(request, answers, single))
+    return json_response(request, shown[0] if single else shown)
 
 
 def _category(category: str) -> str:
@@ -210,9 +225,7 @@ class JobRoutes:
             if replays:
                 request.setHeader(REPLAYED_HEADER, b"true")
             # A queue that keeps finished jobs shows their state (B8).
-            shown = push_states(self, result[0], out, result[1])
-            shown.addCallback(lambda answers: json_response(request, answers[0]))
-            return shown
+            return respond(request, push_states(self, result[0], out, result[1]), single=True)
 
         d.addCallback(answer)
         return d
@@ -239,9 +252,7 @@ class JobRoutes:
             if replays == len(out):
                 # Every job's key was used: the push stored nothing.
                 request.setHeader(REPLAYED_HEADER, b"true")
-            shown = push_states(self, result[0], out, result[1])
-            shown.addCallback(lambda answers: json_response(request, answers))
-            return shown
+            return respond(request, push_states(self, result[0], out, result[1]), single=False)
 
         d.addCallback(answer)
         return d
