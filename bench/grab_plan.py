@@ -19,6 +19,7 @@ import json
 import time
 from typing import Any, Dict, List, Sequence
 
+from fireworq.store.priority import mysql_lone_grab_sql
 from tests.support import mariadb
 
 TABLE = "`fireworq_jq(bench)`"
@@ -65,6 +66,15 @@ def grab_query(priorities: Sequence[int], limit: int) -> str:
         for p in priorities
     ]
     return " UNION ALL ".join(parts) + f" ORDER BY priority DESC, next_try LIMIT {int(limit)}"
+
+
+def lone_query(priority: int, limit: int) -> str:
+    """
+    The grab of a queue whose jobs had one priority at its last grab: step 2
+    for that priority with a flag saying whether a claimed job of another
+    priority exists (fireworq.store.priority.mysql_lone_grab_sql, its SQL).
+    """
+    return mysql_lone_grab_sql(TABLE, "job_id, priority, next_try", priority, NOW, limit)
 
 
 def one_statement_query(limit: int) -> str:
@@ -194,6 +204,10 @@ def main() -> None:
                 now_ms = int(time.time() * 1000)
                 due = sorted((int(p) for p, first in ranks["result"] if int(first) <= now_ms), reverse=True)
                 report(f"step 2: grab of {args.limit} over priorities {due}", measure(cursor, grab_query(due, args.limit)))
+                lone = measure(cursor, lone_query(0, args.limit))
+                conn.rollback()  # its FOR UPDATE locks
+                report(f"one statement for a queue of one priority (0): flag {lone['result'][0][-1] if lone['result'] else None}",
+                       lone)
                 report("for comparison: one statement ORDER BY priority DESC, next_try",
                        measure(cursor, one_statement_query(args.limit)))
                 report("for comparison: the original's grab", measure(cursor, original_query(args.limit)))

@@ -12,7 +12,8 @@ priority", has the plans and the rows read with a million jobs):
   - L{DueJobs}: the in-memory store's claimed jobs, one sorted list per
     priority;
   - SQL for MySQL (L{mysql_priorities_sql}: a loose index scan;
-    L{mysql_grab_sql}: one locking range) and SQLite
+    L{mysql_grab_sql}: one locking range; L{mysql_lone_grab_sql}: both in
+    one statement for a queue whose jobs have one priority) and SQLite
     (L{sqlite_priorities_sql}: a recursive index walk;
     L{sqlite_grab_sql}), with the columns and index they need
     (L{MYSQL_JOB_COLUMNS}, L{MYSQL_GRAB_KEY}, L{SQLITE_JOB_COLUMNS});
@@ -158,6 +159,28 @@ def mysql_grab_sql(table: str, columns: str, priority: int, now: str, limit: int
     """
     return (
         f"SELECT {columns} FROM {table} FORCE INDEX (`grab_priority`) "
+        f"WHERE status = 'claimed' AND priority = {int(priority)} AND next_try <= {now} "
+        f"ORDER BY next_try, job_id LIMIT {int(limit)} FOR UPDATE"
+    )
+
+
+def mysql_lone_grab_sql(table: str, columns: str, priority: int, now: str, limit: int) -> str:
+    """
+    The grab of a queue whose claimed jobs all had one priority at its last
+    grab (every queue without priorities): step 2 for ``priority`` alone,
+    each row ending with a flag that is 1 when the queue holds a claimed
+    job of any other priority -- two index seeks of ``grab_priority``, one
+    on each side of ``priority``, evaluated once.  A flag of 0 on the
+    first row means the grab is complete in this one statement; no row, or
+    a flag of 1, means the grab must be made again by steps 1 and 2 (in the
+    same transaction: the rows locked here are locked again there).
+    """
+    other = (
+        f"SELECT 1 FROM {table} FORCE INDEX (`grab_priority`) "
+        f"WHERE status = 'claimed' AND priority <> {int(priority)} LIMIT 1"
+    )
+    return (
+        f"SELECT {columns}, EXISTS ({other}) FROM {table} FORCE INDEX (`grab_priority`) "
         f"WHERE status = 'claimed' AND priority = {int(priority)} AND next_try <= {now} "
         f"ORDER BY next_try, job_id LIMIT {int(limit)} FOR UPDATE"
     )

@@ -88,6 +88,10 @@ class MySQLJobStore(
         self.event_hooks: Any = None
         self._preparing: Dict[str, List[Deferred]] = {}
         self._stopped = False
+        #: Queue -> the one priority of its claimed jobs at its last grab
+        #: that found jobs (L{MySQLGrab.grab}: the next grab tries it in one
+        #: statement); absent after a grab that saw several or none.
+        self._lone_priority: Dict[str, int] = {}
 
     def storage_key(self, queue_name: str) -> str:
         """
