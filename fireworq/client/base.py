@@ -1,6 +1,8 @@
 """
 What both clients share: configuration from arguments or the environment,
-the httpx settings, turning an httpx answer into a result or a typed error.
+the httpx settings, whether and when to try a request again, turning an
+httpx answer into a result or a typed error.  L{Client} and L{AsyncClient}
+only do the I/O.
 """
 
 from __future__ import annotations
@@ -182,3 +184,27 @@ class ClientBase(Endpoints):
         if self.on_retry is not None:
             self.on_retry(call, attempt, wait, error)
         return wait
+
+    def _wait_after_error(self, call: Call, attempt: int, error: BaseException) -> float:
+        """
+        Seconds to wait before try ``attempt + 1`` of ``call`` after the
+        transport ``error``; raises the client's L{TransportError} when the
+        call may not be tried again.
+        """
+        if retryable_error(call, error) and self.retry.may_retry(attempt):
+            return self._retry_wait(call, attempt, error, None)
+        raise transport_error(call, error, self.url) from error
+
+    def _wait_after_answer(self, call: Call, attempt: int, response: httpx.Response) -> Optional[float]:
+        """
+        Seconds to wait before try ``attempt + 1`` of ``call`` after this
+        answer, or None when it is the final one (read it with L{finish}).
+        """
+        if retryable_answer(call, response) and self.retry.may_retry(attempt):
+            error = api_error(response.status_code, decode(response), response.headers, call.method, call.path)
+            return self._retry_wait(call, attempt, error, response)
+        return None
+
+    def _events_timeout(self, read_timeout: float) -> httpx.Timeout:
+        """The client's timeouts with ``read_timeout`` for reads (``events()``)."""
+        return httpx.Timeout(self.timeout.connect, read=read_timeout, write=self.timeout.write, pool=self.timeout.pool)

@@ -13,7 +13,7 @@ a 400 "at most N jobs") is split and sent again.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
 
 import attr
 
@@ -117,12 +117,47 @@ def settle(chunk: Chunk, answer: Any, isolate: bool = True) -> Settled:
     return out
 
 
+class Resends:
+    """
+    The sends of one chunk: iterate to get the chunk, then each smaller
+    chunk an answer asks for; hand each answer (or the exception the call
+    raised) to L{answer}; L{settled} is the outcome of them all.
+    """
+
+    def __init__(self, chunk: Chunk, isolate: bool) -> None:
+        self.isolate = isolate
+        self.settled = Settled()
+        self._pending = [chunk]
+
+    def __iter__(self) -> Iterator[Chunk]:
+        while self._pending:
+            yield self._pending.pop(0)
+
+    def answer(self, chunk: Chunk, answer: Any) -> None:
+        """Record the answer to ``chunk``."""
+        settled = settle(chunk, answer, self.isolate)
+        self.settled.stored.extend(settled.stored)
+        self.settled.failures.extend(settled.failures)
+        self._pending.extend(settled.again)
+
+
+def check_chunk_size(chunk_size: int) -> None:
+    """Refuse a ``push_many`` chunk size the server would refuse."""
+    if not 1 <= chunk_size <= MAX_BATCH:
+        raise ValueError(f"chunk_size must be 1 to {MAX_BATCH}")
+
+
+#: Called after each batch request of ``push_many`` with (jobs stored, jobs failed).
+Progress = Callable[[int, int], None]
+
+
 class Tally:
     """Collects the outcome of every chunk into a L{BatchResult}."""
 
-    def __init__(self, keep_jobs: bool) -> None:
+    def __init__(self, keep_jobs: bool, on_progress: Optional[Progress] = None) -> None:
         self.result = BatchResult(jobs=[] if keep_jobs else None)
         self._stored: List[Tuple[int, PushedJob]] = []
+        self._on_progress = on_progress
 
     def add(self, settled: Settled) -> Tuple[int, int]:
         """Record an outcome; return (jobs stored, jobs failed) by it."""
@@ -131,6 +166,12 @@ class Tally:
         if self.result.jobs is not None:
             self._stored.extend(settled.stored)
         return len(settled.stored), sum(f.count for f in settled.failures)
+
+    def record(self, settled: Settled) -> None:
+        """L{add} an outcome and tell ``on_progress``, if given."""
+        stored, failed = self.add(settled)
+        if self._on_progress is not None:
+            self._on_progress(stored, failed)
 
     def finish(self, total: int) -> BatchResult:
         """The result, with ``total`` jobs given."""

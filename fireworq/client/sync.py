@@ -4,30 +4,18 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Set
+from typing import Any, Callable, Iterable, Iterator, Optional, Set
 
 import httpx
 from httpx_sse import SSEError, connect_sse
 
-from fireworq.client.base import (
-    EVENTS_READ_TIMEOUT,
-    ClientBase,
-    decode,
-    finish,
-    request_args,
-    retryable_answer,
-    retryable_error,
-    transport_error,
-)
-from fireworq.client.batch import Chunk, Settled, Tally, chunks, settle
+from fireworq.client.base import EVENTS_READ_TIMEOUT, ClientBase, finish, request_args
+from fireworq.client.batch import Chunk, Progress, Resends, Settled, Tally, check_chunk_size, chunks
 from fireworq.client.call import Call
 from fireworq.client.encoding import MAX_BATCH, MAX_BATCH_BYTES, events_params
-from fireworq.client.errors import APIError, FireworqError, TransportError, api_error
+from fireworq.client.errors import APIError, FireworqError
 from fireworq.client.models import BatchResult, Event, FailedJob, Job, Page
-from fireworq.client.sse import event_of
-
-#: Called after each batch request of L{Client.push_many} with (jobs stored, jobs failed).
-Progress = Callable[[int, int], None]
+from fireworq.client.sse import Resume
 
 
 class Client(ClientBase):
@@ -64,17 +52,13 @@ class Client(ClientBase):
             try:
                 response = self._http.request(call.method, call.path, **args)
             except httpx.TransportError as e:
-                if retryable_error(call, e) and self.retry.may_retry(attempt):
-                    time.sleep(self._retry_wait(call, attempt, e, None))
-                    attempt += 1
-                    continue
-                raise transport_error(call, e, self.url) from e
-            if retryable_answer(call, response) and self.retry.may_retry(attempt):
-                error = api_error(response.status_code, decode(response), response.headers, call.method, call.path)
-                time.sleep(self._retry_wait(call, attempt, error, response))
-                attempt += 1
-                continue
-            return finish(call, response)
+                delay = self._wait_after_error(call, attempt, e)
+            else:
+                delay = self._wait_after_answer(call, attempt, response)
+                if delay is None:
+                    return finish(call, response)
+            time.sleep(delay)
+            attempt += 1
 
     # -- iterators over cursor pages -------------------------------------------
 
@@ -102,19 +86,14 @@ class Client(ClientBase):
     # -- batch push ---------------------------------------------------------------
 
     def _push_chunk(self, category: str, chunk: Chunk, isolate: bool, keep: bool = True) -> Settled:
-        out = Settled()
-        pending = [chunk]
-        while pending:
-            current = pending.pop(0)
+        sends = Resends(chunk, isolate)
+        for current in sends:
             try:
                 answer: Any = self._send(self._batch_call(category, current.body(), current.keyed, keep))
             except FireworqError as e:
                 answer = e
-            settled = settle(current, answer, isolate)
-            out.stored.extend(settled.stored)
-            out.failures.extend(settled.failures)
-            pending.extend(settled.again)
-        return out
+            sends.answer(current, answer)
+        return sends.settled
 
     def push_many(
         self,
@@ -143,15 +122,9 @@ class Client(ClientBase):
         keeps only counts (for very large inputs).  ``on_progress(stored,
         failed)`` is called in this thread after each request.
         """
-        if not 1 <= chunk_size <= MAX_BATCH:
-            raise ValueError(f"chunk_size must be 1 to {MAX_BATCH}")
-        tally = Tally(keep_jobs)
+        check_chunk_size(chunk_size)
+        tally = Tally(keep_jobs, on_progress)
         total = 0
-
-        def record(settled: Settled) -> None:
-            stored, failed = tally.add(settled)
-            if on_progress is not None:
-                on_progress(stored, failed)
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fireworq-push") as pool:
             running: Set[Future] = set()
@@ -160,10 +133,10 @@ class Client(ClientBase):
                 if len(running) >= max(1, concurrency):
                     done, running = wait(running, return_when=FIRST_COMPLETED)
                     for future in done:
-                        record(future.result())
+                        tally.record(future.result())
                 running.add(pool.submit(self._push_chunk, category, chunk, isolate, keep_jobs))
             for future in running:
-                record(future.result())
+                tally.record(future.result())
         return tally.finish(total)
 
     # -- live events ------------------------------------------------------------
@@ -184,39 +157,23 @@ class Client(ClientBase):
         the error is raised.  Stop by leaving the loop.
         """
         params = events_params(queues)
-        last = last_event_id
-        failures = 0
-        timeout = httpx.Timeout(self.timeout.connect, read=read_timeout, write=self.timeout.write, pool=self.timeout.pool)
+        resume = Resume(self.url, self.retry, last_event_id, reconnect)
+        timeout = self._events_timeout(read_timeout)
         while True:
-            headers: Dict[str, str] = {"Last-Event-ID": last} if last else {}
             error: Optional[BaseException] = None
             try:
-                with connect_sse(self._http, "GET", "/events", params=params, headers=headers, timeout=timeout) as source:
+                with connect_sse(self._http, "GET", "/events", params=params, headers=resume.headers(), timeout=timeout) as source:
                     response = source.response
                     if not response.is_success:
                         response.read()
-                        raise api_error(response.status_code, decode(response), response.headers, "GET", "/events")
+                        raise resume.refusal(response)
                     for sse in source.iter_sse():
-                        failures = 0
-                        if sse.id:
-                            last = sse.id
-                        if not sse.data:
-                            continue  # a frame with only "retry:" (no data) is not an event
-                        yield event_of(sse)
-            except httpx.TransportError as e:
-                error = transport_error(Call("GET", "/events", lambda r: r), e, self.url)
-                error.__cause__ = e
-            except APIError as e:
-                if e.status != 503:
-                    raise
-                error = e
-            except SSEError as e:
-                raise TransportError(f"GET {self.url}/events: {e}") from e
-            if not reconnect:
-                if error is not None:
-                    raise error
+                        event = resume.event(sse)
+                        if event is not None:
+                            yield event
+            except (httpx.TransportError, APIError, SSEError) as e:
+                error = resume.broken(e)
+            delay = resume.wait(error)
+            if delay is None:
                 return
-            failures += 1
-            if not self.retry.may_retry(failures):
-                raise error if error is not None else TransportError(f"GET {self.url}/events: the stream keeps ending")
-            time.sleep(self.retry.delay(failures))
+            time.sleep(delay)
