@@ -41,6 +41,7 @@ LAYERS: Dict[str, str] = {
     "fireworq.events": "foundation",
     "fireworq.logging": "foundation",
     "fireworq.stats": "foundation",
+    "fireworq.lazy": "foundation",  # PEP 562 package attributes loaded on first use
     # config.py parses MySQL DSNs to check and mask them: the parser is a
     # pure module (stdlib + attrs), so it counts as foundation wherever it lives.
     "fireworq.config": "foundation",

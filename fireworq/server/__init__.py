@@ -9,8 +9,9 @@ The names below are imported on first use, so that the supervisor of
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from fireworq.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from fireworq.server.stores import Stores, StoreService, open_stores
@@ -27,12 +28,4 @@ _LAZY = {
     "open_stores": "fireworq.server.stores",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """The names of L{__all__}: imported (once) on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)

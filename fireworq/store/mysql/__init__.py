@@ -27,8 +27,9 @@ server with the sqlite or in-memory store never loads them.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
+
+from fireworq.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from fireworq.store.mysql.jobs import MySQLJobStore
@@ -64,15 +65,7 @@ _LAZY = {
     "MySQLRepository": "fireworq.store.mysql.repository",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """C{MySQLJobStore}, C{MySQLPool}, C{MySQLRepository}: imported (once) on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 def open_pool(
