@@ -6,9 +6,10 @@ throwaway mariadbd (tests/support/mariadb.py).
 
     .venv/bin/python -m bench.grab_plan [--jobs 1000000] [--limit 100]
 
-The table is the current job table plus the columns docs/storage.md plans
-for B7 (``priority``, ``deadline_at``, ``options``) and its index
-``grab_priority (status, priority, next_try)``.  Rows are made inside the
+The table is the MySQL store's job table (fireworq/store/mysql/schema.py:
+the original's columns, ``attempts``, and the B7 columns ``priority``,
+``deadline_at``, ``options``, ``canceling`` with the index
+``grab_priority (status, priority, next_try)``).  Rows are made inside the
 server (the Sequence engine), so filling a million takes seconds.
 """
 
@@ -19,32 +20,15 @@ import json
 import time
 from typing import Any, Dict, List, Sequence
 
-from fireworq.store.priority import mysql_lone_grab_sql
+from fireworq.store.mysql.schema import job_table, queue_tables_ddl
+from fireworq.store.priority import mysql_add_columns_ddl, mysql_lone_grab_sql
 from tests.support import mariadb
+from tests.support.original_sql import JOB_SCHEMA
 
-TABLE = "`fireworq_jq(bench)`"
+TABLE = job_table("bench")
 
-DDL = f"""
-CREATE TABLE {TABLE} (
-  `job_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-  `next_try` BIGINT UNSIGNED NOT NULL,
-  `grabber_id` BIGINT UNSIGNED,
-  `status` ENUM('claimed', 'grabbed') NOT NULL DEFAULT 'claimed',
-  `created_at` BIGINT UNSIGNED NOT NULL,
-  `retry_count` INT UNSIGNED NOT NULL DEFAULT 0,
-  `retry_delay` INT UNSIGNED NOT NULL DEFAULT 0,
-  `fail_count` INT UNSIGNED NOT NULL DEFAULT 0,
-  `category` VARCHAR(255) NOT NULL,
-  `url` BLOB,
-  `payload` MEDIUMBLOB,
-  `timeout` INT UNSIGNED,
-  `priority` TINYINT NOT NULL DEFAULT 0,
-  `deadline_at` BIGINT UNSIGNED NULL,
-  `options` MEDIUMBLOB NULL,
-  PRIMARY KEY (`job_id`),
-  KEY `grab` (`status`, `next_try`),
-  KEY `grab_priority` (`status`, `priority`, `next_try`)
-) ENGINE=InnoDB DEFAULT CHARSET=binary"""
+#: The job table exactly as the MySQL store creates it.
+DDL = queue_tables_ddl("bench")[0]
 
 NOW = "CAST(FLOOR(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)"
 
@@ -151,22 +135,14 @@ def fill(cursor: Any, jobs: int, spread: bool) -> None:
     cursor.fetchall()
 
 
-#: The columns and index docs/storage.md adds to a job table the original made.
-ALTER = (
-    f"ALTER TABLE {TABLE} "
-    "ADD COLUMN `priority` TINYINT NOT NULL DEFAULT 0, "
-    "ADD COLUMN `deadline_at` BIGINT UNSIGNED NULL, "
-    "ADD COLUMN `options` MEDIUMBLOB NULL, "
-    "ADD KEY `grab_priority` (`status`, `priority`, `next_try`), "
-    "ALGORITHM=INPLACE, LOCK=NONE"
-)
+#: The columns and index of ours (B7, B9) that preparing a queue adds to a
+#: job table the original made: the store's own ALTER.
+ALTER = mysql_add_columns_ddl(TABLE, (), ["grab"])  # the original has none of our columns
 
 
 def measure_alter(cursor: Any, jobs: int) -> None:
     """How long adding the B7 columns and index takes on an original table of ``jobs`` jobs."""
-    original = DDL.replace(",\n  `priority` TINYINT NOT NULL DEFAULT 0", "").replace(
-        ",\n  `deadline_at` BIGINT UNSIGNED NULL", "").replace(",\n  `options` MEDIUMBLOB NULL", "").replace(
-        ",\n  KEY `grab_priority` (`status`, `priority`, `next_try`)", "")
+    original = JOB_SCHEMA[0].render(jobqueue=TABLE.strip("`"))
     cursor.execute(original)
     cursor.execute(
         f"INSERT INTO {TABLE} (next_try, created_at, category, url, payload) "

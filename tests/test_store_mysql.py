@@ -51,6 +51,7 @@ from tests.store_contract import (
     RepositoryContractMixin,
 )
 from tests.support import mariadb
+from tests.support.original_sql import JOB_SCHEMA, REPOSITORY_SCHEMA
 
 
 def job(payload: str = "", **fields: Any) -> NewJob:
@@ -177,60 +178,8 @@ if "pymysql" in _OTHER_DRIVERS:
 #: mysql/schema), as it creates its tables -- the fixture of the
 #: compatibility tests.
 ORIGINAL_DDL = [
-    """CREATE TABLE IF NOT EXISTS `fireworq_jq(legacy)` (
-  `job_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-  `next_try` BIGINT UNSIGNED NOT NULL,
-  `grabber_id` BIGINT UNSIGNED,
-  `status` ENUM('claimed', 'grabbed') NOT NULL DEFAULT 'claimed',
-  `created_at` BIGINT UNSIGNED NOT NULL,
-  `retry_count` INT UNSIGNED NOT NULL DEFAULT 0,
-  `retry_delay` INT UNSIGNED NOT NULL DEFAULT 0,
-  `fail_count` INT UNSIGNED NOT NULL DEFAULT 0,
-
-  `category` VARCHAR(255) NOT NULL,
-  `url` BLOB,
-  `payload` MEDIUMBLOB,
-  `timeout` INT UNSIGNED,
-
-  PRIMARY KEY (`job_id`),
-  KEY `grab` (`status`, `next_try`)
-) ENGINE=InnoDB DEFAULT CHARSET=binary""",
-    """CREATE TABLE IF NOT EXISTS `fireworq_jq_fail(legacy)` (
-  `failure_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
-  `job_id` BIGINT UNSIGNED NOT NULL,
-  `category` VARCHAR(255) NOT NULL,
-  `url` BLOB,
-  `payload` MEDIUMBLOB,
-  `result` MEDIUMBLOB,
-  `fail_count` INT UNSIGNED NOT NULL,
-  `failed_at` BIGINT UNSIGNED NOT NULL,
-  `created_at` BIGINT UNSIGNED NOT NULL,
-  PRIMARY KEY (`failure_id`),
-  KEY `creation_order` (`created_at`)
-) ENGINE=InnoDB DEFAULT CHARSET=binary""",
-    """CREATE TABLE IF NOT EXISTS `queue` (
-  `name` VARCHAR(255) NOT NULL,
-  `polling_interval` INT UNSIGNED NOT NULL,
-  `max_workers` INT UNSIGNED NOT NULL,
-  PRIMARY KEY (`name`)
-) ENGINE=InnoDB DEFAULT CHARSET=binary""",
-    """CREATE TABLE IF NOT EXISTS `queue_throttle` (
-  `name` VARCHAR(255) NOT NULL,
-  `max_dispatches_per_second` FLOAT UNSIGNED NOT NULL,
-  `max_burst_size` INT UNSIGNED NOT NULL,
-  PRIMARY KEY (`name`)
-) ENGINE=InnoDB DEFAULT CHARSET=binary""",
-    """CREATE TABLE IF NOT EXISTS `routing` (
-  `job_category` VARCHAR(255) NOT NULL,
-  `queue_name` VARCHAR(255) NOT NULL,
-  PRIMARY KEY (`job_category`),
-  UNIQUE KEY `job_queue` (`job_category`, `queue_name`)
-) ENGINE=InnoDB DEFAULT CHARSET=binary""",
-    """CREATE TABLE IF NOT EXISTS `config_revision` (
-  `name` VARCHAR(255) NOT NULL,
-  `revision` BIGINT UNSIGNED NOT NULL,
-  PRIMARY KEY (`name`)
-) ENGINE=InnoDB DEFAULT CHARSET=binary""",
+    *(s.render(jobqueue="fireworq_jq(legacy)", failure="fireworq_jq_fail(legacy)") for s in JOB_SCHEMA),
+    *(s.render() for s in REPOSITORY_SCHEMA),
 ]
 
 #: The original's clock expression (its queries read CURRENT_TIME(3)).
