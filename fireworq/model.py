@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
 
 import attr
 
@@ -227,6 +227,28 @@ class Job:
         return max(self.attempts, self.fail_count + 1)
 
 
+def stored_object(text: Any) -> Dict[str, Any]:
+    """
+    The JSON object a store kept as text: C{{}} when it is empty, not JSON
+    or not an object (a store is trusted, but never to crash a reader).
+    """
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def stored_int(value: Any) -> int:
+    """A stored object's integer field; 0 when it is missing or not an integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def stored_str(value: Any) -> str:
+    """A stored object's text field; C{""} when it is missing or not text."""
+    return value if isinstance(value, str) else ""
+
+
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class Result:
     """A delivery's outcome, kept in logs and in the failure log (A1)."""
@@ -263,19 +285,11 @@ class Result:
     @classmethod
     def from_json(cls, text: str) -> "Result":
         """Read a result stored as JSON; tolerate missing or odd fields."""
-        try:
-            value = json.loads(text) if text else {}
-        except ValueError:
-            value = {}
-        if not isinstance(value, dict):
-            value = {}
-        status = value.get("status")
-        code = value.get("code")
-        message = value.get("message")
+        value = stored_object(text)
         return cls(
-            status=status if isinstance(status, str) else "",
-            code=code if isinstance(code, int) and not isinstance(code, bool) else 0,
-            message=message if isinstance(message, str) else "",
+            status=stored_str(value.get("status")),
+            code=stored_int(value.get("code")),
+            message=stored_str(value.get("message")),
         )
 
 

@@ -13,7 +13,17 @@ from typing import Any, Dict, Optional, Tuple
 import attr
 
 from fireworq.joboptions.values import NO_OPTIONS, decode_options, options_json
-from fireworq.model import Completion, CompletionKind, Job, QueueDefinition, Result, ResultStatus
+from fireworq.model import (
+    Completion,
+    CompletionKind,
+    Job,
+    QueueDefinition,
+    Result,
+    ResultStatus,
+    stored_int,
+    stored_object,
+    stored_str,
+)
 
 #: Bytes of a worker's answer kept as a kept job's ``output``.
 OUTPUT_LIMIT = 65_536
@@ -194,56 +204,43 @@ def encode_record(kept: KeptJob) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def decode_record(job_id: int, state: str, finished_at: int, expires_at: int, text: Any) -> KeptJob:
     """Read a kept job from its columns; never fails (odd fields read as empty)."""
     if isinstance(text, (bytes, bytearray)):
         text = bytes(text).decode("utf-8", "replace")
-    try:
-        value = json.loads(text) if text else {}
-    except ValueError:
-        value = {}
-    if not isinstance(value, dict):
-        value = {}
+    value = stored_object(text)
     raw = value.get("result")
     raw = raw if isinstance(raw, dict) else {}
     output = raw.get("output")
     result = Result(
-        _str(raw.get("status")),
-        _int(raw.get("code")),
-        _str(raw.get("message")),
+        stored_str(raw.get("status")),
+        stored_int(raw.get("code")),
+        stored_str(raw.get("message")),
         output=output if isinstance(output, str) else None,
         output_truncated=raw.get("output_truncated") is True,
     )
     options = value.get("options")
     job = Job(
         id=job_id,
-        category=_str(value.get("category")),
-        url=_str(value.get("url")),
-        payload=_str(value.get("payload")),
+        category=stored_str(value.get("category")),
+        url=stored_str(value.get("url")),
+        payload=stored_str(value.get("payload")),
         status=state,
-        created_at=_int(value.get("created_at")),
+        created_at=stored_int(value.get("created_at")),
         next_try=int(finished_at),
-        timeout=_int(value.get("timeout")),
-        fail_count=_int(value.get("fail_count")),
-        retry_count=_int(value.get("retry_count")),
-        retry_delay=_int(value.get("retry_delay")),
-        attempts=_int(value.get("attempts")),
+        timeout=stored_int(value.get("timeout")),
+        fail_count=stored_int(value.get("fail_count")),
+        retry_count=stored_int(value.get("retry_count")),
+        retry_delay=stored_int(value.get("retry_delay")),
+        attempts=stored_int(value.get("attempts")),
         options=decode_options(json.dumps(options)) if isinstance(options, dict) else NO_OPTIONS,
     )
     return KeptJob(
         job=job,
         state=state,
         result=result,
-        attempts=_int(value.get("attempts")),
-        started_at=_int(value.get("started_at")) or int(finished_at),
+        attempts=stored_int(value.get("attempts")),
+        started_at=stored_int(value.get("started_at")) or int(finished_at),
         finished_at=int(finished_at),
         expires_at=int(expires_at),
     )
