@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 
 import attr
 
 from fireworq.joboptions.values import NO_DEFAULTS, QueueDefaults
-from fireworq.model import Job, PushEntry, QueueDefinition, Result
+from fireworq.model import FailedJob, Job, Page, PageKey, PushEntry, QueueDefinition, Result
 from fireworq.store.failure_log import encode_failure_result
 
 #: A clock: milliseconds since the epoch.
@@ -103,3 +103,35 @@ def attempts_at_grab(attempts: int, fail_count: int) -> int:
     ``fail_count + 1``.  The SQL drivers compute the same in their UPDATE.
     """
     return max(attempts, fail_count) + 1
+
+
+def job_page_key(job: Job) -> PageKey:
+    """Where a page of jobs that begins with ``job`` starts: (next_try, id)."""
+    return (job.next_try, job.id)
+
+
+def failure_page_key(failed: FailedJob) -> PageKey:
+    """Where a page of failure-log entries that begins with ``failed`` starts: (created_at, id)."""
+    return (failed.created_at, failed.id)
+
+
+def page_of(items: List[Any], limit: int, key: Callable[[Any], PageKey]) -> Page:
+    """
+    A L{Page} of at most ``limit`` of ``items``, read with a limit of
+    ``limit + 1``: the one more, if read, gives the next page's key.
+    """
+    if len(items) > limit:
+        return Page(items[:limit], key(items[limit]))
+    return Page(items, None)
+
+
+def count_jobs_sql(table: str, now: str) -> str:
+    """
+    One SELECT of a job table's waiting, deferred and grabbed counts at
+    ``now`` (a literal, or a placeholder given twice).
+    """
+    return (
+        f"SELECT (SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try <= {now}), "
+        f"(SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try > {now}), "
+        f"(SELECT COUNT(*) FROM {table} WHERE status = 'grabbed')"
+    )

@@ -15,6 +15,7 @@ from typing import Any, List, Optional
 from twisted.internet.defer import Deferred
 
 from fireworq.model import FailedJob, FailureOrder, Job, JobCounts, JobState, Page, PageKey
+from fireworq.store.common import count_jobs_sql, failure_page_key, job_page_key, page_of
 from fireworq.store.mysql.rows import FAILED_COLUMNS, failed_from_row, job_from_row
 from fireworq.store.mysql.schema import failure_table, job_table
 
@@ -96,13 +97,7 @@ class MySQLInspection:
 
         def work(cursor: Any) -> Page:
             cursor.execute(sql.replace("{columns}", self._columns(queue_name), 1), args)
-            jobs = [job_from_row(row) for row in cursor.fetchall()]
-            next_key = None
-            if len(jobs) > limit:
-                extra = jobs[limit]
-                next_key = (extra.next_try, extra.id)
-                jobs = jobs[:limit]
-            return Page(items=jobs, next_key=next_key)
+            return page_of([job_from_row(row) for row in cursor.fetchall()], limit, job_page_key)
 
         return self._run([queue_name], work, idempotent=True, what=f"list jobs of {queue_name!r}")
 
@@ -150,24 +145,14 @@ class MySQLInspection:
 
         def work(cursor: Any) -> Page:
             cursor.execute(sql, args)
-            items = [failed_from_row(row) for row in cursor.fetchall()]
-            next_key = None
-            if len(items) > limit:
-                extra = items[limit]
-                next_key = (extra.created_at, extra.id)
-                items = items[:limit]
-            return Page(items=items, next_key=next_key)
+            return page_of([failed_from_row(row) for row in cursor.fetchall()], limit, failure_page_key)
 
         return self._run([queue_name], work, idempotent=True, what=f"list failed jobs of {queue_name!r}")
 
     def count_jobs(self, queue_name: str) -> Deferred:
         table = job_table(queue_name)
         now = self._now()
-        sql = (
-            f"SELECT (SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try <= {now}), "
-            f"(SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try > {now}), "
-            f"(SELECT COUNT(*) FROM {table} WHERE status = 'grabbed')"
-        )
+        sql = count_jobs_sql(table, now)
 
         def work(cursor: Any) -> JobCounts:
             cursor.execute(sql)

@@ -14,6 +14,7 @@ from typing import Any, List, Optional
 from twisted.internet.defer import Deferred, fail
 
 from fireworq.model import FailedJob, FailureOrder, Job, JobCounts, JobState, Page, PageKey
+from fireworq.store.common import count_jobs_sql, failure_page_key, job_page_key, page_of
 from fireworq.store.sqlite.rows import FAILED_COLUMNS, JOB_COLUMNS, failed_from_row, job_from_row
 
 
@@ -71,10 +72,7 @@ class SqliteInspection:
                 f" ORDER BY next_try {direction}, job_id {direction} LIMIT ?",
                 params,
             ).fetchall()
-            items = [job_from_row(row) for row in rows]
-            if len(items) > limit:
-                return Page(items[:limit], (items[limit].next_try, items[limit].id))
-            return Page(items, None)
+            return page_of([job_from_row(row) for row in rows], limit, job_page_key)
 
         return self._run(queue_name, query)
 
@@ -83,6 +81,7 @@ class SqliteInspection:
 
     def delete_failed(self, queue_name: str, failure_id: int) -> Deferred:
         return self._run(queue_name, self._find_failed, failure_id, True)
+
     @staticmethod
     def _find_failed(conn, jobs, failures, failure_id: int, delete: bool) -> Optional[FailedJob]:
         row = conn.execute(
@@ -117,10 +116,7 @@ class SqliteInspection:
                 f"SELECT {FAILED_COLUMNS} FROM {failures} {where} ORDER BY {order_by} LIMIT ?",
                 params,
             ).fetchall()
-            items = [failed_from_row(row) for row in rows]
-            if len(items) > limit:
-                return Page(items[:limit], (items[limit].created_at, items[limit].id))
-            return Page(items, None)
+            return page_of([failed_from_row(row) for row in rows], limit, failure_page_key)
 
         return self._run(queue_name, query)
 
@@ -129,10 +125,5 @@ class SqliteInspection:
 
     @staticmethod
     def _count_jobs(conn, jobs, failures, now: int) -> JobCounts:
-        waiting, deferred, grabbed = conn.execute(
-            f"SELECT (SELECT count(*) FROM {jobs} WHERE status = 'claimed' AND next_try <= ?),"
-            f" (SELECT count(*) FROM {jobs} WHERE status = 'claimed' AND next_try > ?),"
-            f" (SELECT count(*) FROM {jobs} WHERE status = 'grabbed')",
-            (now, now),
-        ).fetchone()
+        waiting, deferred, grabbed = conn.execute(count_jobs_sql(jobs, "?"), (now, now)).fetchone()
         return JobCounts(waiting=waiting, deferred=deferred, grabbed=grabbed)
