@@ -44,6 +44,7 @@ from tests.support.mariadb import (
     _die_with_parent,
     find_mariadbd,
     free_port,
+    started_once,
     unique_database_name,
 )
 
@@ -349,10 +350,7 @@ class GaleraCluster:
         return "\n".join(f"--- {node.name}\n{node.log_tail(lines)}" for node in self.nodes)
 
 
-_shared: Optional[GaleraCluster] = None
-_shared_error: Optional[MariaDBUnavailable] = None
-
-
+@started_once
 def shared_cluster() -> GaleraCluster:
     """
     The cluster the Galera tests of this process share, started on first use
@@ -362,22 +360,12 @@ def shared_cluster() -> GaleraCluster:
     @raise GaleraUnavailable: when Galera cannot be had (every later call
         raises the same error at once).
     """
-    global _shared, _shared_error
-    if _shared is not None:
-        return _shared
-    if _shared_error is not None:
-        raise _shared_error
+    cluster = GaleraCluster()
+    atexit.register(cluster.cleanup)
     try:
-        cluster = GaleraCluster()
-        atexit.register(cluster.cleanup)
-        try:
-            cluster.start()
-        except MariaDBUnavailable as e:
-            raise GaleraUnavailable(f"{e}\n{cluster.log_tails()}")
+        cluster.start()
     except MariaDBUnavailable as e:
-        _shared_error = e
-        raise
-    _shared = cluster
+        raise GaleraUnavailable(f"{e}\n{cluster.log_tails()}")
     return cluster
 
 

@@ -26,6 +26,7 @@ thread of the code under test while it runs.
 from __future__ import annotations
 
 import atexit
+import functools
 import getpass
 import itertools
 import os
@@ -35,7 +36,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, TypeVar
 
 import pymysql
 
@@ -501,10 +502,37 @@ class MariaDBServer(_Server):
         )
 
 
-_shared: Optional[_Server] = None
-_shared_error: Optional[MariaDBUnavailable] = None
+T = TypeVar("T")
 
 
+def started_once(start: Callable[[], T]) -> Callable[[], T]:
+    """
+    Make ``start`` the getter of a resource the tests of this process
+    share: the first call starts it, later calls return the same one; when
+    starting fails with L{MariaDBUnavailable}, every later call raises that
+    error at once (no second attempt to start).
+    """
+    made: List[T] = []
+    failed: List[MariaDBUnavailable] = []
+
+    @functools.wraps(start)
+    def shared() -> T:
+        if made:
+            return made[0]
+        if failed:
+            raise failed[0]
+        try:
+            value = start()
+        except MariaDBUnavailable as e:
+            failed.append(e)
+            raise
+        made.append(value)
+        return value
+
+    return shared
+
+
+@started_once
 def shared_server() -> _Server:
     """
     The server all MySQL tests of this process share: the one in
@@ -514,33 +542,22 @@ def shared_server() -> _Server:
     @raise MariaDBUnavailable: when neither can be had (every later call
         raises the same error at once).
     """
-    global _shared, _shared_error
-    if _shared is not None:
-        return _shared
-    if _shared_error is not None:
-        raise _shared_error
-    try:
-        text = os.environ.get(ENV_DSN, "")
-        if text:
-            server: _Server = ExternalServer(text)
-            server.check()
-        else:
-            if find_mariadbd() is None:
-                raise MariaDBUnavailable(
-                    "the MySQL tests need a database server: mariadbd is not installed "
-                    "(not on PATH nor in /usr/sbin) and " + ENV_DSN + " is not set. "
-                    "Run tests/support/ensure-mariadb (installs Debian's mariadb-server) "
-                    "or set " + ENV_DSN + "=user:pass@tcp(host:port)/db"
-                )
-            own = MariaDBServer(durable=False)
-            atexit.register(own.cleanup)
-            own.start()
-            server = own
-    except MariaDBUnavailable as e:
-        _shared_error = e
-        raise
-    _shared = server
-    return server
+    text = os.environ.get(ENV_DSN, "")
+    if text:
+        server: _Server = ExternalServer(text)
+        server.check()
+        return server
+    if find_mariadbd() is None:
+        raise MariaDBUnavailable(
+            "the MySQL tests need a database server: mariadbd is not installed "
+            "(not on PATH nor in /usr/sbin) and " + ENV_DSN + " is not set. "
+            "Run tests/support/ensure-mariadb (installs Debian's mariadb-server) "
+            "or set " + ENV_DSN + "=user:pass@tcp(host:port)/db"
+        )
+    own = MariaDBServer(durable=False)
+    atexit.register(own.cleanup)
+    own.start()
+    return own
 
 
 def private_server(durable: bool = True, extra_args: Sequence[str] = ()) -> MariaDBServer:
