@@ -6,7 +6,7 @@ task.Clock, the in-memory store and a scripted deliverer.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
@@ -21,30 +21,13 @@ from fireworq.model import (
     NewJob,
     PushEntry,
     QueueDefinition,
-    Result,
 )
 from fireworq.stats import QueueStats
 from fireworq.store.interface import NodeInfo
 from fireworq.store.memory import MemoryJobStore
+from tests.support.deliverers import ScriptedDeliverer
 
 NODE = NodeInfo("node-1", "localhost")
-
-
-class ScriptedDeliverer:
-    """Records deliveries; each is answered when the test says so."""
-
-    def __init__(self) -> None:
-        self.calls: List[Tuple[str, int]] = []
-        self.pending: Dict[int, Deferred] = {}
-
-    def deliver(self, queue_name, job):
-        self.calls.append((queue_name, job.id))
-        d: Deferred = Deferred()
-        self.pending[job.id] = d
-        return d
-
-    def answer(self, job_id: int, status: str = "success", message: str = "") -> None:
-        self.pending.pop(job_id).callback(Result(status, 200, message))
 
 
 class CountingStore(MemoryJobStore):

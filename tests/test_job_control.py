@@ -8,11 +8,11 @@ sqlite stores, a scripted deliverer and StubTreq.
 from __future__ import annotations
 
 import random
-from typing import Dict, List, Tuple
+from typing import List, Tuple
 
 import attr
 from treq.testing import StubTreq
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
@@ -38,31 +38,10 @@ from fireworq.stats import QueueStats
 from fireworq.store.interface import NodeInfo
 from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.store.sqlite import open_sqlite
+from tests.support.deliverers import ScriptedDeliverer
 
 NODE = NodeInfo("node-1", "localhost")
 START = 1_700_000_000
-
-
-class ScriptedDeliverer:
-    """Records deliveries; each is answered when the test says so."""
-
-    def __init__(self) -> None:
-        self.calls: List[Tuple[str, int]] = []
-        self.pending: Dict[int, Deferred] = {}
-        self.canceled: List[int] = []
-
-    def deliver(self, queue_name, job):
-        self.calls.append((queue_name, job.id))
-
-        def cancel(d: Deferred, job_id=job.id) -> None:
-            self.canceled.append(job_id)
-
-        d: Deferred = Deferred(cancel)
-        self.pending[job.id] = d
-        return d
-
-    def answer(self, job_id: int, result: Result) -> None:
-        self.pending.pop(job_id).callback(result)
 
 
 class Expiries:

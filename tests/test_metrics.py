@@ -32,7 +32,7 @@ from fireworq.events import EventFanout
 from fireworq.inspection import Inspection
 from fireworq.manager import QueueManager
 from fireworq.metrics import Metrics
-from fireworq.model import Job, NewJob, QueueDefinition, Result
+from fireworq.model import Job, NewJob, QueueDefinition
 from fireworq.pushing import PushBatcher
 from fireworq.server import FireworqService, Stores
 from fireworq.stats import QueueStats
@@ -41,6 +41,7 @@ from fireworq.store.memory import MemoryJobStore, MemoryRepository
 from fireworq.store.observed import ObservedStore, observe_stores
 from fireworq.web.app import FireworqAPI
 from tests.support.cases import ServerTestCase
+from tests.support.deliverers import ScriptedDeliverer
 from tests.support.polling import wait_until
 from tests.support.server import FireworqProcess
 
@@ -62,24 +63,6 @@ def parse(text: str) -> Samples:
 def sample(samples: Samples, name: str, **labels: str) -> Optional[float]:
     """One value of a parsed scrape, or None when the series is absent."""
     return samples.get((name, frozenset(labels.items())))
-
-
-class ScriptedDeliverer:
-    """Each delivery is answered when the test says so."""
-
-    def __init__(self) -> None:
-        self.pending: Dict[int, Deferred] = {}
-
-    def deliver(self, queue_name: str, job: Job) -> Deferred:
-        d: Deferred = Deferred()
-        self.pending[job.id] = d
-        return d
-
-    def answer(self, job_id: int, status: str = "success") -> None:
-        self.pending.pop(job_id).callback(Result(status, 200, ""))
-
-    def crash(self, job_id: int) -> None:
-        self.pending.pop(job_id).errback(RuntimeError("boom"))
 
 
 class CountingStore(MemoryJobStore):

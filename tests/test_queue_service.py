@@ -20,7 +20,8 @@ from fireworq.lease.sole import SoleLease
 from fireworq.model import NewJob, PushEntry, QueueDefinition
 from fireworq.queues import QueueService
 from fireworq.store.interface import NodeInfo
-from tests.test_dispatcher import CountingStore, ScriptedDeliverer
+from tests.support.deliverers import ScriptedDeliverer
+from tests.test_dispatcher import CountingStore
 
 NODE = NodeInfo("node-1", "localhost")
 
