@@ -14,9 +14,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
-from typing import Any, FrozenSet, Optional
+from typing import Any, FrozenSet, List, Optional
 
 from twisted.internet.defer import inlineCallbacks
 
@@ -60,22 +59,12 @@ class DumpingProcess(FireworqProcess):
     (L{FireworqProcess.spawn} with L{DUMPING_TWISTD} for twistd's command).
     """
 
+    def command(self) -> List[str]:
+        return [sys.executable, "-c", DUMPING_TWISTD, self.modules_path]
+
     def spawn(self, extra_args: Optional[list] = None) -> None:
         self.modules_path = os.path.join(self.workdir, f"modules-{id(self)}.txt")
-        env = self.environment()
-        self._stderr_offset = os.path.getsize(self.stderr_path) if os.path.exists(self.stderr_path) else 0
-        stdout = open(self.stdout_path, "ab")
-        stderr = open(self.stderr_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", DUMPING_TWISTD, self.modules_path, "--pidfile=", "-n", "fireworq"]
-            + (extra_args or []),
-            cwd=self.workdir,
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-        )
-        stdout.close()
-        stderr.close()
+        super().spawn(extra_args)
 
     @inlineCallbacks
     def modules(self) -> Any:

@@ -117,6 +117,10 @@ class FireworqProcess:
             env["FIREWORQ_" + name.upper()] = value
         return env
 
+    def command(self) -> List[str]:
+        """How to run twistd (a subclass may run it another way)."""
+        return twistd()
+
     def spawn(self, extra_args: Optional[List[str]] = None) -> None:
         """Start the process (without waiting for it to be ready)."""
         env = self.environment()
@@ -124,7 +128,7 @@ class FireworqProcess:
         stdout = open(self.stdout_path, "ab")
         stderr = open(self.stderr_path, "ab")
         self.process = subprocess.Popen(
-            twistd() + ["--pidfile=", "-n", "fireworq"] + (extra_args or []),
+            self.command() + ["--pidfile=", "-n", "fireworq"] + (extra_args or []),
             cwd=self.workdir,
             env=env,
             stdout=stdout,
