@@ -13,6 +13,7 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import Interface, implementer
 
 from fireworq.hooks.model import HookDefinition
+from fireworq.store.common import driver_of
 from fireworq.store.small_tables import MemoryTable
 
 
@@ -65,12 +66,12 @@ class MemoryHookStore(MemoryTable):
 def open_hook_store(repository: Any) -> IHookStore:
     """The hook store beside ``repository`` (the definitions)."""
     repository = getattr(repository, "observed", repository)
-    module = type(repository).__module__
-    if module.startswith("fireworq.store.sqlite"):
+    driver = driver_of(repository)
+    if driver == "sqlite":
         from fireworq.hooks.sqlite import SqliteHookStore
 
         return SqliteHookStore(repository.db)
-    if module.startswith("fireworq.store.mysql"):
+    if driver == "mysql":
         from fireworq.hooks.mysql import MySQLHookStore
 
         return MySQLHookStore(repository.pool)

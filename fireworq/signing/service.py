@@ -23,6 +23,7 @@ from fireworq.readiness import ReadyWaiters
 from fireworq.signing.interface import ISigningKeyStore
 from fireworq.signing.keys import SigningKeys
 from fireworq.signing.signer import Signer
+from fireworq.store.common import driver_of
 from fireworq.store.reloading import ReloadingService
 
 #: Seconds a call made before the keys were first loaded waits for them.
@@ -182,12 +183,12 @@ def open_signing_keys(repository: Any) -> ISigningKeyStore:
     The signing key store beside ``repository`` (the definitions): the same
     sqlite file, the same MySQL pool, or memory.
     """
-    module = type(repository).__module__
-    if module.startswith("fireworq.store.sqlite"):
+    driver = driver_of(repository)
+    if driver == "sqlite":
         from fireworq.signing.sqlite import SqliteSigningKeys
 
         return SqliteSigningKeys(repository.db)
-    if module.startswith("fireworq.store.mysql"):
+    if driver == "mysql":
         from fireworq.signing.mysql import MySQLSigningKeys
 
         return MySQLSigningKeys(repository.pool)

@@ -135,3 +135,18 @@ def count_jobs_sql(table: str, now: str) -> str:
         f"(SELECT COUNT(*) FROM {table} WHERE status = 'claimed' AND next_try > {now}), "
         f"(SELECT COUNT(*) FROM {table} WHERE status = 'grabbed')"
     )
+
+
+def driver_of(repository: Any) -> str:
+    """
+    The driver of a repository (the definitions; an observed one looked
+    through): ``"sqlite"``, ``"mysql"`` or ``"in-memory"``, for the stores
+    of a feature that live beside it (the same sqlite file, the same MySQL
+    pool).
+    """
+    module = type(getattr(repository, "observed", repository)).__module__
+    if module.startswith("fireworq.store.sqlite"):
+        return "sqlite"
+    if module.startswith("fireworq.store.mysql"):
+        return "mysql"
+    return "in-memory"
