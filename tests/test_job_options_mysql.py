@@ -16,11 +16,10 @@ import random
 import threading
 from typing import Any, Dict, List
 
-from twisted.internet import reactor, threads
+from twisted.internet import threads
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from fireworq.model import JobStatus
-from fireworq.server.stores import open_mysql
 from fireworq.store.idempotency import Replay
 from fireworq.store.mysql.idempotency import (
     claim_keys,
@@ -42,6 +41,7 @@ from tests.support.original_sql import (
     all_statements,
     columns_of,
 )
+from tests.test_store_mysql import _MySQLCase
 
 QUEUE = "legacy"
 
@@ -50,13 +50,13 @@ def _unquoted(table: str) -> str:
     return table.strip("`")
 
 
-class OriginalStatementsTests(TestCase):
+class OriginalStatementsTests(_MySQLCase):
     """The original's statements against the schema of this server."""
 
     timeout = 120
 
     def setUp(self) -> None:
-        self.server = mariadb.shared_server()
+        super().setUp()
         self.db = self.server.fresh_database("fwqcompat")
         self.addCleanup(self.db.drop)
         self.jobqueue = _unquoted(job_table(QUEUE))
@@ -64,13 +64,7 @@ class OriginalStatementsTests(TestCase):
 
     async def our_schema(self) -> Any:
         """Create every table as this server does (job tables of QUEUE included)."""
-        store, repository, leases = open_mysql(self.server.dsn(self.db.name), None, reactor)
-        self.addCleanup(leases.stop)
-        self.addCleanup(repository.stop)
-        self.addCleanup(store.stop)
-        await store.start()
-        await repository.start()
-        await leases.start()
+        store, repository, _ = await self.stores(self.server.dsn(self.db.name), fence=True)
         await store.prepare_queue(QUEUE)
         return store, repository
 
