@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -118,6 +119,8 @@ def main(argv=None) -> None:
         if phase not in PHASES:
             parser.error(f"unknown phase {phase!r}")
     trees = [os.path.abspath(t) for t in args.trees.split(",")]
+    # A SIGTERM (timeout, kill) stops the servers, the worker and MariaDB too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     sys.path.insert(0, REPO)
     from tests.support.mariadb import private_server

@@ -27,6 +27,7 @@ import argparse
 import glob
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -131,6 +132,8 @@ def main(argv=None) -> None:
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         parser.error("needs valgrind (apt-get install valgrind)")
     trees = [os.path.abspath(t) for t in args.trees.split(",")]
+    # A SIGTERM (timeout, kill) stops the servers, the worker and MariaDB too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     sys.path.insert(0, REPO)
     from tests.support.mariadb import private_server
