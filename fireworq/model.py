@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 import json
-from typing import Any, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import attr
 
@@ -380,22 +380,28 @@ class FailedJob:
     options: JobOptions = NO_OPTIONS
 
     def as_new_job(self) -> NewJob:
-        """
-        The job again, as it was first pushed, due now; its options kept,
-        but not its idempotency key (the key names the first push only).
-        """
-        options = self.options
-        if options.idempotency_key is not None:
-            options = attr.evolve(options, idempotency_key=None)
-        return NewJob(
-            category=self.category,
-            url=self.url,
-            payload=self.payload,
-            max_retries=self.max_retries,
-            retry_delay=self.retry_delay,
-            timeout=self.timeout,
-            options=options,
-        )
+        """The failed job pushed again (L{pushed_again})."""
+        return pushed_again(self)
+
+
+def pushed_again(job: Union[Job, FailedJob]) -> NewJob:
+    """
+    A job (a failed one, or a kept finished one) pushed again: as it was
+    first pushed, due now; its options kept, but not its idempotency key
+    (the key names the first push only).
+    """
+    options = job.options
+    if options.idempotency_key is not None:
+        options = attr.evolve(options, idempotency_key=None)
+    return NewJob(
+        category=job.category,
+        url=job.url,
+        payload=job.payload,
+        max_retries=job.max_retries,
+        retry_delay=job.retry_delay,
+        timeout=job.timeout,
+        options=options,
+    )
 
 
 class JobState(str, enum.Enum):

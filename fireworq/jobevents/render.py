@@ -32,24 +32,9 @@ def pushed_job(job: Job, keeps_history: bool, now_ms: int) -> Dict[str, Any]:
 
 
 def _result_json(result: Result, started_at: int, finished_at: int) -> Dict[str, Any]:
-    from fireworq.web.routes import timestamp
+    from fireworq.web.history import result_json
 
-    out: Dict[str, Any] = {
-        "status": result.status,
-        "code": result.code,
-        "message": result.message,
-        "output": result.output if result.output is not None else "",
-    }
-    if result.output_truncated:
-        out["output_truncated"] = True
-    out.update(
-        {
-            "started_at": timestamp(started_at),
-            "finished_at": timestamp(finished_at),
-            "elapsed": max(0, finished_at - started_at),
-        }
-    )
-    return out
+    return result_json(result, started_at, finished_at, max(0, finished_at - started_at))
 
 
 def retried_job(completion: Completion, keeps_history: bool, now_ms: int, duration_ms: int) -> Dict[str, Any]:

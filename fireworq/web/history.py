@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from fireworq.history.filters import BadFilter, JobFilter, parse_filter
 from fireworq.history.record import KeptJob, failure_reason, retention_seconds
 from fireworq.joboptions.values import add_option_fields
-from fireworq.model import FailedJob, Job, JobStatus, NewJob, Replay
+from fireworq.model import FailedJob, Job, JobStatus, NewJob, Replay, Result, pushed_again
 from fireworq.web.body import stored_json_value
 from fireworq.web.errors import bad_request
 from fireworq.web.routes import timestamp
@@ -152,42 +152,28 @@ def kept_json(kept: KeptJob) -> Dict[str, Any]:
         }
     )
     add_option_fields(out, job.options)
-    result = kept.result
-    shown: Dict[str, Any] = {
+    out["state"] = kept.state
+    out["attempts"] = kept.attempts
+    out["result"] = result_json(kept.result, kept.started_at, kept.finished_at, kept.elapsed)
+    return out
+
+
+def result_json(result: Result, started_at: int, finished_at: int, elapsed: int) -> Dict[str, Any]:
+    """A job's last result as the API shows it, with when its attempt ran."""
+    out: Dict[str, Any] = {
         "status": result.status,
         "code": result.code,
         "message": result.message,
         "output": result.output if result.output is not None else "",
     }
     if result.output_truncated:
-        shown["output_truncated"] = True
-    shown.update(
-        {
-            "started_at": timestamp(kept.started_at),
-            "finished_at": timestamp(kept.finished_at),
-            "elapsed": kept.elapsed,
-        }
-    )
-    out["state"] = kept.state
-    out["attempts"] = kept.attempts
-    out["result"] = shown
+        out["output_truncated"] = True
+    out["started_at"] = timestamp(started_at)
+    out["finished_at"] = timestamp(finished_at)
+    out["elapsed"] = elapsed
     return out
 
 
 def as_new_job(kept: KeptJob) -> NewJob:
     """A kept job pushed again: as first pushed, due now, without its idempotency key."""
-    job = kept.job
-    options = job.options
-    if options.idempotency_key is not None:
-        import attr
-
-        options = attr.evolve(options, idempotency_key=None)
-    return NewJob(
-        category=job.category,
-        url=job.url,
-        payload=job.payload,
-        max_retries=job.max_retries,
-        retry_delay=job.retry_delay,
-        timeout=job.timeout,
-        options=options,
-    )
+    return pushed_again(kept.job)
