@@ -53,7 +53,6 @@ from bench.harness import (
     load,
     pin,
     plan_pinning,
-    rss_bytes,
     wait_for,
 )
 from bench.profile import Profiler, format_summary, py_spy

@@ -34,7 +34,7 @@ from bench.__main__ import (
     measure_latency,
     measure_push,
 )
-from bench.harness import PINNING, REPO, Server, Worker, cpu_seconds, pin, plan_pinning
+from bench.harness import PINNING, REPO, Server, Worker, comparison_settings, cpu_seconds, pin, plan_pinning
 
 PHASES = ("latency", "push", "batch", "e2e", "e2e_single")
 
@@ -46,18 +46,7 @@ def database_cpu(database) -> float:
 
 def run_once(tree: str, database, args: argparse.Namespace, workdir: str, worker: Worker) -> Dict[str, float]:
     """One server from ``tree`` on a fresh database: the chosen phases' figures."""
-    settings = {
-        "driver": args.store,
-        "keep_alive": "true",
-        "dispatch_keep_alive": "true",
-        "queue_log": os.path.join(workdir, "queue.log"),
-        "access_log": os.path.join(workdir, "access.log"),
-        "queue_default_polling_interval": "200",
-    }
-    if database is not None:
-        settings["mysql_dsn"] = database.fresh_database("ab").dsn
-    if args.store == "sqlite":
-        settings["sqlite_path"] = os.path.join(workdir, f"ab-{time.monotonic_ns()}.sqlite3")
+    settings = comparison_settings(args.store, workdir, database, "ab")
     server = Server(workdir, settings, repo=tree)
     out: Dict[str, float] = {}
     try:

@@ -58,6 +58,28 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05) -> An
     raise RuntimeError(f"timed out waiting for {what} (last error: {last!r})")
 
 
+def comparison_settings(store: str, workdir: str, database: Any, label: str) -> Dict[str, str]:
+    """
+    The settings of one server of a side-by-side comparison (bench.ab,
+    bench.instructions): keep-alive on both sides, logs in ``workdir``,
+    polling every 200 ms, a fresh database (MySQL) or file (sqlite) named
+    after ``label``.
+    """
+    settings = {
+        "driver": store,
+        "keep_alive": "true",
+        "dispatch_keep_alive": "true",
+        "queue_log": os.path.join(workdir, "queue.log"),
+        "access_log": os.path.join(workdir, "access.log"),
+        "queue_default_polling_interval": "200",
+    }
+    if database is not None:
+        settings["mysql_dsn"] = database.fresh_database(label).dsn
+    if store == "sqlite":
+        settings["sqlite_path"] = os.path.join(workdir, f"{label}-{time.monotonic_ns()}.sqlite3")
+    return settings
+
+
 def rss_bytes(pid: int) -> int:
     """Resident memory of a process."""
     with open(f"/proc/{pid}/statm") as f:

@@ -36,7 +36,7 @@ import time
 from typing import Dict, List
 
 from bench.__main__ import define_queues, measure_batch, measure_e2e, measure_push
-from bench.harness import REPO, Process, Server, Worker, call, free_port, wait_for
+from bench.harness import REPO, Process, Server, Worker, call, comparison_settings, free_port, wait_for
 
 PHASES = ("push", "batch", "e2e", "e2e_single")
 
@@ -79,18 +79,7 @@ class CallgrindServer(Server):
 def run_once(tree: str, args: argparse.Namespace, database, worker: Worker, workdir: str) -> float:
     """Thousands of instructions per job of one phase on a server of ``tree``."""
     out = os.path.join(workdir, f"callgrind-{time.monotonic_ns()}.out")
-    settings = {
-        "driver": args.store,
-        "keep_alive": "true",
-        "dispatch_keep_alive": "true",
-        "queue_log": os.path.join(workdir, "queue.log"),
-        "access_log": os.path.join(workdir, "access.log"),
-        "queue_default_polling_interval": "200",
-    }
-    if database is not None:
-        settings["mysql_dsn"] = database.fresh_database("instr").dsn
-    if args.store == "sqlite":
-        settings["sqlite_path"] = os.path.join(workdir, f"instr-{time.monotonic_ns()}.sqlite3")
+    settings = comparison_settings(args.store, workdir, database, "instr")
     server = CallgrindServer(workdir, settings, tree, out)
     try:
         define_queues([server], args.workers)
