@@ -62,6 +62,17 @@ IDLE_MARGIN = 5.0
 #: (the default 50 s would hold pool threads far too long).
 LOCK_WAIT_TIMEOUT = 10
 
+#: Seconds a MariaDB session may sit idle inside a transaction before the
+#: server ends it (``idle_transaction_timeout``).  The store's transactions
+#: run their statements back to back and always end, so only a process
+#: that stopped mid-transaction (SIGSTOP, a frozen VM) reaches it; its
+#: locks, such as a grab's shared lock on the lease row, would otherwise
+#: keep the backup's takeover waiting for as long as the process stays
+#: stopped.  Within a lease's time to live, so that a takeover finds the
+#: row free (leases of 1 s and more).  MySQL has no such variable; there
+#: it is not set.
+IDLE_TRANSACTION_TIMEOUT = 1
+
 #: How many times work that lost a conflict (1213) is run again before the
 #: caller gets L{StoreUnavailable}.  On a Galera cluster two nodes grabbing,
 #: completing or taking leases at once conflict now and then; a handful of
@@ -225,9 +236,11 @@ class MySQLPool(adbapi.ConnectionPool):
             )
             cursor.execute(
                 "SELECT @@SESSION.wait_timeout, @@SESSION.auto_increment_increment, "
-                "@@SESSION.max_allowed_packet, @@GLOBAL.innodb_autoinc_lock_mode"
+                "@@SESSION.max_allowed_packet, @@GLOBAL.innodb_autoinc_lock_mode, @@version"
             )
-            wait_timeout, increment, max_packet, lock_mode = cursor.fetchone()
+            wait_timeout, increment, max_packet, lock_mode, version = cursor.fetchone()
+            if "mariadb" in str(version).lower():
+                cursor.execute(f"SET SESSION idle_transaction_timeout = {IDLE_TRANSACTION_TIMEOUT}")
         finally:
             cursor.close()
         conn.commit()
